@@ -1,0 +1,83 @@
+//! Errors of KMS operations, mirroring AWS KMS's exception names.
+
+use std::fmt;
+
+/// A KMS call failed. Variants mirror AWS KMS's exceptions.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KmsError {
+    /// `NotFoundException`: no such key, alias or grant.
+    NotFound(String),
+    /// `AccessDeniedException`: the caller is not allowed this action on this key.
+    AccessDenied {
+        principal: String,
+        action: String,
+        key: String,
+    },
+    /// `InvalidCiphertextException`: the blob is malformed, was modified, or its encryption
+    /// context does not match. Deliberately says nothing more.
+    InvalidCiphertext,
+    /// `DisabledException`: the key is disabled.
+    Disabled(String),
+    /// `KMSInvalidStateException`: the key's state forbids the call (e.g. pending deletion).
+    InvalidState { key: String, state: String },
+    /// `ValidationException` / `InvalidArnException` and friends: a malformed request.
+    InvalidArgument(String),
+    /// `AlreadyExistsException`.
+    AlreadyExists(String),
+    /// `MalformedPolicyDocumentException`, naming the problem.
+    MalformedPolicy(String),
+    /// `InvalidGrantIdException` / `InvalidGrantTokenException`.
+    InvalidGrant(String),
+    /// The KMS did not answer (network, timeout, `KMSInternalException`, throttling).
+    Unavailable(String),
+    /// The local keystore cannot be read, written or authenticated (wrong passphrase,
+    /// damaged file).
+    Keystore(String),
+}
+
+impl KmsError {
+    /// The AWS KMS error code this corresponds to (as it appears in audit events).
+    pub fn code(&self) -> &'static str {
+        match self {
+            KmsError::NotFound(_) => "NotFoundException",
+            KmsError::AccessDenied { .. } => "AccessDenied",
+            KmsError::InvalidCiphertext => "InvalidCiphertextException",
+            KmsError::Disabled(_) => "DisabledException",
+            KmsError::InvalidState { .. } => "KMSInvalidStateException",
+            KmsError::InvalidArgument(_) => "ValidationException",
+            KmsError::AlreadyExists(_) => "AlreadyExistsException",
+            KmsError::MalformedPolicy(_) => "MalformedPolicyDocumentException",
+            KmsError::InvalidGrant(_) => "InvalidGrantIdException",
+            KmsError::Unavailable(_) => "KMSUnavailable",
+            KmsError::Keystore(_) => "KeystoreError",
+        }
+    }
+}
+
+impl fmt::Display for KmsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KmsError::NotFound(what) => write!(f, "not found: {what}"),
+            KmsError::AccessDenied {
+                principal,
+                action,
+                key,
+            } => write!(
+                f,
+                "{principal} is not authorized to perform {action} on {key}"
+            ),
+            KmsError::InvalidCiphertext => f.write_str("invalid ciphertext"),
+            KmsError::Disabled(key) => write!(f, "key {key} is disabled"),
+            KmsError::InvalidState { key, state } => write!(f, "key {key} is in state {state}"),
+            KmsError::InvalidArgument(m) => write!(f, "invalid request: {m}"),
+            KmsError::AlreadyExists(m) => write!(f, "already exists: {m}"),
+            KmsError::MalformedPolicy(m) => write!(f, "malformed key policy: {m}"),
+            KmsError::InvalidGrant(m) => write!(f, "invalid grant: {m}"),
+            KmsError::Unavailable(m) => write!(f, "KMS unavailable: {m}"),
+            KmsError::Keystore(m) => write!(f, "keystore: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for KmsError {}

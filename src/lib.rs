@@ -1,0 +1,13 @@
+//! sealdb: an embedded, encrypted key-value storage engine with an LSM layout.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod crypto;
+mod error;
+pub mod kms;
+pub mod storage;
+mod types;
+
+pub use error::{Error, Result};
+pub use types::{FileNumber, Level, SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_VALUE_LEN};

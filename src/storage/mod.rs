@@ -1,0 +1,86 @@
+//! The file-system seam. Every file operation of the engine goes through an [`Env`], so
+//! tests can inject I/O faults and simulate crashes that drop what was not fsynced.
+
+mod std_env;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use std_env::StdEnv;
+
+/// A file opened for appending. Data reaches the OS on `append` (no user-space buffer is
+/// kept here; callers batch), and stable storage only on `sync`.
+pub trait WritableFile: Send {
+    /// Appends `data` at the end of the file.
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Makes every byte appended so far durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Bytes appended so far, including those present when the file was opened.
+    fn len(&self) -> u64;
+    /// True when nothing has been appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A handle that can sync this file from another thread while appends go on
+    /// (group commit syncs outside the append lock).
+    fn syncer(&self) -> io::Result<Box<dyn FileSyncer>>;
+}
+
+/// Syncs a file from another thread; see [`WritableFile::syncer`].
+pub trait FileSyncer: Send + Sync {
+    /// Makes every byte appended to the file before this call durable.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// A file opened for reading at arbitrary offsets. The standard implementation maps it.
+pub trait RandomAccessFile: Send + Sync {
+    /// Reads exactly `len` bytes at `offset`; fails with `UnexpectedEof` past the end.
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+    /// The file's length when it was opened.
+    fn len(&self) -> u64;
+    /// True for an empty file.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Held while a database directory is open; dropping it releases the lock.
+pub trait FileLock: Send + Sync {}
+
+/// The operations the engine performs on the file system.
+pub trait Env: Send + Sync + 'static {
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Creates (or truncates) a file for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Opens a file for random reads.
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>>;
+    /// Reads a whole (small) file.
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Renames `from` to `to`, replacing `to` atomically.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes a directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Names (not paths) of the entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// True when the path exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// Takes an exclusive advisory lock on `path`, creating it; fails with `WouldBlock`
+    /// when another holder has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+}
+
+/// The environment used when `Options` names none.
+pub fn default_env() -> Arc<dyn Env> {
+    Arc::new(StdEnv)
+}
+
+/// Joins a directory and a file name.
+pub(crate) fn join(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -5,6 +5,8 @@
 
 pub mod crypto;
 mod error;
+mod ikey;
+mod iter;
 pub mod kms;
 pub mod storage;
 mod types;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod clock;
 pub mod crypto;
 mod error;
 mod ikey;

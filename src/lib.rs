@@ -4,11 +4,15 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod clock;
+#[allow(dead_code)]
+mod coding;
 pub mod crypto;
 mod error;
 mod ikey;
 mod iter;
 pub mod kms;
+#[allow(dead_code)]
+mod memtable;
 pub mod storage;
 mod types;
 

@@ -1,0 +1,346 @@
+//! The background worker: flushes frozen memtables to level-0 SSTables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::{wrap_data_key, DataKey, FileKind, UnitContext, WrapContext};
+use crate::error::{Error, Result};
+use crate::iter::InternalIterator;
+use crate::manifest::{seal_boundary, Boundary, Edit, VersionEdit};
+use crate::memtable::{MemTable, MemTableIter};
+use crate::sst::{TableBuildOptions, TableBuilder, TableProtection};
+use crate::types::{FileNumber, Level, SeqNo, TableId};
+
+use super::table::{SuperVersion, TableState};
+use super::version::FileHandle;
+use super::{names, DbInner};
+
+pub(super) fn start_worker(inner: &Arc<DbInner>) -> Result<()> {
+    let core = Arc::clone(inner);
+    let handle = std::thread::Builder::new()
+        .name("sealdb-flush".into())
+        .spawn(move || worker_loop(&core))
+        .map_err(|e| Error::io("starting the background worker", e))?;
+    *inner.worker.lock() = Some(handle);
+    Ok(())
+}
+
+fn worker_loop(inner: &Arc<DbInner>) {
+    loop {
+        {
+            let mut bg = inner.bg.lock();
+            while !bg.shutdown && !bg.work_pending {
+                inner.bg_cv.wait_for(&mut bg, Duration::from_millis(500));
+                if !bg.work_pending && has_pending_flush(inner) {
+                    bg.work_pending = true;
+                }
+            }
+            if bg.shutdown {
+                return;
+            }
+            bg.work_pending = false;
+        }
+        let progressed = inner.flush_pending();
+        let mut bg = inner.bg.lock();
+        if progressed {
+            bg.flushes_done += 1;
+        }
+        inner.bg_cv.notify_all();
+        if !progressed && has_pending_flush(inner) {
+            // Maintenance is failing (e.g. the table key is unavailable): retry later.
+            inner.bg_cv.wait_for(&mut bg, Duration::from_millis(200));
+        }
+    }
+}
+
+fn has_pending_flush(inner: &DbInner) -> bool {
+    inner
+        .all_tables()
+        .iter()
+        .any(|t| !t.super_version().imm.is_empty())
+}
+
+impl DbInner {
+    /// Flushes every frozen memtable it can; true if it flushed at least one.
+    pub(crate) fn flush_pending(&self) -> bool {
+        let mut progressed = false;
+        for t in self.all_tables() {
+            loop {
+                let sv = t.super_version();
+                let Some(oldest) = sv.imm.last().cloned() else {
+                    break;
+                };
+                match self.flush_memtable(&t, &oldest) {
+                    Ok(()) => {
+                        *t.maintenance_error.lock() = None;
+                        progressed = true;
+                    }
+                    Err(e) => {
+                        *t.maintenance_error.lock() = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Writes one frozen memtable to a level-0 file, records it, and drops the memtable.
+    fn flush_memtable(&self, t: &Arc<TableState>, mem: &Arc<MemTable>) -> Result<()> {
+        let number = self.new_file_number();
+        self.pending_outputs.lock().insert(number);
+        let result = self.write_level0(t, mem, number);
+        self.pending_outputs.lock().remove(&number);
+        result
+    }
+
+    fn write_level0(&self, t: &Arc<TableState>, mem: &Arc<MemTable>, number: FileNumber) -> Result<()> {
+        let path = self.path.join(names::table(number));
+        let handle = if mem.is_empty() {
+            None
+        } else {
+            let protection = self.table_protection(t, number)?;
+            let file = self
+                .env
+                .create(&path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+            let mut builder = TableBuilder::new(file, protection, self.build_options(t));
+            let mut it = MemTableIter::new(Arc::clone(mem));
+            it.seek_to_first()?;
+            while it.valid() {
+                builder.add(it.key(), it.value())?;
+                it.next()?;
+            }
+            let summary = builder.finish()?;
+            // IMPORTANT: the new file's directory entry is made durable before the manifest
+            // refers to it.
+            self.env
+                .sync_dir(&self.path)
+                .map_err(|e| Error::io("syncing the data directory", e))?;
+            Some(Arc::new(self.file_handle(t, number, Level(0), &summary)?))
+        };
+        self.install_flush(t, mem, handle)
+    }
+
+    /// Records a flushed file in the manifest and swaps it in for the memtable.
+    fn install_flush(
+        &self,
+        t: &Arc<TableState>,
+        mem: &Arc<MemTable>,
+        file: Option<Arc<FileHandle>>,
+    ) -> Result<()> {
+        // Lock order: write, then manifest. The segment read here may be older than the
+        // current one by the time the edit is written, which is only more conservative.
+        let current_wal = self.write.lock().wal.segment();
+        let mut manifest = self.manifest.lock();
+        let mut edits = Vec::new();
+        if let Some(f) = &file {
+            edits.push(add_file_edit(f));
+        }
+        let log = mem.next_log();
+        edits.push(Edit::SetLogNumber { table: t.id, log });
+        // Idle tables (nothing in memory) need no old WAL segment: advance their log number
+        // so they do not pin segments forever.
+        let idle: Vec<Arc<TableState>> = self
+            .all_tables()
+            .into_iter()
+            .filter(|o| o.id != t.id && o.log_number() < current_wal)
+            .filter(|o| {
+                let sv = o.super_version();
+                sv.mem.is_empty() && sv.imm.is_empty()
+            })
+            .collect();
+        for o in &idle {
+            edits.push(Edit::SetLogNumber {
+                table: o.id,
+                log: current_wal,
+            });
+        }
+        edits.push(Edit::SetNextFileNumber(FileNumber(
+            self.next_file.load(std::sync::atomic::Ordering::Acquire),
+        )));
+        edits.push(Edit::SetLastSeq(SeqNo(
+            self.last_seq.load(std::sync::atomic::Ordering::Acquire),
+        )));
+        let mac_key = |id: TableId| self.table_by_id(id).and_then(|s| s.table_key());
+        manifest.append(&VersionEdit { edits }, &mac_key)?;
+        {
+            let mut guard = t.sv.write();
+            let old = Arc::clone(&guard);
+            let mut version = (*old.version).clone();
+            if let Some(f) = file {
+                version.add(f);
+            }
+            let imm = old
+                .imm
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, mem))
+                .cloned()
+                .collect();
+            *guard = Arc::new(SuperVersion {
+                mem: Arc::clone(&old.mem),
+                imm,
+                version: Arc::new(version),
+            });
+        }
+        t.set_log_number(log);
+        for o in &idle {
+            o.set_log_number(current_wal);
+        }
+        drop(manifest);
+        self.delete_obsolete_wal();
+        Ok(())
+    }
+
+    /// Removes WAL segments that every table has flushed past.
+    fn delete_obsolete_wal(&self) {
+        let current = self.write.lock().wal.segment();
+        let min_log = self
+            .all_tables()
+            .iter()
+            .map(|t| t.log_number())
+            .min()
+            .unwrap_or(current)
+            .min(current);
+        if let Ok(listing) = self.env.list_dir(&self.path) {
+            for name in listing {
+                if let Some(n) = names::parse(&name, "log") {
+                    if n < min_log {
+                        let _ = self.env.remove_file(&self.path.join(&name));
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn build_options(&self, t: &TableState) -> TableBuildOptions {
+        let meta = t.meta.read();
+        TableBuildOptions {
+            block_size: (meta.block_size as usize).max(256),
+            restart_interval: 16,
+            bloom_bits_per_key: meta.bloom_bits_per_key as usize,
+        }
+    }
+
+    /// A fresh data key for a new SSTable of an encrypted table, wrapped by the table key.
+    pub(crate) fn table_protection(&self, t: &TableState, number: FileNumber) -> Result<TableProtection> {
+        if !t.is_encrypted() {
+            return Ok(TableProtection::Plain);
+        }
+        let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
+            table: t.name.clone(),
+            reason: "its table key is not available to the engine".into(),
+        })?;
+        let key_version = t.meta.read().key_version;
+        let dek = DataKey::generate();
+        let wrapped_dek = wrap_data_key(
+            &key,
+            &dek,
+            &WrapContext {
+                table: t.id,
+                file_kind: FileKind::Table,
+                file: number,
+                key_version,
+            },
+        );
+        Ok(TableProtection::Sealed {
+            sealer_ctx: UnitContext {
+                table: t.id,
+                file: number,
+                file_kind: FileKind::Table,
+                label: Arc::from(names::table(number).as_str()),
+            },
+            dek,
+            wrapped_dek,
+            key_version,
+        })
+    }
+
+    /// The handle for a freshly written file, with boundaries sealed if the table says so.
+    pub(crate) fn file_handle(
+        &self,
+        t: &TableState,
+        number: FileNumber,
+        level: Level,
+        summary: &crate::sst::TableSummary,
+    ) -> Result<FileHandle> {
+        let sealed = t.meta.read().sealed_boundaries;
+        let (s, l) = if sealed {
+            let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
+                table: t.name.clone(),
+                reason: "its table key is not available to the engine".into(),
+            })?;
+            (
+                Boundary::Sealed(seal_boundary(&key, t.id, number, false, &summary.smallest)),
+                Boundary::Sealed(seal_boundary(&key, t.id, number, true, &summary.largest)),
+            )
+        } else {
+            (
+                Boundary::Plain(summary.smallest.clone()),
+                Boundary::Plain(summary.largest.clone()),
+            )
+        };
+        Ok(FileHandle::new(
+            t.id,
+            number,
+            level,
+            summary.size,
+            summary.entries,
+            (summary.min_seq, summary.max_seq),
+            (summary.smallest.clone(), summary.largest.clone()),
+            (s, l),
+            self.path.join(names::table(number)),
+            Arc::clone(&self.env),
+        ))
+    }
+
+    /// Freezes every non-empty memtable and waits until all are flushed.
+    pub(crate) fn flush_all(&self) -> Result<()> {
+        self.check_poisoned()?;
+        {
+            let mut ws = self.write.lock();
+            for t in self.all_tables() {
+                if !t.super_version().mem.is_empty() {
+                    self.switch_memtable(&mut ws, &t)?;
+                }
+            }
+        }
+        loop {
+            let pending: Vec<Arc<TableState>> = self
+                .all_tables()
+                .into_iter()
+                .filter(|t| !t.super_version().imm.is_empty())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for t in &pending {
+                if let Some(why) = t.maintenance_error.lock().clone() {
+                    return Err(Error::TableUnavailable {
+                        table: t.name.clone(),
+                        reason: format!("cannot flush: {why}"),
+                    });
+                }
+            }
+            self.check_poisoned()?;
+            let mut bg = self.bg.lock();
+            bg.work_pending = true;
+            self.bg_cv.notify_all();
+            self.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
+        }
+    }
+}
+
+pub(crate) fn add_file_edit(f: &FileHandle) -> Edit {
+    Edit::AddFile {
+        table: f.table,
+        level: f.level,
+        file: f.number,
+        size: f.size,
+        entries: f.entries,
+        min_seq: f.min_seq,
+        max_seq: f.max_seq,
+        smallest: f.stored_smallest.clone(),
+        largest: f.stored_largest.clone(),
+    }
+}

@@ -1,0 +1,321 @@
+//! Table keys from the KMS, the way the seed says DynamoDB gets them: a per-principal cache
+//! of plaintext table keys, re-checked with the KMS after an idle interval and kept at most
+//! a maximum age, and grants that let the engine's own service principal maintain tables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+
+use crate::clock::Clock;
+use crate::crypto::TableKey;
+use crate::error::{Error, Result};
+use crate::kms::{
+    via_service_name, Caller, CreateGrantRequest, DataKeySpec, EncryptionContext,
+    GrantConstraints, GrantOperation, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
+};
+use crate::manifest::TableMeta;
+
+use super::keys::{GeneratedTableKey, TableKeySource};
+use super::{Encryption, TableOptions};
+
+/// The operations the engine's per-table grant allows (the seed's CreateGrant event).
+pub(crate) const GRANT_OPERATIONS: [GrantOperation; 7] = [
+    GrantOperation::DescribeKey,
+    GrantOperation::GenerateDataKey,
+    GrantOperation::Decrypt,
+    GrantOperation::Encrypt,
+    GrantOperation::ReEncryptFrom,
+    GrantOperation::ReEncryptTo,
+    GrantOperation::RetireGrant,
+];
+
+struct CachedKey {
+    key: Arc<TableKey>,
+    /// When the KMS last confirmed this principal's access.
+    confirmed: SystemTime,
+    last_used: SystemTime,
+}
+
+/// One cache entry as `encryption_status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheEntryStatus {
+    pub principal: String,
+    pub table: String,
+    /// Time since the KMS last confirmed access.
+    pub age: Duration,
+    /// Time since the key was last used.
+    pub idle: Duration,
+}
+
+/// Table keys from a KMS, cached per (principal, table).
+pub(crate) struct Keyring {
+    kms: Arc<dyn Kms>,
+    account: String,
+    region: String,
+    clock: Arc<dyn Clock>,
+    recheck_after_idle: Duration,
+    max_age: Duration,
+    cache: Mutex<HashMap<(String, String), CachedKey>>,
+}
+
+impl Keyring {
+    pub(crate) fn new(
+        kms: Arc<dyn Kms>,
+        account: String,
+        region: String,
+        clock: Arc<dyn Clock>,
+        recheck_after_idle: Duration,
+        max_age: Duration,
+    ) -> Keyring {
+        Keyring {
+            kms,
+            account,
+            region,
+            clock,
+            recheck_after_idle,
+            max_age,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn kms(&self) -> &Arc<dyn Kms> {
+        &self.kms
+    }
+
+    /// The engine's own identity: its service principal, acting through table grants.
+    pub(crate) fn service_principal(&self) -> Principal {
+        Principal::service(&via_service_name(&self.region))
+    }
+
+    fn via(&self, p: &Principal) -> Caller {
+        Caller {
+            principal: p.clone(),
+            via_service: Some(via_service_name(&self.region)),
+        }
+    }
+
+    pub(crate) fn context(&self, table: &str) -> EncryptionContext {
+        EncryptionContext::for_table(table, &self.account)
+    }
+
+    /// Creates an encrypted table's key, as DynamoDB does: DescribeKey (creating the
+    /// service default key if absent), CreateGrant for the engine on the creator's behalf,
+    /// then GenerateDataKey through that grant.
+    pub(crate) fn create_table_key(
+        &self,
+        creator: &Principal,
+        table: &str,
+        options: &TableOptions,
+    ) -> Result<GeneratedTableKey> {
+        let key_id = match &options.encryption {
+            Encryption::Encrypted { key_id: Some(k) } => k.clone(),
+            _ => SERVICE_DEFAULT_ALIAS.to_owned(),
+        };
+        let caller = self.via(creator);
+        let md = self.kms.describe_key(&caller, &key_id)?;
+        let grant_id = self.create_grant(creator, &md.arn, table)?;
+        let ctx = self.context(table);
+        let generated = self.kms.generate_data_key(
+            &self.via(&self.service_principal()),
+            &md.arn,
+            DataKeySpec::Aes256,
+            &ctx,
+        )?;
+        let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
+            Error::Kms(KmsError::InvalidArgument(
+                "GenerateDataKey returned a key that is not 256 bits".into(),
+            ))
+        })?;
+        Ok(GeneratedTableKey {
+            key,
+            wrapped: generated.ciphertext_blob,
+            key_arn: md.arn,
+            grant_id,
+        })
+    }
+
+    /// CreateGrant for the engine's service principal on `table`, constrained to the
+    /// table's encryption context.
+    pub(crate) fn create_grant(&self, creator: &Principal, key_arn: &str, table: &str) -> Result<String> {
+        let service = via_service_name(&self.region);
+        let resp = self.kms.create_grant(
+            &self.via(creator),
+            CreateGrantRequest {
+                key_id: key_arn.to_owned(),
+                grantee_principal: service.clone(),
+                retiring_principal: Some(service),
+                operations: GRANT_OPERATIONS.to_vec(),
+                constraints: Some(GrantConstraints {
+                    encryption_context_subset: Some(self.context(table)),
+                    encryption_context_equals: None,
+                }),
+                name: Some(format!("sealdb-table-{table}")),
+            },
+        )?;
+        Ok(resp.grant_id)
+    }
+
+    /// The table key for `principal`, from the cache or the KMS:
+    /// - used within `recheck_after_idle` of its last use: no KMS call;
+    /// - idle longer: Decrypt again, so a revoked permission takes effect now; if the KMS
+    ///   is unreachable the cached key serves on, until `max_age` after the KMS last
+    ///   confirmed it; then the table fails closed.
+    pub(crate) fn key_for(&self, principal: &Principal, table: &str, meta: &TableMeta) -> Result<Arc<TableKey>> {
+        let now = self.clock.now();
+        let slot = (principal.arn.clone(), table.to_owned());
+        let stale = {
+            let mut cache = self.cache.lock();
+            match cache.get_mut(&slot) {
+                Some(e) if elapsed(e.confirmed, now) >= self.max_age => {
+                    // Too old to trust: dropping it zeroizes the key (unless in use elsewhere).
+                    cache.remove(&slot);
+                    None
+                }
+                Some(e) if elapsed(e.last_used, now) < self.recheck_after_idle => {
+                    e.last_used = now;
+                    return Ok(Arc::clone(&e.key));
+                }
+                Some(e) => Some(Arc::clone(&e.key)),
+                None => None,
+            }
+        };
+        match self.decrypt(principal, table, meta) {
+            Ok(key) => {
+                let key = Arc::new(key);
+                self.cache.lock().insert(
+                    slot,
+                    CachedKey {
+                        key: Arc::clone(&key),
+                        confirmed: now,
+                        last_used: now,
+                    },
+                );
+                Ok(key)
+            }
+            Err(Error::Kms(KmsError::Unavailable(why))) => match stale {
+                // The KMS is down: the cached key carries on within its maximum age.
+                Some(key) => {
+                    if let Some(e) = self.cache.lock().get_mut(&slot) {
+                        e.last_used = now;
+                    }
+                    Ok(key)
+                }
+                None => Err(Error::TableUnavailable {
+                    table: table.to_owned(),
+                    reason: format!("the KMS is unavailable and no cached table key is usable: {why}"),
+                }),
+            },
+            Err(e) => {
+                self.cache.lock().remove(&slot);
+                Err(e)
+            }
+        }
+    }
+
+    fn decrypt(&self, principal: &Principal, table: &str, meta: &TableMeta) -> Result<TableKey> {
+        let out = self.kms.decrypt(
+            &self.via(principal),
+            &meta.wrapped_table_key,
+            &self.context(table),
+            Some(&meta.key_arn),
+        )?;
+        TableKey::from_slice(&out.plaintext).ok_or_else(|| {
+            Error::Kms(KmsError::InvalidCiphertext)
+        })
+    }
+
+    /// Forgets every cached key of `table` (dropped table, new grant).
+    pub(crate) fn forget_table(&self, table: &str) {
+        self.cache.lock().retain(|(_, t), _| t != table);
+    }
+
+    /// Forgets one principal's cached key of `table`.
+    pub(crate) fn forget(&self, principal: &Principal, table: &str) {
+        self.cache
+            .lock()
+            .remove(&(principal.arn.clone(), table.to_owned()));
+    }
+
+    /// Drops every cached key past its maximum age; returns how many were dropped.
+    pub(crate) fn expire(&self) -> usize {
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        let before = cache.len();
+        cache.retain(|_, e| elapsed(e.confirmed, now) < self.max_age);
+        before - cache.len()
+    }
+
+    pub(crate) fn cache_status(&self) -> Vec<CacheEntryStatus> {
+        let now = self.clock.now();
+        let mut v: Vec<CacheEntryStatus> = self
+            .cache
+            .lock()
+            .iter()
+            .map(|((p, t), e)| CacheEntryStatus {
+                principal: p.clone(),
+                table: t.clone(),
+                age: elapsed(e.confirmed, now),
+                idle: elapsed(e.last_used, now),
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.table, &a.principal).cmp(&(&b.table, &b.principal)));
+        v
+    }
+
+    /// RetireGrant, by the engine as the grant's retiring principal.
+    pub(crate) fn retire_grant(&self, meta: &TableMeta) -> Result<()> {
+        if meta.grant_id.is_empty() {
+            return Ok(());
+        }
+        self.kms.retire_grant(
+            &self.via(&self.service_principal()),
+            &meta.key_arn,
+            &meta.grant_id,
+        )?;
+        Ok(())
+    }
+}
+
+fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(since).unwrap_or(Duration::ZERO)
+}
+
+/// The engine's maintenance path: the service principal's cached key, through the grant.
+pub(crate) struct MaintenanceKeys {
+    pub(crate) keyring: Arc<Keyring>,
+    pub(crate) creator: Principal,
+}
+
+impl TableKeySource for MaintenanceKeys {
+    fn generate(&self, table_name: &str, options: &TableOptions) -> Result<GeneratedTableKey> {
+        self.keyring
+            .create_table_key(&self.creator, table_name, options)
+    }
+
+    fn unwrap(&self, table_name: &str, meta: &TableMeta) -> Result<TableKey> {
+        let key = self
+            .keyring
+            .key_for(&self.keyring.service_principal(), table_name, meta)
+            .map_err(|e| maintenance_error(table_name, e))?;
+        // The engine needs an owned copy; the cache keeps its own.
+        TableKey::from_slice(key.expose_secret_bytes()).ok_or_else(|| Error::Kms(KmsError::InvalidCiphertext))
+    }
+
+    fn retire(&self, table_name: &str, meta: &TableMeta) -> Result<()> {
+        self.keyring.forget_table(table_name);
+        self.keyring.retire_grant(meta)
+    }
+}
+
+/// Says what an error means for upkeep of the table.
+pub(crate) fn maintenance_error(table: &str, e: Error) -> Error {
+    match e {
+        Error::Kms(KmsError::AccessDenied { .. }) => Error::TableUnavailable {
+            table: table.to_owned(),
+            reason: format!("cannot maintain table {table}: grant revoked or access denied ({e})"),
+        },
+        other => other,
+    }
+}

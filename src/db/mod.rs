@@ -1,0 +1,289 @@
+//! The database: named tables, each an LSM of its own, sharing one WAL, one manifest, one
+//! block cache and one background worker.
+
+mod flush;
+mod keys;
+mod merge_iter;
+mod options;
+mod range_iter;
+mod read;
+mod recovery;
+mod snapshot;
+mod table;
+mod version;
+mod write;
+mod write_batch;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::manifest::ManifestWriter;
+use crate::storage::{Env, FileLock};
+use crate::types::{FileNumber, SeqNo, TableId};
+use crate::wal::WalWriter;
+
+pub(crate) use keys::{GeneratedTableKey, TableKeySource};
+pub use options::{
+    Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_KEY_MAX_AGE,
+    DEFAULT_KEY_RECHECK_AFTER_IDLE,
+};
+pub use range_iter::RangeIter;
+pub use snapshot::Snapshot;
+pub use table::Table;
+pub use write_batch::WriteBatch;
+
+use snapshot::SnapshotList;
+use table::TableState;
+
+/// File names in the data directory.
+pub(crate) mod names {
+    use crate::types::FileNumber;
+
+    pub(crate) const LOCK: &str = "LOCK";
+    pub(crate) fn wal(n: FileNumber) -> String {
+        format!("{n}.log")
+    }
+    pub(crate) fn table(n: FileNumber) -> String {
+        format!("{n}.sst")
+    }
+    /// Parses `NNNNNN.<ext>`.
+    pub(crate) fn parse(name: &str, ext: &str) -> Option<FileNumber> {
+        let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        stem.parse().ok().map(FileNumber)
+    }
+}
+
+/// The tables, by name and by id.
+#[derive(Default)]
+pub(crate) struct Tables {
+    pub(crate) by_name: HashMap<String, Arc<TableState>>,
+    pub(crate) by_id: HashMap<TableId, Arc<TableState>>,
+}
+
+/// The WAL and the position accounting for group commit.
+pub(crate) struct WriteState {
+    pub(crate) wal: WalWriter,
+    /// Bytes appended to the WAL since open, across segments: a monotonic position.
+    pub(crate) appended: u64,
+}
+
+/// Background work coordination.
+#[derive(Default)]
+pub(crate) struct BgState {
+    pub(crate) shutdown: bool,
+    pub(crate) work_pending: bool,
+    /// Flushes completed since open; waiters compare against it.
+    pub(crate) flushes_done: u64,
+}
+
+pub(crate) struct DbInner {
+    pub(crate) path: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) env: Arc<dyn Env>,
+    _lock: Box<dyn FileLock>,
+    pub(crate) write: Mutex<WriteState>,
+    pub(crate) sync_lock: Mutex<()>,
+    pub(crate) synced: AtomicU64,
+    pub(crate) last_seq: AtomicU64,
+    pub(crate) next_file: AtomicU64,
+    pub(crate) next_table_id: AtomicU32,
+    pub(crate) tables: RwLock<Tables>,
+    /// Serializes manifest appends and the installs of new versions that follow them.
+    pub(crate) manifest: Mutex<ManifestWriter>,
+    pub(crate) bg: Mutex<BgState>,
+    pub(crate) bg_cv: Condvar,
+    pub(crate) poisoned: Mutex<Option<String>>,
+    pub(crate) cache: Arc<BlockCache>,
+    pub(crate) snapshots: Arc<SnapshotList>,
+    pub(crate) keys: Option<Arc<dyn TableKeySource>>,
+    pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
+    /// SSTables being written: not yet in the manifest, but not orphans.
+    pub(crate) pending_outputs: Mutex<HashSet<FileNumber>>,
+}
+
+/// An open database. Cheap to clone; the last handle dropped closes it.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbHandle>,
+}
+
+/// Owns the engine; dropping it stops the background worker.
+pub(crate) struct DbHandle {
+    pub(crate) core: Arc<DbInner>,
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        self.core.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.core().path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (recovering) or creates the database in `path`.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        Db::open_with_keys(path.as_ref(), opts, None)
+    }
+
+    pub(crate) fn open_with_keys(
+        path: &Path,
+        opts: Options,
+        keys: Option<Arc<dyn TableKeySource>>,
+    ) -> Result<Db> {
+        let core = recovery::open(path, opts, keys)?;
+        flush::start_worker(&core)?;
+        Ok(Db {
+            inner: Arc::new(DbHandle { core }),
+        })
+    }
+
+    pub(crate) fn core(&self) -> &Arc<DbInner> {
+        &self.inner.core
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.core().path
+    }
+
+    /// Creates a table. Encryption is fixed for the table's lifetime.
+    pub fn create_table(&self, name: &str, options: TableOptions) -> Result<Table> {
+        let state = self.core().create_table(name, &options)?;
+        Ok(Table {
+            db: self.clone(),
+            state,
+        })
+    }
+
+    /// Opens an existing table.
+    pub fn table(&self, name: &str) -> Result<Table> {
+        let state = self
+            .core()
+            .tables
+            .read()
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
+        Ok(Table {
+            db: self.clone(),
+            state,
+        })
+    }
+
+    /// Names of all tables, sorted.
+    pub fn tables(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.core().tables.read().by_name.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Drops a table: its files are deleted and, for an encrypted table, its wrapped key is
+    /// destroyed and its grant retired, so copies of its old files can no longer be read.
+    pub fn drop_table(&self, name: &str) -> Result<()> {
+        self.core().drop_table(name)
+    }
+
+    /// Applies a batch atomically across its tables.
+    pub fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
+        self.core().write(batch, opts)
+    }
+
+    /// Flushes every table's memtables to SSTables and waits for it.
+    pub fn flush(&self) -> Result<()> {
+        self.core().flush_all()
+    }
+
+    /// A point-in-time view for reads.
+    pub fn snapshot(&self) -> Snapshot {
+        let seq = SeqNo(self.core().last_seq.load(Ordering::Acquire));
+        self.core().snapshots.acquire(seq)
+    }
+
+    pub(crate) fn get(
+        &self,
+        t: &Arc<TableState>,
+        key: &[u8],
+        seq: Option<SeqNo>,
+    ) -> Result<Option<bytes::Bytes>> {
+        self.core().get(t, key, seq)
+    }
+
+    pub(crate) fn range(
+        &self,
+        t: &Arc<TableState>,
+        lower: std::ops::Bound<Vec<u8>>,
+        upper: std::ops::Bound<Vec<u8>>,
+        seq: Option<SeqNo>,
+    ) -> Result<RangeIter> {
+        self.core().range(t, lower, upper, seq)
+    }
+}
+
+impl DbInner {
+    pub(crate) fn new_file_number(&self) -> FileNumber {
+        FileNumber(self.next_file.fetch_add(1, Ordering::AcqRel))
+    }
+
+    pub(crate) fn is_pending_output(&self, n: FileNumber) -> bool {
+        self.pending_outputs.lock().contains(&n)
+    }
+
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &*self.poisoned.lock() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Enters the read-only state after a failed WAL write or fsync: the page cache may no
+    /// longer match the disk, so nothing more is acknowledged (fsyncgate).
+    pub(crate) fn poison(&self, why: String) -> Error {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(why.clone());
+        }
+        Error::Poisoned(why)
+    }
+
+    pub(crate) fn table_by_id(&self, id: TableId) -> Option<Arc<TableState>> {
+        self.tables.read().by_id.get(&id).cloned()
+    }
+
+    pub(crate) fn all_tables(&self) -> Vec<Arc<TableState>> {
+        let mut v: Vec<_> = self.tables.read().by_id.values().cloned().collect();
+        v.sort_by_key(|t| t.id);
+        v
+    }
+
+    fn shutdown(&self) {
+        {
+            let mut bg = self.bg.lock();
+            bg.shutdown = true;
+            self.bg_cv.notify_all();
+        }
+        if let Some(h) = self.worker.lock().take() {
+            let _ = h.join();
+        }
+        // Non-synced writes reached the OS on append; a final sync makes a clean close durable.
+        let mut w = self.write.lock();
+        let _ = w.wal.sync();
+    }
+}

@@ -1,0 +1,149 @@
+//! Options for a database, its tables, its writes and its reads.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{system_clock, Clock};
+use crate::storage::{default_env, Env};
+
+/// Options for [`Db::open`](crate::Db::open).
+#[derive(Clone)]
+pub struct Options {
+    /// Create the directory if it does not exist (default true).
+    pub create_if_missing: bool,
+    /// A table's memtable is frozen and flushed past this many bytes (default 32 MiB).
+    pub write_buffer_size: usize,
+    /// Frozen memtables a table may have waiting for flush before writers stall (default 2).
+    pub max_immutable_memtables: usize,
+    /// Byte capacity of the shared cache of decoded blocks (default 32 MiB).
+    pub block_cache_bytes: usize,
+    /// Target size of a data block before protection (default 4 KiB).
+    pub block_size: usize,
+    /// Bloom filter bits per key (default 10, about 1% false positives).
+    pub bloom_bits_per_key: usize,
+    /// The file system (tests inject faults through it).
+    pub env: Arc<dyn Env>,
+    /// Time, for the table-key cache (tests inject a manual clock).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: true,
+            write_buffer_size: 32 << 20,
+            max_immutable_memtables: 2,
+            block_cache_bytes: 32 << 20,
+            block_size: 4096,
+            bloom_bits_per_key: 10,
+            env: default_env(),
+            clock: system_clock(),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("create_if_missing", &self.create_if_missing)
+            .field("write_buffer_size", &self.write_buffer_size)
+            .field("max_immutable_memtables", &self.max_immutable_memtables)
+            .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("block_size", &self.block_size)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a table is encrypted at rest, chosen once at `create_table`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// Stored in the clear, with a CRC32 on every block and record; no crypto cost.
+    Plaintext,
+    /// AES-256-GCM under a table key from the KMS: the service default key
+    /// (`alias/aws/sealdb`) when `key_id` is `None`, else that customer managed key.
+    Encrypted { key_id: Option<String> },
+}
+
+/// Whether an encrypted table's per-file range boundaries stay readable in the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Boundaries {
+    /// Each file's smallest and largest key are plaintext in the manifest (as DynamoDB's
+    /// range-boundary sort keys are), so files can be pruned without the table key.
+    #[default]
+    Plain,
+    /// Boundaries are sealed under the table key too.
+    Sealed,
+}
+
+/// Options fixed when a table is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableOptions {
+    pub encryption: Encryption,
+    pub boundaries: Boundaries,
+}
+
+impl TableOptions {
+    /// An encrypted table under the service default key.
+    pub fn encrypted() -> TableOptions {
+        TableOptions {
+            encryption: Encryption::Encrypted { key_id: None },
+            boundaries: Boundaries::Plain,
+        }
+    }
+
+    /// An encrypted table under a customer managed key.
+    pub fn encrypted_with(key_id: impl Into<String>) -> TableOptions {
+        TableOptions {
+            encryption: Encryption::Encrypted {
+                key_id: Some(key_id.into()),
+            },
+            boundaries: Boundaries::Plain,
+        }
+    }
+
+    /// A plaintext table.
+    pub fn plaintext() -> TableOptions {
+        TableOptions {
+            encryption: Encryption::Plaintext,
+            boundaries: Boundaries::Plain,
+        }
+    }
+
+    /// Seals the range boundaries too (encrypted tables only).
+    pub fn with_sealed_boundaries(mut self) -> TableOptions {
+        self.boundaries = Boundaries::Sealed;
+        self
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.encryption, Encryption::Encrypted { .. })
+    }
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions::encrypted()
+    }
+}
+
+/// Options for one write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// `true`: the write is durable (fdatasync of the WAL) when the call returns; concurrent
+    /// syncing writers share one fsync. `false`: the write reaches the OS when the call
+    /// returns and survives a process crash, but not a power loss or kernel crash.
+    pub sync: bool,
+}
+
+impl WriteOptions {
+    pub fn synced() -> WriteOptions {
+        WriteOptions { sync: true }
+    }
+}
+
+/// Idle time after which a principal's cached table key is checked with the KMS again.
+pub const DEFAULT_KEY_RECHECK_AFTER_IDLE: Duration = Duration::from_secs(5 * 60);
+/// The longest a table key stays cached, so a KMS outage shorter than this is invisible.
+pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);

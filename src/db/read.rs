@@ -1,0 +1,163 @@
+//! The read path: point lookups and range iterators over one consistent view.
+
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::crypto::{unwrap_data_key, FileKind, UnitContext, UnitOpener, WrapContext};
+use crate::error::{Error, Result};
+use crate::iter::InternalIterator;
+use crate::memtable::MemTableIter;
+use crate::sst;
+use crate::types::{SeqNo, ValueKind};
+
+use super::merge_iter::MergingIterator;
+use super::range_iter::RangeIter;
+use super::table::{SuperVersion, TableState};
+use super::version::FileHandle;
+use super::{names, DbInner};
+
+impl DbInner {
+    pub(crate) fn get(&self, t: &Arc<TableState>, key: &[u8], seq: Option<SeqNo>) -> Result<Option<Bytes>> {
+        let seq = seq.unwrap_or_else(|| SeqNo(self.last_seq.load(Ordering::Acquire)));
+        self.check_readable(t)?;
+        let sv = t.super_version();
+        if let Some((kind, v)) = sv.mem.get(key, seq) {
+            return Ok(live(kind, v));
+        }
+        for m in &sv.imm {
+            if let Some((kind, v)) = m.get(key, seq) {
+                return Ok(live(kind, v));
+            }
+        }
+        for (level, files) in sv.version.levels.iter().enumerate() {
+            if level == 0 {
+                for f in files {
+                    if f.covers(key) && f.min_seq <= seq {
+                        if let Some((kind, v)) = self.reader(t, f)?.get(key, seq)? {
+                            return Ok(live(kind, v));
+                        }
+                    }
+                }
+            } else {
+                let idx = files.partition_point(|f| crate::ikey::user_key(&f.largest) < key);
+                if let Some(f) = files.get(idx) {
+                    if f.covers(key) {
+                        if let Some((kind, v)) = self.reader(t, f)?.get(key, seq)? {
+                            return Ok(live(kind, v));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn range(
+        &self,
+        t: &Arc<TableState>,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        seq: Option<SeqNo>,
+    ) -> Result<RangeIter> {
+        let seq = seq.unwrap_or_else(|| SeqNo(self.last_seq.load(Ordering::Acquire)));
+        self.check_readable(t)?;
+        let sv = t.super_version();
+        let merged = self.merged_view(t, &sv)?;
+        Ok(RangeIter::new(merged, Box::new(sv), seq, lower, upper, false))
+    }
+
+    /// A merging cursor over every memtable and file of one view.
+    pub(crate) fn merged_view(&self, t: &Arc<TableState>, sv: &Arc<SuperVersion>) -> Result<MergingIterator> {
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        children.push(Box::new(MemTableIter::new(Arc::clone(&sv.mem))));
+        for m in &sv.imm {
+            children.push(Box::new(MemTableIter::new(Arc::clone(m))));
+        }
+        for f in sv.version.files() {
+            children.push(Box::new(self.reader(t, f)?.iter()));
+        }
+        Ok(MergingIterator::new(children))
+    }
+
+    fn check_readable(&self, t: &TableState) -> Result<()> {
+        if t.dropped.load(Ordering::Acquire) {
+            return Err(Error::TableNotFound(t.name.clone()));
+        }
+        if t.is_encrypted() && t.table_key().is_none() {
+            return Err(Error::TableUnavailable {
+                table: t.name.clone(),
+                reason: "its table key is not available".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The open reader of a file, opening it (and unwrapping its data key) on first use.
+    pub(crate) fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<sst::Table>> {
+        f.reader_or_open(|| {
+            let file = self
+                .env
+                .open_read(&f.path)
+                .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
+            let label: Arc<str> = Arc::from(names::table(f.number).as_str());
+            let encrypted = t.is_encrypted();
+            let key = t.table_key();
+            let opener_label = Arc::clone(&label);
+            sst::Table::open(
+                file,
+                Arc::clone(&label),
+                f.number.0,
+                |footer_key: Option<&sst::FooterKey>| match (encrypted, footer_key) {
+                    (false, None) => Ok(UnitOpener::plain(opener_label)),
+                    (true, Some(fk)) => {
+                        let key = key.ok_or_else(|| Error::TableUnavailable {
+                            table: t.name.clone(),
+                            reason: "its table key is not available".into(),
+                        })?;
+                        let dek = unwrap_data_key(
+                            &key,
+                            &fk.wrapped_dek,
+                            &WrapContext {
+                                table: t.id,
+                                file_kind: FileKind::Table,
+                                file: f.number,
+                                key_version: fk.key_version,
+                            },
+                        )
+                        .ok_or_else(|| Error::Integrity {
+                            file: opener_label.to_string(),
+                            offset: 0,
+                        })?;
+                        Ok(UnitOpener::sealed(
+                            UnitContext {
+                                table: t.id,
+                                file: f.number,
+                                file_kind: FileKind::Table,
+                                label: opener_label,
+                            },
+                            &dek,
+                        ))
+                    }
+                    // A plaintext footer on an encrypted table's file (or the reverse) is
+                    // tampering or damage, never a reason to read the file another way.
+                    _ => Err(Error::corruption(
+                        opener_label.to_string(),
+                        0,
+                        "file protection does not match the table's",
+                    )),
+                },
+                Some(Arc::clone(&self.cache)),
+            )
+        })
+    }
+}
+
+fn live(kind: ValueKind, v: Bytes) -> Option<Bytes> {
+    match kind {
+        ValueKind::Put => Some(v),
+        ValueKind::Delete => None,
+    }
+}

@@ -1,0 +1,209 @@
+//! A table: its runtime state inside the engine, and the public handle users hold.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::crypto::TableKey;
+use crate::error::{Error, Result};
+use crate::manifest::TableMeta;
+use crate::memtable::MemTable;
+use crate::types::{FileNumber, TableId};
+
+use super::range_iter::{prefix_successor, RangeIter};
+use super::version::Version;
+use super::{Db, Snapshot, WriteBatch, WriteOptions};
+
+/// What a reader needs for a consistent view: the active memtable, the frozen ones
+/// (newest first) and the files. Replaced whole, never mutated (the active memtable
+/// accepts inserts concurrently).
+pub(crate) struct SuperVersion {
+    pub(crate) mem: Arc<MemTable>,
+    pub(crate) imm: Vec<Arc<MemTable>>,
+    pub(crate) version: Arc<Version>,
+}
+
+/// The engine's state for one table.
+pub(crate) struct TableState {
+    pub(crate) id: TableId,
+    pub(crate) name: String,
+    pub(crate) meta: RwLock<TableMeta>,
+    pub(crate) sv: RwLock<Arc<SuperVersion>>,
+    /// WAL segments below this hold nothing of this table that is not in its files.
+    pub(crate) log_number: AtomicU64,
+    /// The engine's copy of the unwrapped table key (encrypted tables), used to wrap and
+    /// unwrap data keys. Authorization of each principal is checked separately.
+    pub(crate) key: RwLock<Option<Arc<TableKey>>>,
+    pub(crate) dropped: AtomicBool,
+    /// Why background maintenance (flush) last failed, if it did.
+    pub(crate) maintenance_error: Mutex<Option<String>>,
+}
+
+impl TableState {
+    pub(crate) fn new(id: TableId, name: String, meta: TableMeta, version: Version) -> TableState {
+        TableState {
+            id,
+            name,
+            meta: RwLock::new(meta),
+            sv: RwLock::new(Arc::new(SuperVersion {
+                mem: Arc::new(MemTable::new()),
+                imm: Vec::new(),
+                version: Arc::new(version),
+            })),
+            log_number: AtomicU64::new(0),
+            key: RwLock::new(None),
+            dropped: AtomicBool::new(false),
+            maintenance_error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
+        Arc::clone(&self.sv.read())
+    }
+
+    pub(crate) fn is_encrypted(&self) -> bool {
+        self.meta.read().encrypted
+    }
+
+    pub(crate) fn log_number(&self) -> FileNumber {
+        FileNumber(self.log_number.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_log_number(&self, n: FileNumber) {
+        self.log_number.fetch_max(n.0, Ordering::AcqRel);
+    }
+
+    pub(crate) fn table_key(&self) -> Option<Arc<TableKey>> {
+        self.key.read().clone()
+    }
+}
+
+/// A handle on one table of a [`Db`]. Cheap to clone; all handles share the table.
+#[derive(Clone)]
+pub struct Table {
+    pub(crate) db: Db,
+    pub(crate) state: Arc<TableState>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.state.name)
+            .field("id", &self.state.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Table {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    pub(crate) fn id(&self) -> TableId {
+        self.state.id
+    }
+
+    /// True when the table is encrypted at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.state.is_encrypted()
+    }
+
+    /// Stores `value` under `key` (not synced; see [`WriteOptions`]).
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.put_opt(key, value, WriteOptions::default())
+    }
+
+    /// Stores `value` under `key` with explicit write options.
+    pub fn put_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: WriteOptions,
+    ) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(self, key, value);
+        self.db.write(&b, opts)
+    }
+
+    /// Removes `key` (not synced; see [`WriteOptions`]).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        self.delete_opt(key, WriteOptions::default())
+    }
+
+    /// Removes `key` with explicit write options.
+    pub fn delete_opt(&self, key: impl AsRef<[u8]>, opts: WriteOptions) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(self, key);
+        self.db.write(&b, opts)
+    }
+
+    /// The newest value of `key`, or `None`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        self.db.get(&self.state, key.as_ref(), None)
+    }
+
+    /// The value of `key` as of `snapshot`.
+    pub fn get_at(&self, key: impl AsRef<[u8]>, snapshot: &Snapshot) -> Result<Option<Bytes>> {
+        self.db.get(&self.state, key.as_ref(), Some(snapshot.seq()))
+    }
+
+    /// Iterates the keys in `range`, in key order (`.rev()` for reverse order). Streams
+    /// lazily; sees the table as it was when called.
+    pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<RangeIter> {
+        self.range_at(range, None)
+    }
+
+    /// Like [`Table::range`], as of `snapshot`.
+    pub fn range_at_snapshot<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+        snapshot: &Snapshot,
+    ) -> Result<RangeIter> {
+        self.range_at(range, Some(snapshot.seq()))
+    }
+
+    fn range_at<K: AsRef<[u8]>>(
+        &self,
+        range: impl RangeBounds<K>,
+        seq: Option<crate::types::SeqNo>,
+    ) -> Result<RangeIter> {
+        let conv = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        self.db.range(
+            &self.state,
+            conv(range.start_bound()),
+            conv(range.end_bound()),
+            seq,
+        )
+    }
+
+    /// Iterates every key that starts with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<RangeIter> {
+        let p = prefix.as_ref().to_vec();
+        let upper = match prefix_successor(&p) {
+            Some(u) => Bound::Excluded(u),
+            None => Bound::Unbounded,
+        };
+        self.db.range(&self.state, Bound::Included(p), upper, None)
+    }
+
+    /// Iterates the whole table.
+    pub fn iter(&self) -> Result<RangeIter> {
+        self.db
+            .range(&self.state, Bound::Unbounded, Bound::Unbounded, None)
+    }
+
+    pub(crate) fn check_live(&self) -> Result<()> {
+        if self.state.dropped.load(Ordering::Acquire) {
+            return Err(Error::TableNotFound(self.state.name.clone()));
+        }
+        Ok(())
+    }
+}

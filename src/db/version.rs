@@ -1,0 +1,165 @@
+//! The files of one table at one moment: a `Version` is immutable; flushes and compactions
+//! install a new one. Files no longer in any version are deleted when their last reader
+//! lets go of them.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::error::Result;
+use crate::ikey;
+use crate::manifest::Boundary;
+use crate::sst;
+use crate::storage::Env;
+use crate::types::{FileNumber, Level, SeqNo, TableId};
+
+/// Levels per table.
+pub(crate) const NUM_LEVELS: usize = 7;
+
+/// One SSTable of a table.
+pub(crate) struct FileHandle {
+    pub(crate) table: TableId,
+    pub(crate) number: FileNumber,
+    pub(crate) level: Level,
+    pub(crate) size: u64,
+    pub(crate) entries: u64,
+    pub(crate) min_seq: SeqNo,
+    pub(crate) max_seq: SeqNo,
+    /// Smallest and largest internal keys (opened, if the table seals its boundaries).
+    pub(crate) smallest: Vec<u8>,
+    pub(crate) largest: Vec<u8>,
+    /// The boundaries as the manifest stores them.
+    pub(crate) stored_smallest: Boundary,
+    pub(crate) stored_largest: Boundary,
+    pub(crate) path: PathBuf,
+    pub(crate) reader: OnceLock<Arc<sst::Table>>,
+    obsolete: AtomicBool,
+    env: Arc<dyn Env>,
+}
+
+impl FileHandle {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        table: TableId,
+        number: FileNumber,
+        level: Level,
+        size: u64,
+        entries: u64,
+        seqs: (SeqNo, SeqNo),
+        bounds: (Vec<u8>, Vec<u8>),
+        stored: (Boundary, Boundary),
+        path: PathBuf,
+        env: Arc<dyn Env>,
+    ) -> FileHandle {
+        FileHandle {
+            table,
+            number,
+            level,
+            size,
+            entries,
+            min_seq: seqs.0,
+            max_seq: seqs.1,
+            smallest: bounds.0,
+            largest: bounds.1,
+            stored_smallest: stored.0,
+            stored_largest: stored.1,
+            path,
+            reader: OnceLock::new(),
+            obsolete: AtomicBool::new(false),
+            env,
+        }
+    }
+
+    /// Marks the file for deletion once no version or reader holds it.
+    pub(crate) fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+
+    /// True when `user_key` falls inside the file's key range.
+    pub(crate) fn covers(&self, user_key: &[u8]) -> bool {
+        ikey::user_key(&self.smallest) <= user_key && user_key <= ikey::user_key(&self.largest)
+    }
+
+    /// A copy of this file's metadata at another level (a trivial move).
+    pub(crate) fn moved_to(&self, level: Level) -> FileHandle {
+        let f = FileHandle::new(
+            self.table,
+            self.number,
+            level,
+            self.size,
+            self.entries,
+            (self.min_seq, self.max_seq),
+            (self.smallest.clone(), self.largest.clone()),
+            (self.stored_smallest.clone(), self.stored_largest.clone()),
+            self.path.clone(),
+            Arc::clone(&self.env),
+        );
+        if let Some(r) = self.reader.get() {
+            let _ = f.reader.set(Arc::clone(r));
+        }
+        f
+    }
+
+    pub(crate) fn reader_or_open(
+        &self,
+        open: impl FnOnce() -> Result<Arc<sst::Table>>,
+    ) -> Result<Arc<sst::Table>> {
+        if let Some(r) = self.reader.get() {
+            return Ok(Arc::clone(r));
+        }
+        let r = open()?;
+        Ok(Arc::clone(self.reader.get_or_init(|| r)))
+    }
+}
+
+impl Drop for FileHandle {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // Best effort: a file left behind is an orphan that the next open removes.
+            let _ = self.env.remove_file(&self.path);
+        }
+    }
+}
+
+/// The levels of one table. Level 0 is ordered newest first and may overlap; levels 1 and
+/// up are sorted by key and do not overlap.
+#[derive(Clone, Default)]
+pub(crate) struct Version {
+    pub(crate) levels: Vec<Vec<Arc<FileHandle>>>,
+}
+
+impl Version {
+    pub(crate) fn empty() -> Version {
+        Version {
+            levels: vec![Vec::new(); NUM_LEVELS],
+        }
+    }
+
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Arc<FileHandle>> {
+        self.levels.iter().flatten()
+    }
+
+    pub(crate) fn level_bytes(&self, level: usize) -> u64 {
+        self.levels.get(level).map(|l| l.iter().map(|f| f.size).sum()).unwrap_or(0)
+    }
+
+    /// Adds a file, keeping each level's order.
+    pub(crate) fn add(&mut self, f: Arc<FileHandle>) {
+        let level = usize::from(f.level.0).min(NUM_LEVELS - 1);
+        let files = &mut self.levels[level];
+        if level == 0 {
+            files.push(f);
+            files.sort_by(|a, b| b.max_seq.cmp(&a.max_seq).then(b.number.cmp(&a.number)));
+        } else {
+            files.push(f);
+            files.sort_by(|a, b| ikey::compare(&a.smallest, &b.smallest));
+        }
+    }
+
+    /// Removes a file; returns it if it was present.
+    pub(crate) fn remove(&mut self, level: Level, number: FileNumber) -> Option<Arc<FileHandle>> {
+        let files = self.levels.get_mut(usize::from(level.0))?;
+        let pos = files.iter().position(|f| f.number == number)?;
+        Some(files.remove(pos))
+    }
+}

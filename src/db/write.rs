@@ -1,0 +1,334 @@
+//! The write path: WAL append, memtable insert, group-committed fsync, memtable switches,
+//! write stalls; and table creation and removal, which are writes to the manifest.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::{wrap_data_key, DataKey, FileKind, WrapContext};
+use crate::error::{Error, Result};
+use crate::manifest::{Edit, TableMeta, VersionEdit};
+use crate::memtable::MemTable;
+use crate::types::{SeqNo, TableId};
+use crate::wal::{WalTableProtection, WalWriter};
+
+use super::table::{SuperVersion, TableState};
+use super::version::Version;
+use super::write_batch::{decode_section, WriteBatch};
+use super::{DbInner, TableOptions, WriteOptions, WriteState};
+
+/// Names a table may have: what fits in a file name and an encryption context.
+fn check_table_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "table name {name:?} must be 1-255 characters of A-Z a-z 0-9 _ - ."
+        )))
+    }
+}
+
+impl DbInner {
+    pub(crate) fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
+        batch.check()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.check_poisoned()?;
+        let mut tables = Vec::new();
+        for id in batch.tables() {
+            let t = self
+                .table_by_id(id)
+                .ok_or_else(|| Error::TableNotFound(format!("#{id}")))?;
+            if t.is_encrypted() && t.table_key().is_none() {
+                return Err(Error::TableUnavailable {
+                    table: t.name.clone(),
+                    reason: "its table key is not available".into(),
+                });
+            }
+            tables.push(t);
+        }
+        for t in &tables {
+            self.make_room(t)?;
+        }
+        let position = {
+            let mut ws = self.write.lock();
+            self.check_poisoned()?;
+            for t in &tables {
+                if t.dropped.load(Ordering::Acquire) {
+                    return Err(Error::TableNotFound(t.name.clone()));
+                }
+                if t.super_version().mem.approximate_bytes() >= self.opts.write_buffer_size {
+                    self.switch_memtable(&mut ws, t)?;
+                }
+                if !ws.wal.is_registered(t.id) {
+                    let protection = self.wal_protection(t, ws.wal.segment())?;
+                    ws.wal
+                        .register_table(t.id, protection)
+                        .map_err(|e| self.poison(format!("WAL write failed: {e}")))?;
+                }
+            }
+            let first_seq = SeqNo(self.last_seq.load(Ordering::Acquire) + 1);
+            let payloads: Vec<(TableId, Vec<u8>)> =
+                batch.sections().map(|(t, s)| (t, s.payload())).collect();
+            let sections: Vec<(TableId, &[u8])> =
+                payloads.iter().map(|(t, p)| (*t, p.as_slice())).collect();
+            let before = ws.wal.len();
+            ws.wal
+                .append_batch(first_seq, &sections)
+                .map_err(|e| self.poison(format!("WAL append failed: {e}")))?;
+            ws.appended += ws.wal.len() - before;
+            for (t, (_, payload)) in tables.iter().zip(payloads.iter()) {
+                let mem = Arc::clone(&t.super_version().mem);
+                decode_section(payload, first_seq, |e| {
+                    mem.insert(e.key, e.seq, e.kind, e.value)
+                })
+                .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+            }
+            self.last_seq
+                .store(first_seq.0 + batch.len() as u64 - 1, Ordering::Release);
+            ws.appended
+        };
+        if opts.sync {
+            self.sync_wal_to(position)?;
+        }
+        Ok(())
+    }
+
+    /// Group commit: whoever holds the sync lock syncs everything appended so far, and
+    /// writers whose records that covered return without an fsync of their own.
+    fn sync_wal_to(&self, position: u64) -> Result<()> {
+        let _g = self.sync_lock.lock();
+        if self.synced.load(Ordering::Acquire) >= position {
+            return Ok(());
+        }
+        let (syncer, target) = {
+            let ws = self.write.lock();
+            (ws.wal.syncer(), ws.appended)
+        };
+        // IMPORTANT: fdatasync of the WAL segment; this is what makes `sync: true` durable.
+        syncer
+            .and_then(|s| s.sync().map_err(|e| Error::io("syncing the WAL", e)))
+            .map_err(|e| self.poison(format!("WAL fsync failed: {e}")))?;
+        self.synced.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Slows, then stalls, a writer while the table's frozen memtables wait for flush.
+    fn make_room(&self, t: &Arc<TableState>) -> Result<()> {
+        let max_imm = self.opts.max_immutable_memtables.max(1);
+        let mut slowed = false;
+        loop {
+            let sv = t.super_version();
+            let full = sv.mem.approximate_bytes() >= self.opts.write_buffer_size;
+            if sv.imm.len() < max_imm || !full {
+                if !slowed && sv.imm.len() + 1 >= max_imm && sv.imm.len() > 0 && full {
+                    std::thread::sleep(Duration::from_millis(1));
+                    slowed = true;
+                    continue;
+                }
+                return Ok(());
+            }
+            if let Some(why) = t.maintenance_error.lock().clone() {
+                return Err(Error::TableUnavailable {
+                    table: t.name.clone(),
+                    reason: format!("writes stalled: cannot maintain table: {why}"),
+                });
+            }
+            self.check_poisoned()?;
+            let mut bg = self.bg.lock();
+            bg.work_pending = true;
+            self.bg_cv.notify_all();
+            self.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
+        }
+    }
+
+    /// Freezes `t`'s memtable and starts a new WAL segment. Called with the write lock held.
+    pub(crate) fn switch_memtable(&self, ws: &mut WriteState, t: &Arc<TableState>) -> Result<()> {
+        let segment = self.new_file_number();
+        // IMPORTANT: the old segment is synced before the switch, so everything appended so
+        // far is durable and group-commit waiters on the old segment are satisfied.
+        ws.wal
+            .sync()
+            .map_err(|e| self.poison(format!("WAL fsync failed: {e}")))?;
+        self.synced.fetch_max(ws.appended, Ordering::AcqRel);
+        ws.wal = WalWriter::create(&*self.env, &self.path, segment)
+            .map_err(|e| self.poison(format!("cannot start WAL segment: {e}")))?;
+        let mut guard = t.sv.write();
+        let old_sv = Arc::clone(&guard);
+        old_sv.mem.set_next_log(segment);
+        let mut imm = Vec::with_capacity(old_sv.imm.len() + 1);
+        imm.push(Arc::clone(&old_sv.mem));
+        imm.extend(old_sv.imm.iter().cloned());
+        *guard = Arc::new(SuperVersion {
+            mem: Arc::new(MemTable::new()),
+            imm,
+            version: Arc::clone(&old_sv.version),
+        });
+        drop(guard);
+        let mut bg = self.bg.lock();
+        bg.work_pending = true;
+        self.bg_cv.notify_all();
+        Ok(())
+    }
+
+    /// How `t`'s records in WAL segment `segment` are protected: a fresh data key per
+    /// table per segment, wrapped by the table key.
+    fn wal_protection(
+        &self,
+        t: &Arc<TableState>,
+        segment: crate::types::FileNumber,
+    ) -> Result<WalTableProtection> {
+        if !t.is_encrypted() {
+            return Ok(WalTableProtection::Plain);
+        }
+        let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
+            table: t.name.clone(),
+            reason: "its table key is not available".into(),
+        })?;
+        let key_version = t.meta.read().key_version;
+        let dek = DataKey::generate();
+        let wrapped_dek = wrap_data_key(
+            &key,
+            &dek,
+            &WrapContext {
+                table: t.id,
+                file_kind: FileKind::Wal,
+                file: segment,
+                key_version,
+            },
+        );
+        Ok(WalTableProtection::Sealed {
+            dek,
+            wrapped_dek,
+            key_version,
+        })
+    }
+
+    pub(crate) fn create_table(&self, name: &str, options: &TableOptions) -> Result<Arc<TableState>> {
+        check_table_name(name)?;
+        self.check_poisoned()?;
+        if self.tables.read().by_name.contains_key(name) {
+            return Err(Error::TableExists(name.to_owned()));
+        }
+        let (meta, key) = if options.is_encrypted() {
+            let source = self.keys.as_ref().ok_or_else(|| {
+                Error::InvalidArgument(
+                    "encrypted tables need a KMS: open the database with one".into(),
+                )
+            })?;
+            let generated = source.generate(name, options)?;
+            let meta = TableMeta {
+                encrypted: true,
+                sealed_boundaries: options.boundaries == super::Boundaries::Sealed,
+                key_arn: generated.key_arn.clone(),
+                wrapped_table_key: generated.wrapped.clone(),
+                grant_id: generated.grant_id.clone(),
+                key_version: 1,
+                block_size: self.opts.block_size as u32,
+                bloom_bits_per_key: self.opts.bloom_bits_per_key as u32,
+            };
+            (meta, Some(Arc::new(generated.key)))
+        } else {
+            (
+                TableMeta {
+                    encrypted: false,
+                    sealed_boundaries: false,
+                    key_arn: String::new(),
+                    wrapped_table_key: Vec::new(),
+                    grant_id: String::new(),
+                    key_version: 0,
+                    block_size: self.opts.block_size as u32,
+                    bloom_bits_per_key: self.opts.bloom_bits_per_key as u32,
+                },
+                None,
+            )
+        };
+        // The write lock orders table creation against WAL switches, so the new table's
+        // log number is the segment its first write will land in.
+        let ws = self.write.lock();
+        let mut manifest = self.manifest.lock();
+        if self.tables.read().by_name.contains_key(name) {
+            return Err(Error::TableExists(name.to_owned()));
+        }
+        let id = TableId(self.next_table_id.fetch_add(1, Ordering::AcqRel));
+        let segment = ws.wal.segment();
+        let edit = VersionEdit {
+            edits: vec![
+                Edit::SetNextTableId(TableId(id.0 + 1)),
+                Edit::CreateTable {
+                    id,
+                    name: name.to_owned(),
+                    meta: meta.clone(),
+                },
+                Edit::SetLogNumber {
+                    table: id,
+                    log: segment,
+                },
+            ],
+        };
+        let state = Arc::new(TableState::new(id, name.to_owned(), meta, Version::empty()));
+        *state.key.write() = key.clone();
+        state.set_log_number(segment);
+        let mac_key = |t: TableId| if t == id { key.clone() } else { self.table_by_id(t).and_then(|s| s.table_key()) };
+        manifest.append(&edit, &mac_key)?;
+        let mut tables = self.tables.write();
+        tables.by_name.insert(name.to_owned(), Arc::clone(&state));
+        tables.by_id.insert(id, Arc::clone(&state));
+        drop(ws);
+        Ok(state)
+    }
+
+    pub(crate) fn drop_table(&self, name: &str) -> Result<()> {
+        self.check_poisoned()?;
+        let state = self
+            .tables
+            .read()
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
+        {
+            let _ws = self.write.lock();
+            let mut manifest = self.manifest.lock();
+            let mac_key = |t: TableId| self.table_by_id(t).and_then(|s| s.table_key());
+            manifest.append(
+                &VersionEdit {
+                    edits: vec![Edit::DropTable { id: state.id }],
+                },
+                &mac_key,
+            )?;
+            state.dropped.store(true, Ordering::Release);
+            let mut tables = self.tables.write();
+            tables.by_name.remove(name);
+            tables.by_id.remove(&state.id);
+        }
+        // Crypto-shredding: the wrapped table key lived only in the manifest, which the next
+        // rewrite drops; the engine's plaintext copy goes now.
+        *state.key.write() = None;
+        if state.is_encrypted() {
+            if let Some(source) = &self.keys {
+                source.retire(name, &state.meta.read())?;
+            }
+        }
+        for f in state.super_version().version.files() {
+            f.mark_obsolete();
+        }
+        {
+            let mut sv = state.sv.write();
+            *sv = Arc::new(SuperVersion {
+                mem: Arc::new(MemTable::new()),
+                imm: Vec::new(),
+                version: Arc::new(Version::empty()),
+            });
+        }
+        // Rewrite the manifest now so the wrapped key leaves the disk immediately.
+        self.rewrite_manifest()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! Random operation sequences on the engine and on a `BTreeMap` model agree, across
+//! batches, flushes and reopens.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sealdb::{Db, Options, TableOptions, WriteBatch, WriteOptions};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, u16, Vec<u8>),
+    Delete(u8, u16),
+    Batch(Vec<(u8, u16, Option<Vec<u8>>)>),
+    Flush,
+    Reopen,
+    Scan(u8, u16, u16, bool),
+}
+
+fn key(k: u16) -> Vec<u8> {
+    format!("k{k:04}").into_bytes()
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let val = proptest::collection::vec(any::<u8>(), 0..40);
+    prop_oneof![
+        10 => (0..2u8, 0..200u16, val.clone()).prop_map(|(t, k, v)| Op::Put(t, k, v)),
+        4 => (0..2u8, 0..200u16).prop_map(|(t, k)| Op::Delete(t, k)),
+        2 => proptest::collection::vec((0..2u8, 0..200u16, proptest::option::of(val)), 1..8).prop_map(Op::Batch),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+        2 => (0..2u8, 0..200u16, 0..200u16, any::<bool>()).prop_map(|(t, a, b, r)| Op::Scan(t, a, b, r)),
+    ]
+}
+
+fn options() -> Options {
+    Options {
+        write_buffer_size: 4 << 10,
+        ..Options::default()
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let fail = |e: sealdb::Error| TestCaseError::fail(e.to_string());
+    let names = ["t0", "t1"];
+    let mut db = Db::open(dir.path(), options()).map_err(fail)?;
+    for n in names {
+        db.create_table(n, TableOptions::plaintext()).map_err(fail)?;
+    }
+    let mut model: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(), BTreeMap::new()];
+    for op in ops {
+        match op {
+            Op::Put(t, k, v) => {
+                db.table(names[t as usize]).map_err(fail)?.put(key(k), &v).map_err(fail)?;
+                model[t as usize].insert(key(k), v);
+            }
+            Op::Delete(t, k) => {
+                db.table(names[t as usize]).map_err(fail)?.delete(key(k)).map_err(fail)?;
+                model[t as usize].remove(&key(k));
+            }
+            Op::Batch(entries) => {
+                let mut b = WriteBatch::new();
+                let tables: Vec<_> = names.iter().map(|n| db.table(n)).collect::<Result<_, _>>().map_err(fail)?;
+                for (t, k, v) in entries {
+                    match v {
+                        Some(v) => {
+                            b.put(&tables[t as usize], key(k), &v);
+                            model[t as usize].insert(key(k), v);
+                        }
+                        None => {
+                            b.delete(&tables[t as usize], key(k));
+                            model[t as usize].remove(&key(k));
+                        }
+                    }
+                }
+                db.write(&b, WriteOptions::default()).map_err(fail)?;
+            }
+            Op::Flush => db.flush().map_err(fail)?,
+            Op::Reopen => {
+                drop(db);
+                db = Db::open(dir.path(), options()).map_err(fail)?;
+            }
+            Op::Scan(t, a, b, rev) => {
+                let (lo, hi) = (key(a.min(b)), key(a.max(b)));
+                let table = db.table(names[t as usize]).map_err(fail)?;
+                let it = table.range(lo.clone()..hi.clone()).map_err(fail)?;
+                let it = if rev { it.rev() } else { it };
+                let got: Vec<(Vec<u8>, Vec<u8>)> = it
+                    .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                    .collect::<Result<_, _>>()
+                    .map_err(fail)?;
+                let mut want: Vec<(Vec<u8>, Vec<u8>)> = model[t as usize]
+                    .range(lo..hi)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if rev {
+                    want.reverse();
+                }
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+    for (i, n) in names.iter().enumerate() {
+        let table = db.table(n).map_err(fail)?;
+        for k in 0..200u16 {
+            prop_assert_eq!(table.get(key(k)).map_err(fail)?.map(|v| v.to_vec()), model[i].get(&key(k)).cloned());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn engine_matches_btreemap(ops in proptest::collection::vec(op(), 1..120)) {
+        run(ops)?;
+    }
+}

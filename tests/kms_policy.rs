@@ -28,6 +28,12 @@ fn describing_the_default_alias_creates_the_default_key_once() -> TestResult {
     assert_eq!(kms.describe_key(&caller, &a.arn)?.key_id, a.key_id);
     let alias_arn = format!("arn:aws:kms:us-west-2:{ACCOUNT}:{SERVICE_DEFAULT_ALIAS}");
     assert_eq!(kms.describe_key(&caller, &alias_arn)?.key_id, a.key_id);
+    // Naming another account's default alias does not create it.
+    let foreign = format!("arn:aws:kms:us-west-2:{OTHER_ACCOUNT}:{SERVICE_DEFAULT_ALIAS}");
+    assert!(matches!(
+        kms.describe_key(&caller, &foreign),
+        Err(KmsError::NotFound(_))
+    ));
     // Another account gets its own default key.
     let other = via_engine(Principal::user(OTHER_ACCOUNT, "bob"));
     assert_ne!(

@@ -337,7 +337,15 @@ impl LocalKms {
         };
         if rest.starts_with("alias/") {
             if rest == SERVICE_DEFAULT_ALIAS {
-                return self.default_key(st, &account);
+                // Only an account's own calls create its default key.
+                let existing = st.aliases.get(&account).and_then(|m| m.get(rest)).copied();
+                return match existing {
+                    Some(id) => Ok(id),
+                    None if account == self.caller_account(caller) => {
+                        self.default_key(st, &account)
+                    }
+                    None => Err(not_found()),
+                };
             }
             return st
                 .aliases

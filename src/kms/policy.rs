@@ -87,6 +87,10 @@ enum PrincipalSpec {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "the names are IAM's operator names"
+)]
 enum Operator {
     StringEquals,
     StringNotEquals,

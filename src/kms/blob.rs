@@ -211,6 +211,16 @@ mod tests {
         Ok(())
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_and_open_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let k = BackingKey::from_bytes([9; 32]);
+            if let Ok(p) = parse(&bytes) {
+                proptest::prop_assert!(open(&p, &k, &EncryptionContext::new()).is_err());
+            }
+        }
+    }
+
     #[test]
     fn plaintext_limits() {
         let k = BackingKey::from_bytes([9; 32]);

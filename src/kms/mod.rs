@@ -42,6 +42,12 @@ pub use policy::{KeyPolicy, PolicyDecision, PolicyRequest, MAX_POLICY_BYTES};
 pub use principal::{Caller, Principal, PrincipalKind};
 pub use root_key::{KdfParams, RootKeySource, DEV_ROOT_KEY_FILE, KEY_FILE_ENV, PASSPHRASE_ENV};
 
+/// Fuzzing entry point: parses a ciphertext blob's clear parts (length checks, version).
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_parse_blob(data: &[u8]) -> bool {
+    blob::parse(data).is_ok()
+}
+
 /// What GenerateDataKey returns: the plaintext key (zeroized on drop) and its blob.
 pub struct GeneratedDataKey {
     pub plaintext: Zeroizing<Vec<u8>>,

@@ -281,3 +281,19 @@ fn glob() {
     assert!(glob_match("abc", "abc"));
     assert!(!glob_match("abc", "abcd"));
 }
+
+proptest::proptest! {
+    /// Arbitrary JSON-ish text and mutated seed policies are parsed or rejected, never panic.
+    #[test]
+    fn parse_never_panics(s in "\\PC{0,200}", cut in 0usize..1600, flip in 0usize..1600) {
+        let _ = KeyPolicy::parse(&s);
+        let mut bytes = SEED_POLICY.as_bytes().to_vec();
+        if let Some(b) = bytes.get_mut(flip) {
+            *b = b.wrapping_add(1);
+        }
+        bytes.truncate(cut);
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let _ = KeyPolicy::parse(text);
+        }
+    }
+}

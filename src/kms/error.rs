@@ -34,6 +34,8 @@ pub enum KmsError {
     /// The local keystore cannot be read, written or authenticated (wrong passphrase,
     /// damaged file).
     Keystore(String),
+    /// `IncorrectKeyException`: Decrypt named a key other than the one the blob is under.
+    IncorrectKey(String),
 }
 
 impl KmsError {
@@ -51,6 +53,7 @@ impl KmsError {
             KmsError::InvalidGrant(_) => "InvalidGrantIdException",
             KmsError::Unavailable(_) => "KMSUnavailable",
             KmsError::Keystore(_) => "KeystoreError",
+            KmsError::IncorrectKey(_) => "IncorrectKeyException",
         }
     }
 }
@@ -76,6 +79,9 @@ impl fmt::Display for KmsError {
             KmsError::InvalidGrant(m) => write!(f, "invalid grant: {m}"),
             KmsError::Unavailable(m) => write!(f, "KMS unavailable: {m}"),
             KmsError::Keystore(m) => write!(f, "keystore: {m}"),
+            KmsError::IncorrectKey(k) => {
+                write!(f, "the ciphertext was not encrypted under the key {k}")
+            }
         }
     }
 }

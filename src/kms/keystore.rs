@@ -1,0 +1,430 @@
+//! The sealed keystore file: every key, alias, grant and policy of a `LocalKms`, as one
+//! AES-256-GCM blob under the root key, replaced atomically on every change.
+//!
+//! ```text
+//! keystore.bin:
+//!   magic      : [u8; 8] = "SEALDBKS"
+//!   version    : u8 = 1                 // on disk: never renumber
+//!   root_kind  : u8                     // RootKind; on disk: never renumber
+//!   m_cost_kib : u32 LE                 // Argon2id parameters (zero for a key file)
+//!   t_cost     : u32 LE
+//!   p_cost     : u32 LE
+//!   salt       : [u8; 16]               // Argon2id salt (zero for a key file)
+//!   key_check  : [u8; 16]               // HMAC-SHA256(check_key, header[0..38])[..16]
+//!   nonce      : [u8; 12]               // random, fresh on every write
+//!   body       : AES-256-GCM(enc_key, state as JSON) || tag : [u8; 16]
+//! aad = header (bytes 0..66); enc_key, check_key = HKDF-SHA256(root key, purpose)
+//! ```
+//!
+//! The key check tells a wrong passphrase or key file apart from a damaged body.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::key::{KeyId, KeyRecord};
+use super::root_key::{KdfParams, RootKey, RootKeySource, DEV_ROOT_KEY_FILE};
+use super::KmsError;
+use crate::crypto::{NONCE_LEN, TAG_LEN};
+
+/// The keystore file's name inside the KMS directory.
+pub const KEYSTORE_FILE: &str = "keystore.bin";
+const TEMP_FILE: &str = "keystore.bin.tmp";
+const LOCK_FILE: &str = "LOCK";
+const MAGIC: &[u8; 8] = b"SEALDBKS";
+const VERSION: u8 = 1;
+const SALT_LEN: usize = 16;
+const CHECK_LEN: usize = 16;
+const CHECKED_LEN: usize = MAGIC.len() + 2 + 3 * size_of::<u32>() + SALT_LEN;
+/// Bytes before the sealed body.
+pub(crate) const HEADER_LEN: usize = CHECKED_LEN + CHECK_LEN + NONCE_LEN;
+
+/// How the root key was obtained.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum RootKind {
+    // on disk: never renumber
+    Passphrase = 1,
+    KeyFile = 2,
+}
+
+impl TryFrom<u8> for RootKind {
+    type Error = KmsError;
+    fn try_from(v: u8) -> Result<Self, KmsError> {
+        match v {
+            1 => Ok(RootKind::Passphrase),
+            2 => Ok(RootKind::KeyFile),
+            other => Err(KmsError::Keystore(format!("unknown root key kind {other}"))),
+        }
+    }
+}
+
+/// Everything the keystore persists.
+#[derive(Default, Serialize, Deserialize)]
+pub(crate) struct KeystoreState {
+    pub(crate) keys: BTreeMap<KeyId, KeyRecord>,
+    /// account -> alias name (`alias/...`) -> key id.
+    pub(crate) aliases: BTreeMap<String, BTreeMap<String, KeyId>>,
+}
+
+/// An open keystore: the file, its root key and the lock that makes it ours.
+pub(crate) struct Keystore {
+    dir: PathBuf,
+    kind: RootKind,
+    kdf: KdfParams,
+    salt: [u8; SALT_LEN],
+    root: RootKey,
+    _lock: fs::File,
+}
+
+fn ks_err(what: &str, path: &Path, e: io::Error) -> KmsError {
+    KmsError::Keystore(format!("{what} {}: {e}", path.display()))
+}
+
+impl Keystore {
+    /// Opens the keystore in `dir`, creating the directory and an empty keystore if absent.
+    pub(crate) fn open(
+        dir: &Path,
+        source: &RootKeySource,
+    ) -> Result<(Keystore, KeystoreState), KmsError> {
+        fs::create_dir_all(dir).map_err(|e| ks_err("cannot create", dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| ks_err("cannot open", &lock_path, e))?;
+        lock.try_lock().map_err(|_| {
+            KmsError::Keystore(format!(
+                "keystore {} is in use by another process or LocalKms",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(KEYSTORE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Keystore::open_existing(dir, source, lock, &bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let ks = Keystore::create(dir, source, lock)?;
+                let state = KeystoreState::default();
+                ks.save(&state)?;
+                Ok((ks, state))
+            }
+            Err(e) => Err(ks_err("cannot read", &path, e)),
+        }
+    }
+
+    fn create(dir: &Path, source: &RootKeySource, lock: fs::File) -> Result<Keystore, KmsError> {
+        let mut salt = [0u8; SALT_LEN];
+        let (kind, kdf, root) = match source {
+            RootKeySource::Passphrase { passphrase, kdf } => {
+                rand::rngs::OsRng.fill_bytes(&mut salt);
+                let root = RootKey::from_passphrase(passphrase, &salt, kdf)?;
+                (RootKind::Passphrase, *kdf, root)
+            }
+            RootKeySource::KeyFile(p) => (RootKind::KeyFile, zero_kdf(), RootKey::from_file(p)?),
+            RootKeySource::DevDefault => (RootKind::KeyFile, zero_kdf(), dev_root_key(dir)?),
+        };
+        Ok(Keystore {
+            dir: dir.to_path_buf(),
+            kind,
+            kdf,
+            salt,
+            root,
+            _lock: lock,
+        })
+    }
+
+    fn open_existing(
+        dir: &Path,
+        source: &RootKeySource,
+        lock: fs::File,
+        bytes: &[u8],
+    ) -> Result<(Keystore, KeystoreState), KmsError> {
+        let damaged = |what: &str| {
+            KmsError::Keystore(format!(
+                "{} is damaged: {what}",
+                dir.join(KEYSTORE_FILE).display()
+            ))
+        };
+        if bytes.len() < HEADER_LEN + TAG_LEN {
+            return Err(damaged("too short"));
+        }
+        let (header, body) = bytes.split_at(HEADER_LEN);
+        let mut r = Reader(header);
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(damaged("bad magic (not a sealdb keystore)"));
+        }
+        let version = r.u8()?;
+        if version != VERSION {
+            return Err(damaged(&format!("unsupported version {version}")));
+        }
+        let kind = RootKind::try_from(r.u8()?).map_err(|_| damaged("unknown root key kind"))?;
+        let kdf = KdfParams {
+            m_cost_kib: r.u32()?,
+            t_cost: r.u32()?,
+            p_cost: r.u32()?,
+        };
+        let salt: [u8; SALT_LEN] = r.take(SALT_LEN)?.try_into().map_err(|_| damaged("salt"))?;
+        let check = r.take(CHECK_LEN)?;
+        let nonce = r.take(NONCE_LEN)?;
+        let root = match (kind, source) {
+            (RootKind::Passphrase, RootKeySource::Passphrase { passphrase, .. }) => {
+                kdf.check_bounds()?;
+                RootKey::from_passphrase(passphrase, &salt, &kdf)?
+            }
+            (RootKind::KeyFile, RootKeySource::KeyFile(p)) => RootKey::from_file(p)?,
+            (RootKind::KeyFile, RootKeySource::DevDefault) => dev_root_key(dir)?,
+            (RootKind::Passphrase, _) => {
+                return Err(KmsError::Keystore(
+                    "keystore is sealed under a passphrase; set SEALDB_KMS_PASSPHRASE".into(),
+                ))
+            }
+            (RootKind::KeyFile, _) => {
+                return Err(KmsError::Keystore(
+                    "keystore is sealed under a root key file, but a passphrase was given".into(),
+                ))
+            }
+        };
+        let ks = Keystore {
+            dir: dir.to_path_buf(),
+            kind,
+            kdf,
+            salt,
+            root,
+            _lock: lock,
+        };
+        let checked = header.get(..CHECKED_LEN).ok_or_else(|| damaged("header"))?;
+        if !ks.key_check_matches(checked, check) {
+            return Err(KmsError::Keystore(
+                "wrong passphrase or root key for this keystore (or its header is damaged)".into(),
+            ));
+        }
+        let (ct, tag) = body.split_at(body.len() - TAG_LEN);
+        let mut plain = Zeroizing::new(ct.to_vec());
+        ks.cipher()
+            .decrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                header,
+                &mut plain[..],
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| damaged("authentication failed"))?;
+        let state: KeystoreState = serde_json::from_slice(&plain)
+            .map_err(|e| damaged(&format!("contents unreadable: {e}")))?;
+        Ok((ks, state))
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        let k = self.root.derive(b"keystore encryption");
+        Aes256Gcm::new((&*k).into())
+    }
+
+    fn key_check(&self, checked: &[u8]) -> Hmac<sha2::Sha256> {
+        let k = self.root.derive(b"keystore key check");
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&k[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(checked);
+        mac
+    }
+
+    fn key_check_matches(&self, checked: &[u8], check: &[u8]) -> bool {
+        self.key_check(checked).verify_truncated_left(check).is_ok()
+    }
+
+    fn header(&self, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+        let mut h = Vec::with_capacity(HEADER_LEN);
+        h.extend_from_slice(MAGIC);
+        h.push(VERSION);
+        h.push(self.kind as u8);
+        h.extend_from_slice(&self.kdf.m_cost_kib.to_le_bytes());
+        h.extend_from_slice(&self.kdf.t_cost.to_le_bytes());
+        h.extend_from_slice(&self.kdf.p_cost.to_le_bytes());
+        h.extend_from_slice(&self.salt);
+        let check = self.key_check(&h).finalize().into_bytes();
+        h.extend_from_slice(check.get(..CHECK_LEN).unwrap_or_default());
+        h.extend_from_slice(nonce);
+        h
+    }
+
+    /// Seals `state` and atomically replaces the keystore file with it.
+    pub(crate) fn save(&self, state: &KeystoreState) -> Result<(), KmsError> {
+        let mut body = ZeroizingWriter::with_capacity(4096 + state.keys.len() * 1024);
+        serde_json::to_writer(&mut body, state)
+            .map_err(|e| KmsError::Keystore(format!("cannot encode keystore: {e}")))?;
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let header = self.header(&nonce);
+        let mut buf = body.0;
+        let tag = self
+            .cipher()
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &header, &mut buf[..])
+            .map_err(|_| KmsError::Keystore("keystore too large to seal".into()))?;
+        let tmp = self.dir.join(TEMP_FILE);
+        let dst = self.dir.join(KEYSTORE_FILE);
+        let write = || -> io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&header)?;
+            f.write_all(&buf)?;
+            f.write_all(&tag)?;
+            // IMPORTANT: the new contents must be durable before the rename publishes them.
+            f.sync_all()?;
+            // IMPORTANT: atomic rename: a crash leaves the old or the new keystore, whole.
+            fs::rename(&tmp, &dst)?;
+            // IMPORTANT: directory fsync makes the rename durable.
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| ks_err("cannot write", &dst, e))
+    }
+}
+
+fn zero_kdf() -> KdfParams {
+    KdfParams {
+        m_cost_kib: 0,
+        t_cost: 0,
+        p_cost: 0,
+    }
+}
+
+fn dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
+    let path = dir.join(DEV_ROOT_KEY_FILE);
+    if !path.exists() {
+        RootKey::create_file(&path)?;
+    }
+    eprintln!(
+        "sealdb: warning: KMS keystore {} is sealed by the generated key file {} \
+         (development setup; set SEALDB_KMS_PASSPHRASE for production)",
+        dir.display(),
+        path.display()
+    );
+    RootKey::from_file(&path)
+}
+
+/// A bounds-checked cursor over the header.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], KmsError> {
+        if self.0.len() < n {
+            return Err(KmsError::Keystore("keystore header truncated".into()));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, KmsError> {
+        Ok(self.take(1)?.first().copied().unwrap_or_default())
+    }
+
+    fn u32(&mut self) -> Result<u32, KmsError> {
+        let b = self.take(size_of::<u32>())?;
+        let arr: [u8; 4] = b
+            .try_into()
+            .map_err(|_| KmsError::Keystore("keystore header truncated".into()))?;
+        Ok(u32::from_le_bytes(arr))
+    }
+}
+
+/// An `io::Write` into a zeroizing buffer that, when it must grow, copies into a larger
+/// zeroizing buffer, so no unzeroized copy of the plaintext keystore is left behind.
+struct ZeroizingWriter(Zeroizing<Vec<u8>>);
+
+impl ZeroizingWriter {
+    fn with_capacity(n: usize) -> ZeroizingWriter {
+        ZeroizingWriter(Zeroizing::new(Vec::with_capacity(n)))
+    }
+}
+
+impl Write for ZeroizingWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let needed = self.0.len() + data.len();
+        if needed > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(2 * self.0.capacity())));
+            bigger.extend_from_slice(&self.0);
+            self.0 = bigger; // the old buffer zeroizes on drop
+        }
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast(p: &str) -> RootKeySource {
+        RootKeySource::Passphrase {
+            passphrase: Zeroizing::new(p.into()),
+            kdf: KdfParams::insecure_fast_for_tests(),
+        }
+    }
+
+    #[test]
+    fn header_golden_layout() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (ks, _) = Keystore::open(dir.path(), &fast("pw"))?;
+        let bytes = fs::read(dir.path().join(KEYSTORE_FILE))?;
+        assert_eq!(&bytes[0..8], b"SEALDBKS");
+        assert_eq!(bytes[8], 1, "version");
+        assert_eq!(bytes[9], 1, "root kind: passphrase");
+        assert_eq!(&bytes[10..14], &8u32.to_le_bytes(), "m_cost");
+        assert_eq!(&bytes[14..18], &1u32.to_le_bytes(), "t_cost");
+        assert_eq!(&bytes[18..22], &1u32.to_le_bytes(), "p_cost");
+        assert_eq!(&bytes[22..38], &ks.salt, "salt");
+        assert_eq!(HEADER_LEN, 66);
+        // Empty state {"keys":{},"aliases":{}} sealed: 24 bytes + tag.
+        assert_eq!(bytes.len(), HEADER_LEN + 24 + TAG_LEN);
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_passphrase_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        drop(Keystore::open(dir.path(), &fast("right"))?);
+        match Keystore::open(dir.path(), &fast("wrong")) {
+            Err(KmsError::Keystore(m)) => assert!(m.contains("wrong passphrase"), "{m}"),
+            other => panic!("{other:?}", other = other.map(|_| ())),
+        }
+        match Keystore::open(dir.path(), &RootKeySource::DevDefault) {
+            Err(KmsError::Keystore(m)) => assert!(m.contains("passphrase"), "{m}"),
+            other => panic!("{other:?}", other = other.map(|_| ())),
+        }
+        assert!(Keystore::open(dir.path(), &fast("right")).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn second_open_is_refused_while_locked() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let first = Keystore::open(dir.path(), &fast("pw"))?;
+        assert!(matches!(
+            Keystore::open(dir.path(), &fast("pw")),
+            Err(KmsError::Keystore(_))
+        ));
+        drop(first);
+        assert!(Keystore::open(dir.path(), &fast("pw")).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn zeroizing_writer_grows() -> io::Result<()> {
+        let mut w = ZeroizingWriter::with_capacity(2);
+        w.write_all(b"hello ")?;
+        w.write_all(b"world")?;
+        assert_eq!(&w.0[..], b"hello world");
+        Ok(())
+    }
+}

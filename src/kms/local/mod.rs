@@ -1,0 +1,468 @@
+//! `LocalKms`: the embedded key management service over a sealed keystore directory.
+//!
+//! Every call runs under one lock: purge keys whose deletion date passed, resolve the key,
+//! authorize (policy, then grants), check the key's state, act, persist if anything
+//! changed, and append one audit event whatever the outcome.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use super::audit::{AuditLog, EventInput};
+use super::grant::Grant;
+use super::key::{to_secs, BackingKey, KeyId, KeyRecord};
+use super::keystore::{Keystore, KeystoreState};
+use super::principal::is_account_id;
+use super::{
+    service_default_policy, Caller, GrantOperation, KeyManager, KeyPolicy, KeyState, KmsError,
+    PolicyDecision, PolicyRequest, RootKeySource, SERVICE_DEFAULT_ALIAS,
+};
+use crate::clock::{system_clock, Clock};
+
+mod ops;
+
+/// Options of `LocalKms::open`.
+pub struct LocalKmsOptions {
+    /// The account the KMS serves by default (service principals have none of their own).
+    pub account: String,
+    pub region: String,
+    pub root_key: RootKeySource,
+    /// The source of every time: audit `eventTime`, creation and deletion dates.
+    pub clock: Arc<dyn Clock>,
+    /// Size at which an audit file is rotated; 0 means never.
+    pub audit_max_bytes: u64,
+}
+
+impl LocalKmsOptions {
+    /// Options with the root key from the environment (`RootKeySource::from_env`), the
+    /// system clock and 16 MiB audit files.
+    pub fn new(account: &str, region: &str) -> LocalKmsOptions {
+        LocalKmsOptions {
+            account: account.to_string(),
+            region: region.to_string(),
+            root_key: RootKeySource::from_env(),
+            clock: system_clock(),
+            audit_max_bytes: 16 << 20,
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalKmsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKmsOptions")
+            .field("account", &self.account)
+            .field("region", &self.region)
+            .field("root_key", &self.root_key)
+            .field("audit_max_bytes", &self.audit_max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The embedded KMS. See the module docs and `docs/kms.md`.
+pub struct LocalKms {
+    dir: PathBuf,
+    account: String,
+    region: String,
+    clock: Arc<dyn Clock>,
+    store: Keystore,
+    state: Mutex<KeystoreState>,
+    audit: AuditLog,
+    available: AtomicBool,
+    /// Set when a keystore write failed: memory may be ahead of disk; reopen.
+    poisoned: AtomicBool,
+}
+
+/// What a call learned for its audit event.
+#[derive(Default)]
+struct Facts {
+    keys: Vec<(String, String)>,
+    response: Value,
+}
+
+impl Facts {
+    fn key(&mut self, rec: &KeyRecord) {
+        self.keys.push((rec.arn(), rec.account.clone()));
+    }
+}
+
+fn denied(caller: &Caller, action: &str, key: &str) -> KmsError {
+    KmsError::AccessDenied {
+        principal: caller.principal.arn.clone(),
+        action: action.to_string(),
+        key: key.to_string(),
+    }
+}
+
+fn key_mut<'a>(st: &'a mut KeystoreState, id: &KeyId) -> Result<&'a mut KeyRecord, KmsError> {
+    st.keys
+        .get_mut(id)
+        .ok_or_else(|| KmsError::NotFound(format!("key {id}")))
+}
+
+fn key_ref<'a>(st: &'a KeystoreState, id: &KeyId) -> Result<&'a KeyRecord, KmsError> {
+    st.keys
+        .get(id)
+        .ok_or_else(|| KmsError::NotFound(format!("key {id}")))
+}
+
+/// Refuses crypto and grant operations on a key that is not enabled.
+fn check_usable(rec: &KeyRecord) -> Result<(), KmsError> {
+    match rec.state {
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(KmsError::Disabled(rec.arn())),
+        KeyState::PendingDeletion => Err(KmsError::InvalidState {
+            key: rec.arn(),
+            state: rec.state.as_str().to_string(),
+        }),
+    }
+}
+
+/// Refuses management operations on the service default key.
+fn check_customer_managed(rec: &KeyRecord, caller: &Caller, action: &str) -> Result<(), KmsError> {
+    match rec.manager {
+        KeyManager::Customer => Ok(()),
+        KeyManager::Aws => Err(denied(caller, action, &rec.arn())),
+    }
+}
+
+fn validate_alias_name(alias: &str) -> Result<(), KmsError> {
+    let name = alias.strip_prefix("alias/").unwrap_or_default();
+    let ok = !name.is_empty()
+        && alias.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
+    if !ok {
+        return Err(KmsError::InvalidArgument(format!(
+            "alias {alias:?} must be alias/<1-250 of [a-zA-Z0-9/_-]>"
+        )));
+    }
+    if name.starts_with("aws/") {
+        return Err(KmsError::InvalidArgument(format!(
+            "alias {alias:?}: the alias/aws/ prefix is reserved for AWS managed keys"
+        )));
+    }
+    Ok(())
+}
+
+impl LocalKms {
+    /// Opens (creating if absent) the KMS in `dir`: its keystore and audit trail.
+    /// `dir` must not be inside a database's data directory.
+    pub fn open(dir: &Path, opts: LocalKmsOptions) -> Result<LocalKms, KmsError> {
+        if !is_account_id(&opts.account) {
+            return Err(KmsError::InvalidArgument(format!(
+                "account {:?} is not a 12-digit account id",
+                opts.account
+            )));
+        }
+        if opts.region.is_empty()
+            || !opts
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(KmsError::InvalidArgument(format!(
+                "bad region {:?}",
+                opts.region
+            )));
+        }
+        let (store, state) = Keystore::open(dir, &opts.root_key)?;
+        let audit = AuditLog::open(dir, opts.audit_max_bytes)?;
+        Ok(LocalKms {
+            dir: dir.to_path_buf(),
+            account: opts.account,
+            region: opts.region,
+            clock: opts.clock,
+            store,
+            state: Mutex::new(state),
+            audit,
+            available: AtomicBool::new(true),
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// How many calls of operation `op` (e.g. `"Decrypt"`) reached this KMS since open,
+    /// allowed or denied. For tests asserting "a handful of KMS calls".
+    pub fn call_count(&self, op: &str) -> u64 {
+        self.audit.count(op)
+    }
+
+    /// Test and operations hook simulating an outage: while false, every call fails with
+    /// `KmsError::Unavailable` and, as with an unreachable KMS, nothing is audited.
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Ordering::SeqCst);
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The account a call acts in: the principal's, or the KMS's for a service principal.
+    fn caller_account<'a>(&'a self, caller: &'a Caller) -> &'a str {
+        if caller.principal.is_service() {
+            &self.account
+        } else {
+            &caller.principal.account
+        }
+    }
+
+    /// Runs one call: availability, poisoning, purge, `f`, then one audit event.
+    fn call<T>(
+        &self,
+        caller: &Caller,
+        event_name: &str,
+        read_only: bool,
+        params: Value,
+        f: impl FnOnce(&mut KeystoreState, &mut Facts) -> Result<T, KmsError>,
+    ) -> Result<T, KmsError> {
+        if !self.available.load(Ordering::SeqCst) {
+            return Err(KmsError::Unavailable(
+                "LocalKms is marked unavailable (set_available(false))".into(),
+            ));
+        }
+        let mut st = self.state.lock();
+        let mut facts = Facts::default();
+        let res = self
+            .check_caller(caller)
+            .and_then(|()| self.check_poisoned())
+            .and_then(|()| self.purge_due(&mut st))
+            .and_then(|()| f(&mut st, &mut facts));
+        self.audit.record(EventInput {
+            caller,
+            event_name,
+            region: &self.region,
+            request_parameters: params,
+            response_elements: if res.is_ok() {
+                facts.response
+            } else {
+                Value::Null
+            },
+            read_only,
+            keys: facts.keys,
+            default_account: &self.account,
+            error: res.as_ref().err(),
+            time: self.clock.now(),
+        })?;
+        res
+    }
+
+    fn check_caller(&self, caller: &Caller) -> Result<(), KmsError> {
+        let p = &caller.principal;
+        if p.arn.is_empty() || (!p.is_service() && !is_account_id(&p.account)) {
+            return Err(KmsError::InvalidArgument(format!(
+                "caller {:?} has no valid account",
+                p.arn
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_poisoned(&self) -> Result<(), KmsError> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(KmsError::Keystore(
+                "an earlier keystore write failed; reopen the KMS".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn save(&self, st: &KeystoreState) -> Result<(), KmsError> {
+        self.store.save(st).inspect_err(|_| {
+            self.poisoned.store(true, Ordering::SeqCst);
+        })
+    }
+
+    /// Destroys keys whose deletion date has passed, with their aliases and grants.
+    fn purge_due(&self, st: &mut KeystoreState) -> Result<(), KmsError> {
+        let now = to_secs(self.clock.now());
+        let due: Vec<KeyId> = st
+            .keys
+            .values()
+            .filter(|k| {
+                k.state == KeyState::PendingDeletion && k.deletion_secs.is_some_and(|d| d <= now)
+            })
+            .map(|k| k.id)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        for id in &due {
+            st.keys.remove(id);
+        }
+        for aliases in st.aliases.values_mut() {
+            aliases.retain(|_, target| !due.contains(target));
+        }
+        self.save(st)
+    }
+
+    /// Resolves a key id, key ARN, alias name or alias ARN. The service default alias
+    /// creates the default key for the caller's account if absent.
+    fn resolve(
+        &self,
+        st: &mut KeystoreState,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<KeyId, KmsError> {
+        let not_found = || KmsError::NotFound(format!("key {key_id}"));
+        let (account, rest) = match key_id.strip_prefix("arn:aws:kms:") {
+            Some(arn) => {
+                let mut parts = arn.splitn(3, ':');
+                let region = parts.next().unwrap_or_default();
+                let account = parts.next().unwrap_or_default();
+                let rest = parts.next().unwrap_or_default();
+                if region != self.region {
+                    return Err(not_found());
+                }
+                (account.to_string(), rest)
+            }
+            None => (self.caller_account(caller).to_string(), key_id),
+        };
+        if rest.starts_with("alias/") {
+            if rest == SERVICE_DEFAULT_ALIAS {
+                // Only an account's own calls create its default key.
+                let existing = st.aliases.get(&account).and_then(|m| m.get(rest)).copied();
+                return match existing {
+                    Some(id) => Ok(id),
+                    None if account == self.caller_account(caller) => {
+                        self.default_key(st, &account)
+                    }
+                    None => Err(not_found()),
+                };
+            }
+            return st
+                .aliases
+                .get(&account)
+                .and_then(|m| m.get(rest))
+                .copied()
+                .ok_or_else(not_found);
+        }
+        let id_text = rest.strip_prefix("key/").unwrap_or(rest);
+        let id = KeyId::parse(id_text).ok_or_else(not_found)?;
+        match st.keys.get(&id) {
+            Some(k) if !key_id.starts_with("arn:") || k.account == account => Ok(id),
+            _ => Err(not_found()),
+        }
+    }
+
+    /// The service default key of `account`, created (and persisted) on first use.
+    fn default_key(&self, st: &mut KeystoreState, account: &str) -> Result<KeyId, KmsError> {
+        if let Some(id) = st
+            .aliases
+            .get(account)
+            .and_then(|m| m.get(SERVICE_DEFAULT_ALIAS))
+        {
+            return Ok(*id);
+        }
+        if !is_account_id(account) {
+            return Err(KmsError::NotFound(format!(
+                "{SERVICE_DEFAULT_ALIAS} for {account:?}"
+            )));
+        }
+        let id = KeyId::generate();
+        st.keys.insert(
+            id,
+            KeyRecord {
+                id,
+                account: account.to_string(),
+                region: self.region.clone(),
+                description: "Default key that protects my sealdb tables when no other key is defined"
+                    .into(),
+                manager: KeyManager::Aws,
+                state: KeyState::Enabled,
+                created_secs: to_secs(self.clock.now()),
+                deletion_secs: None,
+                policy: service_default_policy(account, &self.region),
+                material: vec![BackingKey::generate()],
+                grants: Vec::new(),
+            },
+        );
+        st.aliases
+            .entry(account.to_string())
+            .or_default()
+            .insert(SERVICE_DEFAULT_ALIAS.to_string(), id);
+        self.save(st)?;
+        Ok(id)
+    }
+
+    /// Authorizes `action` on `rec`: an explicit Deny in the policy refuses; an Allow
+    /// allows; otherwise a grant to the caller for the operation (constraints checked
+    /// against `ctx`) allows; otherwise refuses. Returns the grant used, if any.
+    fn authorize<'r>(
+        &self,
+        rec: &'r KeyRecord,
+        req: &PolicyRequest<'_>,
+        grant_op: Option<GrantOperation>,
+    ) -> Result<Option<&'r Grant>, KmsError> {
+        let arn = rec.arn();
+        let refuse = || denied(req.caller, req.action, &arn);
+        let policy = KeyPolicy::parse(&rec.policy)?;
+        match policy.evaluate(req) {
+            PolicyDecision::ExplicitDeny { .. } => Err(refuse()),
+            PolicyDecision::Allow { .. } => Ok(None),
+            PolicyDecision::ImplicitDeny => {
+                let op = grant_op.ok_or_else(refuse)?;
+                rec.grants
+                    .iter()
+                    .find(|g| g.allows(&req.caller.principal.arn, op, req.encryption_context))
+                    .map(Some)
+                    .ok_or_else(refuse)
+            }
+        }
+    }
+
+    /// Policy lockout safety check (as KMS does without BypassPolicyLockoutSafetyCheck):
+    /// a policy that would not let the caller change it again is refused.
+    fn check_lockout(
+        &self,
+        policy: &KeyPolicy,
+        caller: &Caller,
+        key_arn: &str,
+    ) -> Result<(), KmsError> {
+        let req = PolicyRequest::new(caller, "kms:PutKeyPolicy", key_arn);
+        match policy.evaluate(&req) {
+            PolicyDecision::Allow { .. } => Ok(()),
+            _ => Err(KmsError::MalformedPolicy(format!(
+                "the new key policy would not allow {} to update it later (lockout safety check)",
+                caller.principal.arn
+            ))),
+        }
+    }
+
+    /// Shared body of simple key-management calls: resolve, authorize, then `f`.
+    fn manage(
+        &self,
+        caller: &Caller,
+        event_name: &str,
+        key_id: &str,
+        params: Value,
+        f: impl FnOnce(&mut KeyRecord) -> Result<Value, KmsError>,
+    ) -> Result<(), KmsError> {
+        let action = format!("kms:{event_name}");
+        self.call(caller, event_name, false, params, |st, facts| {
+            let id = self.resolve(st, caller, key_id)?;
+            let rec = key_mut(st, &id)?;
+            facts.key(rec);
+            let arn = rec.arn();
+            self.authorize(rec, &PolicyRequest::new(caller, &action, &arn), None)?;
+            check_customer_managed(rec, caller, &action)?;
+            facts.response = f(rec)?;
+            self.save(st)
+        })
+    }
+}

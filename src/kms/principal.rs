@@ -1,0 +1,269 @@
+//! Who is calling: an IAM principal (or a service principal) and the service it calls through.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::KmsError;
+
+/// An identity that makes KMS calls: an ARN in an account, or a service principal.
+///
+/// Service principals (`sealdb.us-west-2.amazonaws.com`, `sealdb.amazonaws.com`) have no
+/// account and their `arn` is the bare service name, as AWS writes them in grants and policies.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Principal {
+    /// `arn:aws:iam::<acct>:user/<name>`, `arn:aws:sts::<acct>:assumed-role/<role>/<session>`,
+    /// `arn:aws:iam::<acct>:root`, or a service name.
+    pub arn: String,
+    /// The 12-digit account id; empty for a service principal.
+    pub account: String,
+}
+
+/// What kind of identity a principal is, as CloudTrail's `userIdentity.type` names it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PrincipalKind {
+    Root,
+    IamUser,
+    AssumedRole,
+    Role,
+    AwsService,
+}
+
+impl PrincipalKind {
+    /// The CloudTrail `userIdentity.type` value.
+    pub fn cloudtrail_type(self) -> &'static str {
+        match self {
+            PrincipalKind::Root => "Root",
+            PrincipalKind::IamUser => "IAMUser",
+            PrincipalKind::AssumedRole => "AssumedRole",
+            PrincipalKind::Role => "Role",
+            PrincipalKind::AwsService => "AWSService",
+        }
+    }
+}
+
+impl Principal {
+    /// An IAM user: `arn:aws:iam::<account>:user/<name>`.
+    pub fn user(account: &str, name: &str) -> Principal {
+        Principal {
+            arn: format!("arn:aws:iam::{account}:user/{name}"),
+            account: account.to_string(),
+        }
+    }
+
+    /// A role session: `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub fn assumed_role(account: &str, role: &str, session: &str) -> Principal {
+        Principal {
+            arn: format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"),
+            account: account.to_string(),
+        }
+    }
+
+    /// The account itself: `arn:aws:iam::<account>:root`.
+    pub fn root(account: &str) -> Principal {
+        Principal {
+            arn: root_arn(account),
+            account: account.to_string(),
+        }
+    }
+
+    /// A service principal such as `sealdb.us-west-2.amazonaws.com`; it has no account.
+    pub fn service(name: &str) -> Principal {
+        Principal {
+            arn: name.to_string(),
+            account: String::new(),
+        }
+    }
+
+    /// Parses an ARN (`arn:aws:iam::...`, `arn:aws:sts::...`) or a service name
+    /// (`*.amazonaws.com`), as the CLI's `--principal` takes it.
+    pub fn parse(arn: &str) -> Result<Principal, KmsError> {
+        if !arn.starts_with("arn:") {
+            if arn.ends_with(".amazonaws.com") && !arn.contains(char::is_whitespace) {
+                return Ok(Principal::service(arn));
+            }
+            return Err(KmsError::InvalidArgument(format!(
+                "principal {arn:?} is neither an ARN nor a service principal name"
+            )));
+        }
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let well_formed = parts.len() == 6
+            && (parts[2] == "iam" || parts[2] == "sts")
+            && is_account_id(parts[4])
+            && !parts[5].is_empty();
+        if !well_formed {
+            return Err(KmsError::InvalidArgument(format!(
+                "principal ARN {arn:?} is not arn:aws:iam::<account>:<resource> or arn:aws:sts::..."
+            )));
+        }
+        Ok(Principal {
+            arn: arn.to_string(),
+            account: parts[4].to_string(),
+        })
+    }
+
+    /// True for a service principal (no account).
+    pub fn is_service(&self) -> bool {
+        self.account.is_empty()
+    }
+
+    /// What kind of identity this is.
+    pub fn kind(&self) -> PrincipalKind {
+        if self.is_service() {
+            return PrincipalKind::AwsService;
+        }
+        let resource = self.resource();
+        if resource == "root" {
+            PrincipalKind::Root
+        } else if resource.starts_with("assumed-role/") {
+            PrincipalKind::AssumedRole
+        } else if resource.starts_with("role/") {
+            PrincipalKind::Role
+        } else {
+            PrincipalKind::IamUser
+        }
+    }
+
+    /// For a role session, the ARN of the role (`arn:aws:iam::<acct>:role/<role>`).
+    pub fn role_arn(&self) -> Option<String> {
+        let rest = self.resource().strip_prefix("assumed-role/")?;
+        let role = rest.split('/').next()?;
+        Some(format!("arn:aws:iam::{}:role/{role}", self.account))
+    }
+
+    /// A stable, CloudTrail-shaped principal id. AWS assigns opaque unique ids
+    /// (`AIDA...` for users, `AROA...:<session>` for role sessions); the local KMS derives
+    /// them from the ARN so that the same principal always has the same id.
+    pub fn principal_id(&self) -> String {
+        match self.kind() {
+            PrincipalKind::Root => self.account.clone(),
+            PrincipalKind::AwsService => self.arn.clone(),
+            PrincipalKind::AssumedRole => {
+                let session = self.resource().rsplit('/').next().unwrap_or_default();
+                let role = self.role_arn().unwrap_or_default();
+                format!("{}:{session}", unique_id("AROA", &role))
+            }
+            PrincipalKind::Role => unique_id("AROA", &self.arn),
+            PrincipalKind::IamUser => unique_id("AIDA", &self.arn),
+        }
+    }
+
+    /// The part of the ARN after `arn:aws:<svc>::<acct>:`.
+    fn resource(&self) -> &str {
+        self.arn.splitn(6, ':').nth(5).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// `AROA`/`AIDA` followed by 17 upper-case base32-ish characters of SHA-256(arn).
+pub(crate) fn unique_id(prefix: &str, arn: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = Sha256::digest(arn.as_bytes());
+    let mut id = String::from(prefix);
+    for b in digest.iter().take(17) {
+        id.push(char::from(ALPHABET[usize::from(b & 31)]));
+    }
+    id
+}
+
+/// `arn:aws:iam::<account>:root`.
+pub(crate) fn root_arn(account: &str) -> String {
+    format!("arn:aws:iam::{account}:root")
+}
+
+/// True for exactly twelve ASCII digits.
+pub(crate) fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Who makes a call, and through which service (the `kms:ViaService` condition key).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    /// `Some("sealdb.<region>.amazonaws.com")` when the engine calls on the principal's behalf.
+    pub via_service: Option<String>,
+}
+
+impl Caller {
+    /// The principal calling the KMS directly.
+    pub fn direct(principal: Principal) -> Caller {
+        Caller {
+            principal,
+            via_service: None,
+        }
+    }
+
+    /// The principal calling through a service (`ViaService`).
+    pub fn via(principal: Principal, service: &str) -> Caller {
+        Caller {
+            principal,
+            via_service: Some(service.to_string()),
+        }
+    }
+
+    /// The account the call is billed to: the principal's, or for a service principal none.
+    pub fn account(&self) -> &str {
+        &self.principal.account
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_build_aws_arns() {
+        let u = Principal::user("111122223333", "alice");
+        assert_eq!(u.arn, "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(u.kind(), PrincipalKind::IamUser);
+        let r = Principal::assumed_role("111122223333", "Admin", "user01");
+        assert_eq!(r.arn, "arn:aws:sts::111122223333:assumed-role/Admin/user01");
+        assert_eq!(r.kind(), PrincipalKind::AssumedRole);
+        assert_eq!(
+            r.role_arn().as_deref(),
+            Some("arn:aws:iam::111122223333:role/Admin")
+        );
+        assert_eq!(Principal::root("111122223333").kind(), PrincipalKind::Root);
+        let s = Principal::service("sealdb.amazonaws.com");
+        assert!(s.is_service());
+        assert_eq!(s.kind().cloudtrail_type(), "AWSService");
+    }
+
+    #[test]
+    fn principal_ids_are_stable_and_shaped_like_aws() {
+        let r = Principal::assumed_role("111122223333", "Admin", "user01");
+        let id = r.principal_id();
+        assert!(id.starts_with("AROA") && id.ends_with(":user01"), "{id}");
+        assert_eq!(id.len(), 4 + 17 + 7);
+        assert_eq!(id, r.principal_id());
+        let other = Principal::assumed_role("111122223333", "Admin", "user02");
+        assert_eq!(id.split(':').next(), other.principal_id().split(':').next());
+        assert_eq!(
+            Principal::root("111122223333").principal_id(),
+            "111122223333"
+        );
+    }
+
+    #[test]
+    fn parse_accepts_arns_and_service_names() -> Result<(), KmsError> {
+        let p = Principal::parse("arn:aws:iam::111122223333:user/bob")?;
+        assert_eq!(p, Principal::user("111122223333", "bob"));
+        let s = Principal::parse("sealdb.us-west-2.amazonaws.com")?;
+        assert!(s.is_service());
+        for bad in [
+            "",
+            "bob",
+            "arn:aws:iam::12:user/x",
+            "arn:aws:s3:::b",
+            "arn:aws:iam::111122223333:",
+        ] {
+            assert!(Principal::parse(bad).is_err(), "{bad}");
+        }
+        Ok(())
+    }
+}

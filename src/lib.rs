@@ -11,6 +11,11 @@ mod iter;
 pub mod kms;
 pub mod storage;
 mod types;
+#[allow(dead_code)]
+mod wal;
 
 pub use error::{Error, Result};
 pub use types::{FileNumber, Level, SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_VALUE_LEN};
+
+#[cfg(feature = "fuzzing")]
+pub use wal::fuzz_wal;

@@ -9,13 +9,18 @@ mod error;
 mod ikey;
 mod iter;
 pub mod kms;
+// The engine (in progress) is their user; until it lands, much is unused.
+#[allow(dead_code, unused_imports)]
+mod manifest;
 pub mod storage;
 mod types;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod wal;
 
 pub use error::{Error, Result};
 pub use types::{FileNumber, Level, SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_VALUE_LEN};
 
+#[cfg(feature = "fuzzing")]
+pub use manifest::fuzz_manifest;
 #[cfg(feature = "fuzzing")]
 pub use wal::fuzz_wal;

@@ -40,6 +40,11 @@ impl<'a> Cursor<'a> {
         self.buf.len().saturating_sub(self.pos)
     }
 
+    /// A corruption error at file offset `offset` of this cursor's file.
+    pub(crate) fn error_at(&self, offset: u64, what: impl Into<String>) -> Error {
+        Error::corruption(self.label, offset, what)
+    }
+
     /// A corruption error at the current position.
     pub(crate) fn error(&self, what: impl Into<String>) -> Error {
         Error::corruption(self.label, self.offset(), what)
@@ -106,10 +111,10 @@ mod tests {
         assert_eq!(c.offset(), 105);
         assert_eq!(c.bytes(2, "c")?, &[9, 9]);
         // Length 3 but only 2 bytes left.
-        let err = c.len_prefixed("d").map(|_| ()).unwrap_err();
+        let err = c.len_prefixed("d").map(|_| ());
         assert!(
-            matches!(err, Error::Corruption { offset: 111, .. }),
-            "{err}"
+            matches!(err, Err(Error::Corruption { offset: 111, .. })),
+            "{err:?}"
         );
         assert!(Cursor::new(&data, 0, "f").bytes(usize::MAX, "e").is_err());
         Ok(())

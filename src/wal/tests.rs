@@ -12,6 +12,15 @@ use crate::storage::StdEnv;
 use crate::types::{FileNumber, SeqNo, TableId};
 
 const PLAIN: TableId = TableId(1);
+
+/// The error of a result that must have failed.
+fn err_of<T>(r: Result<T>) -> Result<Error> {
+    match r {
+        Ok(_) => Err(Error::InvalidArgument("expected an error".into())),
+        Err(e) => Ok(e),
+    }
+}
+
 const SEALED: TableId = TableId(2);
 const SEALED2: TableId = TableId(3);
 
@@ -138,9 +147,7 @@ fn truncation_at_every_byte_of_the_last_record_keeps_earlier_records() -> Result
         assert_eq!(out.valid_len, last_start as u64);
         // The same cut in a segment that is not the last is corruption.
         if cut != last_start {
-            assert!(replay(&cut_path, FileNumber(2), false)
-                .unwrap_err()
-                .is_integrity_failure());
+            assert!(err_of(replay(&cut_path, FileNumber(2), false))?.is_integrity_failure());
         }
     }
     // Header-only and cut headers of the last segment are fine; garbage is not.
@@ -246,7 +253,7 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     let mut spliced = f11.clone();
     spliced[batch_start..].copy_from_slice(&f10[batch_start..]);
     std::fs::write(p11, &spliced).map_err(|e| Error::io("w", e))?;
-    let err = replay(p11, FileNumber(11), false).unwrap_err();
+    let err = err_of(replay(p11, FileNumber(11), false))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     // The section relabelled as the other encrypted table (same key bytes, other table).
     let mut moved = f10.clone();
@@ -254,7 +261,7 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     moved[section_table..section_table + 4].copy_from_slice(&SEALED2.0.to_le_bytes());
     refix_frames(&mut moved);
     std::fs::write(p10, &moved).map_err(|e| Error::io("w", e))?;
-    let err = replay(p10, FileNumber(10), false).unwrap_err();
+    let err = err_of(replay(p10, FileNumber(10), false))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     // The first sequence number rewritten in the plaintext frame.
     let mut reseq = f10.clone();
@@ -262,7 +269,7 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     reseq[seq_at] ^= 0x04;
     refix_frames(&mut reseq);
     std::fs::write(p10, &reseq).map_err(|e| Error::io("w", e))?;
-    let err = replay(p10, FileNumber(10), false).unwrap_err();
+    let err = err_of(replay(p10, FileNumber(10), false))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     // A whole segment renamed: its key record no longer unwraps.
     let renamed = dir.path().join("000012.log");
@@ -270,7 +277,7 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     f[..frame::FILE_HEADER_LEN]
         .copy_from_slice(&frame::encode_file_header(b"SEALWAL\0", FileNumber(12)));
     std::fs::write(&renamed, &f).map_err(|e| Error::io("w", e))?;
-    let err = replay(&renamed, FileNumber(12), false).unwrap_err();
+    let err = err_of(replay(&renamed, FileNumber(12), false))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     Ok(())
 }
@@ -370,8 +377,14 @@ fn key_records_bind_to_the_table_key() -> Result<()> {
         *seen.entry(t).or_default() += 1;
         Ok(())
     };
-    let err =
-        replay_segment(&StdEnv, &path, FileNumber(8), true, &mut wrong, &mut sink).unwrap_err();
+    let err = err_of(replay_segment(
+        &StdEnv,
+        &path,
+        FileNumber(8),
+        true,
+        &mut wrong,
+        &mut sink,
+    ))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     Ok(())
 }

@@ -1,8 +1,7 @@
 //! Manifest behaviour: round trip, torn tail, damage, the MAC chain, the CURRENT switch.
 
-use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,8 +10,9 @@ use super::record::{decode_payload, encode_payload};
 use super::*;
 use crate::crypto::{TableKey, KEY_LEN};
 use crate::error::{Error, Result};
-use crate::storage::{Env, FileLock, RandomAccessFile, StdEnv, WritableFile};
+use crate::storage::StdEnv;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
+use crate::wal::fault_env::FaultEnv;
 use crate::wal::frame::{begin_record, finish_record, FrameScanner, Scan, FILE_HEADER_LEN};
 
 const ENC: TableId = TableId(1);
@@ -339,63 +339,20 @@ fn mac_chain_detects_edited_reordered_and_removed_records() -> Result<()> {
     Ok(())
 }
 
-/// The real file system, with renames that fail on demand.
-struct FailingRename {
-    fail: AtomicBool,
-}
-
-impl Env for FailingRename {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        StdEnv.create_dir_all(path)
-    }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        StdEnv.create(path)
-    }
-    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-        StdEnv.open_read(path)
-    }
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        StdEnv.read_all(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(io::Error::other("injected rename failure"));
-        }
-        StdEnv.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdEnv.remove_file(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdEnv.sync_dir(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        StdEnv.list_dir(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        StdEnv.exists(path)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        StdEnv.lock(path)
-    }
-}
-
 #[test]
 fn current_switch_leaves_the_old_or_the_new_manifest() -> Result<()> {
     let dir = tmp()?;
-    let env = FailingRename {
-        fail: AtomicBool::new(false),
-    };
+    let env = FaultEnv::default();
     let old = snapshot();
     ManifestWriter::create(&env, dir.path(), FileNumber(1), &old, &keys)?;
     let new = vec![old[1].clone()];
-    env.fail.store(true, Ordering::SeqCst);
+    env.fail_rename.store(true, Ordering::SeqCst);
     assert!(ManifestWriter::create(&env, dir.path(), FileNumber(2), &new, &keys).is_err());
     // The new manifest and CURRENT.tmp exist, but CURRENT still names the old one.
     assert!(dir.path().join("MANIFEST-000002").exists());
     let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
     assert_eq!((m.number, m.edits), (FileNumber(1), old));
-    env.fail.store(false, Ordering::SeqCst);
+    env.fail_rename.store(false, Ordering::SeqCst);
     ManifestWriter::create(&env, dir.path(), FileNumber(2), &new, &keys)?;
     let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
     assert_eq!((m.number, m.edits), (FileNumber(2), new));
@@ -426,5 +383,27 @@ fn golden_bytes_of_a_tiny_manifest() -> Result<()> {
     );
     let current = std::fs::read(dir.path().join(CURRENT)).map_err(|e| Error::io("read", e))?;
     assert_eq!(current, b"MANIFEST-000003\n");
+    Ok(())
+}
+
+#[test]
+fn a_failed_append_poisons_and_is_dropped_as_torn() -> Result<()> {
+    let dir = tmp()?;
+    let env = FaultEnv::default();
+    let mut w = ManifestWriter::create(&env, dir.path(), FileNumber(1), &snapshot(), &keys)?;
+    w.append(&VersionEdit::new(vec![add_file(ENC, 5)]), &keys)?;
+    env.fail.store(true, Ordering::SeqCst);
+    assert!(w
+        .append(&VersionEdit::new(vec![add_file(ENC, 6)]), &keys)
+        .is_err());
+    env.fail.store(false, Ordering::SeqCst);
+    let next = VersionEdit::new(vec![add_file(ENC, 7)]);
+    assert!(matches!(w.append(&next, &keys), Err(Error::Poisoned(_))));
+    let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
+    assert!(m.torn_tail);
+    let mut expected = snapshot();
+    expected.push(VersionEdit::new(vec![add_file(ENC, 5)]));
+    assert_eq!(m.edits, expected);
+    m.verify_table_chain(ENC, &key_of(ENC))?;
     Ok(())
 }

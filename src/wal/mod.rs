@@ -14,9 +14,13 @@ mod record;
 mod writer;
 
 #[cfg(test)]
+pub(crate) mod fault_env;
+#[cfg(test)]
 mod tests;
 
-pub(crate) use reader::{replay_bytes, replay_segment, ReplayKey, ReplayOutcome, WalKeyRef};
+pub(crate) use reader::{
+    list_segments, replay_bytes, replay_segment, ReplayKey, ReplayOutcome, WalKeyRef,
+};
 pub(crate) use record::{parse_segment_file_name, segment_file_name};
 pub(crate) use writer::{WalTableProtection, WalWriter};
 

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::frame::{check_file_header, encode_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
-use super::record::{decode_batch, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC};
+use super::record::{
+    decode_batch, parse_segment_file_name, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC,
+};
 use crate::crypto::{
     unwrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitOpener, WrapContext,
     WRAPPED_KEY_LEN,
@@ -118,6 +120,19 @@ pub(crate) fn replay_segment(
         .unwrap_or("WAL segment")
         .to_owned();
     replay_bytes(data, &label, segment, is_last, resolve_key, sink)
+}
+
+/// The WAL segments in `dir`, ascending.
+pub(crate) fn list_segments(env: &dyn Env, dir: &Path) -> Result<Vec<FileNumber>> {
+    let names = env
+        .list_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut segments: Vec<FileNumber> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n))
+        .collect();
+    segments.sort_unstable();
+    Ok(segments)
 }
 
 /// `replay_segment` over a segment's bytes.

@@ -470,3 +470,66 @@ mod model {
         tempfile::tempdir().map_err(|e| Error::io("tempdir", e))
     }
 }
+
+mod faults {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::wal::fault_env::FaultEnv;
+
+    #[test]
+    fn a_failed_append_poisons_and_leaves_a_torn_tail() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let env = FaultEnv::default();
+        let mut w = WalWriter::create(&env, dir.path(), FileNumber(1))?;
+        register_all(&mut w)?;
+        w.append_batch(SeqNo(1), &[(PLAIN, b"one"), (SEALED, b"two")])?;
+        w.sync()?;
+        env.fail.store(true, Ordering::SeqCst);
+        assert!(w.append_batch(SeqNo(2), &[(SEALED, b"three")]).is_err());
+        env.fail.store(false, Ordering::SeqCst);
+        // Poisoned: nothing more is appended or acknowledged.
+        assert!(matches!(
+            w.append_batch(SeqNo(3), &[(PLAIN, b"x")]),
+            Err(Error::Poisoned(_))
+        ));
+        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
+        assert!(w.syncer().is_err());
+        // Recovery keeps the synced batch and reports the half-written one as torn.
+        let (got, out) = replay(w.path(), FileNumber(1), true)?;
+        assert_eq!(got.len(), 2);
+        assert!(out.torn_tail);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_sync_poisons() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let env = FaultEnv::default();
+        let mut w = WalWriter::create(&env, dir.path(), FileNumber(1))?;
+        w.register_table(PLAIN, WalTableProtection::Plain)?;
+        w.append_batch(SeqNo(1), &[(PLAIN, b"one")])?;
+        env.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(w.sync(), Err(Error::Io { .. })));
+        env.fail.store(false, Ordering::SeqCst);
+        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
+        // Creating a segment whose header cannot be synced fails outright.
+        env.fail.store(true, Ordering::SeqCst);
+        assert!(WalWriter::create(&env, dir.path(), FileNumber(2)).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn segments_are_listed_in_order() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        for n in [12, 3, 100] {
+            WalWriter::create(&StdEnv, dir.path(), FileNumber(n))?;
+        }
+        std::fs::write(dir.path().join("MANIFEST-000001"), b"").map_err(|e| Error::io("w", e))?;
+        assert_eq!(
+            list_segments(&StdEnv, dir.path())?,
+            vec![FileNumber(3), FileNumber(12), FileNumber(100)]
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,545 @@
+//! Version edits: what one manifest record changes, and its byte encoding.
+//!
+//! ```text
+//! edits   = edit+                       (a record's edits, back to back)
+//! edit    = tag : u8, then by tag:
+//!   1 CreateTable       id : u32 | name : str | meta
+//!   2 DropTable         id : u32
+//!   3 AddFile           table : u32 | level : u8 | file : u64 | size : u64 | entries : u64
+//!                       | min_seq : u64 | max_seq : u64 | smallest : boundary | largest : boundary
+//!   4 RemoveFile        table : u32 | level : u8 | file : u64
+//!   5 SetLogNumber      table : u32 | log : u64
+//!   6 SetNextFileNumber file : u64
+//!   7 SetLastSeq        seq : u64
+//!   8 SetNextTableId    id : u32
+//!   9 SetTableKey       table : u32 | meta
+//! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries) | key_arn : str
+//!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
+//!           | block_size : u32 | bloom_bits_per_key : u32
+//! boundary = kind : u8 (1 plain, 2 sealed) | bytes
+//! str, bytes = len : u32 LE | [u8; len]      (str is UTF-8)
+//! integers little-endian
+//! ```
+
+use crate::error::{Error, Result};
+use crate::types::{FileNumber, Level, SeqNo, TableId};
+use crate::wal::cursor::{put_len_prefixed, Cursor};
+
+/// Edit tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum EditTag {
+    // on disk: never renumber
+    CreateTable = 1,
+    DropTable = 2,
+    AddFile = 3,
+    RemoveFile = 4,
+    SetLogNumber = 5,
+    SetNextFileNumber = 6,
+    SetLastSeq = 7,
+    SetNextTableId = 8,
+    SetTableKey = 9,
+}
+
+impl TryFrom<u8> for EditTag {
+    type Error = u8;
+    fn try_from(v: u8) -> Result<Self, u8> {
+        Ok(match v {
+            1 => EditTag::CreateTable,
+            2 => EditTag::DropTable,
+            3 => EditTag::AddFile,
+            4 => EditTag::RemoveFile,
+            5 => EditTag::SetLogNumber,
+            6 => EditTag::SetNextFileNumber,
+            7 => EditTag::SetLastSeq,
+            8 => EditTag::SetNextTableId,
+            9 => EditTag::SetTableKey,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Boundary kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum BoundaryTag {
+    // on disk: never renumber
+    Plain = 1,
+    Sealed = 2,
+}
+
+const META_ENCRYPTED: u8 = 0x01;
+const META_SEALED_BOUNDARIES: u8 = 0x02;
+
+/// A table's persistent settings and key material (all of it non-secret: the table key is
+/// held only as the KMS ciphertext blob). Empty strings and blob for plaintext tables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TableMeta {
+    pub(crate) encrypted: bool,
+    pub(crate) sealed_boundaries: bool,
+    pub(crate) key_arn: String,
+    pub(crate) wrapped_table_key: Vec<u8>,
+    pub(crate) grant_id: String,
+    pub(crate) key_version: u32,
+    pub(crate) block_size: u32,
+    pub(crate) bloom_bits_per_key: u32,
+}
+
+/// The smallest or largest internal key of a file: readable, or sealed under the table key
+/// (`boundary::seal_boundary`) for tables with `sealed_boundaries`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Boundary {
+    Plain(Vec<u8>),
+    Sealed(Vec<u8>),
+}
+
+/// One change to the database's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Edit {
+    CreateTable {
+        id: TableId,
+        name: String,
+        meta: TableMeta,
+    },
+    DropTable {
+        id: TableId,
+    },
+    AddFile {
+        table: TableId,
+        level: Level,
+        file: FileNumber,
+        size: u64,
+        entries: u64,
+        min_seq: SeqNo,
+        max_seq: SeqNo,
+        smallest: Boundary,
+        largest: Boundary,
+    },
+    RemoveFile {
+        table: TableId,
+        level: Level,
+        file: FileNumber,
+    },
+    /// WAL segments below `log` hold nothing of `table` that is not in its files.
+    SetLogNumber {
+        table: TableId,
+        log: FileNumber,
+    },
+    SetNextFileNumber(FileNumber),
+    SetLastSeq(SeqNo),
+    SetNextTableId(TableId),
+    /// New key material for a table (grant or key rotation); `encrypted` may not change.
+    SetTableKey {
+        table: TableId,
+        meta: TableMeta,
+    },
+}
+
+/// An atomic group of edits: one manifest record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VersionEdit {
+    pub(crate) edits: Vec<Edit>,
+}
+
+impl VersionEdit {
+    pub(crate) fn new(edits: Vec<Edit>) -> VersionEdit {
+        VersionEdit { edits }
+    }
+
+    /// The tables this group touches, ascending, each once.
+    pub(crate) fn tables(&self) -> Vec<TableId> {
+        let mut t: Vec<TableId> = self.edits.iter().filter_map(Edit::table).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    }
+
+    /// Encodes the edits (see the layout atop this file).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        if self.edits.is_empty() {
+            return Err(Error::InvalidArgument(
+                "internal: empty version edit".to_owned(),
+            ));
+        }
+        for e in &self.edits {
+            e.encode(out)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes a whole edits field; `offset` is its file offset, for errors.
+    pub(crate) fn decode(bytes: &[u8], offset: u64, label: &str) -> Result<VersionEdit> {
+        let mut c = Cursor::new(bytes, offset, label);
+        let mut edits = Vec::new();
+        while !c.is_empty() {
+            edits.push(Edit::decode(&mut c)?);
+        }
+        if edits.is_empty() {
+            return Err(c.error("manifest record without edits"));
+        }
+        Ok(VersionEdit { edits })
+    }
+}
+
+impl Edit {
+    /// The table an edit belongs to; `None` for database-wide counters.
+    pub(crate) fn table(&self) -> Option<TableId> {
+        match self {
+            Edit::CreateTable { id, .. } | Edit::DropTable { id } => Some(*id),
+            Edit::AddFile { table, .. }
+            | Edit::RemoveFile { table, .. }
+            | Edit::SetLogNumber { table, .. }
+            | Edit::SetTableKey { table, .. } => Some(*table),
+            Edit::SetNextFileNumber(_) | Edit::SetLastSeq(_) | Edit::SetNextTableId(_) => None,
+        }
+    }
+
+    pub(crate) fn tag(&self) -> EditTag {
+        match self {
+            Edit::CreateTable { .. } => EditTag::CreateTable,
+            Edit::DropTable { .. } => EditTag::DropTable,
+            Edit::AddFile { .. } => EditTag::AddFile,
+            Edit::RemoveFile { .. } => EditTag::RemoveFile,
+            Edit::SetLogNumber { .. } => EditTag::SetLogNumber,
+            Edit::SetNextFileNumber(_) => EditTag::SetNextFileNumber,
+            Edit::SetLastSeq(_) => EditTag::SetLastSeq,
+            Edit::SetNextTableId(_) => EditTag::SetNextTableId,
+            Edit::SetTableKey { .. } => EditTag::SetTableKey,
+        }
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.push(self.tag() as u8);
+        match self {
+            Edit::CreateTable { id, name, meta } => {
+                out.extend_from_slice(&id.0.to_le_bytes());
+                put_len_prefixed(out, name.as_bytes())?;
+                meta.encode(out)?;
+            }
+            Edit::DropTable { id } => out.extend_from_slice(&id.0.to_le_bytes()),
+            Edit::AddFile {
+                table,
+                level,
+                file,
+                size,
+                entries,
+                min_seq,
+                max_seq,
+                smallest,
+                largest,
+            } => {
+                out.extend_from_slice(&table.0.to_le_bytes());
+                out.push(level.0);
+                for v in [file.0, *size, *entries, min_seq.0, max_seq.0] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                smallest.encode(out)?;
+                largest.encode(out)?;
+            }
+            Edit::RemoveFile { table, level, file } => {
+                out.extend_from_slice(&table.0.to_le_bytes());
+                out.push(level.0);
+                out.extend_from_slice(&file.0.to_le_bytes());
+            }
+            Edit::SetLogNumber { table, log } => {
+                out.extend_from_slice(&table.0.to_le_bytes());
+                out.extend_from_slice(&log.0.to_le_bytes());
+            }
+            Edit::SetNextFileNumber(n) => out.extend_from_slice(&n.0.to_le_bytes()),
+            Edit::SetLastSeq(s) => out.extend_from_slice(&s.0.to_le_bytes()),
+            Edit::SetNextTableId(t) => out.extend_from_slice(&t.0.to_le_bytes()),
+            Edit::SetTableKey { table, meta } => {
+                out.extend_from_slice(&table.0.to_le_bytes());
+                meta.encode(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn decode(c: &mut Cursor<'_>) -> Result<Edit> {
+        let at = c.offset();
+        let tag = c.u8("edit tag")?;
+        let tag = EditTag::try_from(tag)
+            .map_err(|t| c.error_at(at, format!("unknown manifest edit tag {t}")))?;
+        let table = |c: &mut Cursor<'_>| c.u32("table id").map(TableId);
+        Ok(match tag {
+            EditTag::CreateTable => Edit::CreateTable {
+                id: table(c)?,
+                name: decode_str(c, "table name")?,
+                meta: TableMeta::decode(c)?,
+            },
+            EditTag::DropTable => Edit::DropTable { id: table(c)? },
+            EditTag::AddFile => Edit::AddFile {
+                table: table(c)?,
+                level: Level(c.u8("level")?),
+                file: FileNumber(c.u64("file number")?),
+                size: c.u64("file size")?,
+                entries: c.u64("entry count")?,
+                min_seq: SeqNo(c.u64("smallest sequence number")?),
+                max_seq: SeqNo(c.u64("largest sequence number")?),
+                smallest: Boundary::decode(c)?,
+                largest: Boundary::decode(c)?,
+            },
+            EditTag::RemoveFile => Edit::RemoveFile {
+                table: table(c)?,
+                level: Level(c.u8("level")?),
+                file: FileNumber(c.u64("file number")?),
+            },
+            EditTag::SetLogNumber => Edit::SetLogNumber {
+                table: table(c)?,
+                log: FileNumber(c.u64("log number")?),
+            },
+            EditTag::SetNextFileNumber => {
+                Edit::SetNextFileNumber(FileNumber(c.u64("next file number")?))
+            }
+            EditTag::SetLastSeq => Edit::SetLastSeq(SeqNo(c.u64("last sequence number")?)),
+            EditTag::SetNextTableId => Edit::SetNextTableId(table(c)?),
+            EditTag::SetTableKey => Edit::SetTableKey {
+                table: table(c)?,
+                meta: TableMeta::decode(c)?,
+            },
+        })
+    }
+}
+
+fn decode_str(c: &mut Cursor<'_>, what: &str) -> Result<String> {
+    let at = c.offset();
+    let bytes = c.len_prefixed(what)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| c.error_at(at, format!("{what} is not UTF-8")))
+}
+
+impl TableMeta {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        let mut flags = 0u8;
+        if self.encrypted {
+            flags |= META_ENCRYPTED;
+        }
+        if self.sealed_boundaries {
+            flags |= META_SEALED_BOUNDARIES;
+        }
+        out.push(flags);
+        put_len_prefixed(out, self.key_arn.as_bytes())?;
+        put_len_prefixed(out, &self.wrapped_table_key)?;
+        put_len_prefixed(out, self.grant_id.as_bytes())?;
+        for v in [self.key_version, self.block_size, self.bloom_bits_per_key] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    fn decode(c: &mut Cursor<'_>) -> Result<TableMeta> {
+        let flags = c.u8("table flags")?;
+        if flags & !(META_ENCRYPTED | META_SEALED_BOUNDARIES) != 0 {
+            return Err(c.error(format!("unknown table flags {flags:#04x}")));
+        }
+        Ok(TableMeta {
+            encrypted: flags & META_ENCRYPTED != 0,
+            sealed_boundaries: flags & META_SEALED_BOUNDARIES != 0,
+            key_arn: decode_str(c, "key ARN")?,
+            wrapped_table_key: c.len_prefixed("wrapped table key")?.to_vec(),
+            grant_id: decode_str(c, "grant id")?,
+            key_version: c.u32("key version")?,
+            block_size: c.u32("block size")?,
+            bloom_bits_per_key: c.u32("bloom bits per key")?,
+        })
+    }
+}
+
+impl Boundary {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        let (tag, bytes) = match self {
+            Boundary::Plain(b) => (BoundaryTag::Plain, b),
+            Boundary::Sealed(b) => (BoundaryTag::Sealed, b),
+        };
+        out.push(tag as u8);
+        put_len_prefixed(out, bytes)
+    }
+
+    fn decode(c: &mut Cursor<'_>) -> Result<Boundary> {
+        let tag = c.u8("boundary kind")?;
+        let bytes = c.len_prefixed("boundary")?.to_vec();
+        match tag {
+            t if t == BoundaryTag::Plain as u8 => Ok(Boundary::Plain(bytes)),
+            t if t == BoundaryTag::Sealed as u8 => Ok(Boundary::Sealed(bytes)),
+            other => Err(c.error(format!("unknown boundary kind {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn meta_strategy() -> impl Strategy<Value = TableMeta> {
+        (
+            any::<(bool, bool)>(),
+            ".{0,20}",
+            proptest::collection::vec(any::<u8>(), 0..80),
+            "[a-f0-9]{0,64}",
+            any::<(u32, u32, u32)>(),
+        )
+            .prop_map(|((e, s), arn, blob, grant, (v, b, bl))| TableMeta {
+                encrypted: e,
+                sealed_boundaries: s,
+                key_arn: arn,
+                wrapped_table_key: blob,
+                grant_id: grant,
+                key_version: v,
+                block_size: b,
+                bloom_bits_per_key: bl,
+            })
+    }
+
+    fn boundary_strategy() -> impl Strategy<Value = Boundary> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Boundary::Plain),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Boundary::Sealed),
+        ]
+    }
+
+    pub(crate) fn edit_strategy() -> impl Strategy<Value = Edit> {
+        let t = any::<u32>().prop_map(TableId);
+        let f = any::<u64>().prop_map(FileNumber);
+        prop_oneof![
+            (t.clone(), ".{0,16}", meta_strategy())
+                .prop_map(|(id, name, meta)| Edit::CreateTable { id, name, meta }),
+            t.clone().prop_map(|id| Edit::DropTable { id }),
+            (
+                t.clone(),
+                any::<u8>(),
+                f.clone(),
+                any::<(u64, u64, u64, u64)>(),
+                boundary_strategy(),
+                boundary_strategy()
+            )
+                .prop_map(
+                    |(table, l, file, (size, entries, a, b), smallest, largest)| {
+                        Edit::AddFile {
+                            table,
+                            level: Level(l),
+                            file,
+                            size,
+                            entries,
+                            min_seq: SeqNo(a),
+                            max_seq: SeqNo(b),
+                            smallest,
+                            largest,
+                        }
+                    }
+                ),
+            (t.clone(), any::<u8>(), f.clone()).prop_map(|(table, l, file)| Edit::RemoveFile {
+                table,
+                level: Level(l),
+                file
+            }),
+            (t.clone(), f.clone()).prop_map(|(table, log)| Edit::SetLogNumber { table, log }),
+            f.prop_map(Edit::SetNextFileNumber),
+            any::<u64>().prop_map(|s| Edit::SetLastSeq(SeqNo(s))),
+            t.clone().prop_map(Edit::SetNextTableId),
+            (t, meta_strategy()).prop_map(|(table, meta)| Edit::SetTableKey { table, meta }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_edit_round_trips(edits in proptest::collection::vec(edit_strategy(), 1..8)) {
+            let ve = VersionEdit::new(edits);
+            let mut out = Vec::new();
+            ve.encode(&mut out)?;
+            prop_assert_eq!(VersionEdit::decode(&out, 0, "m")?, ve.clone());
+            // Every strict prefix fails to decode rather than decoding to something else.
+            for cut in 0..out.len() {
+                if let Ok(got) = VersionEdit::decode(&out[..cut], 0, "m") {
+                    prop_assert!(ve.edits.starts_with(&got.edits) && got.edits.len() < ve.edits.len());
+                }
+            }
+        }
+
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = VersionEdit::decode(&bytes, 0, "m");
+        }
+    }
+
+    #[test]
+    fn tags_are_frozen() {
+        for t in 1..=9u8 {
+            assert_eq!(EditTag::try_from(t).map(|e| e as u8), Ok(t));
+        }
+        assert_eq!(EditTag::try_from(0), Err(0));
+        assert_eq!(EditTag::try_from(10), Err(10));
+    }
+
+    #[test]
+    fn golden_bytes_of_each_edit_kind() -> Result<()> {
+        let meta = TableMeta {
+            encrypted: true,
+            sealed_boundaries: false,
+            key_arn: "k".into(),
+            wrapped_table_key: vec![0xAA, 0xBB],
+            grant_id: "g".into(),
+            key_version: 1,
+            block_size: 4096,
+            bloom_bits_per_key: 10,
+        };
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Edit::CreateTable { id: TableId(1), name: "t".into(), meta: meta.clone() },
+                "01 01000000 01000000 74 01 01000000 6b 02000000 aabb 01000000 67 01000000 00100000 0a000000",
+            ),
+            (Edit::DropTable { id: TableId(2) }, "02 02000000"),
+            (
+                Edit::AddFile {
+                    table: TableId(1),
+                    level: Level(2),
+                    file: FileNumber(9),
+                    size: 300,
+                    entries: 4,
+                    min_seq: SeqNo(5),
+                    max_seq: SeqNo(6),
+                    smallest: Boundary::Plain(b"a".to_vec()),
+                    largest: Boundary::Sealed(b"z".to_vec()),
+                },
+                "03 01000000 02 0900000000000000 2c01000000000000 0400000000000000 \
+                 0500000000000000 0600000000000000 01 01000000 61 02 01000000 7a",
+            ),
+            (
+                Edit::RemoveFile { table: TableId(1), level: Level(0), file: FileNumber(3) },
+                "04 01000000 00 0300000000000000",
+            ),
+            (
+                Edit::SetLogNumber { table: TableId(1), log: FileNumber(7) },
+                "05 01000000 0700000000000000",
+            ),
+            (Edit::SetNextFileNumber(FileNumber(8)), "06 0800000000000000"),
+            (Edit::SetLastSeq(SeqNo(258)), "07 0201000000000000"),
+            (Edit::SetNextTableId(TableId(3)), "08 03000000"),
+            (
+                Edit::SetTableKey { table: TableId(1), meta: TableMeta::default() },
+                "09 01000000 00 00000000 00000000 00000000 00000000 00000000 00000000",
+            ),
+        ];
+        for (edit, hex_str) in cases {
+            let mut out = Vec::new();
+            edit.encode(&mut out)?;
+            let expected: String = hex_str.split_whitespace().collect();
+            assert_eq!(hex::encode(&out), expected, "{edit:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_utf8_and_unknown_tags_are_corruption() {
+        let mut out = vec![EditTag::DropTable as u8];
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.push(42);
+        assert!(VersionEdit::decode(&out, 0, "m").is_err());
+        let mut bad = vec![EditTag::CreateTable as u8];
+        bad.extend_from_slice(&1u32.to_le_bytes());
+        bad.extend_from_slice(&1u32.to_le_bytes());
+        bad.push(0xFF);
+        assert!(VersionEdit::decode(&bad, 0, "m").is_err());
+        assert!(VersionEdit::decode(&[], 0, "m").is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! A manifest record's payload, and the per-table MAC chain that authenticates it.
+//!
+//! ```text
+//! record payload (framed by wal::frame, record type 1 = Edit):
+//!   edits_len : u32 LE
+//!   edits     : [u8; edits_len]          VersionEdit encoding (edit.rs)
+//!   mac_count : u32 LE
+//!   mac*      : table : u32 LE | hmac : [u8; 32]    table ids strictly ascending
+//!
+//! hmac = HMAC-SHA256(HKDF(table_key, "manifest-mac"),
+//!          "sealdb-manifest-mac" || FORMAT_VERSION : u8 || manifest : u64 LE
+//!          || prev : [u8; 32] || table : u32 LE || edits_len : u32 LE || edits)
+//! prev = the table's previous hmac in this manifest; 32 zero bytes for the first,
+//!        which must be the record holding the table's CreateTable.
+//! ```
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::edit::VersionEdit;
+use crate::crypto::{TableKey, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use crate::types::{FileNumber, TableId};
+use crate::wal::cursor::Cursor;
+
+/// Manifest record types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ManifestRecordType {
+    // on disk: never renumber
+    Edit = 1,
+}
+
+impl TryFrom<u8> for ManifestRecordType {
+    type Error = u8;
+    fn try_from(v: u8) -> Result<Self, u8> {
+        match v {
+            1 => Ok(ManifestRecordType::Edit),
+            other => Err(other),
+        }
+    }
+}
+
+/// Magic at the start of every manifest.
+pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
+/// Bytes of a MAC.
+pub(crate) const MAC_LEN: usize = 32;
+/// The chain's starting value.
+pub(crate) const CHAIN_START: [u8; MAC_LEN] = [0; MAC_LEN];
+
+const MAC_LABEL: &[u8] = b"sealdb-manifest-mac";
+const SUBKEY_INFO: &[u8] = b"manifest-mac";
+
+/// A table's MAC chain key.
+pub(crate) struct ChainKey(Hmac<Sha256>);
+
+impl ChainKey {
+    pub(crate) fn new(table_key: &TableKey) -> Result<ChainKey> {
+        let sub = table_key.derive_subkey(SUBKEY_INFO);
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
+            .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))?;
+        Ok(ChainKey(mac))
+    }
+
+    fn start(
+        &self,
+        manifest: FileNumber,
+        prev: &[u8; MAC_LEN],
+        table: TableId,
+        edits: &[u8],
+    ) -> Hmac<Sha256> {
+        let mut m = self.0.clone();
+        m.update(MAC_LABEL);
+        m.update(&[FORMAT_VERSION]);
+        m.update(&manifest.0.to_le_bytes());
+        m.update(prev);
+        m.update(&table.0.to_le_bytes());
+        m.update(&u32::try_from(edits.len()).unwrap_or(u32::MAX).to_le_bytes());
+        m.update(edits);
+        m
+    }
+
+    /// The MAC of one record for `table`, chained after `prev`.
+    pub(crate) fn compute(
+        &self,
+        manifest: FileNumber,
+        prev: &[u8; MAC_LEN],
+        table: TableId,
+        edits: &[u8],
+    ) -> [u8; MAC_LEN] {
+        self.start(manifest, prev, table, edits)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
+    /// Checks a stored MAC in constant time.
+    pub(crate) fn verify(
+        &self,
+        manifest: FileNumber,
+        prev: &[u8; MAC_LEN],
+        table: TableId,
+        edits: &[u8],
+        mac: &[u8; MAC_LEN],
+    ) -> bool {
+        self.start(manifest, prev, table, edits)
+            .verify_slice(mac)
+            .is_ok()
+    }
+}
+
+/// Encodes a record payload; `macs` must be ascending by table.
+pub(crate) fn encode_payload(
+    edits: &[u8],
+    macs: &[(TableId, [u8; MAC_LEN])],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    crate::wal::cursor::put_len_prefixed(out, edits)?;
+    let count = u32::try_from(macs.len())
+        .map_err(|_| Error::InvalidArgument("too many tables in one edit".into()))?;
+    out.extend_from_slice(&count.to_le_bytes());
+    for (t, m) in macs {
+        out.extend_from_slice(&t.0.to_le_bytes());
+        out.extend_from_slice(m);
+    }
+    Ok(())
+}
+
+/// A decoded record payload.
+pub(crate) struct DecodedRecord<'a> {
+    pub(crate) edit: VersionEdit,
+    pub(crate) edits_bytes: &'a [u8],
+    /// File offset of `edits_bytes`.
+    pub(crate) edits_offset: u64,
+    pub(crate) macs: Vec<(TableId, [u8; MAC_LEN])>,
+}
+
+pub(crate) fn decode_payload<'a>(
+    payload: &'a [u8],
+    offset: u64,
+    label: &'a str,
+) -> Result<DecodedRecord<'a>> {
+    let mut c = Cursor::new(payload, offset, label);
+    let edits_offset = c.offset() + std::mem::size_of::<u32>() as u64;
+    let edits_bytes = c.len_prefixed("edits")?;
+    let edit = VersionEdit::decode(edits_bytes, edits_offset, label)?;
+    let count = c.u32("MAC count")?;
+    let mut macs: Vec<(TableId, [u8; MAC_LEN])> = Vec::new();
+    let touched = edit.tables();
+    for _ in 0..count {
+        let at = c.offset();
+        let table = TableId(c.u32("MAC table id")?);
+        let mac = c.array::<MAC_LEN>("MAC")?;
+        if macs.last().is_some_and(|(prev, _)| *prev >= table) {
+            return Err(c.error_at(at, "MAC table ids not ascending"));
+        }
+        if touched.binary_search(&table).is_err() {
+            return Err(c.error_at(
+                at,
+                format!("MAC for table {table} the record does not touch"),
+            ));
+        }
+        macs.push((table, mac));
+    }
+    if !c.is_empty() {
+        return Err(c.error("trailing bytes after the MACs"));
+    }
+    Ok(DecodedRecord {
+        edit,
+        edits_bytes,
+        edits_offset,
+        macs,
+    })
+}

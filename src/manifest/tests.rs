@@ -1,0 +1,409 @@
+//! Manifest behaviour: round trip, torn tail, damage, the MAC chain, the CURRENT switch.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::record::{decode_payload, encode_payload};
+use super::*;
+use crate::crypto::{TableKey, KEY_LEN};
+use crate::error::{Error, Result};
+use crate::storage::StdEnv;
+use crate::types::{FileNumber, Level, SeqNo, TableId};
+use crate::wal::fault_env::FaultEnv;
+use crate::wal::frame::{begin_record, finish_record, FrameScanner, Scan, FILE_HEADER_LEN};
+
+const ENC: TableId = TableId(1);
+const PLAIN: TableId = TableId(2);
+
+/// The error of a result that must have failed.
+fn err_of<T>(r: Result<T>) -> Result<Error> {
+    match r {
+        Ok(_) => Err(Error::InvalidArgument("expected an error".into())),
+        Err(e) => Ok(e),
+    }
+}
+
+fn key_of(t: TableId) -> Arc<TableKey> {
+    Arc::new(TableKey::from_bytes([t.0 as u8 + 0x10; KEY_LEN]))
+}
+
+fn keys(t: TableId) -> Option<Arc<TableKey>> {
+    (t == ENC).then(|| key_of(t))
+}
+
+fn meta(encrypted: bool) -> TableMeta {
+    TableMeta {
+        encrypted,
+        sealed_boundaries: false,
+        key_arn: if encrypted {
+            "arn:aws:kms:r:1:key/k".into()
+        } else {
+            String::new()
+        },
+        wrapped_table_key: if encrypted { vec![9; 40] } else { Vec::new() },
+        grant_id: String::new(),
+        key_version: u32::from(encrypted),
+        block_size: 4096,
+        bloom_bits_per_key: 10,
+    }
+}
+
+fn add_file(table: TableId, file: u64) -> Edit {
+    Edit::AddFile {
+        table,
+        level: Level(0),
+        file: FileNumber(file),
+        size: 1000 + file,
+        entries: 10,
+        min_seq: SeqNo(1),
+        max_seq: SeqNo(file),
+        smallest: Boundary::Plain(b"a".to_vec()),
+        largest: Boundary::Plain(b"z".to_vec()),
+    }
+}
+
+fn snapshot() -> Vec<VersionEdit> {
+    vec![
+        VersionEdit::new(vec![
+            Edit::SetNextFileNumber(FileNumber(100)),
+            Edit::SetLastSeq(SeqNo(50)),
+            Edit::SetNextTableId(TableId(3)),
+        ]),
+        VersionEdit::new(vec![Edit::CreateTable {
+            id: ENC,
+            name: "secret".into(),
+            meta: meta(true),
+        }]),
+        VersionEdit::new(vec![Edit::CreateTable {
+            id: PLAIN,
+            name: "open".into(),
+            meta: meta(false),
+        }]),
+    ]
+}
+
+/// Writes manifest 1: the snapshot, then four groups touching ENC (and one PLAIN).
+fn write_manifest(dir: &Path) -> Result<Vec<VersionEdit>> {
+    let mut all = snapshot();
+    let mut w = ManifestWriter::create(&StdEnv, dir, FileNumber(1), &all, &keys)?;
+    let appended = vec![
+        VersionEdit::new(vec![
+            add_file(ENC, 10),
+            Edit::SetLogNumber {
+                table: ENC,
+                log: FileNumber(9),
+            },
+        ]),
+        VersionEdit::new(vec![add_file(ENC, 11), add_file(PLAIN, 12)]),
+        VersionEdit::new(vec![add_file(ENC, 13)]),
+        VersionEdit::new(vec![Edit::RemoveFile {
+            table: ENC,
+            level: Level(0),
+            file: FileNumber(10),
+        }]),
+    ];
+    for e in &appended {
+        w.append(e, &keys)?;
+    }
+    assert_eq!(w.number(), FileNumber(1));
+    assert_eq!(
+        w.len(),
+        std::fs::metadata(dir.join("MANIFEST-000001"))
+            .map_err(|e| Error::io("stat", e))?
+            .len()
+    );
+    all.extend(appended);
+    Ok(all)
+}
+
+fn tmp() -> Result<tempfile::TempDir> {
+    tempfile::tempdir().map_err(|e| Error::io("tempdir", e))
+}
+
+/// The records of a manifest file as (type, payload).
+fn records(data: &[u8]) -> Result<Vec<(u8, Vec<u8>)>> {
+    let mut s = FrameScanner::new(Bytes::copy_from_slice(data), false, "m");
+    let mut out = Vec::new();
+    while let Scan::Record(f) = s.next_frame()? {
+        out.push((f.rtype, f.payload.to_vec()));
+    }
+    Ok(out)
+}
+
+/// Rebuilds a manifest file from its header and records, with valid framing.
+fn rebuild(header: &[u8], recs: &[(u8, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut out = header.to_vec();
+    for (t, p) in recs {
+        let start = begin_record(&mut out);
+        out.extend_from_slice(p);
+        finish_record(&mut out, start, *t)?;
+    }
+    Ok(out)
+}
+
+#[test]
+fn round_trip_through_current() -> Result<()> {
+    let dir = tmp()?;
+    assert!(read_current(&StdEnv, dir.path())?.is_none());
+    let written = write_manifest(dir.path())?;
+    let m =
+        read_current(&StdEnv, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
+    assert_eq!(m.number, FileNumber(1));
+    assert_eq!(m.edits, written);
+    assert!(!m.torn_tail);
+    m.verify_table_chain(ENC, &key_of(ENC))?;
+    // The wrong key fails.
+    assert!(matches!(
+        m.verify_table_chain(ENC, &key_of(TableId(7))),
+        Err(Error::Integrity { .. })
+    ));
+    // A fresh manifest from a snapshot of the state replaces it.
+    let snap = vec![
+        written[1].clone(),
+        VersionEdit::new(vec![add_file(ENC, 11), add_file(ENC, 13)]),
+    ];
+    ManifestWriter::create(&StdEnv, dir.path(), FileNumber(2), &snap, &keys)?;
+    let m2 =
+        read_current(&StdEnv, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
+    assert_eq!((m2.number, m2.edits.clone()), (FileNumber(2), snap));
+    m2.verify_table_chain(ENC, &key_of(ENC))?;
+    Ok(())
+}
+
+#[test]
+fn writer_refuses_inconsistent_edits() -> Result<()> {
+    let dir = tmp()?;
+    let mut w = ManifestWriter::create(&StdEnv, dir.path(), FileNumber(1), &snapshot(), &keys)?;
+    let no_keys = |_: TableId| None;
+    // An encrypted table's edit needs its key.
+    assert!(w
+        .append(&VersionEdit::new(vec![add_file(ENC, 5)]), &no_keys)
+        .is_err());
+    // Unknown table, table created twice, encryption switched off, empty group.
+    assert!(w
+        .append(&VersionEdit::new(vec![add_file(TableId(9), 5)]), &keys)
+        .is_err());
+    let again = Edit::CreateTable {
+        id: ENC,
+        name: "x".into(),
+        meta: meta(true),
+    };
+    assert!(w.append(&VersionEdit::new(vec![again]), &keys).is_err());
+    let off = Edit::SetTableKey {
+        table: ENC,
+        meta: meta(false),
+    };
+    assert!(w.append(&VersionEdit::new(vec![off]), &keys).is_err());
+    assert!(w.append(&VersionEdit::default(), &keys).is_err());
+    // None of those reached the file; the manifest still verifies.
+    let m = read_manifest(&StdEnv, dir.path(), FileNumber(1))?;
+    assert_eq!(m.edits, snapshot());
+    m.verify_table_chain(ENC, &key_of(ENC))?;
+    Ok(())
+}
+
+#[test]
+fn drop_without_the_key_still_verifies() -> Result<()> {
+    let dir = tmp()?;
+    let mut w = ManifestWriter::create(&StdEnv, dir.path(), FileNumber(1), &snapshot(), &keys)?;
+    w.append(&VersionEdit::new(vec![add_file(ENC, 5)]), &keys)?;
+    w.append(
+        &VersionEdit::new(vec![Edit::DropTable { id: ENC }]),
+        &|_| None,
+    )?;
+    assert!(w
+        .append(&VersionEdit::new(vec![add_file(ENC, 6)]), &keys)
+        .is_err());
+    let m = read_manifest(&StdEnv, dir.path(), FileNumber(1))?;
+    m.verify_table_chain(ENC, &key_of(ENC))?;
+    Ok(())
+}
+
+#[test]
+fn torn_tail_drops_only_the_last_record() -> Result<()> {
+    let dir = tmp()?;
+    let written = write_manifest(dir.path())?;
+    let path = dir.path().join("MANIFEST-000001");
+    let full = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
+    let recs = records(&full)?;
+    let last_len = 13 + recs.last().map_or(0, |r| r.1.len());
+    let last_start = full.len() - last_len;
+    for cut in last_start..full.len() {
+        let m = parse_manifest(Bytes::copy_from_slice(&full[..cut]), FileNumber(1), "m")?;
+        assert_eq!(m.edits, written[..written.len() - 1], "cut at {cut}");
+        assert_eq!(m.torn_tail, cut != last_start);
+        assert_eq!(m.valid_len, last_start as u64);
+        m.verify_table_chain(ENC, &key_of(ENC))?;
+    }
+    // A cut header is damage: the manifest was synced whole before CURRENT named it.
+    for cut in 0..FILE_HEADER_LEN {
+        assert!(parse_manifest(Bytes::copy_from_slice(&full[..cut]), FileNumber(1), "m").is_err());
+    }
+    Ok(())
+}
+
+#[test]
+fn flipped_byte_before_the_last_record_is_an_error() -> Result<()> {
+    let dir = tmp()?;
+    let written = write_manifest(dir.path())?;
+    let full =
+        std::fs::read(dir.path().join("MANIFEST-000001")).map_err(|e| Error::io("read", e))?;
+    let last_start = full.len() - 13 - records(&full)?.last().map_or(0, |r| r.1.len());
+    for i in 0..full.len() {
+        let mut bad = full.clone();
+        bad[i] ^= 0x20;
+        match parse_manifest(Bytes::from(bad), FileNumber(1), "m") {
+            Err(e) => assert!(e.is_integrity_failure(), "byte {i}: {e}"),
+            Ok(m) => {
+                assert!(i >= last_start, "byte {i} went unnoticed");
+                assert!(m.torn_tail);
+                assert_eq!(m.edits, written[..written.len() - 1]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `recs` back as a manifest and verifies ENC's chain.
+fn verify_rebuilt(header: &[u8], recs: &[(u8, Vec<u8>)]) -> Result<()> {
+    let data = rebuild(header, recs)?;
+    let m = parse_manifest(Bytes::from(data), FileNumber(1), "MANIFEST-000001")?;
+    m.verify_table_chain(ENC, &key_of(ENC))
+}
+
+#[test]
+fn mac_chain_detects_edited_reordered_and_removed_records() -> Result<()> {
+    let dir = tmp()?;
+    write_manifest(dir.path())?;
+    let full =
+        std::fs::read(dir.path().join("MANIFEST-000001")).map_err(|e| Error::io("read", e))?;
+    let header = &full[..FILE_HEADER_LEN];
+    let recs = records(&full)?;
+    // Records: 0 counters, 1 create ENC, 2 create PLAIN, 3..=6 touch ENC.
+    verify_rebuilt(header, &recs)?;
+    let is_integrity = |r: Result<()>| matches!(r, Err(Error::Integrity { .. }));
+
+    // Edited: the file size of an AddFile changed, framing fixed.
+    let mut edited = recs.clone();
+    let rec = decode_payload(&edited[4].1, 0, "m")?;
+    let mut ve = rec.edit.clone();
+    if let Some(Edit::AddFile { size, .. }) = ve.edits.get_mut(0) {
+        *size += 1;
+    }
+    let mut edits = Vec::new();
+    ve.encode(&mut edits)?;
+    let mut payload = Vec::new();
+    encode_payload(&edits, &rec.macs, &mut payload)?;
+    edited[4].1 = payload;
+    assert!(is_integrity(verify_rebuilt(header, &edited)));
+
+    // Reordered.
+    let mut swapped = recs.clone();
+    swapped.swap(4, 5);
+    assert!(is_integrity(verify_rebuilt(header, &swapped)));
+
+    // Removed from the middle.
+    let mut removed = recs.clone();
+    removed.remove(4);
+    assert!(is_integrity(verify_rebuilt(header, &removed)));
+
+    // The MAC stripped from a record.
+    let mut stripped = recs.clone();
+    let rec = decode_payload(&stripped[5].1, 0, "m")?;
+    let mut payload = Vec::new();
+    encode_payload(rec.edits_bytes, &[], &mut payload)?;
+    stripped[5].1 = payload;
+    assert!(is_integrity(verify_rebuilt(header, &stripped)));
+
+    // A record for ENC that is not its CreateTable put first.
+    let mut headless = recs.clone();
+    headless.remove(1);
+    assert!(is_integrity(verify_rebuilt(header, &headless)));
+
+    // Removed from the end: a truncation the chain cannot see (documented; the engine
+    // catches it through WAL log numbers).
+    let mut truncated = recs.clone();
+    truncated.pop();
+    verify_rebuilt(header, &truncated)?;
+
+    // The whole manifest copied under another number: the number is in every MAC.
+    let mut moved = rebuild(
+        &crate::wal::frame::encode_file_header(b"SEALMAN\0", FileNumber(2)),
+        &recs,
+    )?;
+    let m = parse_manifest(Bytes::from(std::mem::take(&mut moved)), FileNumber(2), "m")?;
+    assert!(is_integrity(m.verify_table_chain(ENC, &key_of(ENC))));
+    Ok(())
+}
+
+#[test]
+fn current_switch_leaves_the_old_or_the_new_manifest() -> Result<()> {
+    let dir = tmp()?;
+    let env = FaultEnv::default();
+    let old = snapshot();
+    ManifestWriter::create(&env, dir.path(), FileNumber(1), &old, &keys)?;
+    let new = vec![old[1].clone()];
+    env.fail_rename.store(true, Ordering::SeqCst);
+    assert!(ManifestWriter::create(&env, dir.path(), FileNumber(2), &new, &keys).is_err());
+    // The new manifest and CURRENT.tmp exist, but CURRENT still names the old one.
+    assert!(dir.path().join("MANIFEST-000002").exists());
+    let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
+    assert_eq!((m.number, m.edits), (FileNumber(1), old));
+    env.fail_rename.store(false, Ordering::SeqCst);
+    ManifestWriter::create(&env, dir.path(), FileNumber(2), &new, &keys)?;
+    let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
+    assert_eq!((m.number, m.edits), (FileNumber(2), new));
+    // CURRENT naming a missing manifest is corruption, not "new database".
+    std::fs::remove_file(dir.path().join("MANIFEST-000002")).map_err(|e| Error::io("rm", e))?;
+    assert!(err_of(read_current(&env, dir.path()))?.is_integrity_failure());
+    Ok(())
+}
+
+#[test]
+fn golden_bytes_of_a_tiny_manifest() -> Result<()> {
+    let dir = tmp()?;
+    let snap = vec![VersionEdit::new(vec![Edit::SetLastSeq(SeqNo(7))])];
+    ManifestWriter::create(&StdEnv, dir.path(), FileNumber(3), &snap, &keys)?;
+    let data =
+        std::fs::read(dir.path().join("MANIFEST-000003")).map_err(|e| Error::io("read", e))?;
+    let h = hex::encode(&data);
+    // header: "SEALMAN\0", version 1, reserved, number 3, hcrc
+    assert_eq!(&h[..40], "5345414c4d414e00010000000300000000000000");
+    // record header: len 17, crc, type 1 (Edit), hcrc; payload: edits_len 9,
+    // SetLastSeq(7), mac_count 0.
+    assert_eq!(&h[48..56], "11000000");
+    assert_eq!(&h[64..66], "01");
+    assert_eq!(&h[74..], "0900000007070000000000000000000000");
+    assert_eq!(
+        h,
+        "5345414c4d414e00010000000300000000000000098a7d5011000000a61214e001687f936a0900000007070000000000000000000000"
+    );
+    let current = std::fs::read(dir.path().join(CURRENT)).map_err(|e| Error::io("read", e))?;
+    assert_eq!(current, b"MANIFEST-000003\n");
+    Ok(())
+}
+
+#[test]
+fn a_failed_append_poisons_and_is_dropped_as_torn() -> Result<()> {
+    let dir = tmp()?;
+    let env = FaultEnv::default();
+    let mut w = ManifestWriter::create(&env, dir.path(), FileNumber(1), &snapshot(), &keys)?;
+    w.append(&VersionEdit::new(vec![add_file(ENC, 5)]), &keys)?;
+    env.fail.store(true, Ordering::SeqCst);
+    assert!(w
+        .append(&VersionEdit::new(vec![add_file(ENC, 6)]), &keys)
+        .is_err());
+    env.fail.store(false, Ordering::SeqCst);
+    let next = VersionEdit::new(vec![add_file(ENC, 7)]);
+    assert!(matches!(w.append(&next, &keys), Err(Error::Poisoned(_))));
+    let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
+    assert!(m.torn_tail);
+    let mut expected = snapshot();
+    expected.push(VersionEdit::new(vec![add_file(ENC, 5)]));
+    assert_eq!(m.edits, expected);
+    m.verify_table_chain(ENC, &key_of(ENC))?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Writing a manifest: a snapshot of the state at creation, then appended edits.
+//!
+//! A manifest is written by one `ManifestWriter` and never appended to after a reopen: the
+//! engine writes a fresh manifest (a snapshot) on every open, so a torn record at the end
+//! of an old manifest is never followed by new ones.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::current::{manifest_file_name, set_current};
+use super::edit::{Edit, VersionEdit};
+use super::record::{
+    encode_payload, ChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
+};
+use crate::crypto::TableKey;
+use crate::error::{Error, Result};
+use crate::storage::{join, Env, WritableFile};
+use crate::types::{FileNumber, TableId};
+use crate::wal::frame::{begin_record, encode_file_header, finish_record};
+
+/// Where each table's MAC chain stands in the manifest being written.
+#[derive(Clone, Copy)]
+struct Chain {
+    encrypted: bool,
+    dropped: bool,
+    /// The table's last MAC (`CHAIN_START` before its first record).
+    prev: [u8; MAC_LEN],
+}
+
+/// The writer of one manifest.
+pub(crate) struct ManifestWriter {
+    file: Box<dyn WritableFile>,
+    number: FileNumber,
+    path: PathBuf,
+    chains: HashMap<TableId, Chain>,
+    poisoned: bool,
+}
+
+impl fmt::Debug for ManifestWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManifestWriter")
+            .field("number", &self.number)
+            .field("len", &self.file.len())
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+/// Gives the table key of an encrypted table, for its MAC.
+pub(crate) type MacKeys<'a> = &'a dyn Fn(TableId) -> Option<Arc<TableKey>>;
+
+impl ManifestWriter {
+    /// Writes manifest `number` in `dir` holding `snapshot` (one record per group), syncs
+    /// it, then switches `CURRENT` to it.
+    pub(crate) fn create(
+        env: &dyn Env,
+        dir: &Path,
+        number: FileNumber,
+        snapshot: &[VersionEdit],
+        mac_keys: MacKeys<'_>,
+    ) -> Result<ManifestWriter> {
+        let path = join(dir, &manifest_file_name(number));
+        let mut chains = HashMap::new();
+        let mut buf = encode_file_header(MANIFEST_MAGIC, number).to_vec();
+        for edit in snapshot {
+            let updates = encode_record(number, &chains, edit, mac_keys, &mut buf)?;
+            chains.extend(updates);
+        }
+        let io = |what: &str, e| Error::io(format!("{what} manifest {}", path.display()), e);
+        let mut file = env.create(&path).map_err(|e| io("creating", e))?;
+        file.append(&buf).map_err(|e| io("writing", e))?;
+        // IMPORTANT: the snapshot is durable before CURRENT may name it.
+        file.sync().map_err(|e| io("syncing", e))?;
+        // IMPORTANT: the manifest's directory entry is durable before CURRENT names it.
+        env.sync_dir(dir)
+            .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+        set_current(env, dir, number)?;
+        Ok(ManifestWriter {
+            file,
+            number,
+            path,
+            chains,
+            poisoned: false,
+        })
+    }
+
+    pub(crate) fn number(&self) -> FileNumber {
+        self.number
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.file.len()
+    }
+
+    /// Appends one edit group as one record and syncs it. An error leaves the manifest
+    /// unusable (poisoned): the engine must write a new one.
+    pub(crate) fn append(&mut self, edit: &VersionEdit, mac_keys: MacKeys<'_>) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned(format!(
+                "an earlier write to manifest {} failed",
+                self.path.display()
+            )));
+        }
+        let mut buf = Vec::new();
+        let updates = encode_record(self.number, &self.chains, edit, mac_keys, &mut buf)?;
+        let io = |what: &str, e| Error::io(format!("{what} manifest {}", self.path.display()), e);
+        if let Err(e) = self.file.append(&buf) {
+            self.poisoned = true;
+            return Err(io("appending to", e));
+        }
+        // IMPORTANT: an edit is in effect (files it removes may be deleted, WAL segments
+        // below a log number may be deleted) only once this sync returns.
+        if let Err(e) = self.file.sync() {
+            self.poisoned = true;
+            return Err(io("syncing", e));
+        }
+        self.chains.extend(updates);
+        Ok(())
+    }
+}
+
+/// Appends the record for `edit` to `out`; returns the chain states it moves to.
+fn encode_record(
+    number: FileNumber,
+    chains: &HashMap<TableId, Chain>,
+    edit: &VersionEdit,
+    mac_keys: MacKeys<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Vec<(TableId, Chain)>> {
+    let mut edits = Vec::new();
+    edit.encode(&mut edits)?;
+    // Apply the group's table changes in order to copies of the touched chains.
+    let mut touched: HashMap<TableId, Chain> = HashMap::new();
+    for e in &edit.edits {
+        let Some(table) = e.table() else { continue };
+        let current = touched.get(&table).or_else(|| chains.get(&table)).copied();
+        let next = match (e, current) {
+            (Edit::CreateTable { meta, .. }, None) => Chain {
+                encrypted: meta.encrypted,
+                dropped: false,
+                prev: CHAIN_START,
+            },
+            (Edit::CreateTable { .. }, Some(_)) => {
+                return Err(Error::InvalidArgument(format!(
+                    "internal: table id {table} created twice"
+                )))
+            }
+            (_, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "internal: manifest edit for unknown table {table}"
+                )))
+            }
+            (_, Some(c)) if c.dropped => {
+                return Err(Error::InvalidArgument(format!(
+                    "internal: manifest edit for dropped table {table}"
+                )))
+            }
+            (Edit::SetTableKey { meta, .. }, Some(c)) if meta.encrypted != c.encrypted => {
+                return Err(Error::InvalidArgument(format!(
+                    "table {table}: encryption cannot be switched on or off"
+                )))
+            }
+            (Edit::DropTable { .. }, Some(c)) => Chain { dropped: true, ..c },
+            (_, Some(c)) => c,
+        };
+        touched.insert(table, next);
+    }
+    let mut tables: Vec<TableId> = touched.keys().copied().collect();
+    tables.sort_unstable();
+    let mut macs = Vec::new();
+    let mut updates = Vec::new();
+    for table in tables {
+        let Some(mut chain) = touched.get(&table).copied() else {
+            continue;
+        };
+        if chain.encrypted {
+            match mac_keys(table) {
+                Some(key) => {
+                    let mac = ChainKey::new(&key)?.compute(number, &chain.prev, table, &edits);
+                    macs.push((table, mac));
+                    chain.prev = mac;
+                }
+                // Dropping a table whose key is gone (revoked, deleted) must still work.
+                None if drop_only(edit, table) => {}
+                None => {
+                    return Err(Error::TableUnavailable {
+                        table: table.to_string(),
+                        reason: "its key is needed to authenticate a manifest edit".into(),
+                    })
+                }
+            }
+        }
+        updates.push((table, chain));
+    }
+    let start = begin_record(out);
+    encode_payload(&edits, &macs, out)?;
+    finish_record(out, start, ManifestRecordType::Edit as u8)?;
+    Ok(updates)
+}
+
+/// True when every edit of `edit` for `table` is a `DropTable`.
+pub(crate) fn drop_only(edit: &VersionEdit, table: TableId) -> bool {
+    edit.edits
+        .iter()
+        .filter(|e| e.table() == Some(table))
+        .all(|e| matches!(e, Edit::DropTable { .. }))
+}

@@ -96,12 +96,20 @@ impl Block {
     }
 
     pub(crate) fn iter(self: &Arc<Self>) -> BlockIter {
+        self.iter_with_buffer(Vec::new())
+    }
+
+    /// An iterator that reconstructs prefix-compressed keys in `key_buf` (a recycled
+    /// buffer, see [`BlockIter::into_buffer`]), so a point read allocates nothing.
+    pub(crate) fn iter_with_buffer(self: &Arc<Self>, mut key_buf: Vec<u8>) -> BlockIter {
+        key_buf.clear();
         BlockIter {
             block: Arc::clone(self),
             current: self.restarts_offset,
             next: self.restarts_offset,
             restart_index: 0,
-            key: Vec::new(),
+            key: key_buf,
+            key_in_block: None,
             value: (0, 0),
             valid: false,
         }
@@ -178,7 +186,11 @@ pub(crate) struct BlockIter {
     next: usize,
     /// A restart point at or before `current`.
     restart_index: usize,
+    /// The current key when it had to be reconstructed (shared > 0).
     key: Vec<u8>,
+    /// The current key's range in the block when it is stored whole (shared = 0, e.g.
+    /// every restart entry and every index entry): then `key` is stale and unused.
+    key_in_block: Option<(usize, usize)>,
     value: (usize, usize),
     valid: bool,
 }
@@ -189,6 +201,16 @@ impl BlockIter {
         self.block.data.slice(self.value.0..self.value.1)
     }
 
+    /// The file offset of the block, for errors.
+    pub(crate) fn block_offset(&self) -> u64 {
+        self.block.offset
+    }
+
+    /// Gives back the key buffer for reuse.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.key
+    }
+
     fn invalidate(&mut self) {
         self.valid = false;
         self.current = self.block.restarts_offset;
@@ -197,6 +219,7 @@ impl BlockIter {
 
     fn seek_to_restart(&mut self, i: usize) {
         self.key.clear();
+        self.key_in_block = None;
         self.restart_index = i;
         self.next = self.block.restart_point(i);
     }
@@ -208,33 +231,40 @@ impl BlockIter {
             self.invalidate();
             return Ok(());
         }
-        match self.block.decode_header(self.current) {
-            Ok(h) if h.shared <= self.key.len() => {
-                self.key.truncate(h.shared);
-                self.key
-                    .extend_from_slice(&self.block.data[h.key_start..h.key_end]);
-                self.value = (h.key_end, h.value_end);
-                self.next = h.value_end;
-                while self.restart_index + 1 < self.block.num_restarts
-                    && self.block.restart_point(self.restart_index + 1) < self.current
-                {
-                    self.restart_index += 1;
-                }
-                self.valid = true;
-                Ok(())
+        let h = match self.block.decode_header(self.current) {
+            Ok(h) => h,
+            Err(e) => {
+                self.invalidate();
+                return Err(e);
             }
-            Ok(_) => {
+        };
+        if h.shared == 0 {
+            self.key_in_block = Some((h.key_start, h.key_end));
+        } else {
+            if let Some((s, e)) = self.key_in_block.take() {
+                self.key.clear();
+                self.key.extend_from_slice(&self.block.data[s..e]);
+            }
+            if h.shared > self.key.len() {
                 let e = self
                     .block
                     .corrupt(self.current, "shared prefix longer than key");
                 self.invalidate();
-                Err(e)
+                return Err(e);
             }
-            Err(e) => {
-                self.invalidate();
-                Err(e)
-            }
+            self.key.truncate(h.shared);
+            self.key
+                .extend_from_slice(&self.block.data[h.key_start..h.key_end]);
         }
+        self.value = (h.key_end, h.value_end);
+        self.next = h.value_end;
+        while self.restart_index + 1 < self.block.num_restarts
+            && self.block.restart_point(self.restart_index + 1) < self.current
+        {
+            self.restart_index += 1;
+        }
+        self.valid = true;
+        Ok(())
     }
 
     /// The last restart point whose key is < `target`, or 0.
@@ -283,7 +313,7 @@ impl InternalIterator for BlockIter {
         self.seek_to_restart(r);
         loop {
             self.parse_next()?;
-            if !self.valid || ikey::compare(&self.key, target) != Ordering::Less {
+            if !self.valid || ikey::compare(self.key(), target) != Ordering::Less {
                 return Ok(());
             }
         }
@@ -294,7 +324,7 @@ impl InternalIterator for BlockIter {
         if !self.valid {
             return self.seek_to_last();
         }
-        if ikey::compare(&self.key, target) == Ordering::Greater {
+        if ikey::compare(self.key(), target) == Ordering::Greater {
             self.prev()?;
         }
         Ok(())
@@ -338,7 +368,10 @@ impl InternalIterator for BlockIter {
     }
 
     fn key(&self) -> &[u8] {
-        &self.key
+        match self.key_in_block {
+            Some((s, e)) => self.block.data.get(s..e).unwrap_or_default(),
+            None => &self.key,
+        }
     }
 
     fn value(&self) -> &[u8] {

@@ -47,8 +47,9 @@ impl crate::storage::RandomAccessFile for MemFile {
     }
 }
 
-/// Decoders exposed to the cargo-fuzz targets. They must never panic.
-#[cfg(feature = "fuzzing")]
+/// Decoders exposed to the cargo-fuzz targets (and run on random bytes by the tests).
+/// They must never panic.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz_api {
     use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Reads one SSTable: footer, then index, filter and properties eagerly; data blocks on
 //! demand through the block cache.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use crate::crypto::{UnitKind, UnitOpener};
 use crate::error::{Error, Result};
 use crate::ikey;
 use crate::iter::InternalIterator;
-use crate::sst::block::Block;
+use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
 use crate::sst::coding::BlockHandle;
 use crate::sst::footer::{Footer, FooterKey, FOOTER_LEN};
@@ -19,6 +20,11 @@ use crate::sst::properties::TableProperties;
 use crate::sst::table_iter::TableIter;
 use crate::storage::RandomAccessFile;
 use crate::types::{SeqNo, ValueKind};
+
+thread_local! {
+    /// A key buffer recycled by point reads on this thread.
+    static KEY_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// An open table. Shared by readers as `Arc<Table>`.
 pub(crate) struct Table {
@@ -173,24 +179,53 @@ impl Table {
         if !self.filter.may_contain(user_key) {
             return Ok(None);
         }
-        let target = ikey::seek_key(user_key, seq.min(SeqNo::MAX));
+        // The seek key lives on the stack for the usual short keys: no allocation.
+        let trailer = ikey::pack_trailer(seq.min(SeqNo::MAX), ValueKind::Put).to_le_bytes();
+        let mut stack = [0u8; 128];
+        let heap: Vec<u8>;
+        let target: &[u8] = match stack.get_mut(..user_key.len() + trailer.len()) {
+            Some(buf) => {
+                let (u, t) = buf.split_at_mut(user_key.len());
+                u.copy_from_slice(user_key);
+                t.copy_from_slice(&trailer);
+                buf
+            }
+            None => {
+                heap = ikey::seek_key(user_key, seq.min(SeqNo::MAX));
+                &heap
+            }
+        };
+        // Index entries are stored whole: seeking the index allocates nothing.
         let mut idx = self.index.iter();
-        idx.seek(&target)?;
+        idx.seek(target)?;
         if !idx.valid() {
             return Ok(None);
         }
         let block = self.data_block(self.data_handle(idx.value())?)?;
-        let mut it = block.iter();
-        it.seek(&target)?;
+        let mut it = block.iter_with_buffer(KEY_SCRATCH.take());
+        let found = self.found_in(&mut it, user_key, target);
+        KEY_SCRATCH.set(it.into_buffer());
+        found
+    }
+
+    /// The entry `it` lands on when seeking `target`, if it is a version of `user_key`.
+    fn found_in(
+        &self,
+        it: &mut BlockIter,
+        user_key: &[u8],
+        target: &[u8],
+    ) -> Result<Option<(ValueKind, Bytes)>> {
+        let block_offset = it.block_offset();
+        it.seek(target)?;
         if !it.valid() {
             return Err(Error::corruption(
                 &*self.label,
-                block.file_offset(),
+                block_offset,
                 "index separator above the block's last key",
             ));
         }
         let p = ikey::parse(it.key()).ok_or_else(|| {
-            Error::corruption(&*self.label, block.file_offset(), "malformed internal key")
+            Error::corruption(&*self.label, block_offset, "malformed internal key")
         })?;
         if p.user_key != user_key {
             return Ok(None);

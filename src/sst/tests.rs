@@ -494,8 +494,59 @@ fn check_model(
     Ok(())
 }
 
+/// Mutates a valid table `flips` times at random positions.
+fn mutated_table(flips: Vec<(usize, u8)>, sealed_layout: bool) -> Vec<u8> {
+    let opts = TableBuildOptions {
+        block_size: 64,
+        ..small_opts()
+    };
+    let mut bytes = build(&sample_entries(20), false, 1, opts)
+        .map(|(b, _)| b.to_vec())
+        .unwrap_or_default();
+    let n = bytes.len();
+    for (at, x) in flips {
+        // Bias towards the footer and the blocks it points at.
+        let at = if sealed_layout { n - 1 - at % n.min(300) } else { at % n };
+        bytes[at] ^= x;
+    }
+    bytes
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoders_never_panic_on_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fuzz_api::fuzz_block(&data);
+        fuzz_api::fuzz_table(&data);
+    }
+
+    #[test]
+    fn block_decoder_never_panics_on_damaged_blocks(
+        flips in proptest::collection::vec((any::<usize>(), 1u8..), 1..4),
+        restart_interval in 1usize..5,
+    ) {
+        let mut b = BlockBuilder::new(restart_interval);
+        for (k, v) in sample_entries(30) {
+            b.add(&k, &v).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let mut data = b.finish().map_err(|e| TestCaseError::fail(e.to_string()))?.to_vec();
+        let n = data.len();
+        for (at, x) in flips {
+            data[at % n] ^= x;
+        }
+        fuzz_api::fuzz_block(&data);
+    }
+
+    #[test]
+    fn decoders_never_panic_on_damaged_tables(
+        flips in proptest::collection::vec((any::<usize>(), 1u8..), 1..6),
+        tail in any::<bool>(),
+    ) {
+        let bytes = mutated_table(flips, tail);
+        fuzz_api::fuzz_table(&bytes);
+        fuzz_api::fuzz_block(&bytes);
+    }
 
     #[test]
     fn table_matches_sorted_model(

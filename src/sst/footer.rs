@@ -202,6 +202,36 @@ mod tests {
         Ok(())
     }
 
+    /// Rewrites one byte and fixes the CRC, as a newer writer (or a careful forger) would.
+    fn with_valid_crc(mut f: [u8; FOOTER_LEN], at: usize, v: u8) -> [u8; FOOTER_LEN] {
+        f[at] = v;
+        let crc = crc32fast::hash(&f[..CRC_AT]);
+        f[CRC_AT..MAGIC_AT].copy_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn unknown_version_and_flag_are_corruption_naming_file_and_offset() {
+        let f = sample(None).encode();
+        for (at, v, what) in [
+            (FORMAT_AT, 2, "unknown format version 2"),
+            (PROTECTION_AT, 2, "unknown protection flag 2"),
+            (WRAPPED_AT + 3, 1, "key fields set in a plaintext footer"),
+        ] {
+            match Footer::decode(&with_valid_crc(f, at, v), "000012.sst", 15) {
+                Err(Error::Corruption {
+                    file,
+                    offset,
+                    what: w,
+                }) => {
+                    assert_eq!((file.as_str(), offset), ("000012.sst", 15));
+                    assert!(w.contains(what), "{w}");
+                }
+                other => panic!("expected corruption, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn sealed_round_trip_and_refusals() -> Result<()> {
         let k = FooterKey {

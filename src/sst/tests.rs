@@ -506,7 +506,11 @@ fn mutated_table(flips: Vec<(usize, u8)>, sealed_layout: bool) -> Vec<u8> {
     let n = bytes.len();
     for (at, x) in flips {
         // Bias towards the footer and the blocks it points at.
-        let at = if sealed_layout { n - 1 - at % n.min(300) } else { at % n };
+        let at = if sealed_layout {
+            n - 1 - at % n.min(300)
+        } else {
+            at % n
+        };
         bytes[at] ^= x;
     }
     bytes

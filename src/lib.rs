@@ -3,6 +3,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)]
+mod cache;
 pub mod clock;
 #[allow(dead_code)]
 mod coding;
@@ -16,6 +18,8 @@ pub mod kms;
 mod manifest;
 #[allow(dead_code)]
 mod memtable;
+#[allow(dead_code)]
+mod sst;
 pub mod storage;
 mod types;
 #[allow(dead_code, unused_imports)]
@@ -31,5 +35,7 @@ pub use types::{FileNumber, Level, SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_V
 
 #[cfg(feature = "fuzzing")]
 pub use manifest::fuzz_manifest;
+#[cfg(feature = "fuzzing")]
+pub use sst::fuzz_api;
 #[cfg(feature = "fuzzing")]
 pub use wal::fuzz_wal;

@@ -1,0 +1,5 @@
+//! Caches of decoded (and decrypted) data shared by every table of a database.
+
+mod block_cache;
+
+pub(crate) use block_cache::BlockCache;

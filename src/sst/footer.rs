@@ -1,0 +1,254 @@
+//! The footer: a fixed-length plaintext trailer that locates everything else.
+//!
+//! ```text
+//! footer (129 bytes) =
+//!     index_offset : u64 LE  || index_size : u64 LE
+//!  || filter_offset : u64 LE || filter_size : u64 LE
+//!  || props_offset : u64 LE  || props_size : u64 LE
+//!  || protection : u8                    0 = plain (CRC32 units), 1 = sealed (AES-256-GCM)
+//!  || wrapped_dek : [u8; 60]             zeros when plain
+//!  || key_version : u32 LE               0 when plain
+//!  || format_version : u32 LE
+//!  || crc32(all of the above) : u32 LE
+//!  || magic : [u8; 8] = "sealSST\x01"
+//! ```
+//!
+//! The footer is plaintext even for a sealed table: it holds nothing secret (handles and a
+//! wrapped key). Its CRC catches damage; tampering is caught downstream: every handle is
+//! bound into its block's associated data (kind and offset), and the wrapped key is bound
+//! to (table, file, key version), so an edited footer fails to unwrap or to open a block.
+
+use crate::crypto::WRAPPED_KEY_LEN;
+use crate::error::{Error, Result};
+use crate::sst::coding::BlockHandle;
+
+/// The SSTable format version this code writes and reads.
+pub(crate) const TABLE_FORMAT_VERSION: u32 = 1;
+
+/// The last 8 bytes of every sealdb table.
+pub(crate) const TABLE_MAGIC: [u8; 8] = *b"sealSST\x01";
+
+const U64_LEN: usize = std::mem::size_of::<u64>();
+const U32_LEN: usize = std::mem::size_of::<u32>();
+const HANDLES_LEN: usize = 3 * 2 * U64_LEN;
+const PROTECTION_AT: usize = HANDLES_LEN;
+const WRAPPED_AT: usize = PROTECTION_AT + 1;
+const KEY_VERSION_AT: usize = WRAPPED_AT + WRAPPED_KEY_LEN;
+const FORMAT_AT: usize = KEY_VERSION_AT + U32_LEN;
+const CRC_AT: usize = FORMAT_AT + U32_LEN;
+const MAGIC_AT: usize = CRC_AT + U32_LEN;
+
+/// Bytes of the footer.
+pub(crate) const FOOTER_LEN: usize = MAGIC_AT + TABLE_MAGIC.len();
+
+/// How the units of a table are protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Protection {
+    // on disk: never renumber
+    Plain = 0,
+    Sealed = 1,
+}
+
+impl TryFrom<u8> for Protection {
+    type Error = u8;
+    fn try_from(v: u8) -> Result<Self, u8> {
+        match v {
+            0 => Ok(Protection::Plain),
+            1 => Ok(Protection::Sealed),
+            other => Err(other),
+        }
+    }
+}
+
+/// What a sealed table's footer says about its data key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FooterKey {
+    /// The file's data key, wrapped under the table key (not secret).
+    pub wrapped_dek: [u8; WRAPPED_KEY_LEN],
+    /// Which generation of the table key wrapped it.
+    pub key_version: u32,
+}
+
+/// A decoded footer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Footer {
+    pub(crate) index: BlockHandle,
+    pub(crate) filter: BlockHandle,
+    pub(crate) properties: BlockHandle,
+    /// `None` for a plaintext table.
+    pub(crate) key: Option<FooterKey>,
+}
+
+impl Footer {
+    pub(crate) fn encode(&self) -> [u8; FOOTER_LEN] {
+        let mut f = [0u8; FOOTER_LEN];
+        let mut at = 0;
+        for h in [self.index, self.filter, self.properties] {
+            for v in [h.offset, h.size] {
+                f[at..at + U64_LEN].copy_from_slice(&v.to_le_bytes());
+                at += U64_LEN;
+            }
+        }
+        if let Some(k) = &self.key {
+            f[PROTECTION_AT] = Protection::Sealed as u8;
+            f[WRAPPED_AT..KEY_VERSION_AT].copy_from_slice(&k.wrapped_dek);
+            f[KEY_VERSION_AT..FORMAT_AT].copy_from_slice(&k.key_version.to_le_bytes());
+        } else {
+            f[PROTECTION_AT] = Protection::Plain as u8;
+        }
+        f[FORMAT_AT..CRC_AT].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
+        let crc = crc32fast::hash(&f[..CRC_AT]);
+        f[CRC_AT..MAGIC_AT].copy_from_slice(&crc.to_le_bytes());
+        f[MAGIC_AT..].copy_from_slice(&TABLE_MAGIC);
+        f
+    }
+
+    /// Decodes the footer found at `offset` of `file`; checks magic, checksum, version,
+    /// protection flag, and that every handle lies before the footer.
+    pub(crate) fn decode(data: &[u8], file: &str, offset: u64) -> Result<Footer> {
+        let bad = |what: &str| Error::corruption(file, offset, format!("footer: {what}"));
+        let f: &[u8; FOOTER_LEN] = data.try_into().map_err(|_| bad("wrong length"))?;
+        if f[MAGIC_AT..] != TABLE_MAGIC {
+            return Err(bad("bad magic (not a sealdb table)"));
+        }
+        let u32_at = |at: usize| {
+            let mut b = [0u8; U32_LEN];
+            b.copy_from_slice(&f[at..at + U32_LEN]);
+            u32::from_le_bytes(b)
+        };
+        let u64_at = |at: usize| {
+            let mut b = [0u8; U64_LEN];
+            b.copy_from_slice(&f[at..at + U64_LEN]);
+            u64::from_le_bytes(b)
+        };
+        if crc32fast::hash(&f[..CRC_AT]) != u32_at(CRC_AT) {
+            return Err(bad("checksum mismatch"));
+        }
+        let version = u32_at(FORMAT_AT);
+        if version != TABLE_FORMAT_VERSION {
+            return Err(bad(&format!("unknown format version {version}")));
+        }
+        let protection = Protection::try_from(f[PROTECTION_AT])
+            .map_err(|p| bad(&format!("unknown protection flag {p}")))?;
+        let handle = |i: usize| -> Result<BlockHandle> {
+            let h = BlockHandle {
+                offset: u64_at(i * 2 * U64_LEN),
+                size: u64_at(i * 2 * U64_LEN + U64_LEN),
+            };
+            match h.end() {
+                Some(end) if end <= offset => Ok(h),
+                _ => Err(bad("block handle past the footer")),
+            }
+        };
+        let key = match protection {
+            Protection::Plain => {
+                if f[WRAPPED_AT..FORMAT_AT].iter().any(|&b| b != 0) {
+                    return Err(bad("key fields set in a plaintext footer"));
+                }
+                None
+            }
+            Protection::Sealed => {
+                let mut wrapped_dek = [0u8; WRAPPED_KEY_LEN];
+                wrapped_dek.copy_from_slice(&f[WRAPPED_AT..KEY_VERSION_AT]);
+                Some(FooterKey {
+                    wrapped_dek,
+                    key_version: u32_at(KEY_VERSION_AT),
+                })
+            }
+        };
+        Ok(Footer {
+            index: handle(0)?,
+            filter: handle(1)?,
+            properties: handle(2)?,
+            key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(key: Option<FooterKey>) -> Footer {
+        Footer {
+            index: BlockHandle {
+                offset: 10,
+                size: 5,
+            },
+            filter: BlockHandle { offset: 0, size: 6 },
+            properties: BlockHandle { offset: 6, size: 4 },
+            key,
+        }
+    }
+
+    #[test]
+    fn golden_plain_footer() -> Result<()> {
+        let f = sample(None).encode();
+        assert_eq!(FOOTER_LEN, 129);
+        let mut want = Vec::new();
+        for v in [10u64, 5, 0, 6, 6, 4] {
+            want.extend_from_slice(&v.to_le_bytes());
+        }
+        want.push(0);
+        want.extend_from_slice(&[0u8; WRAPPED_KEY_LEN]);
+        want.extend_from_slice(&0u32.to_le_bytes());
+        want.extend_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&want);
+        want.extend_from_slice(&crc.to_le_bytes());
+        want.extend_from_slice(b"sealSST\x01");
+        assert_eq!(&f[..], &want[..]);
+        assert_eq!(Footer::decode(&f, "t", 15)?, sample(None));
+        Ok(())
+    }
+
+    /// Rewrites one byte and fixes the CRC, as a newer writer (or a careful forger) would.
+    fn with_valid_crc(mut f: [u8; FOOTER_LEN], at: usize, v: u8) -> [u8; FOOTER_LEN] {
+        f[at] = v;
+        let crc = crc32fast::hash(&f[..CRC_AT]);
+        f[CRC_AT..MAGIC_AT].copy_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn unknown_version_and_flag_are_corruption_naming_file_and_offset() {
+        let f = sample(None).encode();
+        for (at, v, what) in [
+            (FORMAT_AT, 2, "unknown format version 2"),
+            (PROTECTION_AT, 2, "unknown protection flag 2"),
+            (WRAPPED_AT + 3, 1, "key fields set in a plaintext footer"),
+        ] {
+            match Footer::decode(&with_valid_crc(f, at, v), "000012.sst", 15) {
+                Err(Error::Corruption {
+                    file,
+                    offset,
+                    what: w,
+                }) => {
+                    assert_eq!((file.as_str(), offset), ("000012.sst", 15));
+                    assert!(w.contains(what), "{w}");
+                }
+                other => panic!("expected corruption, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sealed_round_trip_and_refusals() -> Result<()> {
+        let k = FooterKey {
+            wrapped_dek: [7; WRAPPED_KEY_LEN],
+            key_version: 3,
+        };
+        let f = sample(Some(k.clone())).encode();
+        assert_eq!(f[PROTECTION_AT], 1);
+        assert_eq!(Footer::decode(&f, "t", 15)?.key, Some(k));
+        // Handles must end before the footer.
+        assert!(Footer::decode(&f, "t", 14).is_err());
+        for i in 0..FOOTER_LEN {
+            let mut bad = f;
+            bad[i] ^= 0x20;
+            assert!(Footer::decode(&bad, "t", 15).is_err(), "byte {i}");
+        }
+        assert!(Footer::decode(&f[1..], "t", 15).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! Reads one SSTable: footer, then index, filter and properties eagerly; data blocks on
+//! demand through the block cache.
+
+use std::cell::Cell;
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::cache::BlockCache;
+use crate::crypto::{UnitKind, UnitOpener};
+use crate::error::{Error, Result};
+use crate::ikey;
+use crate::iter::InternalIterator;
+use crate::sst::block::{Block, BlockIter};
+use crate::sst::bloom::BloomFilter;
+use crate::sst::coding::BlockHandle;
+use crate::sst::footer::{Footer, FooterKey, FOOTER_LEN};
+use crate::sst::properties::TableProperties;
+use crate::sst::table_iter::TableIter;
+use crate::storage::RandomAccessFile;
+use crate::types::{SeqNo, ValueKind};
+
+thread_local! {
+    /// A key buffer recycled by point reads on this thread.
+    static KEY_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// An open table. Shared by readers as `Arc<Table>`.
+pub(crate) struct Table {
+    file: Arc<dyn RandomAccessFile>,
+    label: Arc<str>,
+    /// The block cache key of this file: unique per opened file in the process.
+    id: u64,
+    opener: UnitOpener,
+    cache: Option<Arc<BlockCache>>,
+    pub(crate) index: Arc<Block>,
+    filter: BloomFilter,
+    props: TableProperties,
+    footer: Footer,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({}, {:?})", self.label, self.opener)
+    }
+}
+
+impl Table {
+    /// Opens a table. `opener_for` receives the footer's wrapped key (`None`: the file
+    /// says it is plaintext) and returns the opener for the file; it must refuse a
+    /// plaintext footer for an encrypted table and vice versa.
+    pub(crate) fn open(
+        file: Arc<dyn RandomAccessFile>,
+        label: Arc<str>,
+        id: u64,
+        opener_for: impl FnOnce(Option<&FooterKey>) -> Result<UnitOpener>,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Arc<Table>> {
+        let len = file.len();
+        let footer_at = len
+            .checked_sub(FOOTER_LEN as u64)
+            .ok_or_else(|| Error::corruption(&*label, 0, "file shorter than a table footer"))?;
+        let raw = file
+            .read_at(footer_at, FOOTER_LEN)
+            .map_err(|e| Error::io(format!("reading the footer of {label}"), e))?;
+        let footer = Footer::decode(&raw, &label, footer_at)?;
+        // The blocks after the data must tile the file exactly up to the footer.
+        let tiled = footer.filter.end() == Some(footer.properties.offset)
+            && footer.properties.end() == Some(footer.index.offset)
+            && footer.index.end() == Some(footer_at);
+        if !tiled {
+            return Err(Error::corruption(
+                &*label,
+                footer_at,
+                "footer: block handles do not tile the file",
+            ));
+        }
+        let opener = opener_for(footer.key.as_ref())?;
+        if opener.is_sealed() != footer.key.is_some() {
+            return Err(Error::corruption(
+                &*label,
+                footer_at,
+                "footer: protection does not match the table's",
+            ));
+        }
+        let index_payload = read_unit(&*file, &opener, UnitKind::Index, footer.index)?;
+        let index = Arc::new(Block::new(
+            index_payload,
+            Arc::clone(&label),
+            footer.index.offset,
+        )?);
+        let filter_payload = read_unit(&*file, &opener, UnitKind::Filter, footer.filter)?;
+        let filter = BloomFilter::decode(filter_payload).ok_or_else(|| {
+            Error::corruption(&*label, footer.filter.offset, "malformed filter block")
+        })?;
+        let props_payload = read_unit(&*file, &opener, UnitKind::Properties, footer.properties)?;
+        let props = TableProperties::decode(&props_payload).ok_or_else(|| {
+            Error::corruption(
+                &*label,
+                footer.properties.offset,
+                "malformed properties block",
+            )
+        })?;
+        Ok(Arc::new(Table {
+            file,
+            label,
+            id,
+            opener,
+            cache,
+            index,
+            filter,
+            props,
+            footer,
+        }))
+    }
+
+    /// The file's name, as used in errors.
+    pub(crate) fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    pub(crate) fn properties(&self) -> &TableProperties {
+        &self.props
+    }
+
+    /// True when this file was sealed (encrypted).
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.opener.is_sealed()
+    }
+
+    /// False only when no version of `user_key` is in this table.
+    pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter.may_contain(user_key)
+    }
+
+    /// Decodes an index entry's value into a data block handle.
+    pub(crate) fn data_handle(&self, index_value: &[u8]) -> Result<BlockHandle> {
+        let bad = |what: &str| {
+            Error::corruption(
+                &*self.label,
+                self.footer.index.offset,
+                format!("index: {what}"),
+            )
+        };
+        let h = BlockHandle::decode_exact(index_value).ok_or_else(|| bad("malformed handle"))?;
+        // Data blocks lie before the filter block.
+        match h.end() {
+            Some(end) if end <= self.footer.filter.offset => Ok(h),
+            _ => Err(bad("data block handle out of range")),
+        }
+    }
+
+    /// The data block at `handle`, from the cache or the file.
+    pub(crate) fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+        if let Some(c) = &self.cache {
+            if let Some(b) = c.get(self.id, handle.offset) {
+                return Ok(b);
+            }
+        }
+        let block = self.read_data_block(handle)?;
+        if let Some(c) = &self.cache {
+            c.insert(self.id, handle.offset, Arc::clone(&block));
+        }
+        Ok(block)
+    }
+
+    fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+        let payload = read_unit(&*self.file, &self.opener, UnitKind::Data, handle)?;
+        Ok(Arc::new(Block::new(
+            payload,
+            Arc::clone(&self.label),
+            handle.offset,
+        )?))
+    }
+
+    /// The newest entry for `user_key` with a sequence number at or below `seq`.
+    pub(crate) fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, Bytes)>> {
+        if !self.filter.may_contain(user_key) {
+            return Ok(None);
+        }
+        // The seek key lives on the stack for the usual short keys: no allocation.
+        let trailer = ikey::pack_trailer(seq.min(SeqNo::MAX), ValueKind::Put).to_le_bytes();
+        let mut stack = [0u8; 128];
+        let heap: Vec<u8>;
+        let target: &[u8] = match stack.get_mut(..user_key.len() + trailer.len()) {
+            Some(buf) => {
+                let (u, t) = buf.split_at_mut(user_key.len());
+                u.copy_from_slice(user_key);
+                t.copy_from_slice(&trailer);
+                buf
+            }
+            None => {
+                heap = ikey::seek_key(user_key, seq.min(SeqNo::MAX));
+                &heap
+            }
+        };
+        // Index entries are stored whole: seeking the index allocates nothing.
+        let mut idx = self.index.iter();
+        idx.seek(target)?;
+        if !idx.valid() {
+            return Ok(None);
+        }
+        let block = self.data_block(self.data_handle(idx.value())?)?;
+        let mut it = block.iter_with_buffer(KEY_SCRATCH.take());
+        let found = self.found_in(&mut it, user_key, target);
+        KEY_SCRATCH.set(it.into_buffer());
+        found
+    }
+
+    /// The entry `it` lands on when seeking `target`, if it is a version of `user_key`.
+    fn found_in(
+        &self,
+        it: &mut BlockIter,
+        user_key: &[u8],
+        target: &[u8],
+    ) -> Result<Option<(ValueKind, Bytes)>> {
+        let block_offset = it.block_offset();
+        it.seek(target)?;
+        if !it.valid() {
+            return Err(Error::corruption(
+                &*self.label,
+                block_offset,
+                "index separator above the block's last key",
+            ));
+        }
+        let p = ikey::parse(it.key()).ok_or_else(|| {
+            Error::corruption(&*self.label, block_offset, "malformed internal key")
+        })?;
+        if p.user_key != user_key {
+            return Ok(None);
+        }
+        Ok(Some((p.kind, it.value_bytes())))
+    }
+
+    /// A cursor over every entry; blocks are loaded as it reaches them.
+    pub(crate) fn iter(self: &Arc<Self>) -> TableIter {
+        TableIter::new(Arc::clone(self))
+    }
+
+    /// Opens every block (bypassing the cache) and checks keys are well formed, strictly
+    /// increasing, bounded by their index separators, and agree with the properties.
+    pub(crate) fn verify(&self) -> Result<()> {
+        let bad = |offset: u64, what: &str| Error::corruption(&*self.label, offset, what);
+        let mut idx = self.index.iter();
+        idx.seek_to_first()?;
+        let mut last: Vec<u8> = Vec::new();
+        let mut entries = 0u64;
+        let mut blocks = 0u64;
+        let mut expected_offset = 0u64;
+        let mut first: Option<Vec<u8>> = None;
+        while idx.valid() {
+            let handle = self.data_handle(idx.value())?;
+            if handle.offset != expected_offset {
+                return Err(bad(handle.offset, "data blocks do not tile the file"));
+            }
+            expected_offset = handle.end().unwrap_or(u64::MAX);
+            let block = self.read_data_block(handle)?;
+            let mut it = block.iter();
+            it.seek_to_first()?;
+            if !it.valid() {
+                return Err(bad(handle.offset, "empty data block"));
+            }
+            while it.valid() {
+                if ikey::parse(it.key()).is_none() {
+                    return Err(bad(handle.offset, "malformed internal key"));
+                }
+                if entries > 0 && ikey::compare(&last, it.key()) != Ordering::Less {
+                    return Err(bad(handle.offset, "keys out of order"));
+                }
+                if first.is_none() {
+                    first = Some(it.key().to_vec());
+                }
+                last.clear();
+                last.extend_from_slice(it.key());
+                entries += 1;
+                it.next()?;
+            }
+            if last != idx.key() {
+                return Err(bad(handle.offset, "index separator differs from last key"));
+            }
+            blocks += 1;
+            idx.next()?;
+        }
+        if expected_offset != self.footer.filter.offset {
+            return Err(bad(expected_offset, "data blocks do not reach the filter"));
+        }
+        let p = &self.props;
+        if entries != p.entries || blocks != p.data_blocks || last != p.largest {
+            return Err(bad(
+                self.footer.properties.offset,
+                "properties disagree with the data",
+            ));
+        }
+        if first.unwrap_or_default() != p.smallest {
+            return Err(bad(
+                self.footer.properties.offset,
+                "smallest key disagrees with the data",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the stored form of a unit and opens it (CRC check or decryption).
+fn read_unit(
+    file: &dyn RandomAccessFile,
+    opener: &UnitOpener,
+    kind: UnitKind,
+    h: BlockHandle,
+) -> Result<Bytes> {
+    let len = usize::try_from(h.size)
+        .map_err(|_| Error::corruption(opener.label(), h.offset, "block size"))?;
+    if len < opener.overhead() {
+        return Err(Error::corruption(
+            opener.label(),
+            h.offset,
+            format!("{kind:?} block smaller than its protection"),
+        ));
+    }
+    let stored = file
+        .read_at(h.offset, len)
+        .map_err(|e| Error::io(format!("reading a block of {}", opener.label()), e))?;
+    opener.open(kind, h.offset, stored)
+}

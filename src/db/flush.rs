@@ -227,10 +227,7 @@ impl DbInner {
         if !t.is_encrypted() {
             return Ok(TableProtection::Plain);
         }
-        let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
-            table: t.name.clone(),
-            reason: "its table key is not available to the engine".into(),
-        })?;
+        let key = self.maintenance_key(t)?;
         let key_version = t.meta.read().key_version;
         let dek = DataKey::generate();
         let wrapped_dek = wrap_data_key(
@@ -271,8 +268,8 @@ impl DbInner {
                 reason: "its table key is not available to the engine".into(),
             })?;
             (
-                Boundary::Sealed(seal_boundary(&key, t.id, number, false, &summary.smallest)),
-                Boundary::Sealed(seal_boundary(&key, t.id, number, true, &summary.largest)),
+                Boundary::Sealed(seal_boundary(&key, t.id, number, false, &summary.smallest)?),
+                Boundary::Sealed(seal_boundary(&key, t.id, number, true, &summary.largest)?),
             )
         } else {
             (

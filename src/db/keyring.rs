@@ -17,8 +17,16 @@ use crate::kms::{
 };
 use crate::manifest::TableMeta;
 
-use super::keys::{GeneratedTableKey, TableKeySource};
 use super::{Encryption, TableOptions};
+
+/// A new table's key: the plaintext (for immediate use) and what the manifest keeps.
+pub(crate) struct GeneratedTableKey {
+    pub(crate) key: TableKey,
+    /// The KMS ciphertext blob of the table key: kept for the table's lifetime.
+    pub(crate) wrapped: Vec<u8>,
+    pub(crate) key_arn: String,
+    pub(crate) grant_id: String,
+}
 
 /// The operations the engine's per-table grant allows (the seed's CreateGrant event).
 pub(crate) const GRANT_OPERATIONS: [GrantOperation; 7] = [
@@ -264,6 +272,13 @@ impl Keyring {
         v
     }
 
+    /// The engine's own copy of a table key, for recovery, flush and compaction: the
+    /// service principal's cache entry, backed by the table's grant.
+    pub(crate) fn maintenance_key(&self, table: &str, meta: &TableMeta) -> Result<Arc<TableKey>> {
+        self.key_for(&self.service_principal(), table, meta)
+            .map_err(|e| maintenance_error(table, e))
+    }
+
     /// RetireGrant, by the engine as the grant's retiring principal.
     pub(crate) fn retire_grant(&self, meta: &TableMeta) -> Result<()> {
         if meta.grant_id.is_empty() {
@@ -280,33 +295,6 @@ impl Keyring {
 
 fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or(Duration::ZERO)
-}
-
-/// The engine's maintenance path: the service principal's cached key, through the grant.
-pub(crate) struct MaintenanceKeys {
-    pub(crate) keyring: Arc<Keyring>,
-    pub(crate) creator: Principal,
-}
-
-impl TableKeySource for MaintenanceKeys {
-    fn generate(&self, table_name: &str, options: &TableOptions) -> Result<GeneratedTableKey> {
-        self.keyring
-            .create_table_key(&self.creator, table_name, options)
-    }
-
-    fn unwrap(&self, table_name: &str, meta: &TableMeta) -> Result<TableKey> {
-        let key = self
-            .keyring
-            .key_for(&self.keyring.service_principal(), table_name, meta)
-            .map_err(|e| maintenance_error(table_name, e))?;
-        // The engine needs an owned copy; the cache keeps its own.
-        TableKey::from_slice(key.expose_secret_bytes()).ok_or_else(|| Error::Kms(KmsError::InvalidCiphertext))
-    }
-
-    fn retire(&self, table_name: &str, meta: &TableMeta) -> Result<()> {
-        self.keyring.forget_table(table_name);
-        self.keyring.retire_grant(meta)
-    }
 }
 
 /// Says what an error means for upkeep of the table.

@@ -2,7 +2,7 @@
 //! block cache and one background worker.
 
 mod flush;
-mod keys;
+mod keyring;
 mod merge_iter;
 mod options;
 mod range_iter;
@@ -24,15 +24,16 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
+use crate::kms::Principal;
 use crate::manifest::ManifestWriter;
 use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;
 
-pub(crate) use keys::{GeneratedTableKey, TableKeySource};
+pub use keyring::CacheEntryStatus;
 pub use options::{
-    Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_KEY_MAX_AGE,
-    DEFAULT_KEY_RECHECK_AFTER_IDLE,
+    Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_ACCOUNT,
+    DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
 pub use range_iter::RangeIter;
 pub use snapshot::Snapshot;
@@ -105,16 +106,18 @@ pub(crate) struct DbInner {
     pub(crate) poisoned: Mutex<Option<String>>,
     pub(crate) cache: Arc<BlockCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
-    pub(crate) keys: Option<Arc<dyn TableKeySource>>,
+    pub(crate) keyring: Option<Arc<keyring::Keyring>>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
     /// SSTables being written: not yet in the manifest, but not orphans.
     pub(crate) pending_outputs: Mutex<HashSet<FileNumber>>,
 }
 
-/// An open database. Cheap to clone; the last handle dropped closes it.
+/// An open database, as seen by one principal. Cheap to clone; the last handle dropped
+/// closes it.
 #[derive(Clone)]
 pub struct Db {
     pub(crate) inner: Arc<DbHandle>,
+    pub(crate) principal: Arc<Principal>,
 }
 
 /// Owns the engine; dropping it stops the background worker.
@@ -138,20 +141,42 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Opens (recovering) or creates the database in `path`.
+    ///
+    /// With `opts.kms` set, encrypted tables get their keys from that KMS, and the engine
+    /// unwraps each encrypted table's key at open (as its service principal, through the
+    /// table's grant) to replay the WAL.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
-        Db::open_with_keys(path.as_ref(), opts, None)
-    }
-
-    pub(crate) fn open_with_keys(
-        path: &Path,
-        opts: Options,
-        keys: Option<Arc<dyn TableKeySource>>,
-    ) -> Result<Db> {
-        let core = recovery::open(path, opts, keys)?;
+        let principal = Arc::new(opts.principal.clone());
+        let keyring = opts.kms.as_ref().map(|kms| {
+            Arc::new(keyring::Keyring::new(
+                Arc::clone(kms),
+                opts.account.clone(),
+                opts.region.clone(),
+                Arc::clone(&opts.clock),
+                opts.key_recheck_after_idle,
+                opts.key_max_age,
+            ))
+        });
+        let core = recovery::open(path.as_ref(), opts, keyring)?;
         flush::start_worker(&core)?;
         Ok(Db {
             inner: Arc::new(DbHandle { core }),
+            principal,
         })
+    }
+
+    /// The same database as seen by another principal: its reads and writes of encrypted
+    /// tables are authorized by the KMS for that principal (and cached per principal).
+    pub fn as_principal(&self, principal: Principal) -> Db {
+        Db {
+            inner: Arc::clone(&self.inner),
+            principal: Arc::new(principal),
+        }
+    }
+
+    /// The principal this handle acts as.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     pub(crate) fn core(&self) -> &Arc<DbInner> {
@@ -165,7 +190,7 @@ impl Db {
 
     /// Creates a table. Encryption is fixed for the table's lifetime.
     pub fn create_table(&self, name: &str, options: TableOptions) -> Result<Table> {
-        let state = self.core().create_table(name, &options)?;
+        let state = self.core().create_table(&self.principal, name, &options)?;
         Ok(Table {
             db: self.clone(),
             state,
@@ -203,7 +228,7 @@ impl Db {
 
     /// Applies a batch atomically across its tables.
     pub fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
-        self.core().write(batch, opts)
+        self.core().write(&self.principal, batch, opts)
     }
 
     /// Flushes every table's memtables to SSTables and waits for it.
@@ -223,6 +248,7 @@ impl Db {
         key: &[u8],
         seq: Option<SeqNo>,
     ) -> Result<Option<bytes::Bytes>> {
+        self.core().authorize(&self.principal, t)?;
         self.core().get(t, key, seq)
     }
 
@@ -233,6 +259,7 @@ impl Db {
         upper: std::ops::Bound<Vec<u8>>,
         seq: Option<SeqNo>,
     ) -> Result<RangeIter> {
+        self.core().authorize(&self.principal, t)?;
         self.core().range(t, lower, upper, seq)
     }
 }
@@ -261,6 +288,40 @@ impl DbInner {
             *p = Some(why.clone());
         }
         Error::Poisoned(why)
+    }
+
+    /// Checks `principal`'s access to an encrypted table through the table-key cache
+    /// (a KMS Decrypt on first use and after the idle interval). Plaintext tables need none.
+    pub(crate) fn authorize(&self, principal: &Principal, t: &TableState) -> Result<()> {
+        if !t.is_encrypted() {
+            return Ok(());
+        }
+        let keyring = self.keyring.as_ref().ok_or_else(|| Error::TableUnavailable {
+            table: t.name.clone(),
+            reason: "the table is encrypted and the database was opened without a KMS".into(),
+        })?;
+        let meta = t.meta.read().clone();
+        let key = keyring.key_for(principal, &t.name, &meta)?;
+        let mut slot = t.key.write();
+        if slot.is_none() {
+            *slot = Some(key);
+        }
+        Ok(())
+    }
+
+    /// The engine's own copy of an encrypted table's key (see `Keyring::maintenance_key`).
+    pub(crate) fn maintenance_key(&self, t: &TableState) -> Result<Arc<crate::crypto::TableKey>> {
+        let keyring = self.keyring.as_ref().ok_or_else(|| Error::TableUnavailable {
+            table: t.name.clone(),
+            reason: "the table is encrypted and the database was opened without a KMS".into(),
+        })?;
+        let meta = t.meta.read().clone();
+        let key = keyring.maintenance_key(&t.name, &meta)?;
+        let mut slot = t.key.write();
+        if slot.is_none() {
+            *slot = Some(Arc::clone(&key));
+        }
+        Ok(key)
     }
 
     pub(crate) fn table_by_id(&self, id: TableId) -> Option<Arc<TableState>> {

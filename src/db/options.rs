@@ -5,7 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{system_clock, Clock};
+use crate::kms::{Kms, Principal};
 use crate::storage::{default_env, Env};
+
+/// The account id used when `Options` names none (the seed's example account).
+pub const DEFAULT_ACCOUNT: &str = "111122223333";
+/// The region used when `Options` names none.
+pub const DEFAULT_REGION: &str = "us-west-2";
 
 /// Options for [`Db::open`](crate::Db::open).
 #[derive(Clone)]
@@ -26,6 +32,20 @@ pub struct Options {
     pub env: Arc<dyn Env>,
     /// Time, for the table-key cache (tests inject a manual clock).
     pub clock: Arc<dyn Clock>,
+    /// The KMS that table keys come from. Without one, only plaintext tables can be used.
+    pub kms: Option<Arc<dyn Kms>>,
+    /// The account the database belongs to (`sealdb:subscriberId` in encryption contexts).
+    pub account: String,
+    /// The region (part of the engine's service name, `sealdb.<region>.amazonaws.com`).
+    pub region: String,
+    /// The principal that handles opened from this `Db` act as (see `Db::as_principal`).
+    pub principal: Principal,
+    /// A principal's cached table key is checked with the KMS again after this much idle
+    /// time (default 5 minutes).
+    pub key_recheck_after_idle: Duration,
+    /// A cached table key is used at most this long after the KMS last confirmed it
+    /// (default 12 hours), so a shorter KMS outage does not stop reads and writes.
+    pub key_max_age: Duration,
 }
 
 impl Default for Options {
@@ -39,6 +59,12 @@ impl Default for Options {
             bloom_bits_per_key: 10,
             env: default_env(),
             clock: system_clock(),
+            kms: None,
+            account: DEFAULT_ACCOUNT.to_owned(),
+            region: DEFAULT_REGION.to_owned(),
+            principal: Principal::assumed_role(DEFAULT_ACCOUNT, "Admin", "user01"),
+            key_recheck_after_idle: DEFAULT_KEY_RECHECK_AFTER_IDLE,
+            key_max_age: DEFAULT_KEY_MAX_AGE,
         }
     }
 }
@@ -52,6 +78,12 @@ impl fmt::Debug for Options {
             .field("block_cache_bytes", &self.block_cache_bytes)
             .field("block_size", &self.block_size)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("kms", &self.kms.as_ref().map(|_| "configured"))
+            .field("account", &self.account)
+            .field("region", &self.region)
+            .field("principal", &self.principal.arn)
+            .field("key_recheck_after_idle", &self.key_recheck_after_idle)
+            .field("key_max_age", &self.key_max_age)
             .finish_non_exhaustive()
     }
 }

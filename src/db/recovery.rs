@@ -9,9 +9,12 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::cache::BlockCache;
-use crate::crypto::{unwrap_data_key, FileKind, TableKey, WrapContext};
+use crate::crypto::TableKey;
 use crate::error::{Error, Result};
-use crate::manifest::{self, open_boundary, Boundary, Edit, ManifestWriter, TableMeta, VersionEdit};
+use crate::manifest::{
+    self, open_boundary, parse_manifest_file_name, Boundary, Edit, ManifestWriter, TableMeta,
+    VersionEdit,
+};
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 use crate::wal::{self, WalWriter};
 
@@ -19,7 +22,7 @@ use super::snapshot::SnapshotList;
 use super::table::TableState;
 use super::version::{FileHandle, Version};
 use super::write_batch::decode_section;
-use super::{names, BgState, DbInner, Options, TableKeySource, Tables, WriteState};
+use super::{names, BgState, DbInner, Options, Tables, WriteState};
 
 /// One table as the manifest's edits leave it.
 struct TableRecord {
@@ -140,7 +143,7 @@ fn boundary_bytes(
 pub(super) fn open(
     path: &Path,
     opts: Options,
-    keys: Option<Arc<dyn TableKeySource>>,
+    keyring: Option<Arc<super::keyring::Keyring>>,
 ) -> Result<Arc<DbInner>> {
     let env = Arc::clone(&opts.env);
     if !env.exists(path) {
@@ -180,15 +183,15 @@ pub(super) fn open(
         if !t.meta.encrypted {
             continue;
         }
-        let source = keys.as_ref().ok_or_else(|| Error::TableUnavailable {
+        let keyring = keyring.as_ref().ok_or_else(|| Error::TableUnavailable {
             table: t.name.clone(),
             reason: "the table is encrypted and the database was opened without a KMS".into(),
         })?;
-        let key = source.unwrap(&t.name, &t.meta)?;
+        let key = keyring.maintenance_key(&t.name, &t.meta)?;
         if let Some(c) = &contents {
             c.verify_table_chain(*id, &key)?;
         }
-        table_keys.insert(*id, Arc::new(key));
+        table_keys.insert(*id, key);
     }
 
     let listing = env
@@ -270,40 +273,31 @@ pub(super) fn open(
         for (i, seg) in live.iter().enumerate() {
             let is_last = i + 1 == live.len();
             let seg_path = path.join(names::wal(*seg));
-            let mut resolve = |table: TableId, fk: &wal::WalKey| -> Result<Option<crate::crypto::DataKey>> {
+            let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
                 let Some(t) = states.get(&table) else {
-                    return Ok(None);
+                    return Ok(wal::ReplayKey::Skip);
                 };
-                let Some(key) = t.table_key() else {
-                    return Err(Error::TableUnavailable {
-                        table: t.name.clone(),
-                        reason: "its table key is not available".into(),
-                    });
-                };
-                let ctx = WrapContext {
-                    table,
-                    file_kind: FileKind::Wal,
-                    file: *seg,
-                    key_version: fk.key_version,
-                };
-                unwrap_data_key(&key, &fk.wrapped_dek, &ctx)
-                    .map(Some)
-                    .ok_or_else(|| Error::Integrity {
-                        file: names::wal(*seg),
-                        offset: 0,
-                    })
+                if !t.is_encrypted() {
+                    return Ok(wal::ReplayKey::Plain);
+                }
+                let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
+                    table: t.name.clone(),
+                    reason: "its table key is not available".into(),
+                })?;
+                match fk {
+                    Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
+                    // An encrypted table's section with no key record can only be forged.
+                    None => Err(Error::corruption(
+                        names::wal(*seg),
+                        0,
+                        format!("a record of encrypted table {:?} has no data key", t.name),
+                    )),
+                }
             };
-            let mut sink = |first_seq: SeqNo, table: TableId, sealed: bool, payload: bytes::Bytes| -> Result<()> {
+            let mut sink = |first_seq: SeqNo, table: TableId, payload: bytes::Bytes| -> Result<()> {
                 let Some(t) = states.get(&table) else {
                     return Ok(());
                 };
-                if sealed != t.is_encrypted() {
-                    return Err(Error::corruption(
-                        names::wal(*seg),
-                        0,
-                        format!("a record of table {:?} has the wrong protection", t.name),
-                    ));
-                }
                 if *seg < t.log_number() {
                     return Ok(());
                 }
@@ -314,7 +308,15 @@ pub(super) fn open(
                 })
                 .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))
             };
-            wal::replay_segment(&*env, &seg_path, *seg, is_last, &mut resolve, &mut sink)?;
+            let outcome =
+                wal::replay_segment(&*env, &seg_path, *seg, is_last, &mut resolve, &mut sink)?;
+            if outcome.torn_tail {
+                // Cut the torn record off, so that this segment (no longer the last once a
+                // new one starts) reads cleanly at every later open.
+                // IMPORTANT: the truncation is synced before anything else is written.
+                env.truncate(&seg_path, outcome.valid_len)
+                    .map_err(|e| Error::io(format!("truncating {}", seg_path.display()), e))?;
+            }
         }
     }
 
@@ -350,7 +352,7 @@ pub(super) fn open(
         bg_cv: Condvar::new(),
         poisoned: Mutex::new(None),
         snapshots: Arc::new(SnapshotList::default()),
-        keys,
+        keyring,
         worker: Mutex::new(None),
         pending_outputs: Mutex::new(HashSet::new()),
     });
@@ -450,7 +452,7 @@ impl DbInner {
                 // Files being written right now have numbers the manifest has not seen;
                 // only files below the counter at the last manifest write can be orphans.
                 !live.contains(&n) && n.0 < next_file && !self.is_pending_output(n)
-            } else if let Some(n) = manifest::parse_manifest_name(&name) {
+            } else if let Some(n) = parse_manifest_file_name(&name) {
                 n != manifest_number
             } else {
                 name.ends_with(".tmp")

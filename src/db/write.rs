@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::crypto::{wrap_data_key, DataKey, FileKind, WrapContext};
 use crate::error::{Error, Result};
+use crate::kms::Principal;
 use crate::manifest::{Edit, TableMeta, VersionEdit};
 use crate::memtable::MemTable;
 use crate::types::{SeqNo, TableId};
@@ -34,7 +35,7 @@ fn check_table_name(name: &str) -> Result<()> {
 }
 
 impl DbInner {
-    pub(crate) fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
+    pub(crate) fn write(&self, principal: &Principal, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
         batch.check()?;
         if batch.is_empty() {
             return Ok(());
@@ -45,12 +46,7 @@ impl DbInner {
             let t = self
                 .table_by_id(id)
                 .ok_or_else(|| Error::TableNotFound(format!("#{id}")))?;
-            if t.is_encrypted() && t.table_key().is_none() {
-                return Err(Error::TableUnavailable {
-                    table: t.name.clone(),
-                    reason: "its table key is not available".into(),
-                });
-            }
+            self.authorize(principal, &t)?;
             tables.push(t);
         }
         for t in &tables {
@@ -210,19 +206,24 @@ impl DbInner {
         })
     }
 
-    pub(crate) fn create_table(&self, name: &str, options: &TableOptions) -> Result<Arc<TableState>> {
+    pub(crate) fn create_table(
+        &self,
+        principal: &Principal,
+        name: &str,
+        options: &TableOptions,
+    ) -> Result<Arc<TableState>> {
         check_table_name(name)?;
         self.check_poisoned()?;
         if self.tables.read().by_name.contains_key(name) {
             return Err(Error::TableExists(name.to_owned()));
         }
         let (meta, key) = if options.is_encrypted() {
-            let source = self.keys.as_ref().ok_or_else(|| {
+            let keyring = self.keyring.as_ref().ok_or_else(|| {
                 Error::InvalidArgument(
                     "encrypted tables need a KMS: open the database with one".into(),
                 )
             })?;
-            let generated = source.generate(name, options)?;
+            let generated = keyring.create_table_key(principal, name, options)?;
             let meta = TableMeta {
                 encrypted: true,
                 sealed_boundaries: options.boundaries == super::Boundaries::Sealed,
@@ -312,8 +313,9 @@ impl DbInner {
         // rewrite drops; the engine's plaintext copy goes now.
         *state.key.write() = None;
         if state.is_encrypted() {
-            if let Some(source) = &self.keys {
-                source.retire(name, &state.meta.read())?;
+            if let Some(keyring) = &self.keyring {
+                keyring.forget_table(name);
+                keyring.retire_grant(&state.meta.read())?;
             }
         }
         for f in state.super_version().version.files() {

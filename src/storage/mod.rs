@@ -62,6 +62,8 @@ pub trait Env: Send + Sync + 'static {
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Renames `from` to `to`, replacing `to` atomically.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Cuts a file to `len` bytes and makes that durable (used to drop a torn WAL tail).
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes a directory's entries (creates, renames, removes) durable.

@@ -71,6 +71,9 @@ impl Env for FaultEnv {
         }
         StdEnv.rename(from, to)
     }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        StdEnv.truncate(path, len)
+    }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdEnv.remove_file(path)
     }

@@ -62,6 +62,9 @@ impl DbInner {
                 if t.super_version().mem.approximate_bytes() >= self.opts.write_buffer_size {
                     self.switch_memtable(&mut ws, t)?;
                 }
+            }
+            // Registration after every switch: a switch starts a segment with no tables.
+            for t in &tables {
                 if !ws.wal.is_registered(t.id) {
                     let protection = self.wal_protection(t, ws.wal.segment())?;
                     ws.wal

@@ -47,22 +47,33 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let names = ["t0", "t1"];
     let mut db = Db::open(dir.path(), options()).map_err(fail)?;
     for n in names {
-        db.create_table(n, TableOptions::plaintext()).map_err(fail)?;
+        db.create_table(n, TableOptions::plaintext())
+            .map_err(fail)?;
     }
     let mut model: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(), BTreeMap::new()];
     for op in ops {
         match op {
             Op::Put(t, k, v) => {
-                db.table(names[t as usize]).map_err(fail)?.put(key(k), &v).map_err(fail)?;
+                db.table(names[t as usize])
+                    .map_err(fail)?
+                    .put(key(k), &v)
+                    .map_err(fail)?;
                 model[t as usize].insert(key(k), v);
             }
             Op::Delete(t, k) => {
-                db.table(names[t as usize]).map_err(fail)?.delete(key(k)).map_err(fail)?;
+                db.table(names[t as usize])
+                    .map_err(fail)?
+                    .delete(key(k))
+                    .map_err(fail)?;
                 model[t as usize].remove(&key(k));
             }
             Op::Batch(entries) => {
                 let mut b = WriteBatch::new();
-                let tables: Vec<_> = names.iter().map(|n| db.table(n)).collect::<Result<_, _>>().map_err(fail)?;
+                let tables: Vec<_> = names
+                    .iter()
+                    .map(|n| db.table(n))
+                    .collect::<Result<_, _>>()
+                    .map_err(fail)?;
                 for (t, k, v) in entries {
                     match v {
                         Some(v) => {
@@ -105,7 +116,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for (i, n) in names.iter().enumerate() {
         let table = db.table(n).map_err(fail)?;
         for k in 0..200u16 {
-            prop_assert_eq!(table.get(key(k)).map_err(fail)?.map(|v| v.to_vec()), model[i].get(&key(k)).cloned());
+            prop_assert_eq!(
+                table.get(key(k)).map_err(fail)?.map(|v| v.to_vec()),
+                model[i].get(&key(k)).cloned()
+            );
         }
     }
     Ok(())

@@ -12,7 +12,11 @@ fn key(i: u64) -> Vec<u8> {
     format!("key-{:08}", (i * 2_654_435_761) % 1_000_003).into_bytes()
 }
 
-fn load(path: &std::path::Path, n: u64, flush_midway: bool) -> Result<Vec<BTreeMap<Vec<u8>, Vec<u8>>>, Box<dyn std::error::Error>> {
+fn load(
+    path: &std::path::Path,
+    n: u64,
+    flush_midway: bool,
+) -> Result<Vec<BTreeMap<Vec<u8>, Vec<u8>>>, Box<dyn std::error::Error>> {
     let db = open(path)?;
     let names = ["alpha", "beta", "gamma"];
     let tables: Vec<_> = names
@@ -69,7 +73,8 @@ fn check(path: &std::path::Path, models: &[BTreeMap<Vec<u8>, Vec<u8>>]) -> TestR
             .iter()?
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .collect::<Result<_, _>>()?;
-        let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> =
+            model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         assert_eq!(scanned.len(), expected.len(), "{name}");
         assert!(scanned == expected, "{name} scan differs");
         let mut rev: Vec<(Vec<u8>, Vec<u8>)> = t
@@ -104,7 +109,10 @@ fn a_second_open_of_the_same_directory_is_refused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = open(dir.path())?;
     let again = open(dir.path());
-    assert!(matches!(again, Err(sealdb::Error::AlreadyOpen(_))), "{again:?}");
+    assert!(
+        matches!(again, Err(sealdb::Error::AlreadyOpen(_))),
+        "{again:?}"
+    );
     drop(db);
     open(dir.path())?;
     Ok(())
@@ -125,7 +133,10 @@ fn oversized_keys_and_values_are_refused_cleanly() -> TestResult {
     ));
     t.put(vec![1u8; sealdb::MAX_KEY_LEN], vec![2u8; 1 << 20])?;
     db.flush()?;
-    assert_eq!(t.get(vec![1u8; sealdb::MAX_KEY_LEN])?.map(|v| v.len()), Some(1 << 20));
+    assert_eq!(
+        t.get(vec![1u8; sealdb::MAX_KEY_LEN])?.map(|v| v.len()),
+        Some(1 << 20)
+    );
     Ok(())
 }
 
@@ -136,12 +147,21 @@ fn tables_are_created_listed_and_dropped() -> TestResult {
         let db = open(dir.path())?;
         let a = db.create_table("a", TableOptions::plaintext())?;
         db.create_table("b", TableOptions::plaintext())?;
-        assert!(matches!(db.create_table("a", TableOptions::plaintext()), Err(sealdb::Error::TableExists(_))));
-        assert!(matches!(db.create_table("bad name/", TableOptions::plaintext()), Err(sealdb::Error::InvalidArgument(_))));
+        assert!(matches!(
+            db.create_table("a", TableOptions::plaintext()),
+            Err(sealdb::Error::TableExists(_))
+        ));
+        assert!(matches!(
+            db.create_table("bad name/", TableOptions::plaintext()),
+            Err(sealdb::Error::InvalidArgument(_))
+        ));
         a.put(b"k", b"v")?;
         db.flush()?;
         db.drop_table("a")?;
-        assert!(matches!(db.table("a"), Err(sealdb::Error::TableNotFound(_))));
+        assert!(matches!(
+            db.table("a"),
+            Err(sealdb::Error::TableNotFound(_))
+        ));
         assert!(a.get(b"k").is_err());
         assert_eq!(db.tables(), vec!["b"]);
     }

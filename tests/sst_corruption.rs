@@ -32,7 +32,11 @@ fn flipped_bytes_in_an_sstable_are_detected() -> TestResult {
             let mut all_ok = true;
             for i in (0..n).step_by(7) {
                 match t.get(format!("key{i:05}"))? {
-                    Some(v) => assert_eq!(v.as_ref(), format!("value{i:05}").as_bytes(), "wrong data at flip {offset}"),
+                    Some(v) => assert_eq!(
+                        v.as_ref(),
+                        format!("value{i:05}").as_bytes(),
+                        "wrong data at flip {offset}"
+                    ),
                     None => all_ok = false,
                 }
             }

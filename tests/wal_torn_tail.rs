@@ -18,18 +18,29 @@ fn truncating_the_last_record_at_every_byte_keeps_earlier_writes() -> TestResult
         let wal = files_with_ext(dir.path(), "log");
         let last = wal.last().ok_or("no WAL segment")?.clone();
         let before = std::fs::metadata(&last)?.len();
-        t.put_opt("last-key", "last-value-with-some-length", WriteOptions::synced())?;
+        t.put_opt(
+            "last-key",
+            "last-value-with-some-length",
+            WriteOptions::synced(),
+        )?;
         let after = std::fs::metadata(&last)?.len();
         (before, after)
     };
     assert!(after > before);
     let wal = files_with_ext(dir.path(), "log");
     // The reopen above is not done yet: the newest segment is the one written.
-    let last_name = wal.last().ok_or("no WAL segment")?.file_name().ok_or("name")?.to_owned();
+    let last_name = wal
+        .last()
+        .ok_or("no WAL segment")?
+        .file_name()
+        .ok_or("name")?
+        .to_owned();
     for cut in before..after {
         let trial = tempfile::tempdir()?;
         copy_dir(dir.path(), trial.path())?;
-        let f = std::fs::OpenOptions::new().write(true).open(trial.path().join(&last_name))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(trial.path().join(&last_name))?;
         f.set_len(cut)?;
         drop(f);
         let db = open(trial.path())?;
@@ -56,7 +67,11 @@ fn a_damaged_record_before_the_tail_is_an_error_not_silent_loss() -> TestResult 
         let db = open(dir.path())?;
         let t = db.create_table("t", TableOptions::plaintext())?;
         for i in 0..100 {
-            t.put_opt(format!("k{i:03}"), format!("value-{i}"), WriteOptions::synced())?;
+            t.put_opt(
+                format!("k{i:03}"),
+                format!("value-{i}"),
+                WriteOptions::synced(),
+            )?;
         }
     }
     let wal = files_with_ext(dir.path(), "log");

@@ -94,7 +94,12 @@ impl DbInner {
         result
     }
 
-    fn write_level0(&self, t: &Arc<TableState>, mem: &Arc<MemTable>, number: FileNumber) -> Result<()> {
+    fn write_level0(
+        &self,
+        t: &Arc<TableState>,
+        mem: &Arc<MemTable>,
+        number: FileNumber,
+    ) -> Result<()> {
         let path = self.path.join(names::table(number));
         let handle = if mem.is_empty() {
             None
@@ -223,7 +228,11 @@ impl DbInner {
     }
 
     /// A fresh data key for a new SSTable of an encrypted table, wrapped by the table key.
-    pub(crate) fn table_protection(&self, t: &TableState, number: FileNumber) -> Result<TableProtection> {
+    pub(crate) fn table_protection(
+        &self,
+        t: &TableState,
+        number: FileNumber,
+    ) -> Result<TableProtection> {
         if !t.is_encrypted() {
             return Ok(TableProtection::Plain);
         }

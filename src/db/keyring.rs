@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::kms::{
-    via_service_name, Caller, CreateGrantRequest, DataKeySpec, EncryptionContext,
-    GrantConstraints, GrantOperation, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
+    via_service_name, Caller, CreateGrantRequest, DataKeySpec, EncryptionContext, GrantConstraints,
+    GrantOperation, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
 };
 use crate::manifest::TableMeta;
 
@@ -146,7 +146,12 @@ impl Keyring {
 
     /// CreateGrant for the engine's service principal on `table`, constrained to the
     /// table's encryption context.
-    pub(crate) fn create_grant(&self, creator: &Principal, key_arn: &str, table: &str) -> Result<String> {
+    pub(crate) fn create_grant(
+        &self,
+        creator: &Principal,
+        key_arn: &str,
+        table: &str,
+    ) -> Result<String> {
         let service = via_service_name(&self.region);
         let resp = self.kms.create_grant(
             &self.via(creator),
@@ -170,7 +175,12 @@ impl Keyring {
     /// - idle longer: Decrypt again, so a revoked permission takes effect now; if the KMS
     ///   is unreachable the cached key serves on, until `max_age` after the KMS last
     ///   confirmed it; then the table fails closed.
-    pub(crate) fn key_for(&self, principal: &Principal, table: &str, meta: &TableMeta) -> Result<Arc<TableKey>> {
+    pub(crate) fn key_for(
+        &self,
+        principal: &Principal,
+        table: &str,
+        meta: &TableMeta,
+    ) -> Result<Arc<TableKey>> {
         let now = self.clock.now();
         let slot = (principal.arn.clone(), table.to_owned());
         let stale = {
@@ -212,7 +222,9 @@ impl Keyring {
                 }
                 None => Err(Error::TableUnavailable {
                     table: table.to_owned(),
-                    reason: format!("the KMS is unavailable and no cached table key is usable: {why}"),
+                    reason: format!(
+                        "the KMS is unavailable and no cached table key is usable: {why}"
+                    ),
                 }),
             },
             Err(e) => {
@@ -229,9 +241,7 @@ impl Keyring {
             &self.context(table),
             Some(&meta.key_arn),
         )?;
-        TableKey::from_slice(&out.plaintext).ok_or_else(|| {
-            Error::Kms(KmsError::InvalidCiphertext)
-        })
+        TableKey::from_slice(&out.plaintext).ok_or_else(|| Error::Kms(KmsError::InvalidCiphertext))
     }
 
     /// Forgets every cached key of `table` (dropped table, new grant).

@@ -37,7 +37,9 @@ impl MergingIterator {
                 continue;
             }
             best = match best {
-                Some(b) if ikey::compare(c.key(), self.children[b].key()) != Ordering::Less => Some(b),
+                Some(b) if ikey::compare(c.key(), self.children[b].key()) != Ordering::Less => {
+                    Some(b)
+                }
                 _ => Some(i),
             };
         }
@@ -202,7 +204,12 @@ mod tests {
         let fwd = keys_of(&mut it, true)?;
         assert_eq!(
             fwd,
-            vec![(b"a".to_vec(), 1), (b"b".to_vec(), 2), (b"c".to_vec(), 5), (b"c".to_vec(), 3)]
+            vec![
+                (b"a".to_vec(), 1),
+                (b"b".to_vec(), 2),
+                (b"c".to_vec(), 5),
+                (b"c".to_vec(), 3)
+            ]
         );
         it.seek_to_last()?;
         let mut back = keys_of(&mut it, false)?;

@@ -296,10 +296,13 @@ impl DbInner {
         if !t.is_encrypted() {
             return Ok(());
         }
-        let keyring = self.keyring.as_ref().ok_or_else(|| Error::TableUnavailable {
-            table: t.name.clone(),
-            reason: "the table is encrypted and the database was opened without a KMS".into(),
-        })?;
+        let keyring = self
+            .keyring
+            .as_ref()
+            .ok_or_else(|| Error::TableUnavailable {
+                table: t.name.clone(),
+                reason: "the table is encrypted and the database was opened without a KMS".into(),
+            })?;
         let meta = t.meta.read().clone();
         let key = keyring.key_for(principal, &t.name, &meta)?;
         let mut slot = t.key.write();
@@ -311,10 +314,13 @@ impl DbInner {
 
     /// The engine's own copy of an encrypted table's key (see `Keyring::maintenance_key`).
     pub(crate) fn maintenance_key(&self, t: &TableState) -> Result<Arc<crate::crypto::TableKey>> {
-        let keyring = self.keyring.as_ref().ok_or_else(|| Error::TableUnavailable {
-            table: t.name.clone(),
-            reason: "the table is encrypted and the database was opened without a KMS".into(),
-        })?;
+        let keyring = self
+            .keyring
+            .as_ref()
+            .ok_or_else(|| Error::TableUnavailable {
+                table: t.name.clone(),
+                reason: "the table is encrypted and the database was opened without a KMS".into(),
+            })?;
         let meta = t.meta.read().clone();
         let key = keyring.maintenance_key(&t.name, &meta)?;
         let mut slot = t.key.write();

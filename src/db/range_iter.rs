@@ -96,9 +96,10 @@ impl RangeIter {
         if self.reverse {
             match &self.upper {
                 // The last internal key of user key `u` has the smallest trailer (seq 0, Delete).
-                Bound::Included(u) => self
-                    .inner
-                    .seek_for_prev(&ikey::encode(u, SeqNo(0), ValueKind::Delete))?,
+                Bound::Included(u) => {
+                    self.inner
+                        .seek_for_prev(&ikey::encode(u, SeqNo(0), ValueKind::Delete))?
+                }
                 Bound::Excluded(u) => self.inner.seek_for_prev(&ikey::seek_key(u, SeqNo::MAX))?,
                 Bound::Unbounded => self.inner.seek_to_last()?,
             }
@@ -232,7 +233,8 @@ mod tests {
     }
 
     fn collect(it: RangeIter) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        it.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec()))).collect()
+        it.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect()
     }
 
     #[test]
@@ -245,13 +247,24 @@ mod tests {
         m.insert(b"c", SeqNo(5), ValueKind::Delete, b"");
         m.insert(b"d", SeqNo(6), ValueKind::Put, b"d6");
         let all = |seq, rev| {
-            let it = RangeIter::new(view(&m), Box::new(()), SeqNo(seq), Bound::Unbounded, Bound::Unbounded, rev);
+            let it = RangeIter::new(
+                view(&m),
+                Box::new(()),
+                SeqNo(seq),
+                Bound::Unbounded,
+                Bound::Unbounded,
+                rev,
+            );
             collect(it)
         };
         let at9 = all(9, false)?;
         assert_eq!(
             at9,
-            vec![(b"a".to_vec(), b"a1".to_vec()), (b"b".to_vec(), b"b4".to_vec()), (b"d".to_vec(), b"d6".to_vec())]
+            vec![
+                (b"a".to_vec(), b"a1".to_vec()),
+                (b"b".to_vec(), b"b4".to_vec()),
+                (b"d".to_vec(), b"d6".to_vec())
+            ]
         );
         let mut rev9 = all(9, true)?;
         rev9.reverse();
@@ -259,7 +272,11 @@ mod tests {
         let at3 = all(3, false)?;
         assert_eq!(
             at3,
-            vec![(b"a".to_vec(), b"a1".to_vec()), (b"b".to_vec(), b"b2".to_vec()), (b"c".to_vec(), b"c3".to_vec())]
+            vec![
+                (b"a".to_vec(), b"a1".to_vec()),
+                (b"b".to_vec(), b"b2".to_vec()),
+                (b"c".to_vec(), b"c3".to_vec())
+            ]
         );
         let mut rev3 = all(3, true)?;
         rev3.reverse();
@@ -275,7 +292,10 @@ mod tests {
             ))
         };
         assert_eq!(bounded(false)?.len(), 2);
-        assert_eq!(bounded(true)?.first().map(|kv| kv.0.clone()), Some(b"d".to_vec()));
+        assert_eq!(
+            bounded(true)?.first().map(|kv| kv.0.clone()),
+            Some(b"d".to_vec())
+        );
         Ok(())
     }
 

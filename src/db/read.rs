@@ -20,7 +20,12 @@ use super::version::FileHandle;
 use super::{names, DbInner};
 
 impl DbInner {
-    pub(crate) fn get(&self, t: &Arc<TableState>, key: &[u8], seq: Option<SeqNo>) -> Result<Option<Bytes>> {
+    pub(crate) fn get(
+        &self,
+        t: &Arc<TableState>,
+        key: &[u8],
+        seq: Option<SeqNo>,
+    ) -> Result<Option<Bytes>> {
         let seq = seq.unwrap_or_else(|| SeqNo(self.last_seq.load(Ordering::Acquire)));
         self.check_readable(t)?;
         let sv = t.super_version();
@@ -66,11 +71,22 @@ impl DbInner {
         self.check_readable(t)?;
         let sv = t.super_version();
         let merged = self.merged_view(t, &sv)?;
-        Ok(RangeIter::new(merged, Box::new(sv), seq, lower, upper, false))
+        Ok(RangeIter::new(
+            merged,
+            Box::new(sv),
+            seq,
+            lower,
+            upper,
+            false,
+        ))
     }
 
     /// A merging cursor over every memtable and file of one view.
-    pub(crate) fn merged_view(&self, t: &Arc<TableState>, sv: &Arc<SuperVersion>) -> Result<MergingIterator> {
+    pub(crate) fn merged_view(
+        &self,
+        t: &Arc<TableState>,
+        sv: &Arc<SuperVersion>,
+    ) -> Result<MergingIterator> {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         children.push(Box::new(MemTableIter::new(Arc::clone(&sv.mem))));
         for m in &sv.imm {

@@ -197,7 +197,10 @@ pub(super) fn open(
     let listing = env
         .list_dir(path)
         .map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
-    let mut segments: Vec<FileNumber> = listing.iter().filter_map(|n| names::parse(n, "log")).collect();
+    let mut segments: Vec<FileNumber> = listing
+        .iter()
+        .filter_map(|n| names::parse(n, "log"))
+        .collect();
     segments.sort();
     let mut sst_present = HashSet::new();
     for n in &listing {
@@ -224,7 +227,10 @@ pub(super) fn open(
                 ));
             }
         }
-        if t.log_number.0 != 0 && !segments.contains(&t.log_number) && segments.iter().any(|s| *s > t.log_number) {
+        if t.log_number.0 != 0
+            && !segments.contains(&t.log_number)
+            && segments.iter().any(|s| *s > t.log_number)
+        {
             return Err(Error::corruption(
                 names::wal(t.log_number),
                 0,
@@ -257,7 +263,12 @@ pub(super) fn open(
                 Arc::clone(&env),
             )));
         }
-        let ts = Arc::new(TableState::new(*id, t.name.clone(), t.meta.clone(), version));
+        let ts = Arc::new(TableState::new(
+            *id,
+            t.name.clone(),
+            t.meta.clone(),
+            version,
+        ));
         ts.set_log_number(t.log_number);
         *ts.key.write() = key;
         tables.by_name.insert(t.name.clone(), Arc::clone(&ts));
@@ -273,28 +284,32 @@ pub(super) fn open(
         for (i, seg) in live.iter().enumerate() {
             let is_last = i + 1 == live.len();
             let seg_path = path.join(names::wal(*seg));
-            let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
-                let Some(t) = states.get(&table) else {
-                    return Ok(wal::ReplayKey::Skip);
+            let mut resolve =
+                |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
+                    let Some(t) = states.get(&table) else {
+                        return Ok(wal::ReplayKey::Skip);
+                    };
+                    if !t.is_encrypted() {
+                        return Ok(wal::ReplayKey::Plain);
+                    }
+                    let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
+                        table: t.name.clone(),
+                        reason: "its table key is not available".into(),
+                    })?;
+                    match fk {
+                        Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
+                        // An encrypted table's section with no key record can only be forged.
+                        None => Err(Error::corruption(
+                            names::wal(*seg),
+                            0,
+                            format!("a record of encrypted table {:?} has no data key", t.name),
+                        )),
+                    }
                 };
-                if !t.is_encrypted() {
-                    return Ok(wal::ReplayKey::Plain);
-                }
-                let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
-                    table: t.name.clone(),
-                    reason: "its table key is not available".into(),
-                })?;
-                match fk {
-                    Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
-                    // An encrypted table's section with no key record can only be forged.
-                    None => Err(Error::corruption(
-                        names::wal(*seg),
-                        0,
-                        format!("a record of encrypted table {:?} has no data key", t.name),
-                    )),
-                }
-            };
-            let mut sink = |first_seq: SeqNo, table: TableId, payload: bytes::Bytes| -> Result<()> {
+            let mut sink = |first_seq: SeqNo,
+                            table: TableId,
+                            payload: bytes::Bytes|
+             -> Result<()> {
                 let Some(t) = states.get(&table) else {
                     return Ok(());
                 };

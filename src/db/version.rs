@@ -140,7 +140,10 @@ impl Version {
     }
 
     pub(crate) fn level_bytes(&self, level: usize) -> u64 {
-        self.levels.get(level).map(|l| l.iter().map(|f| f.size).sum()).unwrap_or(0)
+        self.levels
+            .get(level)
+            .map(|l| l.iter().map(|f| f.size).sum())
+            .unwrap_or(0)
     }
 
     /// Adds a file, keeping each level's order.

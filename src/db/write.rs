@@ -35,7 +35,12 @@ fn check_table_name(name: &str) -> Result<()> {
 }
 
 impl DbInner {
-    pub(crate) fn write(&self, principal: &Principal, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
+    pub(crate) fn write(
+        &self,
+        principal: &Principal,
+        batch: &WriteBatch,
+        opts: WriteOptions,
+    ) -> Result<()> {
         batch.check()?;
         if batch.is_empty() {
             return Ok(());
@@ -279,7 +284,13 @@ impl DbInner {
         let state = Arc::new(TableState::new(id, name.to_owned(), meta, Version::empty()));
         *state.key.write() = key.clone();
         state.set_log_number(segment);
-        let mac_key = |t: TableId| if t == id { key.clone() } else { self.table_by_id(t).and_then(|s| s.table_key()) };
+        let mac_key = |t: TableId| {
+            if t == id {
+                key.clone()
+            } else {
+                self.table_by_id(t).and_then(|s| s.table_key())
+            }
+        };
         manifest.append(&edit, &mac_key)?;
         let mut tables = self.tables.write();
         tables.by_name.insert(name.to_owned(), Arc::clone(&state));

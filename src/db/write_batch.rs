@@ -166,9 +166,27 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                (TableId(2), SeqNo(100), ValueKind::Put, b"k1".to_vec(), b"v1".to_vec()),
-                (TableId(1), SeqNo(101), ValueKind::Delete, b"k2".to_vec(), vec![]),
-                (TableId(2), SeqNo(102), ValueKind::Put, b"k3".to_vec(), vec![]),
+                (
+                    TableId(2),
+                    SeqNo(100),
+                    ValueKind::Put,
+                    b"k1".to_vec(),
+                    b"v1".to_vec()
+                ),
+                (
+                    TableId(1),
+                    SeqNo(101),
+                    ValueKind::Delete,
+                    b"k2".to_vec(),
+                    vec![]
+                ),
+                (
+                    TableId(2),
+                    SeqNo(102),
+                    ValueKind::Put,
+                    b"k3".to_vec(),
+                    vec![]
+                ),
             ]
         );
     }

@@ -26,8 +26,8 @@ mod types;
 mod wal;
 
 pub use db::{
-    Boundaries, CacheEntryStatus, Db, Encryption, Options, RangeIter, Snapshot, Table,
-    TableOptions, WriteBatch, WriteOptions, DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE,
+    Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, Options, RangeIter, Snapshot, Table,
+    TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch, WriteOptions, DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE,
     DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
 pub use error::{Error, Result};

@@ -47,7 +47,7 @@ struct CachedKey {
 }
 
 /// One cache entry as `encryption_status` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CacheEntryStatus {
     pub principal: String,
     pub table: String,

@@ -9,6 +9,7 @@ mod range_iter;
 mod read;
 mod recovery;
 mod snapshot;
+mod status;
 mod table;
 mod version;
 mod write;
@@ -37,6 +38,7 @@ pub use options::{
 };
 pub use range_iter::RangeIter;
 pub use snapshot::Snapshot;
+pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
 pub use write_batch::WriteBatch;
 

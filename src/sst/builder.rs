@@ -114,6 +114,8 @@ pub(crate) struct TableBuilder {
 }
 
 impl TableBuilder {
+    /// `file` must be new and empty: block offsets (and so nonces and associated data)
+    /// start at 0 and `Table::verify` expects the first data block there.
     pub(crate) fn new(
         file: Box<dyn WritableFile>,
         protection: TableProtection,

@@ -112,11 +112,20 @@ impl Db {
                     },
                     sstables,
                     data_keys: if meta.encrypted { sstables + in_wal } else { 0 },
-                    cached_keys: cache.iter().filter(|c| c.table == t.name).cloned().collect(),
+                    cached_keys: cache
+                        .iter()
+                        .filter(|c| c.table == t.name)
+                        .cloned()
+                        .collect(),
                     plaintext: if !meta.encrypted {
                         vec!["everything (CRC32 only)"]
                     } else if meta.sealed_boundaries {
-                        vec!["table name", "file sizes and entry counts", "sequence ranges", "record sizes and timing"]
+                        vec![
+                            "table name",
+                            "file sizes and entry counts",
+                            "sequence ranges",
+                            "record sizes and timing",
+                        ]
                     } else {
                         vec![
                             "table name",
@@ -194,7 +203,14 @@ impl DbInner {
                 replay_key(t, fk, seg)
             };
             let mut sink = |_, _, _| Ok(());
-            wal::replay_segment(&*self.env, &path, seg, seg == current, &mut resolve, &mut sink)?;
+            wal::replay_segment(
+                &*self.env,
+                &path,
+                seg,
+                seg == current,
+                &mut resolve,
+                &mut sink,
+            )?;
             report.wal_segments += 1;
         }
         Ok(report)

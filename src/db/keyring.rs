@@ -237,7 +237,7 @@ impl Keyring {
             &self.context(table),
             Some(&meta.key_arn),
         )?;
-        TableKey::from_slice(&out.plaintext).ok_or_else(|| Error::Kms(KmsError::InvalidCiphertext))
+        TableKey::from_slice(&out.plaintext).ok_or(Error::Kms(KmsError::InvalidCiphertext))
     }
 
     /// Forgets every cached key of `table` (dropped table, new grant).

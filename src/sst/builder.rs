@@ -6,7 +6,7 @@
 //! index entry = last internal key of a data block -> BlockHandle of its stored form
 //! ```
 //!
-//! See `footer.rs` for the footer and `docs/sst.md` for the reasons.
+//! See `footer.rs` for the footer and DESIGN.md section 6 for the reasons.
 
 use std::cmp::Ordering;
 

@@ -11,7 +11,8 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 #[test]
-fn one_million_keys_with_default_options_stay_under_256_mib() -> Result<(), Box<dyn std::error::Error>> {
+fn one_million_keys_with_default_options_stay_under_256_mib(
+) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let db = Db::open(dir.path(), Options::default())?;
     let t = db.create_table("load", TableOptions::plaintext())?;

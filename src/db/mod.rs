@@ -11,6 +11,8 @@ mod recovery;
 mod snapshot;
 mod status;
 mod table;
+#[cfg(test)]
+mod tests;
 mod version;
 mod write;
 mod write_batch;

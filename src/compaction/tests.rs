@@ -1,0 +1,1 @@
+//! Compaction inside the engine: unit tests that need crate internals.

@@ -150,7 +150,7 @@ impl DbInner {
         let mut seen = 0u64;
         while input.valid() {
             seen += 1;
-            if seen % SHUTDOWN_CHECK_EVERY == 0 && self.bg.lock().shutdown {
+            if seen.is_multiple_of(SHUTDOWN_CHECK_EVERY) && self.bg.lock().shutdown {
                 return Err(Error::Closed);
             }
             let key = input.key();

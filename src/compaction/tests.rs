@@ -68,7 +68,11 @@ fn compaction_outputs_never_reuse_a_data_key_of_a_removed_file() -> Result<()> {
     let before = data_keys(&db, "secret")?;
     assert!(before.len() >= 4);
     let old_keys: HashSet<[u8; 32]> = before.iter().map(|(_, k)| *k).collect();
-    assert_eq!(old_keys.len(), before.len(), "every flushed file has its own key");
+    assert_eq!(
+        old_keys.len(),
+        before.len(),
+        "every flushed file has its own key"
+    );
     db.compact_table("secret")?;
     let after = data_keys(&db, "secret")?;
     assert!(!after.is_empty());
@@ -76,7 +80,10 @@ fn compaction_outputs_never_reuse_a_data_key_of_a_removed_file() -> Result<()> {
     let mut new_keys = HashSet::new();
     for (n, k) in &after {
         assert!(!old_numbers.contains(n), "compaction rewrote every file");
-        assert!(!old_keys.contains(k), "output {n} reuses a removed file's key");
+        assert!(
+            !old_keys.contains(k),
+            "output {n} reuses a removed file's key"
+        );
         assert!(new_keys.insert(*k), "two outputs share a key");
     }
     assert_eq!(t.get("k00042")?.as_deref(), Some(&b"round 3 value 42"[..]));

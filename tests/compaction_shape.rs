@@ -112,7 +112,11 @@ fn run(l: &Load, opts: Options, settle_limit: Duration) -> TestResult {
     assert!(ts.levels[0].files < opts.l0_compaction_trigger, "{ts:#?}");
     for lvl in &ts.levels[1..] {
         if let Some(target) = lvl.target_bytes {
-            assert!(lvl.bytes <= target, "level {} over target: {ts:#?}", lvl.level);
+            assert!(
+                lvl.bytes <= target,
+                "level {} over target: {ts:#?}",
+                lvl.level
+            );
         }
     }
     let deepest = ts.levels.iter().rposition(|l| l.files > 0).unwrap_or(0);

@@ -53,7 +53,10 @@ fn a_snapshot_taken_before_a_delete_reads_the_old_value_after_compactions() -> T
             assert_eq!(now.as_deref(), Some(format!("new{i}").as_bytes()));
         }
     }
-    assert_eq!(collect(t.range_at_snapshot::<&[u8]>(.., &snap)?)?.len(), 3000);
+    assert_eq!(
+        collect(t.range_at_snapshot::<&[u8]>(.., &snap)?)?.len(),
+        3000
+    );
     let with_snapshot = db.stats().tables[0].total_bytes;
     // Released: the old versions and the tombstones go at the next compaction.
     drop(snap);
@@ -152,7 +155,10 @@ fn compact_range_touches_only_the_range_and_keeps_the_data() -> TestResult {
     assert!(s.compactions > 0);
     assert_eq!(s.tables[0].levels[0].files, 0, "level 0 goes whole");
     for i in (0..2000).step_by(11) {
-        assert_eq!(t.get(key(i))?.as_deref(), Some(format!("r2-{i}").as_bytes()));
+        assert_eq!(
+            t.get(key(i))?.as_deref(),
+            Some(format!("r2-{i}").as_bytes())
+        );
     }
     Ok(())
 }

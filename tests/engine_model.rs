@@ -111,7 +111,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if let Some((snap, seen)) = snaps.get(s % snaps.len().max(1)) {
                     let table = db.table(names[t as usize]).map_err(fail)?;
                     prop_assert_eq!(
-                        table.get_at(key(k), snap).map_err(fail)?.map(|v| v.to_vec()),
+                        table
+                            .get_at(key(k), snap)
+                            .map_err(fail)?
+                            .map(|v| v.to_vec()),
                         seen[t as usize].get(&key(k)).cloned()
                     );
                     let it = table.range_at_snapshot(key(k).., snap).map_err(fail)?;

@@ -8,6 +8,7 @@ mod cache;
 pub mod clock;
 #[allow(dead_code)]
 mod coding;
+mod compaction;
 pub mod crypto;
 mod db;
 mod error;
@@ -25,6 +26,7 @@ mod types;
 #[allow(dead_code, unused_imports)]
 mod wal;
 
+pub use compaction::{DbStats, LevelStats, TableStats};
 pub use db::{
     Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, Options, RangeIter, Snapshot, Table,
     TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch, WriteOptions,

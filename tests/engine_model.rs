@@ -16,6 +16,9 @@ enum Op {
     Flush,
     Reopen,
     Scan(u8, u16, u16, bool),
+    Compact(u8),
+    Snapshot,
+    SnapshotRead(u8, usize, u16, bool),
 }
 
 fn key(k: u16) -> Vec<u8> {
@@ -31,12 +34,17 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => Just(Op::Reopen),
         2 => (0..2u8, 0..200u16, 0..200u16, any::<bool>()).prop_map(|(t, a, b, r)| Op::Scan(t, a, b, r)),
+        1 => (0..2u8).prop_map(Op::Compact),
+        1 => Just(Op::Snapshot),
+        2 => (0..2u8, 0..4usize, 0..200u16, any::<bool>()).prop_map(|(t, s, k, r)| Op::SnapshotRead(t, s, k, r)),
     ]
 }
 
 fn options() -> Options {
     Options {
         write_buffer_size: 4 << 10,
+        level_base_bytes: Some(8 << 10),
+        target_file_size: 4 << 10,
         ..Options::default()
     }
 }
@@ -51,6 +59,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             .map_err(fail)?;
     }
     let mut model: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(), BTreeMap::new()];
+    // Live snapshots with the model as each saw it (released at reopen).
+    type Model = Vec<BTreeMap<Vec<u8>, Vec<u8>>>;
+    let mut snaps: Vec<(sealdb::Snapshot, Model)> = Vec::new();
     for op in ops {
         match op {
             Op::Put(t, k, v) => {
@@ -89,7 +100,41 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 db.write(&b, WriteOptions::default()).map_err(fail)?;
             }
             Op::Flush => db.flush().map_err(fail)?,
+            Op::Compact(t) => db.compact_table(names[t as usize]).map_err(fail)?,
+            Op::Snapshot => {
+                if snaps.len() >= 4 {
+                    snaps.remove(0);
+                }
+                snaps.push((db.snapshot(), model.clone()));
+            }
+            Op::SnapshotRead(t, s, k, rev) => {
+                if let Some((snap, seen)) = snaps.get(s % snaps.len().max(1)) {
+                    let table = db.table(names[t as usize]).map_err(fail)?;
+                    prop_assert_eq!(
+                        table
+                            .get_at(key(k), snap)
+                            .map_err(fail)?
+                            .map(|v| v.to_vec()),
+                        seen[t as usize].get(&key(k)).cloned()
+                    );
+                    let it = table.range_at_snapshot(key(k).., snap).map_err(fail)?;
+                    let it = if rev { it.rev() } else { it };
+                    let got: Vec<(Vec<u8>, Vec<u8>)> = it
+                        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                        .collect::<Result<_, _>>()
+                        .map_err(fail)?;
+                    let mut want: Vec<(Vec<u8>, Vec<u8>)> = seen[t as usize]
+                        .range(key(k)..)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    if rev {
+                        want.reverse();
+                    }
+                    prop_assert_eq!(got, want);
+                }
+            }
             Op::Reopen => {
+                snaps.clear();
                 drop(db);
                 db = Db::open(dir.path(), options()).map_err(fail)?;
             }

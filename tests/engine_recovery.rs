@@ -12,11 +12,13 @@ fn key(i: u64) -> Vec<u8> {
     format!("key-{:08}", (i * 2_654_435_761) % 1_000_003).into_bytes()
 }
 
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
 fn load(
     path: &std::path::Path,
     n: u64,
     flush_midway: bool,
-) -> Result<Vec<BTreeMap<Vec<u8>, Vec<u8>>>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Model>, Box<dyn std::error::Error>> {
     let db = open(path)?;
     let names = ["alpha", "beta", "gamma"];
     let tables: Vec<_> = names

@@ -17,9 +17,16 @@ use super::{names, DbInner};
 
 pub(super) fn start_worker(inner: &Arc<DbInner>) -> Result<()> {
     let core = Arc::clone(inner);
+    let compactor = crate::compaction::start_compactor(inner)?;
     let handle = std::thread::Builder::new()
         .name("sealdb-flush".into())
-        .spawn(move || worker_loop(&core))
+        .spawn(move || {
+            worker_loop(&core);
+            // The compaction thread sees the same shutdown flag; joined with this one.
+            if let Some(c) = compactor {
+                let _ = c.join();
+            }
+        })
         .map_err(|e| Error::io("starting the background worker", e))?;
     *inner.worker.lock() = Some(handle);
     Ok(())
@@ -116,6 +123,7 @@ impl DbInner {
                 it.next()?;
             }
             let summary = builder.finish()?;
+            self.bg.lock().compaction.flush_bytes += summary.size;
             // IMPORTANT: the new file's directory entry is made durable before the manifest
             // refers to it.
             self.env

@@ -3,6 +3,7 @@
 
 mod flush;
 mod keyring;
+mod level_iter;
 mod merge_iter;
 mod options;
 mod range_iter;
@@ -26,6 +27,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::cache::BlockCache;
+use crate::compaction::DbStats;
 use crate::error::{Error, Result};
 use crate::kms::Principal;
 use crate::manifest::ManifestWriter;
@@ -45,7 +47,14 @@ pub use table::Table;
 pub use write_batch::WriteBatch;
 
 use snapshot::SnapshotList;
-use table::TableState;
+pub(crate) use table::TableState;
+
+// For the compaction subsystem (`crate::compaction`).
+pub(crate) use flush::add_file_edit;
+pub(crate) use level_iter::LevelIterator;
+pub(crate) use merge_iter::MergingIterator;
+pub(crate) use table::SuperVersion;
+pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
 
 /// File names in the data directory.
 pub(crate) mod names {
@@ -89,6 +98,8 @@ pub(crate) struct BgState {
     pub(crate) work_pending: bool,
     /// Flushes completed since open; waiters compare against it.
     pub(crate) flushes_done: u64,
+    /// Compaction coordination and counters.
+    pub(crate) compaction: crate::compaction::CompactionState,
 }
 
 pub(crate) struct DbInner {
@@ -247,10 +258,45 @@ impl Db {
         self.core().flush_all()
     }
 
+    /// Compacts the whole table down to its last level: afterwards no file of it holds a
+    /// version no snapshot can see, nor a tombstone hiding nothing. Flushes first.
+    pub fn compact_table(&self, name: &str) -> Result<()> {
+        self.compact_range::<&[u8]>(name, ..)
+    }
+
+    /// Like [`Db::compact_table`], for the keys of `range` only.
+    pub fn compact_range<K: AsRef<[u8]>>(
+        &self,
+        table: &str,
+        range: impl std::ops::RangeBounds<K>,
+    ) -> Result<()> {
+        let t = self.table(table)?;
+        self.core().authorize(&self.principal, &t.state)?;
+        let conv = |b: std::ops::Bound<&K>| match b {
+            std::ops::Bound::Included(k) => std::ops::Bound::Included(k.as_ref().to_vec()),
+            std::ops::Bound::Excluded(k) => std::ops::Bound::Excluded(k.as_ref().to_vec()),
+            std::ops::Bound::Unbounded => std::ops::Bound::Unbounded,
+        };
+        self.core()
+            .compact_range(&t.state, conv(range.start_bound()), conv(range.end_bound()))
+    }
+
+    /// Compacts every table whole (engine maintenance: reveals no data, so it needs no
+    /// access to the tables' keys beyond the engine's own).
+    pub fn compact_all(&self) -> Result<()> {
+        self.core().compact_all()
+    }
+
+    /// The engine's numbers: levels per table, compaction traffic, cache hit ratio.
+    pub fn stats(&self) -> DbStats {
+        self.core().stats()
+    }
+
     /// A point-in-time view for reads.
     pub fn snapshot(&self) -> Snapshot {
-        let seq = SeqNo(self.core().last_seq.load(Ordering::Acquire));
-        self.core().snapshots.acquire(seq)
+        let core = self.core();
+        core.snapshots
+            .acquire(|| SeqNo(core.last_seq.load(Ordering::Acquire)))
     }
 
     pub(crate) fn get(

@@ -46,6 +46,27 @@ pub struct Options {
     /// A cached table key is used at most this long after the KMS last confirmed it
     /// (default 12 hours), so a shorter KMS outage does not stop reads and writes.
     pub key_max_age: Duration,
+    /// Level 0 is compacted into level 1 once it holds this many files (default 4).
+    pub l0_compaction_trigger: usize,
+    /// Writers are slowed (about 1 ms per write) from this many level-0 files (default 8).
+    pub l0_slowdown_writes_trigger: usize,
+    /// Writers wait for compaction from this many level-0 files (default 12).
+    pub l0_stop_writes_trigger: usize,
+    /// Target size of level 1 (default 64 MiB); level n targets this times
+    /// `level_size_multiplier` to the power n - 1. `None`: four level-0 flushes' worth
+    /// (`4 * write_buffer_size`), which keeps level 1 about as large as what level 0 feeds it.
+    pub level_base_bytes: Option<u64>,
+    /// Growth factor between the targets of adjacent levels (default 10).
+    pub level_size_multiplier: u64,
+    /// Compaction cuts output files at about this many bytes (default 32 MiB).
+    pub target_file_size: u64,
+    /// Writers are slowed while compaction is this many bytes behind the level targets
+    /// (default 64 GiB).
+    pub soft_pending_compaction_bytes: u64,
+    /// Writers wait while compaction is this many bytes behind (default 256 GiB).
+    pub hard_pending_compaction_bytes: u64,
+    /// Turns off background compaction (manual `compact_*` calls still work; default false).
+    pub disable_auto_compactions: bool,
 }
 
 impl Default for Options {
@@ -65,6 +86,15 @@ impl Default for Options {
             principal: Principal::assumed_role(DEFAULT_ACCOUNT, "Admin", "user01"),
             key_recheck_after_idle: DEFAULT_KEY_RECHECK_AFTER_IDLE,
             key_max_age: DEFAULT_KEY_MAX_AGE,
+            l0_compaction_trigger: 4,
+            l0_slowdown_writes_trigger: 8,
+            l0_stop_writes_trigger: 12,
+            level_base_bytes: Some(64 << 20),
+            level_size_multiplier: 10,
+            target_file_size: 32 << 20,
+            soft_pending_compaction_bytes: 64 << 30,
+            hard_pending_compaction_bytes: 256 << 30,
+            disable_auto_compactions: false,
         }
     }
 }
@@ -84,6 +114,16 @@ impl fmt::Debug for Options {
             .field("principal", &self.principal.arn)
             .field("key_recheck_after_idle", &self.key_recheck_after_idle)
             .field("key_max_age", &self.key_max_age)
+            .field("l0_compaction_trigger", &self.l0_compaction_trigger)
+            .field(
+                "l0_slowdown_writes_trigger",
+                &self.l0_slowdown_writes_trigger,
+            )
+            .field("l0_stop_writes_trigger", &self.l0_stop_writes_trigger)
+            .field("level_base_bytes", &self.level_base_bytes)
+            .field("level_size_multiplier", &self.level_size_multiplier)
+            .field("target_file_size", &self.target_file_size)
+            .field("disable_auto_compactions", &self.disable_auto_compactions)
             .finish_non_exhaustive()
     }
 }

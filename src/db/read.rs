@@ -13,6 +13,10 @@ use crate::memtable::MemTableIter;
 use crate::sst;
 use crate::types::{SeqNo, ValueKind};
 
+use crate::cache::BlockCache;
+use crate::storage::Env;
+
+use super::level_iter::{LevelIterator, OpenFile};
 use super::merge_iter::MergingIterator;
 use super::range_iter::RangeIter;
 use super::table::{SuperVersion, TableState};
@@ -92,8 +96,19 @@ impl DbInner {
         for m in &sv.imm {
             children.push(Box::new(MemTableIter::new(Arc::clone(m))));
         }
-        for f in sv.version.files() {
-            children.push(Box::new(self.reader(t, f)?.iter()));
+        // Level 0 files overlap: one child each. Each deeper level is one sorted run: one
+        // child that opens its files as the cursor reaches them.
+        for (level, files) in sv.version.levels.iter().enumerate() {
+            if level == 0 {
+                for f in files {
+                    children.push(Box::new(self.reader(t, f)?.iter()));
+                }
+            } else if !files.is_empty() {
+                children.push(Box::new(LevelIterator::new(
+                    files.clone(),
+                    self.file_opener(t),
+                )));
+            }
         }
         Ok(MergingIterator::new(children))
     }
@@ -113,72 +128,97 @@ impl DbInner {
 
     /// The open reader of a file, opening it (and unwrapping its data key) on first use.
     pub(crate) fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<sst::Table>> {
-        f.reader_or_open(|| self.open_reader(t, f, Some(Arc::clone(&self.cache))))
+        open_reader(&*self.env, &self.cache, t, f)
     }
 
-    /// Opens a file's reader: reads its footer and unwraps its data key with the table key.
+    /// Opens a file's reader afresh (not the shared one), with or without the block cache.
     pub(crate) fn open_reader(
         &self,
         t: &TableState,
         f: &FileHandle,
-        cache: Option<Arc<crate::cache::BlockCache>>,
+        cache: Option<Arc<BlockCache>>,
     ) -> Result<Arc<sst::Table>> {
-        {
-            let file = self
-                .env
-                .open_read(&f.path)
-                .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
-            let label: Arc<str> = Arc::from(names::table(f.number).as_str());
-            let encrypted = t.is_encrypted();
-            let key = t.table_key();
-            let opener_label = Arc::clone(&label);
-            sst::Table::open(
-                file,
-                Arc::clone(&label),
-                f.number.0,
-                |footer_key: Option<&sst::FooterKey>| match (encrypted, footer_key) {
-                    (false, None) => Ok(UnitOpener::plain(opener_label)),
-                    (true, Some(fk)) => {
-                        let key = key.ok_or_else(|| Error::TableUnavailable {
-                            table: t.name.clone(),
-                            reason: "its table key is not available".into(),
-                        })?;
-                        let dek = unwrap_data_key(
-                            &key,
-                            &fk.wrapped_dek,
-                            &WrapContext {
-                                table: t.id,
-                                file_kind: FileKind::Table,
-                                file: f.number,
-                                key_version: fk.key_version,
-                            },
-                        )
-                        .ok_or_else(|| Error::Integrity {
-                            file: opener_label.to_string(),
-                            offset: 0,
-                        })?;
-                        Ok(UnitOpener::sealed(
-                            UnitContext {
-                                table: t.id,
-                                file: f.number,
-                                file_kind: FileKind::Table,
-                                label: opener_label,
-                            },
-                            &dek,
-                        ))
-                    }
-                    // A plaintext footer on an encrypted table's file (or the reverse) is
-                    // tampering or damage, never a reason to read the file another way.
-                    _ => Err(Error::corruption(
-                        opener_label.to_string(),
-                        0,
-                        "file protection does not match the table's",
-                    )),
-                },
-                cache,
-            )
-        }
+        open_table_file(&*self.env, cache, t, f)
     }
+
+    /// Opens files of `t` for a cursor that outlives this call (level iterators).
+    pub(crate) fn file_opener(&self, t: &Arc<TableState>) -> OpenFile {
+        let env = Arc::clone(&self.env);
+        let cache = Arc::clone(&self.cache);
+        let t = Arc::clone(t);
+        Arc::new(move |f: &FileHandle| open_reader(&*env, &cache, &t, f))
+    }
+}
+
+/// The open reader of a file, opening it (and unwrapping its data key) on first use.
+fn open_reader(
+    env: &dyn Env,
+    cache: &Arc<BlockCache>,
+    t: &TableState,
+    f: &FileHandle,
+) -> Result<Arc<sst::Table>> {
+    f.reader_or_open(|| open_table_file(env, Some(Arc::clone(cache)), t, f))
+}
+
+/// Reads a file's footer and unwraps its data key with the table key.
+fn open_table_file(
+    env: &dyn Env,
+    cache: Option<Arc<BlockCache>>,
+    t: &TableState,
+    f: &FileHandle,
+) -> Result<Arc<sst::Table>> {
+    let file = env
+        .open_read(&f.path)
+        .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
+    let label: Arc<str> = Arc::from(names::table(f.number).as_str());
+    let encrypted = t.is_encrypted();
+    let key = t.table_key();
+    let opener_label = Arc::clone(&label);
+    sst::Table::open(
+        file,
+        Arc::clone(&label),
+        f.number.0,
+        |footer_key: Option<&sst::FooterKey>| match (encrypted, footer_key) {
+            (false, None) => Ok(UnitOpener::plain(opener_label)),
+            (true, Some(fk)) => {
+                let key = key.ok_or_else(|| Error::TableUnavailable {
+                    table: t.name.clone(),
+                    reason: "its table key is not available".into(),
+                })?;
+                let dek = unwrap_data_key(
+                    &key,
+                    &fk.wrapped_dek,
+                    &WrapContext {
+                        table: t.id,
+                        file_kind: FileKind::Table,
+                        file: f.number,
+                        key_version: fk.key_version,
+                    },
+                )
+                .ok_or_else(|| Error::Integrity {
+                    file: opener_label.to_string(),
+                    offset: 0,
+                })?;
+                Ok(UnitOpener::sealed(
+                    UnitContext {
+                        table: t.id,
+                        file: f.number,
+                        file_kind: FileKind::Table,
+                        label: opener_label,
+                    },
+                    &dek,
+                ))
+            }
+            // A plaintext footer on an encrypted table's file (or the reverse) is
+            // tampering or damage, never a reason to read the file another way.
+            _ => Err(Error::corruption(
+                opener_label.to_string(),
+                0,
+                "file protection does not match the table's",
+            )),
+        },
+        cache,
+    )
 }
 
 fn live(kind: ValueKind, v: Bytes) -> Option<Bytes> {

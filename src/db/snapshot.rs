@@ -15,17 +15,17 @@ pub(crate) struct SnapshotList {
 }
 
 impl SnapshotList {
-    pub(crate) fn acquire(self: &Arc<Self>, seq: SeqNo) -> Snapshot {
-        *self.live.lock().entry(seq.0).or_insert(0) += 1;
+    /// Registers a snapshot at the sequence number `current` returns, read under the list's
+    /// lock: a compaction listing snapshots sees it, or started after it was taken.
+    pub(crate) fn acquire(self: &Arc<Self>, current: impl FnOnce() -> SeqNo) -> Snapshot {
+        let mut live = self.live.lock();
+        let seq = current();
+        *live.entry(seq.0).or_insert(0) += 1;
+        drop(live);
         Snapshot {
             seq,
             list: Arc::clone(self),
         }
-    }
-
-    /// The oldest live snapshot's sequence number, if any.
-    pub(crate) fn oldest(&self) -> Option<SeqNo> {
-        self.live.lock().keys().next().map(|s| SeqNo(*s))
     }
 
     /// All live snapshot sequence numbers, ascending.
@@ -71,17 +71,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn oldest_tracks_live_snapshots() {
+    fn all_tracks_live_snapshots() {
         let l = Arc::new(SnapshotList::default());
-        let a = l.acquire(SeqNo(5));
-        let b = l.acquire(SeqNo(9));
-        let a2 = l.acquire(SeqNo(5));
-        assert_eq!(l.oldest(), Some(SeqNo(5)));
+        let a = l.acquire(|| SeqNo(5));
+        let b = l.acquire(|| SeqNo(9));
+        let a2 = l.acquire(|| SeqNo(5));
+        assert_eq!(l.all(), vec![SeqNo(5), SeqNo(9)]);
         drop(a);
-        assert_eq!(l.oldest(), Some(SeqNo(5)));
+        assert_eq!(l.all(), vec![SeqNo(5), SeqNo(9)]);
         drop(a2);
-        assert_eq!(l.oldest(), Some(SeqNo(9)));
+        assert_eq!(l.all(), vec![SeqNo(9)]);
         drop(b);
-        assert_eq!(l.oldest(), None);
+        assert_eq!(l.all(), vec![]);
     }
 }

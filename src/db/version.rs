@@ -126,12 +126,16 @@ impl Drop for FileHandle {
 #[derive(Clone, Default)]
 pub(crate) struct Version {
     pub(crate) levels: Vec<Vec<Arc<FileHandle>>>,
+    /// Per level, the largest internal key of the last file compacted out of it: the next
+    /// pick starts after it (round robin over the key space). In memory only.
+    pub(crate) compact_pointer: [Option<Vec<u8>>; NUM_LEVELS],
 }
 
 impl Version {
     pub(crate) fn empty() -> Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
+            compact_pointer: Default::default(),
         }
     }
 
@@ -157,6 +161,27 @@ impl Version {
             files.push(f);
             files.sort_by(|a, b| ikey::compare(&a.smallest, &b.smallest));
         }
+    }
+
+    /// Files of `level` whose user-key range meets `[lo, hi]` (user keys), in level order.
+    pub(crate) fn overlapping(&self, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<FileHandle>> {
+        self.levels
+            .get(level)
+            .map(|files| {
+                files
+                    .iter()
+                    .filter(|f| {
+                        ikey::user_key(&f.smallest) <= hi && lo <= ikey::user_key(&f.largest)
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The deepest level holding a file, if any.
+    pub(crate) fn deepest_nonempty(&self) -> Option<usize> {
+        self.levels.iter().rposition(|l| !l.is_empty())
     }
 
     /// Removes a file; returns it if it was present.

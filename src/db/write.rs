@@ -125,6 +125,7 @@ impl DbInner {
 
     /// Slows, then stalls, a writer while the table's frozen memtables wait for flush.
     fn make_room(&self, t: &Arc<TableState>) -> Result<()> {
+        self.l0_stall_check(t)?;
         let max_imm = self.opts.max_immutable_memtables.max(1);
         let mut slowed = false;
         loop {

@@ -124,6 +124,11 @@ impl Table {
         &self.props
     }
 
+    /// The wrapped data key in the footer (`None`: a plaintext file).
+    pub(crate) fn footer_key(&self) -> Option<&FooterKey> {
+        self.footer.key.as_ref()
+    }
+
     /// True when this file was sealed (encrypted).
     pub(crate) fn is_sealed(&self) -> bool {
         self.opener.is_sealed()

@@ -171,3 +171,24 @@ fn tables_are_created_listed_and_dropped() -> TestResult {
     assert!(common::files_with_ext(dir.path(), "sst").is_empty());
     Ok(())
 }
+
+#[test]
+fn orphan_files_from_a_crash_mid_flush_are_removed_at_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = open(dir.path())?;
+        let t = db.create_table("t", TableOptions::plaintext())?;
+        for i in 0..1000 {
+            t.put(format!("k{i}"), "v")?;
+        }
+        db.flush()?;
+    }
+    // What a crash between writing an SSTable and recording it would leave behind.
+    std::fs::write(dir.path().join("000777.sst"), b"half-written table")?;
+    std::fs::write(dir.path().join("CURRENT.tmp"), b"MANIFEST-000999")?;
+    let db = open(dir.path())?;
+    assert!(!dir.path().join("000777.sst").exists());
+    assert!(!dir.path().join("CURRENT.tmp").exists());
+    assert_eq!(db.table("t")?.get("k999")?.as_deref(), Some(&b"v"[..]));
+    Ok(())
+}

@@ -26,11 +26,6 @@ impl TableKey {
         Some(TableKey(arr))
     }
 
-    /// The raw key bytes. Only for deriving ciphers; never store or print them.
-    pub(crate) fn expose_secret_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-
     pub(crate) fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new((&self.0).into())
     }

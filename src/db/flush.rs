@@ -29,17 +29,16 @@ fn worker_loop(inner: &Arc<DbInner>) {
     loop {
         {
             let mut bg = inner.bg.lock();
-            while !bg.shutdown && !bg.work_pending {
+            if !bg.shutdown && !bg.work_pending {
                 inner.bg_cv.wait_for(&mut bg, Duration::from_millis(500));
-                if !bg.work_pending && has_pending_flush(inner) {
-                    bg.work_pending = true;
-                }
+                // Woken or not, a tick also expires cached keys and retries failed upkeep.
             }
             if bg.shutdown {
                 return;
             }
             bg.work_pending = false;
         }
+        inner.expire_keys();
         let progressed = inner.flush_pending();
         let mut bg = inner.bg.lock();
         if progressed {

@@ -47,7 +47,7 @@ struct CachedKey {
 }
 
 /// One cache entry as `encryption_status` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CacheEntryStatus {
     pub principal: String,
     pub table: String,
@@ -86,10 +86,6 @@ impl Keyring {
             max_age,
             cache: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub(crate) fn kms(&self) -> &Arc<dyn Kms> {
-        &self.kms
     }
 
     /// The engine's own identity: its service principal, acting through table grants.
@@ -241,7 +237,7 @@ impl Keyring {
             &self.context(table),
             Some(&meta.key_arn),
         )?;
-        TableKey::from_slice(&out.plaintext).ok_or_else(|| Error::Kms(KmsError::InvalidCiphertext))
+        TableKey::from_slice(&out.plaintext).ok_or(Error::Kms(KmsError::InvalidCiphertext))
     }
 
     /// Forgets every cached key of `table` (dropped table, new grant).
@@ -249,11 +245,11 @@ impl Keyring {
         self.cache.lock().retain(|(_, t), _| t != table);
     }
 
-    /// Forgets one principal's cached key of `table`.
-    pub(crate) fn forget(&self, principal: &Principal, table: &str) {
+    /// Forgets the engine's own cached key of `table` (a new grant must be checked).
+    pub(crate) fn forget_maintenance(&self, table: &str) {
         self.cache
             .lock()
-            .remove(&(principal.arn.clone(), table.to_owned()));
+            .remove(&(self.service_principal().arn, table.to_owned()));
     }
 
     /// Drops every cached key past its maximum age; returns how many were dropped.
@@ -263,6 +259,11 @@ impl Keyring {
         let before = cache.len();
         cache.retain(|_, e| elapsed(e.confirmed, now) < self.max_age);
         before - cache.len()
+    }
+
+    /// True when some principal holds a live cached key of `table`.
+    pub(crate) fn has_key_for(&self, table: &str) -> bool {
+        self.cache.lock().keys().any(|(_, t)| t == table)
     }
 
     pub(crate) fn cache_status(&self) -> Vec<CacheEntryStatus> {

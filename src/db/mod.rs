@@ -9,7 +9,10 @@ mod range_iter;
 mod read;
 mod recovery;
 mod snapshot;
+mod status;
 mod table;
+#[cfg(test)]
+mod tests;
 mod version;
 mod write;
 mod write_batch;
@@ -37,6 +40,7 @@ pub use options::{
 };
 pub use range_iter::RangeIter;
 pub use snapshot::Snapshot;
+pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
 pub use write_batch::WriteBatch;
 
@@ -226,6 +230,13 @@ impl Db {
         self.core().drop_table(name)
     }
 
+    /// Creates a new grant for the engine on an encrypted table (on this handle's
+    /// principal's behalf), after the old one was revoked: maintenance resumes with it.
+    /// Returns the new grant id.
+    pub fn renew_grant(&self, table: &str) -> Result<String> {
+        self.core().renew_grant(&self.principal, table)
+    }
+
     /// Applies a batch atomically across its tables.
     pub fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<()> {
         self.core().write(&self.principal, batch, opts)
@@ -328,6 +339,62 @@ impl DbInner {
             *slot = Some(Arc::clone(&key));
         }
         Ok(key)
+    }
+
+    pub(crate) fn renew_grant(&self, principal: &Principal, name: &str) -> Result<String> {
+        let t = self
+            .tables
+            .read()
+            .by_name
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
+        let keyring = self.keyring.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!("table {name:?} is not encrypted under a KMS"))
+        })?;
+        let mut meta = t.meta.read().clone();
+        if !meta.encrypted {
+            return Err(Error::InvalidArgument(format!(
+                "table {name:?} is not encrypted"
+            )));
+        }
+        let grant_id = keyring.create_grant(principal, &meta.key_arn, name)?;
+        meta.grant_id = grant_id.clone();
+        {
+            let _ws = self.write.lock();
+            let mut manifest = self.manifest.lock();
+            let mac_key = |id: TableId| self.table_by_id(id).and_then(|s| s.table_key());
+            manifest.append(
+                &crate::manifest::VersionEdit {
+                    edits: vec![crate::manifest::Edit::SetTableKey {
+                        table: t.id,
+                        meta: meta.clone(),
+                    }],
+                },
+                &mac_key,
+            )?;
+            *t.meta.write() = meta;
+        }
+        keyring.forget_maintenance(name);
+        *t.maintenance_error.lock() = None;
+        let mut bg = self.bg.lock();
+        bg.work_pending = true;
+        self.bg_cv.notify_all();
+        Ok(grant_id)
+    }
+
+    /// Zeroizes what expired: cached table keys past their maximum age, and the engine's
+    /// copy of a table key that no principal holds any more.
+    pub(crate) fn expire_keys(&self) {
+        let Some(keyring) = &self.keyring else {
+            return;
+        };
+        keyring.expire();
+        for t in self.all_tables() {
+            if t.is_encrypted() && !keyring.has_key_for(&t.name) {
+                *t.key.write() = None;
+            }
+        }
     }
 
     pub(crate) fn table_by_id(&self, id: TableId) -> Option<Arc<TableState>> {

@@ -26,8 +26,6 @@ pub struct RangeIter {
     done: bool,
     /// Forward: the user key most recently returned or skipped (older versions follow it).
     last_key: Option<Vec<u8>>,
-    /// Checked before reading (e.g. the principal's access to the table key).
-    gate: Option<Box<dyn FnMut() -> Result<()> + Send>>,
 }
 
 impl std::fmt::Debug for RangeIter {
@@ -58,13 +56,7 @@ impl RangeIter {
             started: false,
             done: false,
             last_key: None,
-            gate: None,
         }
-    }
-
-    pub(crate) fn with_gate(mut self, gate: Box<dyn FnMut() -> Result<()> + Send>) -> RangeIter {
-        self.gate = Some(gate);
-        self
     }
 
     /// Iterates in reverse key order from the upper bound down.
@@ -183,9 +175,6 @@ impl Iterator for RangeIter {
             return None;
         }
         let step = (|| {
-            if let Some(gate) = self.gate.as_mut() {
-                gate()?;
-            }
             if !self.started {
                 self.start()?;
             }

@@ -113,7 +113,17 @@ impl DbInner {
 
     /// The open reader of a file, opening it (and unwrapping its data key) on first use.
     pub(crate) fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<sst::Table>> {
-        f.reader_or_open(|| {
+        f.reader_or_open(|| self.open_reader(t, f, Some(Arc::clone(&self.cache))))
+    }
+
+    /// Opens a file's reader: reads its footer and unwraps its data key with the table key.
+    pub(crate) fn open_reader(
+        &self,
+        t: &TableState,
+        f: &FileHandle,
+        cache: Option<Arc<crate::cache::BlockCache>>,
+    ) -> Result<Arc<sst::Table>> {
+        {
             let file = self
                 .env
                 .open_read(&f.path)
@@ -165,9 +175,9 @@ impl DbInner {
                         "file protection does not match the table's",
                     )),
                 },
-                Some(Arc::clone(&self.cache)),
+                cache,
             )
-        })
+        }
     }
 }
 

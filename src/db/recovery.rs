@@ -284,28 +284,9 @@ pub(super) fn open(
         for (i, seg) in live.iter().enumerate() {
             let is_last = i + 1 == live.len();
             let seg_path = path.join(names::wal(*seg));
-            let mut resolve =
-                |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
-                    let Some(t) = states.get(&table) else {
-                        return Ok(wal::ReplayKey::Skip);
-                    };
-                    if !t.is_encrypted() {
-                        return Ok(wal::ReplayKey::Plain);
-                    }
-                    let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
-                        table: t.name.clone(),
-                        reason: "its table key is not available".into(),
-                    })?;
-                    match fk {
-                        Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
-                        // An encrypted table's section with no key record can only be forged.
-                        None => Err(Error::corruption(
-                            names::wal(*seg),
-                            0,
-                            format!("a record of encrypted table {:?} has no data key", t.name),
-                        )),
-                    }
-                };
+            let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| {
+                super::status::replay_key(states.get(&table), fk, *seg)
+            };
             let mut sink = |first_seq: SeqNo,
                             table: TableId,
                             payload: bytes::Bytes|

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::TableKey;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::TableMeta;
 use crate::memtable::MemTable;
 use crate::types::{FileNumber, TableId};
@@ -198,12 +198,5 @@ impl Table {
     pub fn iter(&self) -> Result<RangeIter> {
         self.db
             .range(&self.state, Bound::Unbounded, Bound::Unbounded, None)
-    }
-
-    pub(crate) fn check_live(&self) -> Result<()> {
-        if self.state.dropped.load(Ordering::Acquire) {
-            return Err(Error::TableNotFound(self.state.name.clone()));
-        }
-        Ok(())
     }
 }

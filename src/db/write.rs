@@ -131,7 +131,7 @@ impl DbInner {
             let sv = t.super_version();
             let full = sv.mem.approximate_bytes() >= self.opts.write_buffer_size;
             if sv.imm.len() < max_imm || !full {
-                if !slowed && sv.imm.len() + 1 >= max_imm && sv.imm.len() > 0 && full {
+                if !slowed && sv.imm.len() + 1 >= max_imm && !sv.imm.is_empty() && full {
                     std::thread::sleep(Duration::from_millis(1));
                     slowed = true;
                     continue;

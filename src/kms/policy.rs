@@ -1,7 +1,7 @@
 //! Key policies: the seed's JSON grammar, parsed with serde_json and validated by hand so
 //! that every rejection names the problem, and an evaluator that decides as KMS does.
 //!
-//! Evaluation order (see docs/kms.md): a matching `Deny` statement wins over everything;
+//! Evaluation order (see DESIGN.md section 12): a matching `Deny` statement wins over everything;
 //! otherwise a matching `Allow` statement allows; otherwise the caller falls through to
 //! grants (checked by `LocalKms`), and without a grant the request is implicitly denied.
 

@@ -3,7 +3,7 @@
 //! Each record is one `VersionEdit` (an atomic group of edits), framed like WAL records.
 //! For every encrypted table, each record touching it carries an HMAC chained to the
 //! table's previous one, under a key derived from the table key. The format is in
-//! `docs/manifest.md`; the layouts are atop `edit.rs`, `record.rs` and `current.rs`.
+//! DESIGN.md section 7; the layouts are atop `edit.rs`, `record.rs` and `current.rs`.
 
 mod boundary;
 mod current;

@@ -6,7 +6,7 @@
 //! index entry = last internal key of a data block -> BlockHandle of its stored form
 //! ```
 //!
-//! See `footer.rs` for the footer and `docs/sst.md` for the reasons.
+//! See `footer.rs` for the footer and DESIGN.md section 6 for the reasons.
 
 use std::cmp::Ordering;
 
@@ -114,6 +114,8 @@ pub(crate) struct TableBuilder {
 }
 
 impl TableBuilder {
+    /// `file` must be new and empty: block offsets (and so nonces and associated data)
+    /// start at 0 and `Table::verify` expects the first data block there.
     pub(crate) fn new(
         file: Box<dyn WritableFile>,
         protection: TableProtection,

@@ -1,5 +1,5 @@
 //! SSTables: immutable sorted files of internal keys, every block protected through the
-//! crypto seam. Format: `docs/sst.md`; layouts atop each encoder.
+//! crypto seam. Format: DESIGN.md section 6; layouts atop each encoder.
 
 mod block;
 mod block_builder;

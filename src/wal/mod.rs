@@ -5,7 +5,7 @@
 //! and on every memtable switch; a segment is never appended to after a reopen. Each
 //! encrypted table gets a fresh data key per segment (a `TableKey` record), and each of its
 //! sections is sealed by the crypto seam at its absolute file offset. The format is in
-//! `docs/wal.md`; the layouts are atop `frame.rs` and `record.rs`.
+//! DESIGN.md section 5; the layouts are atop `frame.rs` and `record.rs`.
 
 pub(crate) mod cursor;
 pub(crate) mod frame;

@@ -148,6 +148,11 @@ impl WalWriter {
         self.tables.contains_key(&table)
     }
 
+    /// The tables with a record in this segment so far.
+    pub(crate) fn registered_tables(&self) -> Vec<TableId> {
+        self.tables.keys().copied().collect()
+    }
+
     fn check_usable(&self) -> Result<()> {
         if self.poisoned {
             return Err(Error::Poisoned(format!(

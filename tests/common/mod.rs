@@ -45,3 +45,82 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+use std::sync::Arc;
+
+use sealdb::clock::{Clock, ManualClock};
+use sealdb::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
+
+/// A local KMS in `dir` with cheap KDF parameters and the given clock.
+pub fn local_kms(dir: &Path, clock: Arc<dyn Clock>) -> sealdb::Result<Arc<LocalKms>> {
+    let opts = LocalKmsOptions {
+        account: sealdb::DEFAULT_ACCOUNT.to_owned(),
+        region: sealdb::DEFAULT_REGION.to_owned(),
+        root_key: RootKeySource::Passphrase {
+            passphrase: zeroize::Zeroizing::new("test passphrase".to_owned()),
+            kdf: KdfParams::insecure_fast_for_tests(),
+        },
+        clock,
+        audit_max_bytes: 0,
+    };
+    Ok(Arc::new(LocalKms::open(dir, opts)?))
+}
+
+/// Options for a database whose encrypted tables use `kms`, on `clock`.
+pub fn kms_options(kms: &Arc<LocalKms>, clock: Arc<dyn Clock>) -> Options {
+    Options {
+        kms: Some(Arc::clone(kms) as Arc<dyn sealdb::kms::Kms>),
+        clock,
+        ..small_options()
+    }
+}
+
+/// A database directory and a keystore directory side by side, with a manual clock.
+pub struct EncryptedFixture {
+    pub root: tempfile::TempDir,
+    pub clock: ManualClock,
+    pub kms: Arc<LocalKms>,
+}
+
+impl EncryptedFixture {
+    pub fn new() -> Result<EncryptedFixture, Box<dyn std::error::Error>> {
+        let root = tempfile::tempdir()?;
+        let clock = ManualClock::default();
+        let kms = local_kms(&root.path().join("kms"), Arc::new(clock.clone()))?;
+        Ok(EncryptedFixture { root, clock, kms })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.path().join("db")
+    }
+
+    pub fn options(&self) -> Options {
+        kms_options(&self.kms, Arc::new(self.clock.clone()))
+    }
+
+    pub fn open(&self) -> sealdb::Result<Db> {
+        Db::open(self.db_path(), self.options())
+    }
+}
+
+/// Every file under `dir` (recursively) that contains `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}

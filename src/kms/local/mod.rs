@@ -61,7 +61,7 @@ impl std::fmt::Debug for LocalKmsOptions {
     }
 }
 
-/// The embedded KMS. See the module docs and `docs/kms.md`.
+/// The embedded KMS. See the module docs and DESIGN.md section 12.
 pub struct LocalKms {
     dir: PathBuf,
     account: String,

@@ -1,0 +1,133 @@
+//! Engine tests that need the crate's insides: data-key and nonce uniqueness across a
+//! large write.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{names, Db, Options, TableOptions};
+use crate::clock::ManualClock;
+use crate::crypto::{unwrap_data_key, FileKind, UnitOpener, WrapContext};
+use crate::error::Result;
+use crate::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
+use crate::sst;
+use crate::wal;
+
+fn encrypted_db(root: &std::path::Path) -> Result<Db> {
+    let clock = Arc::new(ManualClock::default());
+    let kms = LocalKms::open(
+        &root.join("kms"),
+        LocalKmsOptions {
+            account: super::DEFAULT_ACCOUNT.into(),
+            region: super::DEFAULT_REGION.into(),
+            root_key: RootKeySource::Passphrase {
+                passphrase: zeroize::Zeroizing::new("p".into()),
+                kdf: KdfParams::insecure_fast_for_tests(),
+            },
+            clock: clock.clone(),
+            audit_max_bytes: 0,
+        },
+    )?;
+    Db::open(
+        root.join("db"),
+        Options {
+            kms: Some(Arc::new(kms)),
+            clock,
+            write_buffer_size: 64 << 10,
+            ..Options::default()
+        },
+    )
+}
+
+/// Every SSTable and every WAL segment of an encrypted table has its own data key, and
+/// within a file every sealed unit starts at a distinct offset (its nonce): no (key, nonce)
+/// pair repeats anywhere in a large write.
+#[test]
+fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+    let db = encrypted_db(dir.path())?;
+    let t = db.create_table("big", TableOptions::encrypted())?;
+    for i in 0..40_000u32 {
+        t.put(i.to_be_bytes(), [i as u8; 64])?;
+    }
+    let core = Arc::clone(db.core());
+    let state = Arc::clone(&t.state);
+    let table_key = core.maintenance_key(&state)?;
+    let mut deks: HashSet<[u8; 32]> = HashSet::new();
+    let mut units = 0usize;
+
+    for f in state.super_version().version.files() {
+        let file = core
+            .env
+            .open_read(&f.path)
+            .map_err(|e| crate::Error::io("open", e))?;
+        let mut seen = None;
+        let label: Arc<str> = Arc::from(names::table(f.number).as_str());
+        let reader = sst::Table::open(
+            file,
+            Arc::clone(&label),
+            f.number.0,
+            |fk: Option<&sst::FooterKey>| {
+                let fk = fk.ok_or_else(|| crate::Error::corruption("t", 0, "plain footer"))?;
+                let ctx = WrapContext {
+                    table: state.id,
+                    file_kind: FileKind::Table,
+                    file: f.number,
+                    key_version: fk.key_version,
+                };
+                let dek = unwrap_data_key(&table_key, &fk.wrapped_dek, &ctx)
+                    .ok_or_else(|| crate::Error::corruption("t", 0, "unwrap"))?;
+                seen = Some(*dek.expose_secret_bytes());
+                Ok(UnitOpener::sealed(
+                    crate::crypto::UnitContext {
+                        table: state.id,
+                        file: f.number,
+                        file_kind: FileKind::Table,
+                        label: Arc::clone(&label),
+                    },
+                    &dek,
+                ))
+            },
+            None,
+        )?;
+        // verify() opens every block and checks that data blocks tile the file: distinct
+        // offsets, hence distinct nonces, under this file's key.
+        reader.verify()?;
+        units += reader.properties().data_blocks as usize + 3;
+        let dek = seen.ok_or_else(|| crate::Error::corruption("t", 0, "no key"))?;
+        assert!(deks.insert(dek), "an SSTable reused a data key");
+    }
+    let files = deks.len();
+    assert!(files >= 10, "expected many flushes, got {files}");
+
+    for seg in wal::list_segments(&*core.env, &core.path)? {
+        let path = core.path.join(names::wal(seg));
+        let mut resolve = |table, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
+            assert_eq!(table, state.id);
+            let fk = fk.ok_or_else(|| crate::Error::corruption("w", 0, "no key record"))?;
+            let dek = fk.unwrap(&table_key)?;
+            assert!(
+                deks.insert(*dek.expose_secret_bytes()),
+                "a WAL segment reused a data key"
+            );
+            Ok(wal::ReplayKey::Sealed(dek))
+        };
+        let mut offsets = HashSet::new();
+        let mut sink = |seq: crate::SeqNo, _, _| {
+            assert!(offsets.insert(seq), "two records at one position");
+            units += 1;
+            Ok(())
+        };
+        let current = core.write.lock().wal.segment();
+        wal::replay_segment(
+            &*core.env,
+            &path,
+            seg,
+            seg == current,
+            &mut resolve,
+            &mut sink,
+        )?;
+    }
+    assert!(deks.len() > files, "WAL segments have their own keys");
+    assert!(units > 1000, "{units} units checked");
+    Ok(())
+}

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sealdb::kms::{AuditQuery, LocalKms, Principal};
 use sealdb::{Db, TableOptions, WriteOptions};
 
-use super::maintenance::{status_lines, table_statuses};
+use super::maintenance::{layout_lines, status_lines, table_statuses};
 use super::transfer::{load_key, load_table};
 use super::{open_db_at, open_kms_at, Context};
 use crate::args::DemoArgs;
@@ -25,6 +25,8 @@ const PLAINTEXT: &str = "Metrics";
 /// Another account's user: the default key's policy refuses it.
 const OUTSIDER: (&str, &str) = ("444455556666", "mallory");
 const VALUE_SIZE: usize = 100;
+/// A key only the encrypted table has; it sorts first, so it is one of its boundaries.
+const NAMED_KEY: &str = "book:dune";
 
 fn step(n: u32, title: &str) {
     println!("\n== {n}. {title}");
@@ -59,7 +61,7 @@ pub fn run(ctx: &Context, a: DemoArgs) -> Result<(), CliError> {
         tour(&db, &kms, &db_dir, a.count)?;
     }
 
-    step(8, "Summary");
+    step(9, "Summary");
     println!(
         "  2 tables, {} keys each, {:.1}s in all. The encrypted table's keys, values, index",
         a.count,
@@ -107,6 +109,9 @@ fn tour(db: &Db, kms: &LocalKms, db_dir: &Path, count: u64) -> Result<(), CliErr
         );
     }
 
+    books.put(NAMED_KEY, "Frank Herbert, 1965")?;
+    println!("  and {ENCRYPTED} put {NAMED_KEY} -> Frank Herbert, 1965");
+
     step(3, "Read back");
     let probe = load_key(count / 2);
     let mut samples = BTreeMap::new();
@@ -116,6 +121,11 @@ fn tour(db: &Db, kms: &LocalKms, db_dir: &Path, count: u64) -> Result<(), CliErr
         println!("  {} get {probe} -> {shown}...", t.name());
         samples.insert(t.name().to_owned(), v.to_vec());
     }
+    let named = books.get(NAMED_KEY)?.unwrap_or_default();
+    println!(
+        "  {ENCRYPTED} get {NAMED_KEY} -> {}",
+        String::from_utf8_lossy(&named)
+    );
     let first: Vec<String> = books
         .range(load_key(0)..load_key(3))?
         .map(|r| r.map(|(k, _)| String::from_utf8_lossy(&k).into_owned()))
@@ -144,31 +154,35 @@ fn tour(db: &Db, kms: &LocalKms, db_dir: &Path, count: u64) -> Result<(), CliErr
         println!("  {line}");
     }
 
-    step(6, "What the files on disk show");
-    disk_view(db_dir, &samples, count)?;
+    step(
+        6,
+        "The range boundaries that stay plaintext (sealdb inspect)",
+    );
+    for t in db.inspect() {
+        for line in layout_lines(&t) {
+            println!("  {line}");
+        }
+    }
 
-    step(7, "The KMS audit events this caused (one of each kind)");
+    step(7, "What the files on disk show");
+    disk_view(db_dir, &samples)?;
+
+    step(8, "The KMS audit events this caused (one of each kind)");
     audit_view(kms)?;
     Ok(())
 }
 
-/// Searches every file of the data directory for a sample value of each table and for the
-/// encrypted table's smallest key: what someone holding only the disk could find.
-fn disk_view(
-    db_dir: &Path,
-    samples: &BTreeMap<String, Vec<u8>>,
-    count: u64,
-) -> Result<(), CliError> {
+/// Searches every file of the data directory for a sample value of each table and for a
+/// key of the encrypted table (its smallest): what someone holding only the disk finds.
+fn disk_view(db_dir: &Path, samples: &BTreeMap<String, Vec<u8>>) -> Result<(), CliError> {
     let mut names: Vec<PathBuf> = fs::read_dir(db_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .collect();
     names.sort();
-    let smallest = load_key(0);
-    let largest = load_key(count.saturating_sub(1));
     println!(
         "  {:<16} {:>10}  {:<14} {:<14} {}",
-        "file", "bytes", "Books value", "Metrics value", "a Books key"
+        "file", "bytes", "Books value", "Metrics value", "key book:dune"
     );
     for path in names {
         let bytes = fs::read(&path)?;
@@ -177,7 +191,7 @@ fn disk_view(
         let yes_no = |b: bool| if b { "visible" } else { "-" };
         let books_value = samples.get(ENCRYPTED).is_some_and(|v| found(v));
         let metrics_value = samples.get(PLAINTEXT).is_some_and(|v| found(v));
-        let key = found(smallest.as_bytes()) || found(largest.as_bytes());
+        let key = found(NAMED_KEY.as_bytes());
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         println!(
             "  {:<16} {:>10}  {:<14} {:<14} {}",
@@ -188,7 +202,7 @@ fn disk_view(
             yes_no(key)
         );
     }
-    println!("  A Books key is visible only where the manifest keeps each file's smallest and");
+    println!("  The Books key is visible only where the manifest keeps each file's smallest and");
     println!("  largest key in plaintext (the range boundaries; --sealed-boundaries hides them).");
     println!("  Books values never appear; Metrics values do: it is a plaintext table.");
     Ok(())

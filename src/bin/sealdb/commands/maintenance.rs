@@ -1,13 +1,13 @@
 //! `flush`, `compact`, `inspect`, `verify`, `status`: the database as a whole.
 //!
-//! `compact`, `inspect` and `verify` need engine calls (`Db::compact_table`,
-//! `Db::inspect`, `Db::verify`) that this build does not have; they say so and exit 2.
+//! `compact` needs `Db::compact_table` / `Db::compact_all`, which this build does not
+//! have; it says so and exits 2.
 
 use std::io;
 
 use serde_json::json;
 
-use sealdb::{Db, Error};
+use sealdb::{Db, Error, TableLayout};
 
 use super::Context;
 use crate::args::Format;
@@ -23,12 +23,81 @@ pub fn compact(_ctx: &Context, _table: Option<&str>) -> Result<(), CliError> {
     Err(CliError::unavailable("compact"))
 }
 
-pub fn inspect(_ctx: &Context, _table: Option<&str>, _fmt: Format) -> Result<(), CliError> {
-    Err(CliError::unavailable("inspect"))
+/// A stored boundary (hex from the engine) shown as text when it is printable UTF-8.
+pub fn show_boundary(b: &Option<String>) -> String {
+    let Some(h) = b else {
+        return "(sealed)".to_owned();
+    };
+    match hex::decode(h)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+    {
+        Some(text) if !text.chars().any(char::is_control) => format!("{text:?}"),
+        _ => format!("0x{h}"),
+    }
 }
 
-pub fn verify(_ctx: &Context, _fmt: Format) -> Result<(), CliError> {
-    Err(CliError::unavailable("verify"))
+/// The lines `inspect` prints for one table.
+pub fn layout_lines(t: &TableLayout) -> Vec<String> {
+    let how = match &t.key_arn {
+        Some(arn) => format!("encrypted under {arn}"),
+        None => "plaintext".to_owned(),
+    };
+    let mut v = vec![format!(
+        "{} ({how}); memtable {} bytes, {} immutable",
+        t.table, t.memtable_bytes, t.immutable_memtables
+    )];
+    for f in &t.files {
+        v.push(format!(
+            "  L{} {} {:>10} bytes {:>8} entries seq {}..{}  [{} .. {}]",
+            f.level,
+            f.file,
+            f.size,
+            f.entries,
+            f.min_seq,
+            f.max_seq,
+            show_boundary(&f.smallest),
+            show_boundary(&f.largest)
+        ));
+    }
+    v
+}
+
+pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    if let Some(name) = table {
+        db.table(name)?;
+    }
+    let layouts: Vec<TableLayout> = db
+        .inspect()
+        .into_iter()
+        .filter(|t| table.is_none_or(|n| n == t.table))
+        .collect();
+    if fmt.json {
+        return print_json(&serde_json::to_value(&layouts)?);
+    }
+    let mut out = io::stdout().lock();
+    for t in &layouts {
+        for line in layout_lines(t) {
+            print_line(&mut out, &line)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn verify(ctx: &Context, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let r = db.verify()?;
+    if fmt.json {
+        return print_json(&serde_json::to_value(&r)?);
+    }
+    print_line(
+        &mut io::stdout().lock(),
+        &format!(
+            "ok: {} tables, {} SSTables and {} WAL segments; every block and record checked",
+            r.tables, r.sstables, r.wal_segments
+        ),
+    )
 }
 
 /// One table's encryption status, in DynamoDB's words (`SSEDescription.Status`, and
@@ -81,20 +150,38 @@ pub fn status_lines(rows: &[TableStatus]) -> Vec<String> {
 
 pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
-    let rows = table_statuses(&db)?;
+    let access = table_statuses(&db)?;
+    let engine = db.encryption_status();
     if f.json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({"table": r.table, "encrypted": r.encrypted, "status": r.status,
-                       "reason": r.reason})
-            })
-            .collect();
-        return print_json(&json!({"principal": ctx.principal.arn, "tables": v}));
+        let mut tables = Vec::new();
+        for e in &engine {
+            let mut v = serde_json::to_value(e)?;
+            let mine = access.iter().find(|a| a.table == e.table);
+            if let (Some(obj), Some(a)) = (v.as_object_mut(), mine) {
+                obj.insert("status".into(), json!(a.status));
+                obj.insert("reason".into(), json!(a.reason));
+            }
+            tables.push(v);
+        }
+        return print_json(&json!({"principal": ctx.principal.arn, "tables": tables}));
     }
     let mut out = io::stdout().lock();
-    for line in status_lines(&rows) {
+    for (line, a) in status_lines(&access).into_iter().zip(&access) {
         print_line(&mut out, &line)?;
+        if let Some(e) = engine.iter().find(|e| e.table == a.table) {
+            if let Some(arn) = &e.key_arn {
+                print_line(&mut out, &format!("  key          {arn}"))?;
+            }
+            print_line(&mut out, &format!("  boundaries   {}", e.boundaries))?;
+            print_line(
+                &mut out,
+                &format!(
+                    "  files        {} SSTables, {} data keys",
+                    e.sstables, e.data_keys
+                ),
+            )?;
+            print_line(&mut out, &format!("  maintenance  {}", e.maintenance))?;
+        }
     }
     Ok(())
 }

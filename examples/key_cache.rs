@@ -67,7 +67,7 @@ fn main() -> Result {
     }
     clock.advance(HOUR);
     match books.get("dune") {
-        Ok(_) => println!("  unexpected: a read succeeded past the 12 hour limit"),
+        Ok(_) => return Err("unexpected: a read succeeded past the 12 hour limit".into()),
         Err(e) => println!("  past 12 hours since the KMS last confirmed the key: {e}"),
     }
 

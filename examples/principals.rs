@@ -58,7 +58,7 @@ fn main() -> Result {
         &EncryptionContext::for_table("Books", ACCOUNT),
     );
     match direct {
-        Ok(_) => return Err(format!("unexpected: a direct GenerateDataKey was allowed").into()),
+        Ok(_) => return Err("unexpected: a direct GenerateDataKey was allowed".into()),
         Err(e) => println!("direct call refused: {e}"),
     }
 

@@ -181,8 +181,8 @@ fn disk_view(db_dir: &Path, samples: &BTreeMap<String, Vec<u8>>) -> Result<(), C
         .collect();
     names.sort();
     println!(
-        "  {:<16} {:>10}  {:<14} {:<14} {}",
-        "file", "bytes", "Books value", "Metrics value", "key book:dune"
+        "  {:<16} {:>10}  {:<14} {:<14} key {NAMED_KEY}",
+        "file", "bytes", "Books value", "Metrics value"
     );
     for path in names {
         let bytes = fs::read(&path)?;

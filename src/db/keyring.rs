@@ -65,7 +65,8 @@ pub(crate) struct Keyring {
     clock: Arc<dyn Clock>,
     recheck_after_idle: Duration,
     max_age: Duration,
-    cache: Mutex<HashMap<(String, String), CachedKey>>,
+    /// table name -> principal ARN -> key: looked up by `&str` with no allocation.
+    cache: Mutex<HashMap<String, HashMap<String, CachedKey>>>,
 }
 
 impl Keyring {
@@ -178,13 +179,14 @@ impl Keyring {
         meta: &TableMeta,
     ) -> Result<Arc<TableKey>> {
         let now = self.clock.now();
-        let slot = (principal.arn.clone(), table.to_owned());
         let stale = {
             let mut cache = self.cache.lock();
-            match cache.get_mut(&slot) {
+            let entries = cache.get_mut(table);
+            let entry = entries.and_then(|m| m.get_mut(principal.arn.as_str()));
+            match entry {
                 Some(e) if elapsed(e.confirmed, now) >= self.max_age => {
                     // Too old to trust: dropping it zeroizes the key (unless in use elsewhere).
-                    cache.remove(&slot);
+                    self.remove_locked(&mut cache, principal, table);
                     None
                 }
                 Some(e) if elapsed(e.last_used, now) < self.recheck_after_idle => {
@@ -198,20 +200,28 @@ impl Keyring {
         match self.decrypt(principal, table, meta) {
             Ok(key) => {
                 let key = Arc::new(key);
-                self.cache.lock().insert(
-                    slot,
-                    CachedKey {
-                        key: Arc::clone(&key),
-                        confirmed: now,
-                        last_used: now,
-                    },
-                );
+                self.cache
+                    .lock()
+                    .entry(table.to_owned())
+                    .or_default()
+                    .insert(
+                        principal.arn.clone(),
+                        CachedKey {
+                            key: Arc::clone(&key),
+                            confirmed: now,
+                            last_used: now,
+                        },
+                    );
                 Ok(key)
             }
             Err(Error::Kms(KmsError::Unavailable(why))) => match stale {
                 // The KMS is down: the cached key carries on within its maximum age.
                 Some(key) => {
-                    if let Some(e) = self.cache.lock().get_mut(&slot) {
+                    let mut cache = self.cache.lock();
+                    if let Some(e) = cache
+                        .get_mut(table)
+                        .and_then(|m| m.get_mut(principal.arn.as_str()))
+                    {
                         e.last_used = now;
                     }
                     Ok(key)
@@ -224,8 +234,23 @@ impl Keyring {
                 }),
             },
             Err(e) => {
-                self.cache.lock().remove(&slot);
+                let mut cache = self.cache.lock();
+                self.remove_locked(&mut cache, principal, table);
                 Err(e)
+            }
+        }
+    }
+
+    fn remove_locked(
+        &self,
+        cache: &mut HashMap<String, HashMap<String, CachedKey>>,
+        principal: &Principal,
+        table: &str,
+    ) {
+        if let Some(m) = cache.get_mut(table) {
+            m.remove(principal.arn.as_str());
+            if m.is_empty() {
+                cache.remove(table);
             }
         }
     }
@@ -242,28 +267,32 @@ impl Keyring {
 
     /// Forgets every cached key of `table` (dropped table, new grant).
     pub(crate) fn forget_table(&self, table: &str) {
-        self.cache.lock().retain(|(_, t), _| t != table);
+        self.cache.lock().remove(table);
     }
 
     /// Forgets the engine's own cached key of `table` (a new grant must be checked).
     pub(crate) fn forget_maintenance(&self, table: &str) {
-        self.cache
-            .lock()
-            .remove(&(self.service_principal().arn, table.to_owned()));
+        let mut cache = self.cache.lock();
+        self.remove_locked(&mut cache, &self.service_principal(), table);
     }
 
     /// Drops every cached key past its maximum age; returns how many were dropped.
     pub(crate) fn expire(&self) -> usize {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
-        let before = cache.len();
-        cache.retain(|_, e| elapsed(e.confirmed, now) < self.max_age);
-        before - cache.len()
+        let mut dropped = 0;
+        for m in cache.values_mut() {
+            let before = m.len();
+            m.retain(|_, e| elapsed(e.confirmed, now) < self.max_age);
+            dropped += before - m.len();
+        }
+        cache.retain(|_, m| !m.is_empty());
+        dropped
     }
 
     /// True when some principal holds a live cached key of `table`.
     pub(crate) fn has_key_for(&self, table: &str) -> bool {
-        self.cache.lock().keys().any(|(_, t)| t == table)
+        self.cache.lock().get(table).is_some_and(|m| !m.is_empty())
     }
 
     pub(crate) fn cache_status(&self) -> Vec<CacheEntryStatus> {
@@ -272,11 +301,13 @@ impl Keyring {
             .cache
             .lock()
             .iter()
-            .map(|((p, t), e)| CacheEntryStatus {
-                principal: p.clone(),
-                table: t.clone(),
-                age: elapsed(e.confirmed, now),
-                idle: elapsed(e.last_used, now),
+            .flat_map(|(t, m)| {
+                m.iter().map(move |(p, e)| CacheEntryStatus {
+                    principal: p.clone(),
+                    table: t.clone(),
+                    age: elapsed(e.confirmed, now),
+                    idle: elapsed(e.last_used, now),
+                })
             })
             .collect();
         v.sort_by(|a, b| (&a.table, &a.principal).cmp(&(&b.table, &b.principal)));

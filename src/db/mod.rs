@@ -314,11 +314,12 @@ impl DbInner {
                 table: t.name.clone(),
                 reason: "the table is encrypted and the database was opened without a KMS".into(),
             })?;
-        let meta = t.meta.read().clone();
-        let key = keyring.key_for(principal, &t.name, &meta)?;
-        let mut slot = t.key.write();
-        if slot.is_none() {
-            *slot = Some(key);
+        let key = keyring.key_for(principal, &t.name, &t.meta.read())?;
+        if t.key.read().is_none() {
+            let mut slot = t.key.write();
+            if slot.is_none() {
+                *slot = Some(key);
+            }
         }
         Ok(())
     }
@@ -332,8 +333,7 @@ impl DbInner {
                 table: t.name.clone(),
                 reason: "the table is encrypted and the database was opened without a KMS".into(),
             })?;
-        let meta = t.meta.read().clone();
-        let key = keyring.maintenance_key(&t.name, &meta)?;
+        let key = keyring.maintenance_key(&t.name, &t.meta.read())?;
         let mut slot = t.key.write();
         if slot.is_none() {
             *slot = Some(Arc::clone(&key));

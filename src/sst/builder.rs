@@ -218,7 +218,7 @@ impl TableBuilder {
         self.data.reset();
         let handle = handle?;
         self.props.data_blocks += 1;
-        let mut h = Vec::with_capacity(2 * crate::sst::coding::MAX_VARINT64_LEN);
+        let mut h = Vec::with_capacity(2 * crate::coding::MAX_VARINT64_LEN);
         handle.encode_into(&mut h);
         // The separator is the block's last key: every key in the block is <= it and
         // every key in the next block is > it.

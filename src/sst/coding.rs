@@ -1,62 +1,10 @@
-//! Varints and block handles: the two small encodings every SSTable block uses.
+//! Block handles: where a block's stored bytes are in an SSTable.
 //!
 //! ```text
-//! varint      = LEB128: 7 bits per byte, low groups first, high bit = "more follows"
 //! block handle = offset : varint64 || size : varint64      (size = stored bytes, overhead included)
 //! ```
-//!
-//! Decoders never panic: they return `None` on truncation or overlong input, and callers
-//! turn that into `Error::Corruption` naming the file and offset.
 
-/// The longest varint64 encoding.
-pub(crate) const MAX_VARINT64_LEN: usize = 10;
-/// The longest varint32 encoding.
-pub(crate) const MAX_VARINT32_LEN: usize = 5;
-
-/// Appends `v` as a varint.
-pub(crate) fn put_varint64(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn put_varint32(out: &mut Vec<u8>, v: u32) {
-    put_varint64(out, u64::from(v));
-}
-
-/// Decodes a varint64 at the start of `buf`; returns it and the bytes it used.
-#[inline]
-pub(crate) fn get_varint64(buf: &[u8]) -> Option<(u64, usize)> {
-    let mut v: u64 = 0;
-    for (i, &b) in buf.iter().take(MAX_VARINT64_LEN).enumerate() {
-        let shift = 7 * i as u32;
-        let bits = u64::from(b & 0x7f);
-        // The 10th byte may only carry the top bit of a u64.
-        if i == MAX_VARINT64_LEN - 1 && bits > 1 {
-            return None;
-        }
-        v |= bits << shift;
-        if b & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
-/// Decodes a varint32 at the start of `buf`; refuses values above `u32::MAX`.
-#[inline]
-pub(crate) fn get_varint32(buf: &[u8]) -> Option<(u32, usize)> {
-    // Fast path: one byte (lengths below 128, the common case).
-    if let Some(&b) = buf.first() {
-        if b < 0x80 {
-            return Some((u32::from(b), 1));
-        }
-    }
-    let (v, n) = get_varint64(buf.get(..buf.len().min(MAX_VARINT32_LEN))?)?;
-    Some((u32::try_from(v).ok()?, n))
-}
+pub(crate) use crate::coding::{get_varint32, get_varint64, put_varint32, put_varint64};
 
 /// Where a block's stored form is in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -1,0 +1,173 @@
+//! The commands, and what they share: where the database and the KMS live, who acts, and
+//! how both are opened.
+
+mod audit;
+mod bench;
+mod data;
+mod demo;
+mod kms;
+mod maintenance;
+mod tables;
+mod transfer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sealdb::kms::{Kms, LocalKms, LocalKmsOptions, Principal};
+use sealdb::{Db, Options};
+
+use crate::args::{Cli, Command, Global};
+use crate::output::CliError;
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let ctx = Context::new(cli.global)?;
+    match cli.command {
+        Command::Demo(a) => demo::run(&ctx, a),
+        Command::CreateTable(a) => tables::create(&ctx, a),
+        Command::DropTable { name } => tables::drop(&ctx, &name),
+        Command::Tables(f) => tables::list(&ctx, f),
+        Command::Put {
+            table,
+            key,
+            value,
+            enc,
+            sync,
+        } => data::put(&ctx, &table, &key, &value, enc, sync),
+        Command::Get {
+            table,
+            key,
+            enc,
+            fmt,
+        } => data::get(&ctx, &table, &key, enc, fmt),
+        Command::Delete {
+            table,
+            key,
+            enc,
+            sync,
+        } => data::delete(&ctx, &table, &key, enc, sync),
+        Command::Scan(a) => data::scan(&ctx, a),
+        Command::Import(a) => transfer::import(&ctx, a),
+        Command::Export(a) => transfer::export(&ctx, a),
+        Command::Load(a) => transfer::load(&ctx, a),
+        Command::Flush => maintenance::flush(&ctx),
+        Command::Compact { table } => maintenance::compact(&ctx, table.as_deref()),
+        Command::Inspect { table, fmt } => maintenance::inspect(&ctx, table.as_deref(), fmt),
+        Command::Verify(f) => maintenance::verify(&ctx, f),
+        Command::Status(f) => maintenance::status(&ctx, f),
+        Command::Audit(a) => audit::run(&ctx, a),
+        Command::Kms(k) => kms::run(&ctx, k),
+        Command::Bench { args } => bench::run(&ctx, &args),
+    }
+}
+
+/// Where things are and who acts, resolved from the global options.
+pub struct Context {
+    pub db_dir: PathBuf,
+    pub kms_dir: PathBuf,
+    pub principal: Principal,
+    pub account: String,
+    pub region: String,
+}
+
+impl Context {
+    fn new(g: Global) -> Result<Context, CliError> {
+        let principal = match &g.principal {
+            Some(arn) => {
+                Principal::parse(arn).map_err(|e| CliError::usage(format!("--principal: {e}")))?
+            }
+            None => Principal::assumed_role(&g.account, "Admin", "user01"),
+        };
+        let kms_dir = match g.kms {
+            Some(dir) => dir,
+            None => sibling_kms_dir(&g.db)?,
+        };
+        Ok(Context {
+            db_dir: g.db,
+            kms_dir,
+            principal,
+            account: g.account,
+            region: g.region,
+        })
+    }
+
+    /// Opens the local KMS, with its root key from the environment
+    /// (`SEALDB_KMS_PASSPHRASE`, `SEALDB_KMS_KEY_FILE`, else a development key file).
+    pub fn open_kms(&self) -> Result<Arc<LocalKms>, CliError> {
+        open_kms_at(&self.kms_dir, &self.account, &self.region)
+    }
+
+    /// Opens the database (creating it when `create` is set) with the local KMS.
+    pub fn open_db(&self, create: bool) -> Result<(Db, Arc<LocalKms>), CliError> {
+        if !create && !self.db_dir.exists() {
+            return Err(CliError::not_found(format!(
+                "no database at {} (create a table first, or pass --db)",
+                self.db_dir.display()
+            )));
+        }
+        let kms = self.open_kms()?;
+        let db = open_db_at(&self.db_dir, &kms, self, create)?;
+        Ok((db, kms))
+    }
+}
+
+pub fn open_kms_at(dir: &Path, account: &str, region: &str) -> Result<Arc<LocalKms>, CliError> {
+    Ok(Arc::new(LocalKms::open(
+        dir,
+        LocalKmsOptions::new(account, region),
+    )?))
+}
+
+pub fn open_db_at(
+    dir: &Path,
+    kms: &Arc<LocalKms>,
+    ctx: &Context,
+    create: bool,
+) -> Result<Db, CliError> {
+    let kms: Arc<dyn Kms> = Arc::clone(kms) as Arc<dyn Kms>;
+    let opts = Options {
+        create_if_missing: create,
+        kms: Some(kms),
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+        principal: ctx.principal.clone(),
+        ..Options::default()
+    };
+    Ok(Db::open(dir, opts)?)
+}
+
+/// `<parent>/<name>.kms` for a database at `<parent>/<name>`: next to the data directory,
+/// never inside it, so that a copy of the data directory does not carry its keys.
+pub fn sibling_kms_dir(db: &Path) -> Result<PathBuf, CliError> {
+    let named = match db.file_name() {
+        Some(_) => db.to_path_buf(),
+        None => std::path::absolute(db)?,
+    };
+    let name = named.file_name().ok_or_else(|| {
+        CliError::usage(format!(
+            "cannot place the KMS next to {}; pass --kms DIR",
+            db.display()
+        ))
+    })?;
+    let mut kms_name = name.to_os_string();
+    kms_name.push(".kms");
+    Ok(named.with_file_name(kms_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_dir_is_a_sibling() -> Result<(), CliError> {
+        assert_eq!(
+            sibling_kms_dir(Path::new("./sealdb-data"))?,
+            PathBuf::from("./sealdb-data.kms")
+        );
+        assert_eq!(
+            sibling_kms_dir(Path::new("/var/lib/db/"))?,
+            PathBuf::from("/var/lib/db.kms")
+        );
+        Ok(())
+    }
+}

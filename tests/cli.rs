@@ -1,0 +1,561 @@
+//! The `sealdb` binary end to end: every command, its exit codes, `--json`, and bad input
+//! (unknown table, malformed hex, missing value, a locked database) giving one clear
+//! sentence on stderr and never a panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const OUTSIDER: &str = "arn:aws:iam::444455556666:user/mallory";
+
+/// A database and its KMS in a temporary directory, and a way to run the CLI on them.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    kms: PathBuf,
+}
+
+/// What one run printed, and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        let run = Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        };
+        assert!(
+            !run.stderr.contains("panicked"),
+            "the CLI panicked: {}",
+            run.stderr
+        );
+        run
+    }
+
+    fn ok(self) -> Result<Run, String> {
+        if self.code == 0 {
+            Ok(self)
+        } else {
+            Err(format!("exit {}: {}", self.code, self.stderr))
+        }
+    }
+
+    fn json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&self.stdout)
+    }
+
+    /// The error sentence, without the development-key warning.
+    fn error(&self) -> String {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("sealdb: ") && !l.starts_with("sealdb: warning"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Fixture {
+    fn new() -> Result<Fixture, std::io::Error> {
+        let dir = tempfile::tempdir()?;
+        Ok(Fixture {
+            db: dir.path().join("data"),
+            kms: dir.path().join("data.kms"),
+            _dir: dir,
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sealdb"));
+        for var in [
+            "SEALDB_DB",
+            "SEALDB_KMS",
+            "SEALDB_PRINCIPAL",
+            "SEALDB_ACCOUNT",
+            "SEALDB_REGION",
+            "SEALDB_KMS_PASSPHRASE",
+            "SEALDB_KMS_KEY_FILE",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("SEALDB_DB", &self.db)
+            .env("SEALDB_KMS", &self.kms)
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Run, std::io::Error> {
+        Ok(Run::from(self.command(args).output()?))
+    }
+
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> Result<Run, std::io::Error> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        Ok(Run::from(child.wait_with_output()?))
+    }
+
+    /// An encrypted table `Books` and a plaintext table `Metrics`.
+    fn with_tables(self) -> Result<Fixture, String> {
+        self.run(&["create-table", "Books"])
+            .map_err(|e| e.to_string())?
+            .ok()?;
+        self.run(&["create-table", "Metrics", "--plaintext"])
+            .map_err(|e| e.to_string())?
+            .ok()?;
+        Ok(self)
+    }
+}
+
+fn sst_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "sst") {
+            v.push(p);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+#[test]
+fn tables_and_point_operations() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    let tables = f.run(&["tables", "--json"])?.ok()?.json()?;
+    assert_eq!(
+        tables,
+        serde_json::json!([{"name": "Books", "encrypted": true},
+                           {"name": "Metrics", "encrypted": false}])
+    );
+    assert_eq!(
+        f.run(&["tables"])?.ok()?.stdout,
+        "Books\tencrypted\nMetrics\tplaintext\n"
+    );
+    f.run(&["put", "Books", "dune", "Frank Herbert", "--sync"])?
+        .ok()?;
+    assert_eq!(
+        f.run(&["get", "Books", "dune"])?.ok()?.stdout,
+        "Frank Herbert\n"
+    );
+    let j = f.run(&["get", "Books", "dune", "--json"])?.ok()?.json()?;
+    assert_eq!(
+        j,
+        serde_json::json!({"key": "dune", "value": "Frank Herbert"})
+    );
+
+    // Absent key: exit 1 and one sentence.
+    let r = f.run(&["get", "Books", "solaris"])?;
+    assert_eq!(r.code, 1);
+    assert!(
+        r.error().contains("\"solaris\" is not in table Books"),
+        "{}",
+        r.stderr
+    );
+
+    f.run(&["delete", "Books", "dune"])?.ok()?;
+    assert_eq!(f.run(&["get", "Books", "dune"])?.code, 1);
+
+    // Binary data through --hex; non-UTF-8 output without --hex is refused clearly.
+    f.run(&["put", "Metrics", "00ff", "deadbeef", "--hex"])?
+        .ok()?;
+    assert_eq!(
+        f.run(&["get", "Metrics", "00ff", "--hex"])?.ok()?.stdout,
+        "deadbeef\n"
+    );
+    let r = f.run(&["scan", "Metrics"])?;
+    assert_eq!(r.code, 2);
+    assert!(r.error().contains("--hex"), "{}", r.stderr);
+
+    f.run(&["drop-table", "Metrics"])?.ok()?;
+    assert_eq!(f.run(&["tables"])?.ok()?.stdout, "Books\tencrypted\n");
+    assert_eq!(f.run(&["drop-table", "Metrics"])?.code, 1);
+    Ok(())
+}
+
+#[test]
+fn scan_bounds_limit_reverse() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    for k in ["a", "b", "c", "d", "e"] {
+        f.run(&["put", "Books", k, &format!("v{k}")])?.ok()?;
+    }
+    let keys = |r: Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .filter_map(|l| l.split('\t').next().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        keys(f.run(&["scan", "Books"])?.ok()?),
+        ["a", "b", "c", "d", "e"]
+    );
+    assert_eq!(
+        keys(
+            f.run(&["scan", "Books", "--from", "b", "--to", "e"])?
+                .ok()?
+        ),
+        ["b", "c", "d"]
+    );
+    assert_eq!(
+        keys(
+            f.run(&["scan", "Books", "--reverse", "--limit", "2"])?
+                .ok()?
+        ),
+        ["e", "d"]
+    );
+    let r = f.run(&["scan", "Books", "--limit", "1", "--json"])?.ok()?;
+    let line: Value = serde_json::from_str(r.stdout.trim())?;
+    assert_eq!(line, serde_json::json!({"key": "a", "value": "va"}));
+    Ok(())
+}
+
+#[test]
+fn import_export_round_trip() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    let tsv = "k1\tone\nk2\ttwo words\n\nk3\tthree\n";
+    let r = f.run_with_stdin(&["import", "Books"], tsv)?.ok()?;
+    assert!(r.stderr.contains("imported 3 records"), "{}", r.stderr);
+    assert_eq!(
+        f.run(&["export", "Books"])?.ok()?.stdout,
+        "k1\tone\nk2\ttwo words\nk3\tthree\n"
+    );
+
+    let jsonl = "{\"key\":\"x\",\"value\":\"tab\\there\"}\n{\"key\":\"y\",\"value\":\"2\"}\n";
+    f.run_with_stdin(&["import", "Metrics", "--jsonl"], jsonl)?
+        .ok()?;
+    assert_eq!(
+        f.run(&["export", "Metrics", "--jsonl"])?.ok()?.stdout,
+        jsonl
+    );
+    // A tab inside a value cannot go out as TSV: refused, not mangled.
+    assert_eq!(f.run(&["export", "Metrics"])?.code, 2);
+
+    let r = f.run_with_stdin(&["import", "Books"], "k9\tnine\nno tab here\n")?;
+    assert_eq!(r.code, 2);
+    assert!(r.error().contains("line 2"), "{}", r.stderr);
+    let r = f.run_with_stdin(&["import", "Books", "--hex"], "zz\t00\n")?;
+    assert_eq!(r.code, 2);
+    assert!(r.error().contains("not hex"), "{}", r.stderr);
+    Ok(())
+}
+
+#[test]
+fn load_flush_status_audit() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    let r = f
+        .run(&["load", "Books", "--count", "3000", "--value-size", "32"])?
+        .ok()?;
+    assert!(r.stdout.contains("loaded 3000 keys"), "{}", r.stdout);
+    let v = f.run(&["get", "Books", "key000000002999"])?.ok()?.stdout;
+    assert_eq!(v.trim_end().len(), 32);
+    assert_eq!(f.run(&["flush"])?.ok()?.stdout, "flushed\n");
+    assert!(!sst_files(&f.db)?.is_empty());
+    assert_eq!(f.run(&["get", "Books", "key000000001500"])?.code, 0);
+
+    let s = f.run(&["status", "--json"])?.ok()?.json()?;
+    assert_eq!(s.pointer("/tables/0/status"), Some(&Value::from("ENABLED")));
+    assert_eq!(
+        s.pointer("/tables/1/status"),
+        Some(&Value::from("DISABLED"))
+    );
+    let s = f
+        .run(&["--principal", OUTSIDER, "status", "--json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(
+        s.pointer("/tables/0/status"),
+        Some(&Value::from("INACCESSIBLE_ENCRYPTION_CREDENTIALS"))
+    );
+
+    let r = f.run(&["audit", "--event", "GenerateDataKey"])?.ok()?;
+    let events: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].pointer("/requestParameters/encryptionContext/sealdb:tableName"),
+        Some(&Value::from("Books"))
+    );
+    let denied = f
+        .run(&["audit", "--event", "Decrypt", "--table", "Books"])?
+        .ok()?;
+    assert!(denied.stdout.contains("AccessDenied"), "{}", denied.stdout);
+    let later = f.run(&["audit", "--since", "2999-01-01T00:00:00Z"])?.ok()?;
+    assert_eq!(later.stdout, "");
+    assert_eq!(f.run(&["audit", "--since", "yesterday"])?.code, 2);
+    Ok(())
+}
+
+#[test]
+fn access_denied_is_exit_3() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["put", "Books", "k", "v"])?.ok()?;
+    f.run(&["put", "Metrics", "k", "v"])?.ok()?;
+    let r = f.run(&["--principal", OUTSIDER, "get", "Books", "k"])?;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.error().contains("not authorized to perform kms:Decrypt"),
+        "{}",
+        r.stderr
+    );
+    // A plaintext table asks no KMS.
+    let r = f
+        .run(&["--principal", OUTSIDER, "get", "Metrics", "k"])?
+        .ok()?;
+    assert_eq!(r.stdout, "v\n");
+    let r = f.run(&["--principal", "not-an-arn", "tables"])?;
+    assert_eq!(r.code, 2);
+    Ok(())
+}
+
+#[test]
+fn kms_commands() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    let md = f.run(&["kms", "describe-key"])?.ok()?.json()?;
+    let arn = md
+        .pointer("/KeyMetadata/Arn")
+        .and_then(Value::as_str)
+        .ok_or("no Arn")?
+        .to_owned();
+    assert!(
+        arn.starts_with("arn:aws:kms:us-west-2:111122223333:key/"),
+        "{arn}"
+    );
+    assert_eq!(
+        md.pointer("/KeyMetadata/KeyManager"),
+        Some(&Value::from("AWS"))
+    );
+
+    let policy = f.run(&["kms", "get-key-policy"])?.ok()?.json()?;
+    let statements = policy
+        .pointer("/Policy/Statement")
+        .and_then(Value::as_array);
+    assert_eq!(statements.map(Vec::len), Some(3));
+
+    let grants = f.run(&["kms", "list-grants"])?.ok()?.json()?;
+    let table_grant = grants
+        .pointer("/Grants/0/GrantId")
+        .and_then(Value::as_str)
+        .ok_or("no grant")?
+        .to_owned();
+    assert_eq!(
+        grants.pointer("/Grants/0/GranteePrincipal"),
+        Some(&Value::from("sealdb.us-west-2.amazonaws.com"))
+    );
+
+    // A grant for bob that we may retire; CreateGrant on the default key goes through sealdb.
+    let me = "arn:aws:sts::111122223333:assumed-role/Admin/user01";
+    let g = f
+        .run(&[
+            "kms",
+            "create-grant",
+            "--via-service",
+            "--grantee",
+            "arn:aws:iam::111122223333:user/bob",
+            "--retiring",
+            me,
+            "--operations",
+            "Decrypt,DescribeKey",
+            "--table",
+            "Books",
+        ])?
+        .ok()?
+        .json()?;
+    let bob_grant = g
+        .pointer("/GrantId")
+        .and_then(Value::as_str)
+        .ok_or("no id")?
+        .to_owned();
+    let n = |v: Value| v.pointer("/Grants").and_then(Value::as_array).map(Vec::len);
+    assert_eq!(n(f.run(&["kms", "list-grants"])?.ok()?.json()?), Some(2));
+    f.run(&["kms", "retire-grant", &bob_grant])?.ok()?;
+    assert_eq!(n(f.run(&["kms", "list-grants"])?.ok()?.json()?), Some(1));
+    assert_eq!(f.run(&["kms", "retire-grant", &bob_grant])?.code, 1);
+
+    // Another account may not touch the key; the key's own account may revoke.
+    let r = f.run(&[
+        "--principal",
+        OUTSIDER,
+        "kms",
+        "revoke-grant",
+        "--key-id",
+        &arn,
+        &table_grant,
+    ])?;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    f.run(&["kms", "revoke-grant", "--key-id", &arn, &table_grant])?
+        .ok()?;
+    assert_eq!(n(f.run(&["kms", "list-grants"])?.ok()?.json()?), Some(0));
+
+    let r = f.run(&[
+        "kms",
+        "create-grant",
+        "--grantee",
+        "x",
+        "--operations",
+        "Launch",
+    ])?;
+    assert_eq!(r.code, 2);
+    Ok(())
+}
+
+#[test]
+fn bad_input_gives_clear_errors() -> TestResult {
+    let f = Fixture::new()?;
+    // No database yet.
+    let r = f.run(&["get", "Books", "k"])?;
+    assert_eq!(r.code, 1);
+    assert!(r.error().contains("no database"), "{}", r.stderr);
+
+    let f = f.with_tables()?;
+    let r = f.run(&["get", "Nope", "k"])?;
+    assert_eq!(r.code, 1);
+    assert_eq!(r.error(), "sealdb: table \"Nope\" does not exist");
+    let r = f.run(&["put", "Books", "k"])?;
+    assert_eq!(r.code, 2, "missing value");
+    let r = f.run(&["put", "Books", "zz", "00", "--hex"])?;
+    assert_eq!(r.code, 2);
+    assert!(r.error().contains("is not hex"), "{}", r.stderr);
+    let r = f.run(&["create-table", "Books"])?;
+    assert_eq!(r.code, 2);
+    assert!(r.error().contains("already exists"), "{}", r.stderr);
+    assert_eq!(f.run(&["frobnicate"])?.code, 2);
+    assert_eq!(f.run(&["load", "Books"])?.code, 2, "missing --count");
+    Ok(())
+}
+
+#[test]
+fn locked_database_is_refused() -> TestResult {
+    let f = Fixture::new()?;
+    f.run(&["create-table", "Metrics", "--plaintext"])?.ok()?;
+    // This test process holds the database open; the CLI is another process.
+    let held = sealdb::Db::open(&f.db, sealdb::Options::default())?;
+    let r = f.run(&["get", "Metrics", "k"])?;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.error().contains("already open"), "{}", r.stderr);
+    drop(held);
+    assert_eq!(f.run(&["get", "Metrics", "k"])?.code, 1);
+    Ok(())
+}
+
+#[test]
+fn inspect_and_verify() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["create-table", "Sealed", "--sealed-boundaries"])?
+        .ok()?;
+    for t in ["Books", "Metrics", "Sealed"] {
+        f.run(&["put", t, "alpha", "1"])?.ok()?;
+        f.run(&["put", t, "omega", "2"])?.ok()?;
+    }
+    f.run(&["flush"])?.ok()?;
+    let layouts = f.run(&["inspect", "--json"])?.ok()?.json()?;
+    let by_name = |name: &str| {
+        layouts
+            .as_array()
+            .and_then(|v| v.iter().find(|t| t["table"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let books = by_name("Books");
+    assert_eq!(
+        books.pointer("/files/0/smallest"),
+        Some(&Value::from(hex::encode("alpha")))
+    );
+    assert_eq!(
+        books.pointer("/files/0/largest"),
+        Some(&Value::from(hex::encode("omega")))
+    );
+    assert_eq!(
+        by_name("Sealed").pointer("/files/0/smallest"),
+        Some(&Value::Null)
+    );
+    let text = f.run(&["inspect", "Books"])?.ok()?.stdout;
+    assert!(text.contains("[\"alpha\" .. \"omega\"]"), "{text}");
+    assert!(!text.contains("Metrics"), "{text}");
+    assert_eq!(f.run(&["inspect", "Nope"])?.code, 1);
+
+    let v = f.run(&["verify", "--json"])?.ok()?.json()?;
+    assert_eq!(v.pointer("/tables"), Some(&Value::from(3)));
+    assert_eq!(v.pointer("/sstables"), Some(&Value::from(3)));
+    let s = f.run(&["status"])?.ok()?.stdout;
+    assert!(s.contains("boundaries   sealed"), "{s}");
+    Ok(())
+}
+
+#[test]
+fn tampered_table_file_is_exit_4() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["load", "Books", "--count", "2000"])?.ok()?;
+    f.run(&["flush"])?.ok()?;
+    let sst = sst_files(&f.db)?.into_iter().next().ok_or("no sst")?;
+    let mut bytes = std::fs::read(&sst)?;
+    let mid = bytes.len() / 3;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&sst, bytes)?;
+    let r = f.run(&["verify"])?;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.error().contains(".sst at offset"), "{}", r.stderr);
+    let r = f.run(&["scan", "Books"])?;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    Ok(())
+}
+
+#[test]
+fn commands_without_engine_support_say_so() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    for args in [&["compact"][..], &["bench"]] {
+        let r = f.run(args)?;
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(
+            r.error().contains("not available in this build"),
+            "{}",
+            r.stderr
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn demo_runs_and_shows_the_story() -> TestResult {
+    let f = Fixture::new()?;
+    let dir = f.db.with_file_name("demo");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let r = f.run(&["demo", "--count", "3000", "--dir", &dir_s])?.ok()?;
+    for needle in [
+        "ENABLED",
+        "DISABLED",
+        "INACCESSIBLE_ENCRYPTION_CREDENTIALS",
+        "MANIFEST",
+        "\"eventName\":\"GenerateDataKey\"",
+        "\"errorCode\":\"AccessDenied\"",
+        "Summary",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle} missing:\n{}", r.stdout);
+    }
+    // The demo's database is usable afterwards with the same KMS.
+    let db = dir.join("data");
+    let kms = dir.join("data.kms");
+    let r = f
+        .command(&["get", "Books", "key000000000007"])
+        .env("SEALDB_DB", &db)
+        .env("SEALDB_KMS", &kms)
+        .output()?;
+    assert_eq!(Run::from(r).code, 0);
+    Ok(())
+}

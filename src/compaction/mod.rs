@@ -2,7 +2,7 @@
 //! (`filter`), the merge itself and its installation (`job`), manual requests (`manual`),
 //! the background thread (`worker`), write stalls (`stall`) and the numbers (`stats`).
 //!
-//! Policy and numbers: `docs/compaction.md`.
+//! Policy and numbers: DESIGN.md section 10b.
 
 mod filter;
 mod job;

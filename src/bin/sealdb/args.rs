@@ -134,6 +134,8 @@ pub enum Command {
     /// Calls the local KMS directly.
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// Creates a new grant for the engine on an encrypted table (after a revoke).
+    RenewGrant { table: String },
     /// Runs the db_bench-style benchmarks.
     Bench {
         /// Arguments passed to the benchmark runner.

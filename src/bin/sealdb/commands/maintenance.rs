@@ -1,7 +1,4 @@
-//! `flush`, `compact`, `inspect`, `verify`, `status`: the database as a whole.
-//!
-//! `compact` needs `Db::compact_table` / `Db::compact_all`, which this build does not
-//! have; it says so and exits 2.
+//! `flush`, `compact`, `inspect`, `verify`, `status`, `renew-grant`: the database as a whole.
 
 use std::io;
 
@@ -19,8 +16,41 @@ pub fn flush(ctx: &Context) -> Result<(), CliError> {
     print_line(&mut io::stdout().lock(), "flushed")
 }
 
-pub fn compact(_ctx: &Context, _table: Option<&str>) -> Result<(), CliError> {
-    Err(CliError::unavailable("compact"))
+pub fn compact(ctx: &Context, table: Option<&str>) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    match table {
+        Some(t) => db.compact_table(t)?,
+        None => db.compact_all()?,
+    }
+    let stats = db.stats();
+    let mut out = io::stdout().lock();
+    print_line(
+        &mut out,
+        &format!("compacted {}", table.unwrap_or("every table")),
+    )?;
+    for t in stats
+        .tables
+        .iter()
+        .filter(|s| table.is_none_or(|n| n == s.name))
+    {
+        let levels: Vec<String> = t
+            .levels
+            .iter()
+            .filter(|l| l.files > 0)
+            .map(|l| format!("L{}: {} files {} bytes", l.level, l.files, l.bytes))
+            .collect();
+        print_line(&mut out, &format!("{}: {}", t.name, levels.join(", ")))?;
+    }
+    Ok(())
+}
+
+pub fn renew_grant(ctx: &Context, table: &str) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let grant = db.renew_grant(table)?;
+    print_line(
+        &mut io::stdout().lock(),
+        &format!("new grant {grant} for table {table}"),
+    )
 }
 
 /// A stored boundary (hex from the engine) shown as text when it is printable UTF-8.
@@ -104,7 +134,6 @@ pub fn verify(ctx: &Context, fmt: Format) -> Result<(), CliError> {
 /// `INACCESSIBLE_ENCRYPTION_CREDENTIALS` when the principal cannot use the table key).
 pub struct TableStatus {
     pub table: String,
-    pub encrypted: bool,
     /// `ENABLED`, `DISABLED` (plaintext), or `INACCESSIBLE_ENCRYPTION_CREDENTIALS`.
     pub status: &'static str,
     /// Why the table key is not usable, when it is not.
@@ -128,7 +157,6 @@ pub fn table_statuses(db: &Db) -> Result<Vec<TableStatus>, CliError> {
         };
         out.push(TableStatus {
             table: name,
-            encrypted,
             status,
             reason,
         });

@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Load(a) => transfer::load(&ctx, a),
         Command::Flush => maintenance::flush(&ctx),
         Command::Compact { table } => maintenance::compact(&ctx, table.as_deref()),
+        Command::RenewGrant { table } => maintenance::renew_grant(&ctx, &table),
         Command::Inspect { table, fmt } => maintenance::inspect(&ctx, table.as_deref(), fmt),
         Command::Verify(f) => maintenance::verify(&ctx, f),
         Command::Status(f) => maintenance::status(&ctx, f),

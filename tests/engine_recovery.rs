@@ -194,3 +194,42 @@ fn orphan_files_from_a_crash_mid_flush_are_removed_at_open() -> TestResult {
     assert_eq!(db.table("t")?.get("k999")?.as_deref(), Some(&b"v"[..]));
     Ok(())
 }
+
+#[test]
+fn concurrent_synced_writers_all_survive_reopen() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = open(dir.path())?;
+        let t = db.create_table("t", TableOptions::plaintext())?;
+        let threads: Vec<_> = (0..4)
+            .map(|w| {
+                let t = t.clone();
+                std::thread::spawn(move || -> sealdb::Result<()> {
+                    for i in 0..250 {
+                        t.put_opt(
+                            format!("w{w}-{i:04}"),
+                            format!("{i}"),
+                            WriteOptions::synced(),
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for th in threads {
+            th.join().map_err(|_| "writer panicked")??;
+        }
+    }
+    let db = open(dir.path())?;
+    let t = db.table("t")?;
+    for w in 0..4 {
+        for i in 0..250 {
+            assert_eq!(
+                t.get(format!("w{w}-{i:04}"))?.as_deref(),
+                Some(format!("{i}").as_bytes())
+            );
+        }
+    }
+    assert_eq!(t.iter()?.count(), 1000);
+    Ok(())
+}

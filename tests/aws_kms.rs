@@ -111,13 +111,18 @@ fn generate_data_key_then_decrypt_with_the_context() -> TestResult {
     let Some(f) = fixture("generate_data_key_then_decrypt_with_the_context")? else {
         return Ok(());
     };
-    let dk = f
-        .kms
-        .generate_data_key(&caller(), SERVICE_DEFAULT_ALIAS, DataKeySpec::Aes256, &books())?;
+    let dk = f.kms.generate_data_key(
+        &caller(),
+        SERVICE_DEFAULT_ALIAS,
+        DataKeySpec::Aes256,
+        &books(),
+    )?;
     assert_eq!(dk.plaintext.len(), 32);
     assert_eq!(dk.key_arn, f.key_arn);
     assert!(!dk.ciphertext_blob.is_empty());
-    let back = f.kms.decrypt(&caller(), &dk.ciphertext_blob, &books(), None)?;
+    let back = f
+        .kms
+        .decrypt(&caller(), &dk.ciphertext_blob, &books(), None)?;
     assert_eq!(back.plaintext.as_slice(), dk.plaintext.as_slice());
     assert_eq!(back.key_arn, f.key_arn);
     // Naming the key in Decrypt, through the service default alias, works too.
@@ -128,9 +133,12 @@ fn generate_data_key_then_decrypt_with_the_context() -> TestResult {
         Some(SERVICE_DEFAULT_ALIAS),
     )?;
     assert_eq!(named.plaintext.as_slice(), dk.plaintext.as_slice());
-    let small = f
-        .kms
-        .generate_data_key(&caller(), &f.key_arn, DataKeySpec::NumberOfBytes(64), &books())?;
+    let small = f.kms.generate_data_key(
+        &caller(),
+        &f.key_arn,
+        DataKeySpec::NumberOfBytes(64),
+        &books(),
+    )?;
     assert_eq!(small.plaintext.len(), 64);
     assert_eq!(f.kms.call_count("GenerateDataKey"), 2);
     assert_eq!(f.kms.call_count("Decrypt"), 2);
@@ -142,11 +150,18 @@ fn decrypt_with_another_context_is_refused() -> TestResult {
     let Some(f) = fixture("decrypt_with_another_context_is_refused")? else {
         return Ok(());
     };
-    let dk = f
-        .kms
-        .generate_data_key(&caller(), SERVICE_DEFAULT_ALIAS, DataKeySpec::Aes256, &books())?;
+    let dk = f.kms.generate_data_key(
+        &caller(),
+        SERVICE_DEFAULT_ALIAS,
+        DataKeySpec::Aes256,
+        &books(),
+    )?;
     let movies = EncryptionContext::for_table("Movies", ACCOUNT);
-    for wrong in [movies, EncryptionContext::new(), books().with("extra", "pair")] {
+    for wrong in [
+        movies,
+        EncryptionContext::new(),
+        books().with("extra", "pair"),
+    ] {
         let r = f.kms.decrypt(&caller(), &dk.ciphertext_blob, &wrong, None);
         assert!(
             matches!(r, Err(KmsError::InvalidCiphertext)),
@@ -166,9 +181,14 @@ fn encrypt_and_re_encrypt_under_another_key() -> TestResult {
     let Some(f) = fixture("encrypt_and_re_encrypt_under_another_key")? else {
         return Ok(());
     };
-    let blob = f.kms.encrypt(&caller(), SERVICE_DEFAULT_ALIAS, b"secret", &books())?;
+    let blob = f
+        .kms
+        .encrypt(&caller(), SERVICE_DEFAULT_ALIAS, b"secret", &books())?;
     assert_eq!(
-        f.kms.decrypt(&caller(), &blob, &books(), None)?.plaintext.as_slice(),
+        f.kms
+            .decrypt(&caller(), &blob, &books(), None)?
+            .plaintext
+            .as_slice(),
         b"secret"
     );
     let other = f.kms.create_key(&caller(), CreateKeyRequest::default())?;
@@ -204,9 +224,13 @@ fn describe_key_by_id_alias_and_service_default() -> TestResult {
     assert_eq!(by_default.key_state, KeyState::Enabled);
     assert_eq!(by_default.aws_account_id, ACCOUNT);
     assert_eq!(by_default.description, "sealdb test key");
-    f.kms.create_alias(&caller(), "alias/books", &by_default.key_id)?;
+    f.kms
+        .create_alias(&caller(), "alias/books", &by_default.key_id)?;
     assert_eq!(f.kms.describe_key(&caller(), "alias/books")?.arn, f.key_arn);
-    assert_eq!(f.kms.describe_key(&caller(), &f.key_arn)?.key_id, by_default.key_id);
+    assert_eq!(
+        f.kms.describe_key(&caller(), &f.key_arn)?.key_id,
+        by_default.key_id
+    );
     let r = f
         .kms
         .describe_key(&caller(), "0b7e6f42-4cf7-4d7c-9a4e-2a3b5c6d7e8f");
@@ -215,7 +239,12 @@ fn describe_key_by_id_alias_and_service_default() -> TestResult {
     assert!(matches!(r, Err(KmsError::NotFound(_))), "{r:?}");
     // A client whose configured key is an alias resolves it where AWS wants a key id.
     let via_alias = AwsKms::new(options(&f.endpoint, "alias/books"))?;
-    assert_eq!(via_alias.describe_key(&caller(), SERVICE_DEFAULT_ALIAS)?.arn, f.key_arn);
+    assert_eq!(
+        via_alias
+            .describe_key(&caller(), SERVICE_DEFAULT_ALIAS)?
+            .arn,
+        f.key_arn
+    );
     assert!(via_alias
         .get_key_policy(&caller(), SERVICE_DEFAULT_ALIAS)?
         .contains("Statement"));
@@ -245,7 +274,10 @@ fn grants_create_list_retire_revoke() -> TestResult {
         .find(|g| g.grant_id == first.grant_id)
         .ok_or("first grant not listed")?;
     assert_eq!(g.name.as_deref(), Some("books-1"));
-    assert_eq!(g.grantee_principal, format!("arn:aws:iam::{ACCOUNT}:role/sealdb"));
+    assert_eq!(
+        g.grantee_principal,
+        format!("arn:aws:iam::{ACCOUNT}:role/sealdb")
+    );
     let mut ops = g.operations.clone();
     ops.sort();
     let mut want = GrantOperation::seed_table_grant();
@@ -253,8 +285,10 @@ fn grants_create_list_retire_revoke() -> TestResult {
     assert_eq!(ops, want);
     assert_eq!(g.constraints, Some(GrantConstraints::subset(books())));
 
-    f.kms.retire_grant(&caller(), SERVICE_DEFAULT_ALIAS, &first.grant_id)?;
-    f.kms.revoke_grant(&caller(), &f.key_arn, &second.grant_id)?;
+    f.kms
+        .retire_grant(&caller(), SERVICE_DEFAULT_ALIAS, &first.grant_id)?;
+    f.kms
+        .revoke_grant(&caller(), &f.key_arn, &second.grant_id)?;
     assert!(f.kms.list_grants(&caller(), &f.key_arn)?.is_empty());
     Ok(())
 }
@@ -273,16 +307,19 @@ fn key_policy_and_key_state() -> TestResult {
         serde_json::from_str(&f.kms.get_key_policy(&caller(), &f.key_arn)?)?;
     assert_eq!(stored, serde_json::from_str::<serde_json::Value>(&custom)?);
 
+    // moto's EnableKey, ScheduleKeyDeletion and CancelKeyDeletion do not resolve key ARNs
+    // (real AWS does): those calls name the key id.
+    let id = f.kms.describe_key(&caller(), &f.key_arn)?.key_id;
     f.kms.disable_key(&caller(), SERVICE_DEFAULT_ALIAS)?;
     let m = f.kms.describe_key(&caller(), &f.key_arn)?;
     assert_eq!((m.enabled, m.key_state), (false, KeyState::Disabled));
-    f.kms.enable_key(&caller(), &f.key_arn)?;
+    f.kms.enable_key(&caller(), &id)?;
     assert!(f.kms.describe_key(&caller(), &f.key_arn)?.enabled);
-    f.kms.schedule_key_deletion(&caller(), &f.key_arn, 7)?;
+    f.kms.schedule_key_deletion(&caller(), &id, 7)?;
     let m = f.kms.describe_key(&caller(), &f.key_arn)?;
     assert_eq!(m.key_state, KeyState::PendingDeletion);
     assert!(m.deletion_date.is_some());
-    f.kms.cancel_key_deletion(&caller(), &f.key_arn)?;
+    f.kms.cancel_key_deletion(&caller(), &id)?;
     assert_ne!(
         f.kms.describe_key(&caller(), &f.key_arn)?.key_state,
         KeyState::PendingDeletion
@@ -314,9 +351,18 @@ fn refused_connections_are_unavailable_within_the_timeouts() -> TestResult {
     let port = closed_port()?;
     let kms = AwsKms::new(unreachable_options(format!("http://127.0.0.1:{port}")))?;
     let start = Instant::now();
-    let r = kms.generate_data_key(&caller(), SERVICE_DEFAULT_ALIAS, DataKeySpec::Aes256, &books());
+    let r = kms.generate_data_key(
+        &caller(),
+        SERVICE_DEFAULT_ALIAS,
+        DataKeySpec::Aes256,
+        &books(),
+    );
     assert!(matches!(r, Err(KmsError::Unavailable(_))), "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     let r = kms.decrypt(&caller(), b"blob", &books(), None);
     assert!(matches!(r, Err(KmsError::Unavailable(_))), "{r:?}");
     Ok(())
@@ -332,7 +378,11 @@ fn a_server_that_never_answers_is_unavailable_within_the_timeouts() -> TestResul
     let r = kms.describe_key(&caller(), SERVICE_DEFAULT_ALIAS);
     assert!(matches!(r, Err(KmsError::Unavailable(_))), "{r:?}");
     // Two attempts of 0.5 s and one backoff of at most 5 s.
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(kms.call_count("DescribeKey"), 1);
     Ok(())
 }

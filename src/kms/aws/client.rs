@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(t.operation_timeout(), Some(Duration::from_secs(6 + 10)));
         assert_eq!(retry_config(&opts).max_attempts(), 3);
         opts.max_attempts = 0;
-        assert_eq!(timeout_config(&opts).operation_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(
+            timeout_config(&opts).operation_timeout(),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(retry_config(&opts).max_attempts(), 1);
     }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_kms::config::http::HttpResponse;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::DateTime;
 use aws_sdk_kms::types as sdk;
@@ -27,15 +28,14 @@ const UNKNOWN_PRINCIPAL: &str = "(the AWS credentials in use)";
 
 /// Maps a failed SDK call. Transport failures (refused connection, timeout, unparseable
 /// answer) become `Unavailable`, which the engine's table-key cache treats as an outage.
-pub(crate) fn from_sdk_error<E, R>(err: SdkError<E, R>, site: CallSite<'_>) -> KmsError
+pub(crate) fn from_sdk_error<E>(err: SdkError<E, HttpResponse>, site: CallSite<'_>) -> KmsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match &err {
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
-            from_code(e.code(), e.message(), site)
+            from_service_error(e.code(), e.message(), ctx.raw().status().as_u16(), site)
         }
         SdkError::ConstructionFailure(_) => KmsError::InvalidArgument(format!(
             "{}: request not sent: {}",
@@ -46,6 +46,24 @@ where
         // (an answer that is not KMS's), and whatever future variants the SDK adds.
         _ => KmsError::Unavailable(format!("{}: {}", site.action, DisplayErrorContext(&err))),
     }
+}
+
+/// Maps an error answer. One without an error code is judged by its HTTP status: a 5xx
+/// (already retried by the SDK) is an outage, anything else a refused request.
+pub(crate) fn from_service_error(
+    code: Option<&str>,
+    message: Option<&str>,
+    status: u16,
+    site: CallSite<'_>,
+) -> KmsError {
+    if code.is_none() && status >= 500 {
+        return KmsError::Unavailable(format!(
+            "{}: HTTP {status} without an error code{}",
+            site.action,
+            message.map(|m| format!(": {m}")).unwrap_or_default()
+        ));
+    }
+    from_code(code, message, site)
 }
 
 /// Maps an AWS KMS error code (the `__type` of its JSON error) onto `KmsError`.
@@ -72,15 +90,21 @@ pub(crate) fn from_code(code: Option<&str>, message: Option<&str>, site: CallSit
         } else {
             format!("{}: {}", site.key, detail())
         }),
-        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException"
-        | "InvalidSignatureException" | "IncompleteSignature" | "InvalidClientTokenId"
-        | "MissingAuthenticationToken" | "ExpiredTokenException" | "NotAuthorized" => {
-            KmsError::AccessDenied {
-                principal: refused_principal(msg).unwrap_or(UNKNOWN_PRINCIPAL).to_string(),
-                action: site.action.to_string(),
-                key: key(),
-            }
-        }
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "IncompleteSignature"
+        | "InvalidClientTokenId"
+        | "MissingAuthenticationToken"
+        | "ExpiredTokenException"
+        | "NotAuthorized" => KmsError::AccessDenied {
+            principal: refused_principal(msg)
+                .unwrap_or(UNKNOWN_PRINCIPAL)
+                .to_string(),
+            action: site.action.to_string(),
+            key: key(),
+        },
         "InvalidCiphertextException" => KmsError::InvalidCiphertext,
         "IncorrectKeyException" => KmsError::IncorrectKey(key()),
         "DisabledException" => KmsError::Disabled(key()),
@@ -107,7 +131,9 @@ pub(crate) fn from_code(code: Option<&str>, message: Option<&str>, site: CallSit
         | "ServiceUnavailableException"
         | "InternalFailure"
         | "RequestTimeout"
-        | "RequestTimeoutException" => KmsError::Unavailable(format!("{}: {}", site.action, detail())),
+        | "RequestTimeoutException" => {
+            KmsError::Unavailable(format!("{}: {}", site.action, detail()))
+        }
         // ValidationException, InvalidArnException, InvalidAliasNameException,
         // InvalidKeyUsageException, UnsupportedOperationException, LimitExceededException,
         // InvalidMarkerException, ...: the request itself is wrong for this key or account.
@@ -177,16 +203,16 @@ pub(crate) fn grant_operation_from_sdk(op: &sdk::GrantOperation) -> Option<Grant
 
 pub(crate) fn constraints_to_sdk(c: &GrantConstraints) -> sdk::GrantConstraints {
     sdk::GrantConstraints::builder()
-        .set_encryption_context_subset(
-            c.encryption_context_subset
-                .as_ref()
-                .map(|s| s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        )
-        .set_encryption_context_equals(
-            c.encryption_context_equals
-                .as_ref()
-                .map(|s| s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-        )
+        .set_encryption_context_subset(c.encryption_context_subset.as_ref().map(|s| {
+            s.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }))
+        .set_encryption_context_equals(c.encryption_context_equals.as_ref().map(|s| {
+            s.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }))
         .build()
 }
 
@@ -235,7 +261,9 @@ pub(crate) fn key_metadata_from_sdk(m: &sdk::KeyMetadata) -> KeyMetadata {
         creation_date: time_from_sdk(m.creation_date()),
         enabled: m.enabled() && state == KeyState::Enabled,
         key_state: state,
-        deletion_date: m.deletion_date().and_then(|t| SystemTime::try_from(*t).ok()),
+        deletion_date: m
+            .deletion_date()
+            .and_then(|t| SystemTime::try_from(*t).ok()),
         key_manager: match m.key_manager() {
             Some(sdk::KeyManagerType::Aws) => KeyManager::Aws,
             _ => KeyManager::Customer,
@@ -284,30 +312,62 @@ mod tests {
     #[test]
     fn error_codes_map_onto_variants() {
         let m = |code: &str| from_code(Some(code), Some("detail"), SITE);
-        assert!(matches!(m("NotFoundException"), KmsError::NotFound(s) if s.contains("alias/books")));
-        assert!(matches!(m("InvalidCiphertextException"), KmsError::InvalidCiphertext));
-        assert!(matches!(m("IncorrectKeyException"), KmsError::IncorrectKey(k) if k == "alias/books"));
+        assert!(
+            matches!(m("NotFoundException"), KmsError::NotFound(s) if s.contains("alias/books"))
+        );
+        assert!(matches!(
+            m("InvalidCiphertextException"),
+            KmsError::InvalidCiphertext
+        ));
+        assert!(
+            matches!(m("IncorrectKeyException"), KmsError::IncorrectKey(k) if k == "alias/books")
+        );
         assert!(matches!(m("DisabledException"), KmsError::Disabled(k) if k == "alias/books"));
         assert!(matches!(
             m("KMSInvalidStateException"),
             KmsError::InvalidState { key, state } if key == "alias/books" && state == "detail"
         ));
-        assert!(matches!(m("AlreadyExistsException"), KmsError::AlreadyExists(_)));
-        assert!(matches!(m("MalformedPolicyDocumentException"), KmsError::MalformedPolicy(_)));
-        assert!(matches!(m("InvalidGrantIdException"), KmsError::InvalidGrant(_)));
-        assert!(matches!(m("InvalidGrantTokenException"), KmsError::InvalidGrant(_)));
+        assert!(matches!(
+            m("AlreadyExistsException"),
+            KmsError::AlreadyExists(_)
+        ));
+        assert!(matches!(
+            m("MalformedPolicyDocumentException"),
+            KmsError::MalformedPolicy(_)
+        ));
+        assert!(matches!(
+            m("InvalidGrantIdException"),
+            KmsError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            m("InvalidGrantTokenException"),
+            KmsError::InvalidGrant(_)
+        ));
         for transient in [
             "KMSInternalException",
             "DependencyTimeoutException",
             "KeyUnavailableException",
             "ThrottlingException",
         ] {
-            assert!(matches!(m(transient), KmsError::Unavailable(_)), "{transient}");
+            assert!(
+                matches!(m(transient), KmsError::Unavailable(_)),
+                "{transient}"
+            );
         }
-        for bad in ["ValidationException", "InvalidArnException", "LimitExceededException"] {
-            assert!(matches!(m(bad), KmsError::InvalidArgument(s) if s.contains(bad)), "{bad}");
+        for bad in [
+            "ValidationException",
+            "InvalidArnException",
+            "LimitExceededException",
+        ] {
+            assert!(
+                matches!(m(bad), KmsError::InvalidArgument(s) if s.contains(bad)),
+                "{bad}"
+            );
         }
-        assert!(matches!(from_code(None, None, SITE), KmsError::InvalidArgument(_)));
+        assert!(matches!(
+            from_code(None, None, SITE),
+            KmsError::InvalidArgument(_)
+        ));
     }
 
     #[test]
@@ -349,7 +409,10 @@ mod tests {
     #[test]
     fn grant_operations_round_trip() {
         for op in GRANT_OPERATIONS {
-            assert_eq!(grant_operation_from_sdk(&grant_operation_to_sdk(op)), Some(op));
+            assert_eq!(
+                grant_operation_from_sdk(&grant_operation_to_sdk(op)),
+                Some(op)
+            );
         }
         assert_eq!(grant_operation_from_sdk(&sdk::GrantOperation::Sign), None);
     }
@@ -358,7 +421,10 @@ mod tests {
     fn contexts_and_constraints_round_trip() {
         let ctx = EncryptionContext::for_table("Books", "111122223333");
         let map = context_to_sdk(&ctx).unwrap_or_default();
-        assert_eq!(map.get("sealdb:tableName").map(String::as_str), Some("Books"));
+        assert_eq!(
+            map.get("sealdb:tableName").map(String::as_str),
+            Some("Books")
+        );
         assert_eq!(context_from_sdk(&map), ctx);
         assert_eq!(context_to_sdk(&EncryptionContext::new()), None);
         let c = GrantConstraints::subset(ctx);
@@ -371,7 +437,10 @@ mod tests {
 
     #[test]
     fn key_states_collapse_to_usable_or_not() {
-        assert_eq!(key_state_from_sdk(Some(&sdk::KeyState::Enabled)), KeyState::Enabled);
+        assert_eq!(
+            key_state_from_sdk(Some(&sdk::KeyState::Enabled)),
+            KeyState::Enabled
+        );
         assert_eq!(
             key_state_from_sdk(Some(&sdk::KeyState::PendingDeletion)),
             KeyState::PendingDeletion

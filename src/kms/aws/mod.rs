@@ -27,9 +27,9 @@ use self::convert::{
     grant_operation_to_sdk, key_metadata_from_sdk, CallSite,
 };
 use super::{
-    Caller, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, DataKeySpec,
-    DecryptedKey, EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, Kms, KmsError,
-    MAX_PLAINTEXT_LEN, SERVICE_DEFAULT_ALIAS,
+    Caller, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, DataKeySpec, DecryptedKey,
+    EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, Kms, KmsError, MAX_PLAINTEXT_LEN,
+    SERVICE_DEFAULT_ALIAS,
 };
 
 /// Upper bound on ListGrants pages followed, against a server that never stops paging.
@@ -246,10 +246,7 @@ impl AwsKms {
         O: Send,
     {
         let key = self.key_ref(key_id)?;
-        let site = CallSite {
-            action,
-            key: &key,
-        };
+        let site = CallSite { action, key: &key };
         let call = f(self.client.clone(), key.clone());
         self.run(op, async {
             call.await.map_err(|e| from_sdk_error(e, site))?;
@@ -576,8 +573,7 @@ impl Kms for AwsKms {
                 .send()
                 .await
                 .map_err(|e| from_sdk_error(e, site))?;
-            out.policy
-                .ok_or_else(|| missing(site.action, "Policy"))
+            out.policy.ok_or_else(|| missing(site.action, "Policy"))
         })
     }
 
@@ -693,6 +689,9 @@ mod tests {
         ));
         let mut zero = AwsKmsOptions::new("alias/sealdb");
         zero.timeout = Duration::ZERO;
-        assert!(matches!(AwsKms::new(zero), Err(KmsError::InvalidArgument(_))));
+        assert!(matches!(
+            AwsKms::new(zero),
+            Err(KmsError::InvalidArgument(_))
+        ));
     }
 }

@@ -21,7 +21,6 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const ENDPOINT_ENV: &str = "SEALDB_TEST_KMS_ENDPOINT";
 const ACCOUNT: &str = "123456789012";
-const SERVICE: &str = "sealdb.us-east-1.amazonaws.com";
 
 /// moto's state is global: one test at a time, each from a reset server.
 static SERVER: Mutex<()> = Mutex::new(());

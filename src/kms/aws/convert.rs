@@ -276,7 +276,7 @@ pub(crate) fn key_metadata_from_sdk(m: &sdk::KeyMetadata) -> KeyMetadata {
 fn account_of(issuing: &str) -> String {
     issuing
         .strip_prefix("arn:")
-        .and_then(|rest| rest.splitn(5, ':').nth(3))
+        .and_then(|rest| rest.split(':').nth(3))
         .filter(|a| !a.is_empty())
         .unwrap_or(issuing)
         .to_string()

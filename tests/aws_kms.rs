@@ -385,3 +385,37 @@ fn a_server_that_never_answers_is_unavailable_within_the_timeouts() -> TestResul
     assert_eq!(kms.call_count("DescribeKey"), 1);
     Ok(())
 }
+
+#[test]
+fn threads_share_one_client() -> TestResult {
+    let Some(f) = fixture("threads_share_one_client")? else {
+        return Ok(());
+    };
+    let kms = &f.kms;
+    std::thread::scope(|s| -> TestResult {
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                s.spawn(move || -> Result<(), KmsError> {
+                    let ctx = EncryptionContext::for_table(&format!("T{i}"), ACCOUNT);
+                    for _ in 0..5 {
+                        let dk = kms.generate_data_key(
+                            &caller(),
+                            SERVICE_DEFAULT_ALIAS,
+                            DataKeySpec::Aes256,
+                            &ctx,
+                        )?;
+                        let back = kms.decrypt(&caller(), &dk.ciphertext_blob, &ctx, None)?;
+                        assert_eq!(back.plaintext.as_slice(), dk.plaintext.as_slice());
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| "worker panicked")??;
+        }
+        Ok(())
+    })?;
+    assert_eq!(f.kms.call_count("Decrypt"), 20);
+    Ok(())
+}

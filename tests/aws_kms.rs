@@ -419,3 +419,39 @@ fn threads_share_one_client() -> TestResult {
     assert_eq!(f.kms.call_count("Decrypt"), 20);
     Ok(())
 }
+
+#[test]
+fn the_local_audit_trail_names_the_caller() -> TestResult {
+    let Some(f) = fixture("the_local_audit_trail_names_the_caller")? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let mut opts = options(&f.endpoint, &f.key_arn);
+    opts.audit_dir = Some(dir.path().to_path_buf());
+    let kms = AwsKms::new(opts)?;
+    let bob = Caller::via(
+        Principal::user(ACCOUNT, "bob"),
+        "sealdb.us-east-1.amazonaws.com",
+    );
+    let dk = kms.generate_data_key(&bob, SERVICE_DEFAULT_ALIAS, DataKeySpec::Aes256, &books())?;
+    let wrong = EncryptionContext::for_table("Movies", ACCOUNT);
+    assert!(kms
+        .decrypt(&bob, &dk.ciphertext_blob, &wrong, None)
+        .is_err());
+    let audit = kms.audit().ok_or("no audit trail")?;
+    let events = audit.query(&sealdb::kms::AuditQuery::default())?;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["eventName"], "GenerateDataKey");
+    assert_eq!(
+        events[0]["userIdentity"]["arn"],
+        Principal::user(ACCOUNT, "bob").arn
+    );
+    assert_eq!(
+        events[0]["requestParameters"]["encryptionContext"]["sealdb:tableName"],
+        "Books"
+    );
+    assert_eq!(events[0]["resources"][0]["ARN"], f.key_arn.as_str());
+    assert_eq!(events[1]["eventName"], "Decrypt");
+    assert_eq!(events[1]["errorCode"], "InvalidCiphertextException");
+    Ok(())
+}

@@ -3,11 +3,13 @@
 //! What differs from `LocalKms` (see `docs/aws-kms.md`):
 //! - The `Caller` argument is not sent: AWS decides the principal from the credentials in
 //!   use, and applies its key policies, grants and `kms:ViaService` itself. CloudTrail is the
-//!   audit trail; `AwsKms` keeps only per-operation call counts.
+//!   audit trail; `AwsKms` keeps per-operation call counts and, if asked
+//!   (`AwsKmsOptions::audit_dir`), a local trail naming the `Caller` (`audited.rs`).
 //! - `alias/aws/sealdb` (an AWS managed alias, reserved to AWS services) stands for the
 //!   customer managed key in `AwsKmsOptions::key_id`, in every call that names a key.
 //! - Ciphertext blobs, key ids and grant ids are whatever the server returns: opaque.
 
+mod audited;
 mod client;
 mod convert;
 
@@ -19,8 +21,10 @@ use std::time::Duration;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec as SdkDataKeySpec;
 use parking_lot::Mutex;
+use std::path::PathBuf;
 use zeroize::Zeroizing;
 
+pub use self::audited::AwsKms;
 use self::client::Driver;
 use self::convert::{
     constraints_to_sdk, context_to_sdk, from_sdk_error, grant_entry_from_sdk,
@@ -53,6 +57,10 @@ pub struct AwsKmsOptions {
     /// The customer managed key sealdb uses where the engine names `alias/aws/sealdb`:
     /// a key id, key ARN, alias name (`alias/...`) or alias ARN.
     pub key_id: String,
+    /// Where to keep sealdb's own record of its calls (`<dir>/audit/*.jsonl`, the same
+    /// CloudTrail-shaped events as `LocalKms`, naming the `Caller`); `None` keeps none.
+    /// CloudTrail remains the authoritative trail.
+    pub audit_dir: Option<PathBuf>,
 }
 
 impl AwsKmsOptions {
@@ -65,12 +73,14 @@ impl AwsKmsOptions {
             timeout: Duration::from_secs(5),
             max_attempts: 3,
             key_id: key_id.to_string(),
+            audit_dir: None,
         }
     }
 }
 
-/// A client of AWS KMS implementing `Kms`. See the module docs.
-pub struct AwsKms {
+/// The client proper: every `Kms` call over the SDK. `AwsKms` wraps it with the optional
+/// local audit trail.
+pub(crate) struct AwsClient {
     client: aws_sdk_kms::Client,
     region: String,
     key_id: String,
@@ -80,9 +90,9 @@ pub struct AwsKms {
     driver: Driver,
 }
 
-impl fmt::Debug for AwsKms {
+impl fmt::Debug for AwsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsKms")
+        f.debug_struct("AwsClient")
             .field("region", &self.region)
             .field("key_id", &self.key_id)
             .field("endpoint_url", &self.endpoint_url)
@@ -124,10 +134,10 @@ fn data_key_spec(spec: DataKeySpec) -> Result<(Option<SdkDataKeySpec>, Option<i3
     })
 }
 
-impl AwsKms {
+impl AwsClient {
     /// Loads the configuration (region, credentials chain, endpoint) and builds the client.
     /// Makes no KMS call: a wrong key or unreachable endpoint shows on first use.
-    pub fn new(opts: AwsKmsOptions) -> Result<AwsKms, KmsError> {
+    pub(crate) fn new(opts: &AwsKmsOptions) -> Result<AwsClient, KmsError> {
         if opts.key_id.is_empty() {
             return Err(KmsError::InvalidArgument(
                 "AwsKmsOptions::key_id is empty: sealdb over AWS KMS needs a customer managed key"
@@ -145,30 +155,30 @@ impl AwsKms {
             ));
         }
         let driver = Driver::new()?;
-        let (client, region) = driver.block_on(client::connect(&opts))?;
-        Ok(AwsKms {
+        let (client, region) = driver.block_on(client::connect(opts))?;
+        Ok(AwsClient {
             client,
             region,
-            key_id: opts.key_id,
-            endpoint_url: opts.endpoint_url,
+            key_id: opts.key_id.clone(),
+            endpoint_url: opts.endpoint_url.clone(),
             calls: Mutex::new(BTreeMap::new()),
             driver,
         })
     }
 
     /// The region the client resolved.
-    pub fn region(&self) -> &str {
+    pub(crate) fn region(&self) -> &str {
         &self.region
     }
 
     /// The customer managed key standing in for `alias/aws/sealdb`.
-    pub fn key_id(&self) -> &str {
+    pub(crate) fn key_id(&self) -> &str {
         &self.key_id
     }
 
     /// How many calls of operation `op` (e.g. `"Decrypt"`) this client made, failed ones
     /// included (DescribeKey calls made to resolve an alias count as DescribeKey).
-    pub fn call_count(&self, op: &str) -> u64 {
+    pub(crate) fn call_count(&self, op: &str) -> u64 {
         self.calls.lock().get(op).copied().unwrap_or(0)
     }
 
@@ -255,7 +265,7 @@ impl AwsKms {
     }
 }
 
-impl Kms for AwsKms {
+impl Kms for AwsClient {
     fn create_key(&self, _caller: &Caller, req: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
         let site = CallSite {
             action: "kms:CreateKey",

@@ -6,6 +6,8 @@
 //! the service it comes through (`kms:ViaService`).
 
 mod audit;
+#[cfg(feature = "aws-kms")]
+mod aws;
 mod blob;
 mod context;
 mod defaults;
@@ -23,6 +25,8 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 pub use audit::{AuditLog, AuditQuery, EVENT_VERSION};
+#[cfg(feature = "aws-kms")]
+pub use aws::{AwsKms, AwsKmsOptions};
 pub use blob::MAX_PLAINTEXT_LEN;
 pub use context::{
     EncryptionContext, MAX_CONTEXT_BYTES, SUBSCRIBER_ID_CONTEXT_KEY, TABLE_NAME_CONTEXT_KEY,

@@ -76,9 +76,9 @@ fn child_writer() -> TestResult {
 
 /// Which tables key `i` was written to.
 fn tables_of(i: u64) -> &'static [&'static str] {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         &TABLES
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         &TABLES[..1]
     } else {
         &TABLES[1..]

@@ -199,6 +199,7 @@ fn run_all(encrypted: bool, budget: u64) -> TestResult {
     let base = tempfile::tempdir()?;
     build_base(base.path(), encrypted)?;
     let calls = profile(base.path(), encrypted)?;
+    println!("calls in a fault-free run (encrypted={encrypted}): {calls:?}");
     let mut injected = 0;
     let mut scenarios = 0;
     let mut poisoned = 0;

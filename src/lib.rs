@@ -80,6 +80,9 @@ pub use db::{
 pub use error::{Error, Result};
 pub use types::{FileNumber, Level, SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_VALUE_LEN};
 
+/// Fuzzing entry points (see `fuzz/`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 #[cfg(feature = "fuzzing")]
 pub use manifest::fuzz_manifest;
 #[cfg(feature = "fuzzing")]

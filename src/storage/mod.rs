@@ -1,6 +1,8 @@
 //! The file-system seam. Every file operation of the engine goes through an [`Env`], so
 //! tests can inject I/O faults and simulate crashes that drop what was not fsynced.
 
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod fault;
 mod std_env;
 
 use std::io;

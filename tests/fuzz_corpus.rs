@@ -1,0 +1,216 @@
+//! Every file of every fuzz target's corpus (`fuzz/corpus/<target>/`) through the same entry
+//! function the cargo-fuzz target calls (`sealdb::fuzz::run`), on the stable toolchain.
+//! Findings are kept as files under `fuzz/regressions/<target>/`, and run here too.
+//!
+//! The crate's dev-dependency on itself enables the `fuzzing` feature, so plain
+//! `cargo test` runs this file.
+
+mod rel_common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rel_common::{local_kms, TestResult};
+use sealdb::fuzz::{run, TARGETS};
+use sealdb::kms::{
+    customer_default_policy, service_default_policy, via_service_name, Caller, EncryptionContext,
+    Kms, Principal,
+};
+use sealdb::storage::StdEnv;
+use sealdb::{Db, Options, TableOptions};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = fuzz_dir().join(kind).join(target);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.is_file());
+    v.sort();
+    v
+}
+
+#[test]
+fn every_corpus_file_runs_clean() -> TestResult {
+    let mut total = 0;
+    for target in TARGETS {
+        let files = inputs("corpus", target);
+        assert!(!files.is_empty(), "no seed corpus for {target}");
+        for f in files {
+            let data = std::fs::read(&f)?;
+            assert!(run(target, &data), "unknown target {target}");
+            total += 1;
+        }
+    }
+    println!("fuzz corpus: {total} inputs over {} targets", TARGETS.len());
+    Ok(())
+}
+
+/// Inputs that once failed (each file named after what it found), kept as regressions.
+#[test]
+fn every_fuzz_regression_runs_clean() -> TestResult {
+    for target in TARGETS {
+        for f in inputs("regressions", target) {
+            let data = std::fs::read(&f)?;
+            run(target, &data);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn an_unknown_target_is_refused() {
+    assert!(!run("no_such_target", b""));
+}
+
+/// The data-block seeds: LevelDB-format blocks of internal keys.
+fn block(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (i, (k, v)) in entries.iter().enumerate() {
+        let mut ikey = k.to_vec();
+        ikey.extend_from_slice(&(((i as u64 + 1) << 8) | 1).to_le_bytes());
+        b.push(0); // shared
+        b.push(ikey.len() as u8);
+        b.push(v.len() as u8);
+        b.extend_from_slice(&ikey);
+        b.extend_from_slice(v);
+    }
+    b.extend_from_slice(&0u32.to_le_bytes()); // restart 0
+    b.extend_from_slice(&1u32.to_le_bytes()); // one restart
+    b
+}
+
+/// Writes the seed corpora from a real database, a real LocalKms and hand-made inputs.
+/// Run by hand when a format changes: `cargo test --test fuzz_corpus -- --ignored`.
+#[test]
+#[ignore = "regenerates fuzz/corpus; run by hand"]
+fn write_seed_corpus() -> TestResult {
+    let out = |target: &str, name: &str, data: &[u8]| -> std::io::Result<()> {
+        let dir = fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(name), data)
+    };
+    out(
+        "data_block",
+        "two-entries",
+        &block(&[(b"apple", b"red"), (b"banana", b"yellow")]),
+    )?;
+    out("data_block", "one-entry", &block(&[(b"k", b"")]))?;
+
+    let tmp = tempfile::tempdir()?;
+    let kms = Arc::new(local_kms(&tmp.path().join("kms"))?);
+    let db_dir = tmp.path().join("db");
+    {
+        let db = Db::open(
+            &db_dir,
+            Options {
+                block_size: 128,
+                env: Arc::new(StdEnv),
+                kms: Some(kms.clone()),
+                ..Options::default()
+            },
+        )?;
+        let t = db.create_table("plain", TableOptions::plaintext())?;
+        for i in 0..20 {
+            t.put(format!("key{i:03}"), format!("value{i}"))?;
+        }
+        t.delete("key005")?;
+        db.flush()?;
+        for i in 0..5 {
+            t.put(format!("wal{i:03}"), format!("logged{i}"))?;
+        }
+    }
+    for e in std::fs::read_dir(&db_dir)? {
+        let p = e?.path();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let data = std::fs::read(&p)?;
+        if name.ends_with(".sst") {
+            out("sstable", "plain-20-keys", &data)?;
+        } else if name.ends_with(".log") && data.len() >= 24 {
+            // `fuzz_wal` replays as segment 1: renumber the header and fix its CRC.
+            let mut data = data;
+            data[12..20].copy_from_slice(&1u64.to_le_bytes());
+            let crc = crc32fast::hash(&data[..20]);
+            data[20..24].copy_from_slice(&crc.to_le_bytes());
+            out("wal_replay", "segment-as-1", &data)?;
+        } else if name.starts_with("MANIFEST") {
+            out("manifest_replay", "manifest", &data)?;
+        }
+    }
+
+    let user = Caller::via(
+        Principal::assumed_role("111122223333", "Admin", "user01"),
+        &via_service_name("us-west-2"),
+    );
+    let mut ctx = EncryptionContext::new();
+    ctx.insert("sealdb:tableName", "Services");
+    let blob = kms.encrypt(&user, "alias/aws/sealdb", b"secret", &ctx)?;
+    out("kms_blob", "encrypt-6-bytes", &blob)?;
+    out("kms_blob", "empty", b"")?;
+
+    out("wrapped_key", "unchanged", &[0; 60])?;
+    out("wrapped_key", "one-bit", &[1])?;
+    out(
+        "wrapped_key",
+        "random-60",
+        &(0..60u8).map(|i| i.wrapping_mul(151)).collect::<Vec<_>>(),
+    )?;
+
+    out(
+        "key_policy",
+        "service-default",
+        service_default_policy("111122223333", "us-west-2").as_bytes(),
+    )?;
+    out(
+        "key_policy",
+        "customer-default",
+        customer_default_policy("111122223333").as_bytes(),
+    )?;
+
+    let audit_dir = tmp.path().join("kms").join("audit");
+    for e in std::fs::read_dir(&audit_dir)? {
+        let p = e?.path();
+        let mut data = std::fs::read(&p)?;
+        data.insert(0, 0x1f); // the first byte picks the query filter
+        out("audit_query", "events", &data)?;
+    }
+    out(
+        "audit_query",
+        "torn-last-line",
+        b"\x03{\"eventName\":\"Decrypt\"}\n{\"eventNa",
+    )?;
+
+    // Op sequences: [crash_at, (code, arg)*]. See src/fuzz/engine_model.rs.
+    let puts: Vec<u8> = (0..60u8).flat_map(|i| [i % 3, i.wrapping_mul(7)]).collect();
+    out(
+        "engine_model",
+        "puts-no-crash",
+        &[&[255u8][..], &puts].concat(),
+    )?;
+    out(
+        "engine_model",
+        "puts-crash-at-40",
+        &[&[40u8][..], &puts].concat(),
+    )?;
+    let mixed: Vec<u8> = (0..80u8)
+        .flat_map(|i| [i % 10, i.wrapping_mul(13)])
+        .collect();
+    out(
+        "engine_model",
+        "every-op-crash-at-55",
+        &[&[55u8][..], &mixed].concat(),
+    )?;
+    out(
+        "engine_model",
+        "every-op-no-crash",
+        &[&[255u8][..], &mixed].concat(),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,471 @@
+//! Tampering with every file kind, for plaintext and encrypted tables: SSTables, WAL
+//! segments, the manifest, CURRENT and the LocalKms keystore. Each file is flipped,
+//! zeroed in places, truncated and extended; SSTable blocks are swapped at the same
+//! offset between two files of one table and between files of two tables. Every case must
+//! give an error at open or read, never a value that was not written to that table, and
+//! never silently lose a key (the one exception: a shortened WAL reads as a torn tail, which
+//! a crash can produce, so its lost suffix is allowed, though never a wrong value).
+
+mod rel_common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rel_common::{copy_tree, local_kms, value_for, TestResult};
+use sealdb::storage::StdEnv;
+use sealdb::{Db, Options, TableOptions, WriteOptions};
+
+/// Four tables: two plaintext, two encrypted.
+const TABLES: [(&str, bool); 4] = [
+    ("plain", false),
+    ("plain2", false),
+    ("enc", true),
+    ("enc2", true),
+];
+const KEYS_PER_STEP: u64 = 40;
+
+fn options(root: &Path) -> Result<Options, Box<dyn std::error::Error>> {
+    Ok(Options {
+        // Large: only explicit flushes write SSTables, so file numbers follow the tables.
+        write_buffer_size: 8 << 20,
+        block_size: 256,
+        env: Arc::new(StdEnv),
+        kms: Some(Arc::new(local_kms(&root.join("kms"))?)),
+        ..Options::default()
+    })
+}
+
+fn key(table: usize, i: u64) -> Vec<u8> {
+    format!("t{table}-key-{i:05}").into_bytes()
+}
+
+fn value(table: usize, i: u64) -> Vec<u8> {
+    value_for(i * 10 + table as u64, table as u64)
+}
+
+/// Each table gets two SSTables (in table order) and then keys that stay in the WAL.
+fn build(root: &Path) -> Result<BTreeMap<usize, Vec<u64>>, Box<dyn std::error::Error>> {
+    let db = Db::open(root.join("db"), options(root)?)?;
+    let mut written: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    let mut handles = Vec::new();
+    for (ti, (name, enc)) in TABLES.iter().enumerate() {
+        let opts = if *enc {
+            TableOptions::encrypted()
+        } else {
+            TableOptions::plaintext()
+        };
+        let t = db.create_table(name, opts)?;
+        for step in 0..2 {
+            for j in 0..KEYS_PER_STEP {
+                let i = step * KEYS_PER_STEP + j;
+                t.put(key(ti, i), value(ti, i))?;
+                written.entry(ti).or_default().push(i);
+            }
+            db.flush()?;
+        }
+        handles.push(t);
+    }
+    for (ti, t) in handles.iter().enumerate() {
+        for i in 2 * KEYS_PER_STEP..2 * KEYS_PER_STEP + 10 {
+            t.put_opt(key(ti, i), value(ti, i), WriteOptions::synced())?;
+            written.entry(ti).or_default().push(i);
+        }
+    }
+    Ok(written)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    /// Open or a read failed.
+    Error,
+    /// Every key present with its value.
+    Intact,
+    /// Keys missing without any error.
+    SilentLoss(usize),
+    /// A value or key that was never written to this table: the one unforgivable outcome.
+    Wrong(String),
+}
+
+/// Opens the tampered copy and reads every table every way. Panics on a wrong value.
+fn inspect(root: &Path, written: &BTreeMap<usize, Vec<u64>>) -> Vec<Seen> {
+    let opts = match options(root) {
+        Ok(o) => o,
+        Err(_) => return vec![Seen::Error; TABLES.len()],
+    };
+    let db = match Db::open(root.join("db"), opts) {
+        Ok(db) => db,
+        Err(_) => return vec![Seen::Error; TABLES.len()],
+    };
+    let mut seen = Vec::new();
+    for (ti, (name, _)) in TABLES.iter().enumerate() {
+        let r = (|| -> sealdb::Result<Seen> {
+            let t = db.table(name)?;
+            let mut missing = 0;
+            for &i in &written[&ti] {
+                match t.get(key(ti, i))? {
+                    Some(v) if v.as_ref() != value(ti, i).as_slice() => {
+                        return Ok(Seen::Wrong(format!(
+                            "key {i} has a value never written to it"
+                        )))
+                    }
+                    Some(_) => {}
+                    None => missing += 1,
+                }
+            }
+            let mut scanned = 0;
+            for item in t.iter()? {
+                let (k, v) = item?;
+                let Some(i) = written[&ti].iter().find(|&&i| key(ti, i) == k.as_ref()) else {
+                    return Ok(Seen::Wrong(format!(
+                        "phantom key {:?}",
+                        String::from_utf8_lossy(&k)
+                    )));
+                };
+                if v.as_ref() != value(ti, *i).as_slice() {
+                    return Ok(Seen::Wrong(format!("scan: key {i} has a foreign value")));
+                }
+                scanned += 1;
+            }
+            let mut rev = 0;
+            let mut it = t.iter()?.rev();
+            for item in &mut it {
+                item?;
+                rev += 1;
+            }
+            if scanned != rev {
+                return Ok(Seen::Wrong(format!(
+                    "forward scan saw {scanned}, reverse {rev}"
+                )));
+            }
+            let lost = missing.max(written[&ti].len() - scanned);
+            Ok(if lost == 0 {
+                Seen::Intact
+            } else {
+                Seen::SilentLoss(lost)
+            })
+        })();
+        seen.push(r.unwrap_or(Seen::Error));
+    }
+    seen
+}
+
+fn files(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_str().is_some_and(&pred))
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n = name
+                        .chars()
+                        .filter(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(0);
+                    (n, e.path())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// One way to damage a file's bytes; `None` when it does not apply to this file.
+type Mutation = Box<dyn Fn(&[u8]) -> Option<Vec<u8>>>;
+
+fn mutations() -> Vec<(String, Mutation)> {
+    let mut v: Vec<(String, Mutation)> = Vec::new();
+    for k in 0..8u64 {
+        v.push((
+            format!("flip byte {k}/8"),
+            Box::new(move |b: &[u8]| {
+                let mut b = b.to_vec();
+                let len = b.len() as u64;
+                let at = usize::try_from(len.checked_sub(1)? * k / 7).ok()?;
+                *b.get_mut(at)? ^= 0x40;
+                Some(b)
+            }),
+        ));
+    }
+    for (label, frac) in [("start", 0u64), ("middle", 1), ("end", 2)] {
+        v.push((
+            format!("zero 64 bytes at the {label}"),
+            Box::new(move |b: &[u8]| {
+                let mut b = b.to_vec();
+                let n = b.len().min(64);
+                let start = usize::try_from((b.len() - n) as u64 * frac / 2).ok()?;
+                let range = b.get_mut(start..start + n)?;
+                if range.iter().all(|&x| x == 0) {
+                    return None;
+                }
+                range.fill(0);
+                Some(b)
+            }),
+        ));
+    }
+    v.push((
+        "truncate by one byte".into(),
+        Box::new(|b: &[u8]| Some(b.get(..b.len().checked_sub(1)?)?.to_vec())),
+    ));
+    v.push((
+        "truncate to half".into(),
+        Box::new(|b: &[u8]| Some(b.get(..b.len() / 2)?.to_vec())),
+    ));
+    v.push((
+        "truncate to empty".into(),
+        Box::new(|_: &[u8]| Some(Vec::new())),
+    ));
+    v.push((
+        "extend by a zero byte".into(),
+        Box::new(|b: &[u8]| Some([b, &[0]].concat())),
+    ));
+    v.push((
+        "extend by 300 bytes of junk".into(),
+        Box::new(|b: &[u8]| {
+            let junk: Vec<u8> = (0..300u32).map(|i| (i * 37 + 11) as u8).collect();
+            Some([b, &junk].concat())
+        }),
+    ));
+    v
+}
+
+/// Outcomes a case may have besides an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tolerate {
+    /// Only an error will do.
+    Nothing,
+    /// What a crash can produce (a torn tail): keys past the cut may be lost silently.
+    TornTail,
+    /// Bytes a reader may ignore (a partial frame header past the last record).
+    Harmless,
+}
+
+struct Tally {
+    cases: u64,
+    detected: u64,
+    failures: Vec<String>,
+}
+
+fn check_case(
+    pristine: &Path,
+    written: &BTreeMap<usize, Vec<u64>>,
+    case: &str,
+    tolerate: Tolerate,
+    tamper: impl FnOnce(&Path) -> std::io::Result<bool>,
+    tally: &mut Tally,
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    copy_tree(pristine, dir.path())?;
+    if !tamper(dir.path())? {
+        return Ok(());
+    }
+    let seen = inspect(dir.path(), written);
+    tally.cases += 1;
+    if seen.contains(&Seen::Error) {
+        tally.detected += 1;
+    }
+    for (s, (name, _)) in seen.iter().zip(TABLES) {
+        match s {
+            Seen::Wrong(what) => tally.failures.push(format!("{case}: table {name}: {what}")),
+            Seen::SilentLoss(n) if tolerate != Tolerate::TornTail => tally.failures.push(format!(
+                "{case}: table {name} lost {n} keys without an error"
+            )),
+            _ => {}
+        }
+    }
+    if tolerate == Tolerate::Nothing
+        && !seen.contains(&Seen::Error)
+        && seen.iter().all(|s| *s == Seen::Intact)
+    {
+        tally
+            .failures
+            .push(format!("{case}: went unnoticed (data intact)"));
+    }
+    Ok(())
+}
+
+/// A pristine database to copy and damage.
+struct Fixture {
+    pristine: tempfile::TempDir,
+    written: BTreeMap<usize, Vec<u64>>,
+    /// SSTables in file-number order: two per table, in `TABLES` order.
+    ssts: Vec<PathBuf>,
+}
+
+fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
+    let pristine = tempfile::tempdir()?;
+    let written = build(pristine.path())?;
+    // Sanity: the pristine copy reads back whole.
+    assert!(inspect(pristine.path(), &written)
+        .iter()
+        .all(|s| *s == Seen::Intact));
+    let ssts = files(&pristine.path().join("db"), |n| n.ends_with(".sst"));
+    assert_eq!(
+        ssts.len(),
+        2 * TABLES.len(),
+        "one SSTable per flush per table"
+    );
+    Ok(Fixture {
+        pristine,
+        written,
+        ssts,
+    })
+}
+
+/// SSTables `a` and `b` trade places whole.
+fn swap_whole_files(
+    fx: &Fixture,
+    a: usize,
+    b: usize,
+    label: &str,
+    tally: &mut Tally,
+) -> TestResult {
+    let root = fx.pristine.path();
+    let (ra, rb) = (
+        fx.ssts[a].strip_prefix(root)?.to_path_buf(),
+        fx.ssts[b].strip_prefix(root)?.to_path_buf(),
+    );
+    check_case(
+        root,
+        &fx.written,
+        &format!("swap whole files {label}"),
+        Tolerate::Nothing,
+        |d| {
+            let x = std::fs::read(d.join(&ra))?;
+            std::fs::copy(d.join(&rb), d.join(&ra))?;
+            std::fs::write(d.join(&rb), x)?;
+            Ok(true)
+        },
+        tally,
+    )
+}
+
+fn new_tally() -> Tally {
+    Tally {
+        cases: 0,
+        detected: 0,
+        failures: Vec::new(),
+    }
+}
+
+fn assert_clean(tally: &Tally) {
+    assert!(
+        tally.failures.is_empty(),
+        "{} failures:\n{}",
+        tally.failures.len(),
+        tally.failures.join("\n")
+    );
+}
+
+/// Found by this test: a plaintext SSTable carries no identity (file number or table id)
+/// and its CRCs do not cover one, so a whole file moved into another's place (same table
+/// or another plaintext table) is read as if it belonged there: keys vanish silently or
+/// another table's keys appear.
+#[test]
+#[ignore = "engine bug: plaintext SSTables are not bound to their file number or table; a swapped file is read as valid"]
+fn regression_plaintext_sstables_swapped_whole_are_detected() -> TestResult {
+    let fx = fixture()?;
+    let mut tally = new_tally();
+    swap_whole_files(&fx, 0, 1, "within plain", &mut tally)?;
+    swap_whole_files(&fx, 0, 2, "plain/plain2", &mut tally)?;
+    assert_clean(&tally);
+    Ok(())
+}
+
+#[test]
+fn every_tampered_file_gives_an_error_never_foreign_data() -> TestResult {
+    let fx = fixture()?;
+    let pristine = &fx.pristine;
+    let written = &fx.written;
+    let ssts = &fx.ssts;
+    let db = pristine.path().join("db");
+    let wals = files(&db, |n| n.ends_with(".log"));
+    let manifests = files(&db, |n| n.starts_with("MANIFEST"));
+    let mut targets: Vec<(PathBuf, &str)> = Vec::new();
+    targets.extend(ssts.iter().map(|p| (p.clone(), "sst")));
+    targets.extend(wals.iter().map(|p| (p.clone(), "wal")));
+    targets.extend(manifests.iter().map(|p| (p.clone(), "manifest")));
+    targets.push((db.join("CURRENT"), "current"));
+    targets.push((
+        pristine.path().join("kms").join(sealdb::kms::KEYSTORE_FILE),
+        "keystore",
+    ));
+    let mut tally = new_tally();
+    for (path, kind) in &targets {
+        let rel = path.strip_prefix(pristine.path())?.to_path_buf();
+        let original = std::fs::read(path)?;
+        for (label, m) in mutations() {
+            let Some(bad) = m(&original) else { continue };
+            let case = format!("{kind} {}: {label}", rel.display());
+            // A WAL cut short is a torn tail: loss of its suffix is what a crash gives. One
+            // stray byte after the last WAL or manifest record is a torn frame header.
+            let tolerate = match (*kind, label.as_str()) {
+                ("wal", l) if l.starts_with("truncate") => Tolerate::TornTail,
+                ("wal" | "manifest", "extend by a zero byte") => Tolerate::Harmless,
+                _ => Tolerate::Nothing,
+            };
+            check_case(
+                pristine.path(),
+                written,
+                &case,
+                tolerate,
+                |d| std::fs::write(d.join(&rel), &bad).map(|_| true),
+                &mut tally,
+            )?;
+        }
+    }
+    // Same-offset block swaps: within a table (files 0 and 1 of table t) and between tables
+    // of the same kind (file 0 of `plain` and `plain2`, of `enc` and `enc2`).
+    let pairs = [
+        (0, 1, "within plain"),
+        (4, 5, "within enc"),
+        (0, 2, "plain/plain2"),
+        (4, 6, "enc/enc2"),
+        (0, 4, "plain/enc"),
+    ];
+    for (a, b, label) in pairs {
+        let (ra, rb) = (
+            ssts[a].strip_prefix(pristine.path())?.to_path_buf(),
+            ssts[b].strip_prefix(pristine.path())?.to_path_buf(),
+        );
+        let len = std::fs::metadata(&ssts[a])?
+            .len()
+            .min(std::fs::metadata(&ssts[b])?.len());
+        for block in [0u64, 256, 512, len.saturating_sub(256)] {
+            let case = format!("swap 256 bytes at {block} {label}");
+            check_case(
+                pristine.path(),
+                written,
+                &case,
+                Tolerate::Nothing,
+                |d| {
+                    let (mut x, mut y) = (std::fs::read(d.join(&ra))?, std::fs::read(d.join(&rb))?);
+                    let (s, e) = (block as usize, (block + 256).min(len) as usize);
+                    if s >= e || x[s..e] == y[s..e] {
+                        return Ok(false);
+                    }
+                    let tmp = x[s..e].to_vec();
+                    x[s..e].copy_from_slice(&y[s..e]);
+                    y[s..e].copy_from_slice(&tmp);
+                    std::fs::write(d.join(&ra), x)?;
+                    std::fs::write(d.join(&rb), y)?;
+                    Ok(true)
+                },
+                &mut tally,
+            )?;
+        }
+        if label != "within plain" && label != "plain/plain2" {
+            swap_whole_files(&fx, a, b, label, &mut tally)?;
+        }
+    }
+    println!(
+        "tamper: {} cases over {} files, {} detected",
+        tally.cases,
+        targets.len(),
+        tally.detected
+    );
+    assert_clean(&tally);
+    Ok(())
+}

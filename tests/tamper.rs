@@ -362,9 +362,9 @@ fn assert_clean(tally: &Tally) {
 /// Found by this test: a plaintext SSTable carries no identity (file number or table id)
 /// and its CRCs do not cover one, so a whole file moved into another's place (same table
 /// or another plaintext table) is read as if it belonged there: keys vanish silently or
-/// another table's keys appear.
+/// another table's keys appear. Fixed: opening a file checks its key range and entry count
+/// against the manifest's (unique sequence numbers make them a file's identity).
 #[test]
-#[ignore = "engine bug: plaintext SSTables are not bound to their file number or table; a swapped file is read as valid"]
 fn regression_plaintext_sstables_swapped_whole_are_detected() -> TestResult {
     let fx = fixture()?;
     let mut tally = new_tally();

@@ -174,7 +174,7 @@ fn open_table_file(
     let encrypted = t.is_encrypted();
     let key = t.table_key();
     let opener_label = Arc::clone(&label);
-    sst::Table::open(
+    let reader = sst::Table::open(
         file,
         Arc::clone(&label),
         f.number.0,
@@ -218,7 +218,26 @@ fn open_table_file(
             )),
         },
         cache,
-    )
+    )?;
+    check_matches_manifest(&reader, f)?;
+    Ok(reader)
+}
+
+/// A file must be the one the manifest describes. Internal keys carry unique sequence
+/// numbers, so no two files share a smallest or largest key: a plaintext file swapped in
+/// for another (whose CRCs are all valid) is caught here. (An encrypted file is already
+/// bound to its table and number by its blocks' associated data.)
+fn check_matches_manifest(reader: &sst::Table, f: &FileHandle) -> Result<()> {
+    let p = reader.properties();
+    if p.smallest != f.smallest || p.largest != f.largest || p.entries != f.entries {
+        return Err(Error::corruption(
+            names::table(f.number),
+            0,
+            "the file's key range or entry count differs from the manifest's \
+             (a swapped, replaced or misplaced file)",
+        ));
+    }
+    Ok(())
 }
 
 fn live(kind: ValueKind, v: Bytes) -> Option<Bytes> {

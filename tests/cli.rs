@@ -572,3 +572,13 @@ fn demo_runs_and_shows_the_story() -> TestResult {
     assert_eq!(Run::from(r).code, 0);
     Ok(())
 }
+
+#[cfg(not(feature = "aws-kms"))]
+#[test]
+fn aws_kms_without_the_feature_is_a_usage_error() -> TestResult {
+    let f = Fixture::new()?;
+    let r = f.run(&["--kms", "aws:alias/x", "create-table", "T"])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error().contains("aws-kms feature"), "{}", r.stderr);
+    Ok(())
+}

@@ -28,9 +28,13 @@ pub struct Global {
         default_value = "./sealdb-data"
     )]
     pub db: PathBuf,
-    /// The local KMS directory [default: a sibling of the database, <db>.kms].
+    /// The local KMS directory [default: a sibling of the database, <db>.kms], or
+    /// `aws:<key-id-or-alias>` for AWS KMS (a build with the `aws-kms` feature).
     #[arg(long, global = true, env = "SEALDB_KMS")]
     pub kms: Option<PathBuf>,
+    /// The AWS KMS endpoint URL (with `--kms aws:...`) [default: the region's].
+    #[arg(long, global = true, env = "SEALDB_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
     /// The principal to act as [default: arn:aws:sts::<account>:assumed-role/Admin/user01].
     #[arg(long, global = true, env = "SEALDB_PRINCIPAL")]
     pub principal: Option<String>,

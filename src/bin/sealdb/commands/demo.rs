@@ -57,7 +57,12 @@ pub fn run(ctx: &Context, a: DemoArgs) -> Result<(), CliError> {
 
     let kms = open_kms_at(&kms_dir, &ctx.account, &ctx.region)?;
     {
-        let db = open_db_at(&db_dir, &kms, ctx, true)?;
+        let db = open_db_at(
+            &db_dir,
+            &(std::sync::Arc::clone(&kms) as std::sync::Arc<dyn sealdb::kms::Kms>),
+            ctx,
+            true,
+        )?;
         tour(&db, &kms, &db_dir, a.count)?;
     }
 

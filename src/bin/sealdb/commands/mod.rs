@@ -66,6 +66,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub struct Context {
     pub db_dir: PathBuf,
     pub kms_dir: PathBuf,
+    /// `Some(key)` when `--kms aws:<key>` names an AWS KMS key.
+    pub aws_key: Option<String>,
+    pub kms_endpoint: Option<String>,
     pub principal: Principal,
     pub account: String,
     pub region: String,
@@ -79,13 +82,21 @@ impl Context {
             }
             None => Principal::assumed_role(&g.account, "Admin", "user01"),
         };
+        let aws_key = g
+            .kms
+            .as_ref()
+            .and_then(|k| k.to_str())
+            .and_then(|k| k.strip_prefix("aws:"))
+            .map(str::to_owned);
         let kms_dir = match g.kms {
-            Some(dir) => dir,
-            None => sibling_kms_dir(&g.db)?,
+            Some(dir) if aws_key.is_none() => dir,
+            _ => sibling_kms_dir(&g.db)?,
         };
         Ok(Context {
             db_dir: g.db,
             kms_dir,
+            aws_key,
+            kms_endpoint: g.kms_endpoint,
             principal,
             account: g.account,
             region: g.region,
@@ -95,18 +106,32 @@ impl Context {
     /// Opens the local KMS, with its root key from the environment
     /// (`SEALDB_KMS_PASSPHRASE`, `SEALDB_KMS_KEY_FILE`, else a development key file).
     pub fn open_kms(&self) -> Result<Arc<LocalKms>, CliError> {
+        if self.aws_key.is_some() {
+            return Err(CliError::usage(
+                "this command works with the local KMS; with AWS KMS use the AWS console, \
+                 CLI or CloudTrail",
+            ));
+        }
         open_kms_at(&self.kms_dir, &self.account, &self.region)
     }
 
+    /// The KMS the engine uses: AWS KMS for `--kms aws:<key>`, else the local one.
+    pub fn open_engine_kms(&self) -> Result<Arc<dyn Kms>, CliError> {
+        match &self.aws_key {
+            Some(key) => open_aws_kms(key, &self.region, self.kms_endpoint.as_deref()),
+            None => Ok(self.open_kms()? as Arc<dyn Kms>),
+        }
+    }
+
     /// Opens the database (creating it when `create` is set) with the local KMS.
-    pub fn open_db(&self, create: bool) -> Result<(Db, Arc<LocalKms>), CliError> {
+    pub fn open_db(&self, create: bool) -> Result<(Db, Arc<dyn Kms>), CliError> {
         if !create && !self.db_dir.exists() {
             return Err(CliError::not_found(format!(
                 "no database at {} (create a table first, or pass --db)",
                 self.db_dir.display()
             )));
         }
-        let kms = self.open_kms()?;
+        let kms = self.open_engine_kms()?;
         let db = open_db_at(&self.db_dir, &kms, self, create)?;
         Ok((db, kms))
     }
@@ -119,13 +144,33 @@ pub fn open_kms_at(dir: &Path, account: &str, region: &str) -> Result<Arc<LocalK
     )?))
 }
 
+#[cfg(feature = "aws-kms")]
+fn open_aws_kms(key: &str, region: &str, endpoint: Option<&str>) -> Result<Arc<dyn Kms>, CliError> {
+    let mut o = sealdb::kms::AwsKmsOptions::new(key);
+    o.region = Some(region.to_owned());
+    o.endpoint_url = endpoint.map(str::to_owned);
+    Ok(Arc::new(sealdb::kms::AwsKms::new(o)?))
+}
+
+#[cfg(not(feature = "aws-kms"))]
+fn open_aws_kms(
+    _key: &str,
+    _region: &str,
+    _endpoint: Option<&str>,
+) -> Result<Arc<dyn Kms>, CliError> {
+    Err(CliError::usage(
+        "--kms aws:... needs a sealdb built with the aws-kms feature \
+         (cargo build --release --features aws-kms)",
+    ))
+}
+
 pub fn open_db_at(
     dir: &Path,
-    kms: &Arc<LocalKms>,
+    kms: &Arc<dyn Kms>,
     ctx: &Context,
     create: bool,
 ) -> Result<Db, CliError> {
-    let kms: Arc<dyn Kms> = Arc::clone(kms) as Arc<dyn Kms>;
+    let kms: Arc<dyn Kms> = Arc::clone(kms);
     let opts = Options {
         create_if_missing: create,
         kms: Some(kms),

@@ -224,7 +224,7 @@ fn run_thread(
         ..ThreadOutcome::default()
     };
     let mut k = [0u8; KEY_LEN];
-    let mut timed = |out: &mut ThreadOutcome, f: &mut dyn FnMut() -> EngineResult<()>| {
+    let timed = |out: &mut ThreadOutcome, f: &mut dyn FnMut() -> EngineResult<()>| {
         let t0 = Instant::now();
         f()?;
         out.latency.record(t0.elapsed());

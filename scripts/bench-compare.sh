@@ -22,6 +22,7 @@ done
 
 OUT="${BENCH_OUT:-target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
+export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/x86_64-linux-gnu}" ROCKSDB_INCLUDE_DIR="${ROCKSDB_INCLUDE_DIR:-/usr/include}"
 cargo build --release -p bench-compare
 BIN=target/release/bench-compare
 

@@ -56,7 +56,7 @@ fn rustcrypto(iters: u64) -> AeadFigure {
         let tag = c
             .encrypt_in_place_detached(Nonce::from_slice(&nonce(i)), &AAD, &mut buf)
             .expect("seal");
-        std::hint::black_box(tag);
+        let _ = std::hint::black_box(tag);
     });
     let mut ct = vec![0x5a; BLOCK];
     let tag = c
@@ -79,7 +79,7 @@ fn ring_figure(iters: u64) -> AeadFigure {
         let tag = k
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(i)), Aad::from(AAD), &mut buf)
             .expect("seal");
-        std::hint::black_box(tag);
+        let _ = std::hint::black_box(tag);
     });
     let mut ct = vec![0x5a; BLOCK];
     let tag = k
@@ -103,7 +103,7 @@ fn awslc_figure(iters: u64) -> AeadFigure {
         let tag = k
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(i)), Aad::from(AAD), &mut buf)
             .expect("seal");
-        std::hint::black_box(tag);
+        let _ = std::hint::black_box(tag);
     });
     let mut ct = vec![0x5a; BLOCK];
     let tag = k

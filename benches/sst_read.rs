@@ -11,7 +11,8 @@ use sealdb::bench::key;
 const N: u64 = 20_000;
 
 fn sst_read(c: &mut Criterion) {
-    let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..N).map(|i| (key(i).to_vec(), vec![3u8; 100])).collect();
+    let entries: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..N).map(|i| (key(i).to_vec(), vec![3u8; 100])).collect();
     let mut g = c.benchmark_group("sst-get");
     g.throughput(Throughput::Elements(1));
     for (name, sealed) in [("plain", false), ("encrypted", true)] {

@@ -205,8 +205,18 @@ mod tests {
     fn validate_rejects_zero_and_oversize() {
         let ok = BenchConfig::default();
         assert!(ok.validate().is_ok());
-        assert!(BenchConfig { num: 0, ..ok.clone() }.validate().is_err());
-        assert!(BenchConfig { threads: 0, ..ok.clone() }.validate().is_err());
+        assert!(BenchConfig {
+            num: 0,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
+        assert!(BenchConfig {
+            threads: 0,
+            ..ok.clone()
+        }
+        .validate()
+        .is_err());
         assert!(BenchConfig {
             value_size: crate::MAX_VALUE_LEN + 1,
             ..ok

@@ -95,7 +95,10 @@ impl UnitCodec {
                 UnitOpener::sealed(unit_ctx(), &dek),
             )
         } else {
-            (UnitSealer::plain(), UnitOpener::plain(Arc::from("bench.sst")))
+            (
+                UnitSealer::plain(),
+                UnitOpener::plain(Arc::from("bench.sst")),
+            )
         };
         UnitCodec {
             sealer,
@@ -109,7 +112,8 @@ impl UnitCodec {
     pub fn seal(&mut self, payload: &[u8]) -> Result<(u64, usize)> {
         self.out.clear();
         let at = self.offset;
-        self.sealer.seal(UnitKind::Data, at, payload, &mut self.out)?;
+        self.sealer
+            .seal(UnitKind::Data, at, payload, &mut self.out)?;
         self.offset += self.out.len() as u64;
         Ok((at, self.out.len()))
     }

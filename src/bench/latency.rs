@@ -18,7 +18,8 @@ impl LatencyRecorder {
     }
 
     pub fn record(&mut self, d: Duration) {
-        self.samples.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.samples
+            .push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
     pub fn merge(&mut self, other: LatencyRecorder) {
@@ -83,7 +84,10 @@ mod tests {
 
     #[test]
     fn empty_is_zero() {
-        assert_eq!(LatencyRecorder::default().summary(), LatencySummary::default());
+        assert_eq!(
+            LatencyRecorder::default().summary(),
+            LatencySummary::default()
+        );
     }
 
     #[test]

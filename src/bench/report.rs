@@ -93,8 +93,10 @@ fn row(r: &WorkloadReport) -> [String; 11] {
         opt(r.write_amp),
         opt(r.space_amp),
         format!("{:.1}", r.db_bytes as f64 / (1 << 20) as f64),
-        r.peak_rss_bytes
-            .map_or_else(|| "-".to_string(), |b| format!("{:.0}", b as f64 / (1 << 20) as f64)),
+        r.peak_rss_bytes.map_or_else(
+            || "-".to_string(),
+            |b| format!("{:.0}", b as f64 / (1 << 20) as f64),
+        ),
     ]
 }
 

@@ -73,7 +73,8 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
             }
             generation += 1;
             let dir = base.join(format!("db-{generation}"));
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("bench: creating the db dir", e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io("bench: creating the db dir", e))?;
             let engine = factory
                 .open(&dir, config)
                 .map_err(|e| engine_err("opening the engine", e))?;

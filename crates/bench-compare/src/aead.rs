@@ -77,20 +77,32 @@ fn ring_figure(iters: u64) -> AeadFigure {
     let mut buf = vec![0x5a; BLOCK];
     let seal = time(iters, |i| {
         let tag = k
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(i)), Aad::from(AAD), &mut buf)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce(i)),
+                Aad::from(AAD),
+                &mut buf,
+            )
             .expect("seal");
         let _ = std::hint::black_box(tag);
     });
     let mut ct = vec![0x5a; BLOCK];
     let tag = k
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(0)), Aad::from(AAD), &mut ct)
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce(0)),
+            Aad::from(AAD),
+            &mut ct,
+        )
         .expect("seal");
     ct.extend_from_slice(tag.as_ref());
     let mut work = ct.clone();
     let open = time(iters, |_| {
         work.copy_from_slice(&ct);
-        k.open_in_place(Nonce::assume_unique_for_key(nonce(0)), Aad::from(AAD), &mut work)
-            .expect("open");
+        k.open_in_place(
+            Nonce::assume_unique_for_key(nonce(0)),
+            Aad::from(AAD),
+            &mut work,
+        )
+        .expect("open");
     });
     figure("ring 0.17", seal, open)
 }
@@ -101,20 +113,32 @@ fn awslc_figure(iters: u64) -> AeadFigure {
     let mut buf = vec![0x5a; BLOCK];
     let seal = time(iters, |i| {
         let tag = k
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(i)), Aad::from(AAD), &mut buf)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce(i)),
+                Aad::from(AAD),
+                &mut buf,
+            )
             .expect("seal");
         let _ = std::hint::black_box(tag);
     });
     let mut ct = vec![0x5a; BLOCK];
     let tag = k
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce(0)), Aad::from(AAD), &mut ct)
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce(0)),
+            Aad::from(AAD),
+            &mut ct,
+        )
         .expect("seal");
     ct.extend_from_slice(tag.as_ref());
     let mut work = ct.clone();
     let open = time(iters, |_| {
         work.copy_from_slice(&ct);
-        k.open_in_place(Nonce::assume_unique_for_key(nonce(0)), Aad::from(AAD), &mut work)
-            .expect("open");
+        k.open_in_place(
+            Nonce::assume_unique_for_key(nonce(0)),
+            Aad::from(AAD),
+            &mut work,
+        )
+        .expect("open");
     });
     figure("aws-lc-rs 1", seal, open)
 }

@@ -250,7 +250,10 @@ impl EngineFactory for RedbFactory {
 }
 
 impl Redb {
-    fn write(&self, f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>) -> EngineResult<()>) -> EngineResult<()> {
+    fn write(
+        &self,
+        f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>) -> EngineResult<()>,
+    ) -> EngineResult<()> {
         let mut tx = self.db.begin_write()?;
         tx.set_durability(self.durability);
         {
@@ -294,7 +297,11 @@ impl BenchEngine for Redb {
         let t = tx.open_table(REDB_TABLE)?;
         let mut n = 0;
         let it = t.iter()?;
-        let mut each = |kv: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>), redb::StorageError>| -> EngineResult<()> {
+        let mut each = |kv: Result<
+            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
+            redb::StorageError,
+        >|
+         -> EngineResult<()> {
             let (k, v) = kv?;
             visit(k.value(), v.value());
             n += 1;

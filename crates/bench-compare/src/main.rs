@@ -65,7 +65,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "{}",
             markdown(
-                &["AES-256-GCM, 4 KiB", "seal GiB/s", "open GiB/s", "seal us/block", "open us/block"],
+                &[
+                    "AES-256-GCM, 4 KiB",
+                    "seal GiB/s",
+                    "open GiB/s",
+                    "seal us/block",
+                    "open us/block"
+                ],
                 &rows
             )
         );
@@ -77,7 +83,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.combine.is_empty() {
         let mut reports = Vec::new();
         for p in &args.combine {
-            reports.push(serde_json::from_str::<BenchReport>(&std::fs::read_to_string(p)?)?);
+            reports.push(serde_json::from_str::<BenchReport>(
+                &std::fs::read_to_string(p)?,
+            )?);
         }
         print!("{}", combine(&reports));
         return Ok(());
@@ -128,30 +136,46 @@ fn combine(reports: &[BenchReport]) -> String {
     }
     let mut out = String::new();
     let names: Vec<String> = reports.iter().map(|r| r.engine.clone()).collect();
-    let header: Vec<String> = std::iter::once("ops/s".to_string()).chain(names.iter().cloned()).collect();
+    let header: Vec<String> = std::iter::once("ops/s".to_string())
+        .chain(names.iter().cloned())
+        .collect();
     let cell = |r: &BenchReport, w: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String| {
         r.results
             .iter()
             .find(|x| x.workload == w)
             .map_or_else(|| "-".to_string(), f)
     };
-    let table = |title: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String, only_writes: bool| {
-        let mut rows = Vec::new();
-        for w in &workloads {
-            if only_writes && !["fillseq", "fillrandom", "overwrite", "fillbatch", "deleterandom"].contains(&w.as_str()) {
-                continue;
+    let table =
+        |title: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String, only_writes: bool| {
+            let mut rows = Vec::new();
+            for w in &workloads {
+                if only_writes
+                    && ![
+                        "fillseq",
+                        "fillrandom",
+                        "overwrite",
+                        "fillbatch",
+                        "deleterandom",
+                    ]
+                    .contains(&w.as_str())
+                {
+                    continue;
+                }
+                let mut row = vec![w.clone()];
+                row.extend(reports.iter().map(|r| cell(r, w, f)));
+                rows.push(row);
             }
-            let mut row = vec![w.clone()];
-            row.extend(reports.iter().map(|r| cell(r, w, f)));
-            rows.push(row);
-        }
-        let mut h = header.clone();
-        h[0] = title.to_string();
-        render(&h, &rows)
-    };
+            let mut h = header.clone();
+            h[0] = title.to_string();
+            render(&h, &rows)
+        };
     out.push_str(&table("ops/s", &|x| format!("{:.0}", x.ops_per_sec), false));
     out.push('\n');
-    out.push_str(&table("p99 us", &|x| format!("{:.1}", x.latency.p99_us), false));
+    out.push_str(&table(
+        "p99 us",
+        &|x| format!("{:.1}", x.latency.p99_us),
+        false,
+    ));
     out.push('\n');
     out.push_str(&table(
         "write amp",
@@ -167,7 +191,10 @@ fn combine(reports: &[BenchReport]) -> String {
     out.push('\n');
     out.push_str(&table(
         "peak RSS MiB",
-        &|x| x.peak_rss_bytes.map_or("-".into(), |v| format!("{:.0}", v as f64 / 1048576.0)),
+        &|x| {
+            x.peak_rss_bytes
+                .map_or("-".into(), |v| format!("{:.0}", v as f64 / 1048576.0))
+        },
         false,
     ));
     out

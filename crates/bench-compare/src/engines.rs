@@ -213,6 +213,14 @@ impl BenchEngine for Fjall {
 
 pub struct RedbFactory;
 
+type RedbEntry<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("bench");
 
 struct Redb {
@@ -308,11 +316,7 @@ impl BenchEngine for Redb {
         let t = tx.open_table(REDB_TABLE)?;
         let mut n = 0;
         let it = t.iter()?;
-        let mut each = |kv: Result<
-            (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-            redb::StorageError,
-        >|
-         -> EngineResult<()> {
+        let mut each = |kv: RedbEntry<'_>| -> EngineResult<()> {
             let (k, v) = kv?;
             visit(k.value(), v.value());
             n += 1;

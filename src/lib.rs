@@ -48,6 +48,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
 #[allow(dead_code)]
 mod cache;
 pub mod clock;

@@ -113,3 +113,10 @@ pub mod fuzz_api {
         }
     }
 }
+
+/// Components the criterion benches time directly (`bench-internals` feature only).
+#[cfg(feature = "bench-internals")]
+pub(crate) mod bench_hooks {
+    pub(crate) use super::block_builder::BlockBuilder;
+    pub(crate) use super::bloom::{BloomBuilder, BloomFilter};
+}

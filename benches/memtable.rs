@@ -1,0 +1,36 @@
+//! Memtable insert (random order) and point get on 100k entries of 16-byte keys and
+//! 100-byte values.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sealdb::bench::internals::Memtable;
+use sealdb::bench::key;
+
+const N: u64 = 100_000;
+
+fn memtable(c: &mut Criterion) {
+    let value = vec![7u8; 100];
+    let mut g = c.benchmark_group("memtable");
+    g.throughput(Throughput::Elements(1));
+    let mem = Memtable::default();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut seq = 0u64;
+    g.bench_function("insert", |b| {
+        b.iter(|| {
+            seq += 1;
+            mem.insert(&key(rng.gen_range(0..N)), seq, &value)
+        })
+    });
+    let full = Memtable::default();
+    for i in 0..N {
+        full.insert(&key(i), i + 1, &value);
+    }
+    g.bench_function("get-100k", |b| {
+        b.iter(|| full.get(&key(rng.gen_range(0..N))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, memtable);
+criterion_main!(benches);

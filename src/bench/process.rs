@@ -1,0 +1,79 @@
+//! Process- and directory-level measurements: peak RSS, bytes written by the process, the
+//! size of a directory tree.
+
+use std::io;
+use std::path::Path;
+
+/// The process's peak resident set size in bytes (`VmHWM` of /proc/self/status), where
+/// the platform has it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_kib_field(&status, "VmHWM:")
+}
+
+/// Bytes this process passed to write-family syscalls (`wchar` of /proc/self/io): the
+/// engine-agnostic way to measure what a peer engine writes, where the platform has it.
+pub fn process_bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn parse_kib_field(text: &str, field: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line
+        .strip_prefix(field)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Total size of the regular files under `dir`, recursively (apparent sizes).
+pub fn dir_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                total += e.metadata()?.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vmhwm() {
+        let s = "Name:\tx\nVmPeak:\t  2000 kB\nVmHWM:\t    1234 kB\n";
+        assert_eq!(parse_kib_field(s, "VmHWM:"), Some(1234 * 1024));
+        assert_eq!(parse_kib_field(s, "VmRSS:"), None);
+    }
+
+    #[test]
+    fn dir_size_sums_nested_files() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("a"), [0u8; 100])?;
+        std::fs::create_dir(dir.path().join("sub"))?;
+        std::fs::write(dir.path().join("sub").join("b"), [0u8; 23])?;
+        assert_eq!(dir_size(dir.path())?, 123);
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_counters_are_read() {
+        assert!(peak_rss_bytes().is_some_and(|b| b > 0));
+        assert!(process_bytes_written().is_some());
+    }
+}

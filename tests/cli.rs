@@ -582,3 +582,27 @@ fn aws_kms_without_the_feature_is_a_usage_error() -> TestResult {
     assert!(r.error().contains("aws-kms feature"), "{}", r.stderr);
     Ok(())
 }
+
+#[test]
+fn bench_runs_the_db_bench_workloads() -> TestResult {
+    let f = Fixture::new()?;
+    let r = f
+        .run(&[
+            "bench",
+            "--num",
+            "2000",
+            "--benchmarks",
+            "fillrandom,readrandom",
+            "--mode",
+            "both",
+        ])?
+        .ok()?;
+    assert!(
+        r.stdout.contains("fillrandom") && r.stdout.contains("readrandom"),
+        "{}",
+        r.stdout
+    );
+    let r = f.run(&["bench", "--benchmarks", "nosuchload"])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    Ok(())
+}

@@ -15,6 +15,7 @@
 //! # Ok::<(), sealdb::Error>(())
 //! ```
 
+mod cli;
 mod config;
 mod counting_env;
 mod engine;
@@ -29,6 +30,7 @@ mod sealdb_engine;
 #[doc(hidden)]
 pub mod internals;
 
+pub use cli::{run_args, BenchArgs, BenchMode};
 pub use config::{parse_workloads, BenchConfig, Workload, FILL_BATCH_SIZE, SEEK_NEXTS};
 pub use counting_env::CountingEnv;
 pub use engine::{BenchEngine, EngineError, EngineFactory, EngineResult};

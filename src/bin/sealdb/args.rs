@@ -140,12 +140,8 @@ pub enum Command {
     Kms(KmsCommand),
     /// Creates a new grant for the engine on an encrypted table (after a revoke).
     RenewGrant { table: String },
-    /// Runs the db_bench-style benchmarks.
-    Bench {
-        /// Arguments passed to the benchmark runner.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Runs the db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom, ...).
+    Bench(sealdb::bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]

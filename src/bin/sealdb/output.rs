@@ -51,11 +51,6 @@ impl CliError {
     pub fn not_found(message: impl Into<String>) -> CliError {
         CliError::new(Exit::NotFound, message)
     }
-
-    /// For commands whose engine support has not landed in this build.
-    pub fn unavailable(command: &str) -> CliError {
-        CliError::usage(format!("`{command}` is not available in this build"))
-    }
 }
 
 impl fmt::Display for CliError {

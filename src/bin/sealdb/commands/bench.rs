@@ -1,8 +1,8 @@
-//! `bench`: the db_bench-style runner belongs to the benchmarks work; not in this build.
+//! `bench`: the db_bench-style runner (`sealdb::bench`), on its own temporary databases.
 
-use super::Context;
 use crate::output::CliError;
 
-pub fn run(_ctx: &Context, _args: &[String]) -> Result<(), CliError> {
-    Err(CliError::unavailable("bench"))
+pub fn run(args: &sealdb::bench::BenchArgs) -> Result<(), CliError> {
+    sealdb::bench::run_args(args)?;
+    Ok(())
 }

@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(f) => maintenance::status(&ctx, f),
         Command::Audit(a) => audit::run(&ctx, a),
         Command::Kms(k) => kms::run(&ctx, k),
-        Command::Bench { args } => bench::run(&ctx, &args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 

@@ -49,6 +49,9 @@ fn encrypted_markers_appear_in_no_file_plaintext_markers_do() -> TestResult {
     }
     db.flush()?;
     check("after overwrite and second flush")?;
+    db.compact_table("secret")?;
+    db.compact_table("open")?;
+    check("after compaction")?;
     drop((secret, open, db));
     let db = fx.open()?;
     check("after reopen")?;

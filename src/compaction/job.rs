@@ -268,6 +268,7 @@ impl DbInner {
             // Deleted when the last version or reader holding them lets go.
             for f in plan.all_inputs() {
                 f.mark_obsolete();
+                self.table_cache.evict(f.table, f.number);
             }
         }
         Ok(())

@@ -120,6 +120,7 @@ pub(crate) struct DbInner {
     pub(crate) bg_cv: Condvar,
     pub(crate) poisoned: Mutex<Option<String>>,
     pub(crate) cache: Arc<BlockCache>,
+    pub(crate) table_cache: Arc<crate::cache::TableCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) keyring: Option<Arc<keyring::Keyring>>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,

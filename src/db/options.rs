@@ -24,6 +24,9 @@ pub struct Options {
     pub max_immutable_memtables: usize,
     /// Byte capacity of the shared cache of decoded blocks (default 32 MiB).
     pub block_cache_bytes: usize,
+    /// SSTables kept open (mapped, with their index, filter and data key) at once; the
+    /// least recently used are closed beyond it (default 1000).
+    pub max_open_files: usize,
     /// Target size of a data block before protection (default 4 KiB).
     pub block_size: usize,
     /// Bloom filter bits per key (default 10, about 1% false positives).
@@ -76,6 +79,7 @@ impl Default for Options {
             write_buffer_size: 32 << 20,
             max_immutable_memtables: 2,
             block_cache_bytes: 32 << 20,
+            max_open_files: 1000,
             block_size: 4096,
             bloom_bits_per_key: 10,
             env: default_env(),
@@ -106,6 +110,7 @@ impl fmt::Debug for Options {
             .field("write_buffer_size", &self.write_buffer_size)
             .field("max_immutable_memtables", &self.max_immutable_memtables)
             .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("max_open_files", &self.max_open_files)
             .field("block_size", &self.block_size)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("kms", &self.kms.as_ref().map(|_| "configured"))

@@ -13,7 +13,7 @@ use crate::memtable::MemTableIter;
 use crate::sst;
 use crate::types::{SeqNo, ValueKind};
 
-use crate::cache::BlockCache;
+use crate::cache::{BlockCache, TableCache};
 use crate::storage::Env;
 
 use super::level_iter::{LevelIterator, OpenFile};
@@ -128,7 +128,7 @@ impl DbInner {
 
     /// The open reader of a file, opening it (and unwrapping its data key) on first use.
     pub(crate) fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<sst::Table>> {
-        open_reader(&*self.env, &self.cache, t, f)
+        open_reader(&*self.env, &self.cache, &self.table_cache, t, f)
     }
 
     /// Opens a file's reader afresh (not the shared one), with or without the block cache.
@@ -145,19 +145,24 @@ impl DbInner {
     pub(crate) fn file_opener(&self, t: &Arc<TableState>) -> OpenFile {
         let env = Arc::clone(&self.env);
         let cache = Arc::clone(&self.cache);
+        let tables = Arc::clone(&self.table_cache);
         let t = Arc::clone(t);
-        Arc::new(move |f: &FileHandle| open_reader(&*env, &cache, &t, f))
+        Arc::new(move |f: &FileHandle| open_reader(&*env, &cache, &tables, &t, f))
     }
 }
 
-/// The open reader of a file, opening it (and unwrapping its data key) on first use.
+/// The open reader of a file from the table cache, opening it (and unwrapping its data
+/// key) on a miss.
 fn open_reader(
     env: &dyn Env,
     cache: &Arc<BlockCache>,
+    tables: &TableCache,
     t: &TableState,
     f: &FileHandle,
 ) -> Result<Arc<sst::Table>> {
-    f.reader_or_open(|| open_table_file(env, Some(Arc::clone(cache)), t, f))
+    tables.get_or_open(t.id, f.number, || {
+        open_table_file(env, Some(Arc::clone(cache)), t, f)
+    })
 }
 
 /// Reads a file's footer and unwraps its data key with the table key.

@@ -334,6 +334,7 @@ pub(super) fn open(
         path: path.to_path_buf(),
         env: Arc::clone(&env),
         cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
+        table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
         opts,
         _lock: lock,
         write: Mutex::new(WriteState { wal, appended: 0 }),

@@ -131,3 +131,35 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
     assert!(units > 1000, "{units} units checked");
     Ok(())
 }
+
+/// `max_open_files` bounds the open readers; evicted files reopen on demand, and a cursor
+/// keeps its file readable while the cache closes it.
+#[test]
+fn table_cache_keeps_at_most_max_open_files() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+    let db = Db::open(
+        dir.path(),
+        Options {
+            max_open_files: 2,
+            disable_auto_compactions: true,
+            ..Options::default()
+        },
+    )?;
+    let t = db.create_table("t", TableOptions::plaintext())?;
+    for f in 0..6u32 {
+        for i in 0..100u32 {
+            t.put(format!("f{f}-{i:03}"), format!("{f}-{i}"))?;
+        }
+        db.flush()?;
+    }
+    let iter = t.iter()?;
+    for f in 0..6u32 {
+        for i in (0..100u32).step_by(9) {
+            let got = t.get(format!("f{f}-{i:03}"))?;
+            assert_eq!(got.as_deref(), Some(format!("{f}-{i}").as_bytes()));
+        }
+        assert!(db.core().table_cache.len() <= 2);
+    }
+    assert_eq!(iter.count(), 600);
+    Ok(())
+}

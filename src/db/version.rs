@@ -4,12 +4,10 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use crate::error::Result;
 use crate::ikey;
 use crate::manifest::Boundary;
-use crate::sst;
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 
@@ -32,9 +30,25 @@ pub(crate) struct FileHandle {
     pub(crate) stored_smallest: Boundary,
     pub(crate) stored_largest: Boundary,
     pub(crate) path: PathBuf,
-    pub(crate) reader: OnceLock<Arc<sst::Table>>,
+    /// Shared by this handle and its copies at other levels (trivial moves): the file is
+    /// deleted when the last of them is dropped, if it was marked obsolete.
+    life: Arc<FileLife>,
+}
+
+/// The file on disk behind one or more handles.
+struct FileLife {
+    path: PathBuf,
     obsolete: AtomicBool,
     env: Arc<dyn Env>,
+}
+
+impl Drop for FileLife {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // Best effort: a file left behind is an orphan that the next open removes.
+            let _ = self.env.remove_file(&self.path);
+        }
+    }
 }
 
 impl FileHandle {
@@ -63,16 +77,18 @@ impl FileHandle {
             largest: bounds.1,
             stored_smallest: stored.0,
             stored_largest: stored.1,
+            life: Arc::new(FileLife {
+                path: path.clone(),
+                obsolete: AtomicBool::new(false),
+                env,
+            }),
             path,
-            reader: OnceLock::new(),
-            obsolete: AtomicBool::new(false),
-            env,
         }
     }
 
     /// Marks the file for deletion once no version or reader holds it.
     pub(crate) fn mark_obsolete(&self) {
-        self.obsolete.store(true, Ordering::Release);
+        self.life.obsolete.store(true, Ordering::Release);
     }
 
     /// True when `user_key` falls inside the file's key range.
@@ -80,43 +96,18 @@ impl FileHandle {
         ikey::user_key(&self.smallest) <= user_key && user_key <= ikey::user_key(&self.largest)
     }
 
-    /// A copy of this file's metadata at another level (a trivial move).
+    /// A copy of this file's metadata at another level (a trivial move); both handles
+    /// share the file's life.
     pub(crate) fn moved_to(&self, level: Level) -> FileHandle {
-        let f = FileHandle::new(
-            self.table,
-            self.number,
+        FileHandle {
             level,
-            self.size,
-            self.entries,
-            (self.min_seq, self.max_seq),
-            (self.smallest.clone(), self.largest.clone()),
-            (self.stored_smallest.clone(), self.stored_largest.clone()),
-            self.path.clone(),
-            Arc::clone(&self.env),
-        );
-        if let Some(r) = self.reader.get() {
-            let _ = f.reader.set(Arc::clone(r));
-        }
-        f
-    }
-
-    pub(crate) fn reader_or_open(
-        &self,
-        open: impl FnOnce() -> Result<Arc<sst::Table>>,
-    ) -> Result<Arc<sst::Table>> {
-        if let Some(r) = self.reader.get() {
-            return Ok(Arc::clone(r));
-        }
-        let r = open()?;
-        Ok(Arc::clone(self.reader.get_or_init(|| r)))
-    }
-}
-
-impl Drop for FileHandle {
-    fn drop(&mut self) {
-        if self.obsolete.load(Ordering::Acquire) {
-            // Best effort: a file left behind is an orphan that the next open removes.
-            let _ = self.env.remove_file(&self.path);
+            smallest: self.smallest.clone(),
+            largest: self.largest.clone(),
+            stored_smallest: self.stored_smallest.clone(),
+            stored_largest: self.stored_largest.clone(),
+            path: self.path.clone(),
+            life: Arc::clone(&self.life),
+            ..*self
         }
     }
 }

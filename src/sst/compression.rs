@@ -169,6 +169,17 @@ mod tests {
     }
 
     #[test]
+    fn the_most_compressible_blocks_pass_the_ratio_bound() -> Result<()> {
+        for len in [64usize, 300, 4096, 1 << 20] {
+            let zeros = vec![0u8; len];
+            let f = frame(&zeros, Compression::Lz4);
+            assert_eq!(f.last(), Some(&1), "{len}");
+            assert_eq!(unframe_block(Bytes::from(f), "t", 0)?, &zeros[..]);
+        }
+        Ok(())
+    }
+
+    #[test]
     fn bad_frames_are_corruption_not_panics() {
         let good = frame(&b"0123456789".repeat(50), Compression::Lz4);
         assert_eq!(good.last(), Some(&1));

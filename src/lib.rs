@@ -79,6 +79,7 @@ pub use db::{
     DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
 pub use error::{Error, Result};
+pub use sst::Compression;
 pub use types::{FileNumber, Level, SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// Fuzzing entry points (see `fuzz/`).

@@ -231,6 +231,7 @@ impl DbInner {
             block_size: (meta.block_size as usize).max(256),
             restart_interval: 16,
             bloom_bits_per_key: meta.bloom_bits_per_key as usize,
+            compression: meta.compression,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::clock::{system_clock, Clock};
 use crate::kms::{Kms, Principal};
+pub use crate::sst::Compression;
 use crate::storage::{default_env, Env};
 
 /// The account id used when `Options` names none (the seed's example account).
@@ -159,6 +160,8 @@ pub enum Boundaries {
 pub struct TableOptions {
     pub encryption: Encryption,
     pub boundaries: Boundaries,
+    /// Data blocks compressed before they are sealed (default: none).
+    pub compression: Compression,
 }
 
 impl TableOptions {
@@ -167,6 +170,7 @@ impl TableOptions {
         TableOptions {
             encryption: Encryption::Encrypted { key_id: None },
             boundaries: Boundaries::Plain,
+            compression: Compression::None,
         }
     }
 
@@ -177,6 +181,7 @@ impl TableOptions {
                 key_id: Some(key_id.into()),
             },
             boundaries: Boundaries::Plain,
+            compression: Compression::None,
         }
     }
 
@@ -185,12 +190,20 @@ impl TableOptions {
         TableOptions {
             encryption: Encryption::Plaintext,
             boundaries: Boundaries::Plain,
+            compression: Compression::None,
         }
     }
 
     /// Seals the range boundaries too (encrypted tables only).
     pub fn with_sealed_boundaries(mut self) -> TableOptions {
         self.boundaries = Boundaries::Sealed;
+        self
+    }
+
+    /// Compresses data blocks (before encryption) with `compression`; a block that does
+    /// not shrink by at least 1/8 is stored as is.
+    pub fn with_compression(mut self, compression: Compression) -> TableOptions {
+        self.compression = compression;
         self
     }
 

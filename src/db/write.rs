@@ -242,6 +242,7 @@ impl DbInner {
                 key_version: 1,
                 block_size: self.opts.block_size as u32,
                 bloom_bits_per_key: self.opts.bloom_bits_per_key as u32,
+                compression: options.compression,
             };
             (meta, Some(Arc::new(generated.key)))
         } else {
@@ -255,6 +256,7 @@ impl DbInner {
                     key_version: 0,
                     block_size: self.opts.block_size as u32,
                     bloom_bits_per_key: self.opts.bloom_bits_per_key as u32,
+                    compression: options.compression,
                 },
                 None,
             )

@@ -13,7 +13,8 @@
 //!   7 SetLastSeq        seq : u64
 //!   8 SetNextTableId    id : u32
 //!   9 SetTableKey       table : u32 | meta
-//! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries) | key_arn : str
+//! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries,
+//!                       bits 2-3 compression: 0 none, 1 lz4) | key_arn : str
 //!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
 //!           | block_size : u32 | bloom_bits_per_key : u32
 //! boundary = kind : u8 (1 plain, 2 sealed) | bytes
@@ -22,6 +23,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::sst::Compression;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 use crate::wal::cursor::{put_len_prefixed, Cursor};
 
@@ -70,6 +72,10 @@ enum BoundaryTag {
 
 const META_ENCRYPTED: u8 = 0x01;
 const META_SEALED_BOUNDARIES: u8 = 0x02;
+/// Bits 2-3: the table's `Compression` tag. Records written before compression existed
+/// have them clear, which reads as `Compression::None`: no manifest version bump.
+const META_COMPRESSION_SHIFT: u32 = 2;
+const META_COMPRESSION_MASK: u8 = 0x0C;
 
 /// A table's persistent settings and key material (all of it non-secret: the table key is
 /// held only as the KMS ciphertext blob). Empty strings and blob for plaintext tables.
@@ -83,6 +89,8 @@ pub(crate) struct TableMeta {
     pub(crate) key_version: u32,
     pub(crate) block_size: u32,
     pub(crate) bloom_bits_per_key: u32,
+    /// How new files of the table compress their data blocks.
+    pub(crate) compression: Compression,
 }
 
 /// The smallest or largest internal key of a file: readable, or sealed under the table key
@@ -317,6 +325,7 @@ impl TableMeta {
         if self.sealed_boundaries {
             flags |= META_SEALED_BOUNDARIES;
         }
+        flags |= (self.compression as u8) << META_COMPRESSION_SHIFT;
         out.push(flags);
         put_len_prefixed(out, self.key_arn.as_bytes())?;
         put_len_prefixed(out, &self.wrapped_table_key)?;
@@ -329,9 +338,12 @@ impl TableMeta {
 
     fn decode(c: &mut Cursor<'_>) -> Result<TableMeta> {
         let flags = c.u8("table flags")?;
-        if flags & !(META_ENCRYPTED | META_SEALED_BOUNDARIES) != 0 {
+        if flags & !(META_ENCRYPTED | META_SEALED_BOUNDARIES | META_COMPRESSION_MASK) != 0 {
             return Err(c.error(format!("unknown table flags {flags:#04x}")));
         }
+        let compression =
+            Compression::try_from((flags & META_COMPRESSION_MASK) >> META_COMPRESSION_SHIFT)
+                .map_err(|t| c.error(format!("unknown table compression {t}")))?;
         Ok(TableMeta {
             encrypted: flags & META_ENCRYPTED != 0,
             sealed_boundaries: flags & META_SEALED_BOUNDARIES != 0,
@@ -341,6 +353,7 @@ impl TableMeta {
             key_version: c.u32("key version")?,
             block_size: c.u32("block size")?,
             bloom_bits_per_key: c.u32("bloom bits per key")?,
+            compression,
         })
     }
 }
@@ -378,8 +391,9 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..80),
             "[a-f0-9]{0,64}",
             any::<(u32, u32, u32)>(),
+            any::<bool>(),
         )
-            .prop_map(|((e, s), arn, blob, grant, (v, b, bl))| TableMeta {
+            .prop_map(|((e, s), arn, blob, grant, (v, b, bl), lz4)| TableMeta {
                 encrypted: e,
                 sealed_boundaries: s,
                 key_arn: arn,
@@ -388,6 +402,11 @@ mod tests {
                 key_version: v,
                 block_size: b,
                 bloom_bits_per_key: bl,
+                compression: if lz4 {
+                    Compression::Lz4
+                } else {
+                    Compression::None
+                },
             })
     }
 
@@ -482,6 +501,7 @@ mod tests {
             key_version: 1,
             block_size: 4096,
             bloom_bits_per_key: 10,
+            compression: Compression::None,
         };
         let cases: Vec<(Edit, &str)> = vec![
             (
@@ -525,6 +545,41 @@ mod tests {
             edit.encode(&mut out)?;
             let expected: String = hex_str.split_whitespace().collect();
             assert_eq!(hex::encode(&out), expected, "{edit:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn compression_lives_in_flag_bits_and_old_records_read_as_none() -> Result<()> {
+        let meta = TableMeta {
+            encrypted: true,
+            compression: Compression::Lz4,
+            ..TableMeta::default()
+        };
+        let mut out = Vec::new();
+        Edit::SetTableKey {
+            table: TableId(1),
+            meta: meta.clone(),
+        }
+        .encode(&mut out)?;
+        assert_eq!(out[5], 0x05, "flags: encrypted | lz4 << 2");
+        assert_eq!(
+            VersionEdit::decode(&out, 0, "m")?.edits,
+            vec![Edit::SetTableKey {
+                table: TableId(1),
+                meta: meta.clone()
+            }]
+        );
+        // A record from before compression existed: bits 2-3 clear.
+        out[5] = 0x01;
+        match &VersionEdit::decode(&out, 0, "m")?.edits[..] {
+            [Edit::SetTableKey { meta: m, .. }] => assert_eq!(m.compression, Compression::None),
+            other => panic!("{other:?}"),
+        }
+        // Unknown compression values (2, 3) are corruption.
+        for f in [0x09u8, 0x0D] {
+            out[5] = f;
+            assert!(VersionEdit::decode(&out, 0, "m").is_err(), "{f:#x}");
         }
         Ok(())
     }

@@ -48,6 +48,7 @@ fn meta(encrypted: bool) -> TableMeta {
         key_version: u32::from(encrypted),
         block_size: 4096,
         bloom_bits_per_key: 10,
+        compression: crate::sst::Compression::None,
     }
 }
 

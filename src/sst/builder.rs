@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! table = data_block* || filter_block || properties_block || index_block || footer
+//! data_block payload = frame_block(block, compression)   (compression.rs: block || tag)
 //! every block is stored as a unit: UnitSealer::seal(kind, offset_of_its_first_byte, payload)
 //! index entry = last internal key of a data block -> BlockHandle of its stored form
 //! ```
@@ -16,7 +17,8 @@ use crate::ikey;
 use crate::sst::block_builder::BlockBuilder;
 use crate::sst::bloom::BloomBuilder;
 use crate::sst::coding::BlockHandle;
-use crate::sst::footer::{Footer, FooterKey};
+use crate::sst::compression::{frame_block, Compression};
+use crate::sst::footer::{Footer, FooterKey, TABLE_FORMAT_V1, TABLE_FORMAT_VERSION};
 use crate::sst::properties::TableProperties;
 use crate::storage::WritableFile;
 use crate::types::{SeqNo, ValueKind};
@@ -30,6 +32,8 @@ pub(crate) struct TableBuildOptions {
     pub restart_interval: usize,
     /// Bloom filter bits per user key.
     pub bloom_bits_per_key: usize,
+    /// How data blocks are compressed before sealing.
+    pub compression: Compression,
 }
 
 impl Default for TableBuildOptions {
@@ -38,6 +42,7 @@ impl Default for TableBuildOptions {
             block_size: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
+            compression: Compression::None,
         }
     }
 }
@@ -111,6 +116,11 @@ pub(crate) struct TableBuilder {
     filter: BloomBuilder,
     props: TableProperties,
     last_key: Vec<u8>,
+    /// Footer format version; only tests write the old one.
+    format_version: u32,
+    /// Reused buffers: a data block's framed payload, and the compressor's output.
+    framed: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl TableBuilder {
@@ -155,7 +165,18 @@ impl TableBuilder {
             filter: BloomBuilder::new(opts.bloom_bits_per_key),
             props: TableProperties::default(),
             last_key: Vec::new(),
+            format_version: TABLE_FORMAT_VERSION,
+            framed: Vec::new(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// Writes format version 1 (no compression tags), as releases before compression
+    /// did: for tests of reading old files.
+    #[cfg(test)]
+    pub(crate) fn write_format_v1(mut self) -> TableBuilder {
+        self.format_version = TABLE_FORMAT_V1;
+        self
     }
 
     /// Adds an entry; `ikey` must be a valid internal key greater than the previous one.
@@ -214,7 +235,21 @@ impl TableBuilder {
         if self.data.is_empty() {
             return Ok(());
         }
-        let handle = self.out.write(UnitKind::Data, self.data.finish()?);
+        let handle = match self.data.finish() {
+            Ok(block) if self.format_version == TABLE_FORMAT_V1 => {
+                self.out.write(UnitKind::Data, block)
+            }
+            Ok(block) => {
+                frame_block(
+                    block,
+                    self.opts.compression,
+                    &mut self.scratch,
+                    &mut self.framed,
+                );
+                self.out.write(UnitKind::Data, &self.framed)
+            }
+            Err(e) => Err(e),
+        };
         self.data.reset();
         let handle = handle?;
         self.props.data_blocks += 1;
@@ -239,6 +274,7 @@ impl TableBuilder {
             filter,
             properties,
             key: self.footer_key.take(),
+            version: self.format_version,
         }
         .encode();
         self.out

@@ -8,7 +8,8 @@
 //!  || protection : u8                    0 = plain (CRC32 units), 1 = sealed (AES-256-GCM)
 //!  || wrapped_dek : [u8; 60]             zeros when plain
 //!  || key_version : u32 LE               0 when plain
-//!  || format_version : u32 LE
+//!  || format_version : u32 LE          1 = blocks as built; 2 = data blocks framed with a
+//!                                        compression tag (compression.rs)
 //!  || crc32(all of the above) : u32 LE
 //!  || magic : [u8; 8] = "sealSST\x01"
 //! ```
@@ -22,8 +23,11 @@ use crate::crypto::WRAPPED_KEY_LEN;
 use crate::error::{Error, Result};
 use crate::sst::coding::BlockHandle;
 
-/// The SSTable format version this code writes and reads.
-pub(crate) const TABLE_FORMAT_VERSION: u32 = 1;
+/// The SSTable format version this code writes.
+pub(crate) const TABLE_FORMAT_VERSION: u32 = 2;
+
+/// The first format version: data blocks carry no compression tag. Still read.
+pub(crate) const TABLE_FORMAT_V1: u32 = 1;
 
 /// The last 8 bytes of every sealdb table.
 pub(crate) const TABLE_MAGIC: [u8; 8] = *b"sealSST\x01";
@@ -78,6 +82,15 @@ pub(crate) struct Footer {
     pub(crate) properties: BlockHandle,
     /// `None` for a plaintext table.
     pub(crate) key: Option<FooterKey>,
+    /// `TABLE_FORMAT_V1` or `TABLE_FORMAT_VERSION`.
+    pub(crate) version: u32,
+}
+
+impl Footer {
+    /// True when data blocks end with a compression tag (format version 2 and later).
+    pub(crate) fn blocks_framed(&self) -> bool {
+        self.version >= 2
+    }
 }
 
 impl Footer {
@@ -97,7 +110,7 @@ impl Footer {
         } else {
             f[PROTECTION_AT] = Protection::Plain as u8;
         }
-        f[FORMAT_AT..CRC_AT].copy_from_slice(&TABLE_FORMAT_VERSION.to_le_bytes());
+        f[FORMAT_AT..CRC_AT].copy_from_slice(&self.version.to_le_bytes());
         let crc = crc32fast::hash(&f[..CRC_AT]);
         f[CRC_AT..MAGIC_AT].copy_from_slice(&crc.to_le_bytes());
         f[MAGIC_AT..].copy_from_slice(&TABLE_MAGIC);
@@ -126,7 +139,7 @@ impl Footer {
             return Err(bad("checksum mismatch"));
         }
         let version = u32_at(FORMAT_AT);
-        if version != TABLE_FORMAT_VERSION {
+        if version != TABLE_FORMAT_VERSION && version != TABLE_FORMAT_V1 {
             return Err(bad(&format!("unknown format version {version}")));
         }
         let protection = Protection::try_from(f[PROTECTION_AT])
@@ -162,6 +175,7 @@ impl Footer {
             filter: handle(1)?,
             properties: handle(2)?,
             key,
+            version,
         })
     }
 }
@@ -179,6 +193,7 @@ mod tests {
             filter: BlockHandle { offset: 0, size: 6 },
             properties: BlockHandle { offset: 6, size: 4 },
             key,
+            version: TABLE_FORMAT_VERSION,
         }
     }
 
@@ -193,12 +208,27 @@ mod tests {
         want.push(0);
         want.extend_from_slice(&[0u8; WRAPPED_KEY_LEN]);
         want.extend_from_slice(&0u32.to_le_bytes());
-        want.extend_from_slice(&1u32.to_le_bytes());
+        want.extend_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&want);
         want.extend_from_slice(&crc.to_le_bytes());
         want.extend_from_slice(b"sealSST\x01");
         assert_eq!(&f[..], &want[..]);
         assert_eq!(Footer::decode(&f, "t", 15)?, sample(None));
+        Ok(())
+    }
+
+    #[test]
+    fn version_1_footers_are_still_read() -> Result<()> {
+        let old = Footer {
+            version: TABLE_FORMAT_V1,
+            ..sample(None)
+        };
+        let f = old.encode();
+        assert_eq!(&f[FORMAT_AT..CRC_AT], &1u32.to_le_bytes());
+        let got = Footer::decode(&f, "t", 15)?;
+        assert_eq!(got, old);
+        assert!(!got.blocks_framed());
+        assert!(sample(None).blocks_framed());
         Ok(())
     }
 
@@ -214,7 +244,8 @@ mod tests {
     fn unknown_version_and_flag_are_corruption_naming_file_and_offset() {
         let f = sample(None).encode();
         for (at, v, what) in [
-            (FORMAT_AT, 2, "unknown format version 2"),
+            (FORMAT_AT, 3, "unknown format version 3"),
+            (FORMAT_AT, 0, "unknown format version 0"),
             (PROTECTION_AT, 2, "unknown protection flag 2"),
             (WRAPPED_AT + 3, 1, "key fields set in a plaintext footer"),
         ] {

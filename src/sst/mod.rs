@@ -6,6 +6,7 @@ mod block_builder;
 mod bloom;
 mod builder;
 mod coding;
+mod compression;
 mod footer;
 mod properties;
 mod table;
@@ -19,6 +20,7 @@ mod tests;
 pub(crate) use block::{Block, BlockIter};
 #[allow(unused_imports)]
 pub(crate) use builder::{TableBuildOptions, TableBuilder, TableProtection, TableSummary};
+pub use compression::Compression;
 #[allow(unused_imports)]
 pub(crate) use footer::{FooterKey, FOOTER_LEN};
 #[allow(unused_imports)]

@@ -15,6 +15,7 @@ use crate::iter::InternalIterator;
 use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
 use crate::sst::coding::BlockHandle;
+use crate::sst::compression::unframe_block;
 use crate::sst::footer::{Footer, FooterKey, FOOTER_LEN};
 use crate::sst::properties::TableProperties;
 use crate::sst::table_iter::TableIter;
@@ -171,7 +172,12 @@ impl Table {
     }
 
     fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
-        let payload = read_unit(&*self.file, &self.opener, UnitKind::Data, handle)?;
+        let mut payload = read_unit(&*self.file, &self.opener, UnitKind::Data, handle)?;
+        if self.footer.blocks_framed() {
+            // Opened (authenticated) first, then decompressed: the decompressor only
+            // ever sees bytes the writer produced, or a plaintext table's CRC-checked ones.
+            payload = unframe_block(payload, &self.label, handle.offset)?;
+        }
         Ok(Arc::new(Block::new(
             payload,
             Arc::clone(&self.label),

@@ -21,6 +21,9 @@ use crate::iter::InternalIterator;
 use crate::storage::{FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
 
+#[path = "compression_tests.rs"]
+mod compression_tests;
+
 /// An in-memory file being written; the buffer is shared with the test.
 #[derive(Clone, Default)]
 struct MemWritable(Arc<Mutex<Vec<u8>>>);
@@ -169,6 +172,7 @@ fn small_opts() -> TableBuildOptions {
         block_size: 128,
         restart_interval: 3,
         bloom_bits_per_key: 10,
+        compression: Compression::None,
     }
 }
 
@@ -560,8 +564,12 @@ proptest! {
         restart_interval in 1usize..8,
         probes in proptest::collection::vec(
             (proptest::collection::vec(0u8..4, 0..5), 0u64..60), 0..40),
+        lz4 in any::<bool>(),
     ) {
-        let opts = TableBuildOptions { block_size, restart_interval, bloom_bits_per_key: 10 };
+        let compression = if lz4 { Compression::Lz4 } else { Compression::None };
+        let opts = TableBuildOptions {
+            block_size, restart_interval, bloom_bits_per_key: 10, compression,
+        };
         check_model(&model, sealed, opts, &probes)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
     }

@@ -606,3 +606,15 @@ fn bench_runs_the_db_bench_workloads() -> TestResult {
     assert_eq!(r.code, 2, "{}", r.stderr);
     Ok(())
 }
+
+#[test]
+fn lz4_tables_store_and_read_back() -> TestResult {
+    let f = Fixture::new()?;
+    f.run(&["create-table", "Logs", "--lz4"])?.ok()?;
+    f.run(&["load", "Logs", "--count", "2000"])?.ok()?;
+    f.run(&["flush"])?.ok()?;
+    let r = f.run(&["scan", "Logs", "--limit", "3"])?.ok()?;
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    f.run(&["verify"])?.ok()?;
+    Ok(())
+}

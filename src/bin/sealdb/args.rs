@@ -166,6 +166,9 @@ pub struct CreateTableArgs {
     /// Encrypt the per-file range boundaries in the manifest too.
     #[arg(long)]
     pub sealed_boundaries: bool,
+    /// LZ4-compress data blocks (before encryption; recorded per block).
+    #[arg(long)]
+    pub lz4: bool,
 }
 
 #[derive(Args, Debug)]

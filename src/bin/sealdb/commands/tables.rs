@@ -16,6 +16,9 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
         (Some(k), false) => TableOptions::encrypted_with(k.clone()),
         (None, false) => TableOptions::encrypted(),
     };
+    if a.lz4 {
+        opts = opts.with_compression(sealdb::Compression::Lz4);
+    }
     if a.sealed_boundaries {
         opts = opts.with_sealed_boundaries();
     }

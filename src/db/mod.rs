@@ -430,6 +430,15 @@ impl DbInner {
         Ok(grant_id)
     }
 
+    /// Wakes the background worker and waits briefly for it to make progress.
+    pub(crate) fn nudge_worker_and_wait(&self) {
+        let mut bg = self.bg.lock();
+        bg.work_pending = true;
+        self.bg_cv.notify_all();
+        self.bg_cv
+            .wait_for(&mut bg, std::time::Duration::from_millis(50));
+    }
+
     /// Zeroizes what expired: cached table keys past their maximum age, and the engine's
     /// copy of a table key that no principal holds any more.
     pub(crate) fn expire_keys(&self) {

@@ -146,10 +146,7 @@ impl DbInner {
                 });
             }
             self.check_poisoned()?;
-            let mut bg = self.bg.lock();
-            bg.work_pending = true;
-            self.bg_cv.notify_all();
-            self.bg_cv.wait_for(&mut bg, Duration::from_millis(50));
+            self.nudge_worker_and_wait();
         }
     }
 

@@ -465,4 +465,30 @@ impl LocalKms {
             self.save(st)
         })
     }
+
+    /// EnableKey / DisableKey: a key pending deletion must be cancelled first.
+    fn set_enabled(
+        &self,
+        caller: &Caller,
+        event_name: &str,
+        key_id: &str,
+        state: KeyState,
+    ) -> Result<(), KmsError> {
+        self.manage(
+            caller,
+            event_name,
+            key_id,
+            serde_json::json!({"keyId": key_id}),
+            |rec| {
+                if rec.state == KeyState::PendingDeletion {
+                    return Err(KmsError::InvalidState {
+                        key: rec.arn(),
+                        state: rec.state.as_str().into(),
+                    });
+                }
+                rec.state = state;
+                Ok(Value::Null)
+            },
+        )
+    }
 }

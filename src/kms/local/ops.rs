@@ -395,41 +395,11 @@ impl Kms for LocalKms {
     }
 
     fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError> {
-        self.manage(
-            caller,
-            "EnableKey",
-            key_id,
-            json!({"keyId": key_id}),
-            |rec| {
-                if rec.state == KeyState::PendingDeletion {
-                    return Err(KmsError::InvalidState {
-                        key: rec.arn(),
-                        state: rec.state.as_str().into(),
-                    });
-                }
-                rec.state = KeyState::Enabled;
-                Ok(Value::Null)
-            },
-        )
+        self.set_enabled(caller, "EnableKey", key_id, KeyState::Enabled)
     }
 
     fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError> {
-        self.manage(
-            caller,
-            "DisableKey",
-            key_id,
-            json!({"keyId": key_id}),
-            |rec| {
-                if rec.state == KeyState::PendingDeletion {
-                    return Err(KmsError::InvalidState {
-                        key: rec.arn(),
-                        state: rec.state.as_str().into(),
-                    });
-                }
-                rec.state = KeyState::Disabled;
-                Ok(Value::Null)
-            },
-        )
+        self.set_enabled(caller, "DisableKey", key_id, KeyState::Disabled)
     }
 
     fn schedule_key_deletion(

@@ -1,4 +1,4 @@
-//! I/O faults at every call site reachable from open, put, delete, flush, WAL rotation and
+//! I/O faults at every call site reachable from open, put, delete, flush, compaction, WAL rotation and
 //! the manifest switch: each fault kind, fired at the Nth call or from the Nth call on.
 //! The engine must return an error (or report `Error::Poisoned`), never panic or hang,
 //! and after a simulated crash and a clean reopen every acknowledged synced write is
@@ -110,6 +110,10 @@ fn workload(root: &Path, env: &FaultEnv, allowed: &mut Allowed, encrypted: bool)
                 break;
             }
         }
+    }
+    // Compaction under the same faults: it rewrites every file of the table.
+    if out.errors == 0 && db.compact_table("t").is_err() {
+        out.errors += 1;
     }
     if out.poisoned {
         // Poisoned means read-only: nothing more is acknowledged.

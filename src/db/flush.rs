@@ -280,10 +280,7 @@ impl DbInner {
     ) -> Result<FileHandle> {
         let sealed = t.meta.read().sealed_boundaries;
         let (s, l) = if sealed {
-            let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
-                table: t.name.clone(),
-                reason: "its table key is not available to the engine".into(),
-            })?;
+            let key = t.require_key()?;
             (
                 Boundary::Sealed(seal_boundary(&key, t.id, number, false, &summary.smallest)?),
                 Boundary::Sealed(seal_boundary(&key, t.id, number, true, &summary.largest)?),

@@ -128,6 +128,14 @@ pub(crate) struct DbInner {
     pub(crate) pending_outputs: Mutex<HashSet<FileNumber>>,
 }
 
+/// The error for an encrypted table in a database opened without a KMS.
+pub(crate) fn no_kms(table: &str) -> Error {
+    Error::TableUnavailable {
+        table: table.to_owned(),
+        reason: "the table is encrypted and the database was opened without a KMS".into(),
+    }
+}
+
 /// An open database, as seen by one principal. Cheap to clone; the last handle dropped
 /// closes it.
 #[derive(Clone)]
@@ -354,37 +362,24 @@ impl DbInner {
         if !t.is_encrypted() {
             return Ok(());
         }
-        let keyring = self
-            .keyring
-            .as_ref()
-            .ok_or_else(|| Error::TableUnavailable {
-                table: t.name.clone(),
-                reason: "the table is encrypted and the database was opened without a KMS".into(),
-            })?;
-        let key = keyring.key_for(principal, &t.name, &t.meta.read())?;
-        if t.key.read().is_none() {
-            let mut slot = t.key.write();
-            if slot.is_none() {
-                *slot = Some(key);
-            }
-        }
+        let key = self
+            .keyring_for(t)?
+            .key_for(principal, &t.name, &t.meta.read())?;
+        t.remember_key(&key);
         Ok(())
+    }
+
+    /// The keyring, or why an encrypted table cannot be used without one.
+    fn keyring_for(&self, t: &TableState) -> Result<&Arc<keyring::Keyring>> {
+        self.keyring.as_ref().ok_or_else(|| no_kms(&t.name))
     }
 
     /// The engine's own copy of an encrypted table's key (see `Keyring::maintenance_key`).
     pub(crate) fn maintenance_key(&self, t: &TableState) -> Result<Arc<crate::crypto::TableKey>> {
-        let keyring = self
-            .keyring
-            .as_ref()
-            .ok_or_else(|| Error::TableUnavailable {
-                table: t.name.clone(),
-                reason: "the table is encrypted and the database was opened without a KMS".into(),
-            })?;
-        let key = keyring.maintenance_key(&t.name, &t.meta.read())?;
-        let mut slot = t.key.write();
-        if slot.is_none() {
-            *slot = Some(Arc::clone(&key));
-        }
+        let key = self
+            .keyring_for(t)?
+            .maintenance_key(&t.name, &t.meta.read())?;
+        t.remember_key(&key);
         Ok(key)
     }
 

@@ -117,11 +117,8 @@ impl DbInner {
         if t.dropped.load(Ordering::Acquire) {
             return Err(Error::TableNotFound(t.name.clone()));
         }
-        if t.is_encrypted() && t.table_key().is_none() {
-            return Err(Error::TableUnavailable {
-                table: t.name.clone(),
-                reason: "its table key is not available".into(),
-            });
+        if t.is_encrypted() {
+            t.require_key()?;
         }
         Ok(())
     }
@@ -177,7 +174,6 @@ fn open_table_file(
         .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
     let label: Arc<str> = Arc::from(names::table(f.number).as_str());
     let encrypted = t.is_encrypted();
-    let key = t.table_key();
     let opener_label = Arc::clone(&label);
     let reader = sst::Table::open(
         file,
@@ -186,10 +182,7 @@ fn open_table_file(
         |footer_key: Option<&sst::FooterKey>| match (encrypted, footer_key) {
             (false, None) => Ok(UnitOpener::plain(opener_label)),
             (true, Some(fk)) => {
-                let key = key.ok_or_else(|| Error::TableUnavailable {
-                    table: t.name.clone(),
-                    reason: "its table key is not available".into(),
-                })?;
+                let key = t.require_key()?;
                 let dek = unwrap_data_key(
                     &key,
                     &fk.wrapped_dek,

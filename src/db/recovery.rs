@@ -183,10 +183,7 @@ pub(super) fn open(
         if !t.meta.encrypted {
             continue;
         }
-        let keyring = keyring.as_ref().ok_or_else(|| Error::TableUnavailable {
-            table: t.name.clone(),
-            reason: "the table is encrypted and the database was opened without a KMS".into(),
-        })?;
+        let keyring = keyring.as_ref().ok_or_else(|| super::no_kms(&t.name))?;
         let key = keyring.maintenance_key(&t.name, &t.meta)?;
         if let Some(c) = &contents {
             c.verify_table_chain(*id, &key)?;

@@ -229,10 +229,7 @@ pub(crate) fn replay_key(
     if !t.is_encrypted() {
         return Ok(wal::ReplayKey::Plain);
     }
-    let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
-        table: t.name.clone(),
-        reason: "its table key is not available".into(),
-    })?;
+    let key = t.require_key()?;
     match fk {
         Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
         // An encrypted table's section with no key record can only be forged.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::TableKey;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::TableMeta;
 use crate::memtable::MemTable;
 use crate::types::{FileNumber, TableId};
@@ -78,6 +78,25 @@ impl TableState {
 
     pub(crate) fn table_key(&self) -> Option<Arc<TableKey>> {
         self.key.read().clone()
+    }
+
+    /// The engine's copy of the table key, or why the table cannot be used without it.
+    pub(crate) fn require_key(&self) -> Result<Arc<TableKey>> {
+        self.table_key().ok_or_else(|| Error::TableUnavailable {
+            table: self.name.clone(),
+            reason: "its table key is not available".into(),
+        })
+    }
+
+    /// Keeps `key` as the engine's copy if it has none (a principal or the engine itself
+    /// just unwrapped it through the KMS).
+    pub(crate) fn remember_key(&self, key: &Arc<TableKey>) {
+        if self.key.read().is_none() {
+            let mut slot = self.key.write();
+            if slot.is_none() {
+                *slot = Some(Arc::clone(key));
+            }
+        }
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::{wrap_data_key, DataKey, FileKind, WrapContext};
 use crate::error::{Error, Result};
 use crate::kms::Principal;
 use crate::manifest::{Edit, TableMeta, VersionEdit};
@@ -189,27 +188,14 @@ impl DbInner {
         if !t.is_encrypted() {
             return Ok(WalTableProtection::Plain);
         }
-        let key = t.table_key().ok_or_else(|| Error::TableUnavailable {
-            table: t.name.clone(),
-            reason: "its table key is not available".into(),
-        })?;
+        let key = t.require_key()?;
         let key_version = t.meta.read().key_version;
-        let dek = DataKey::generate();
-        let wrapped_dek = wrap_data_key(
+        Ok(WalTableProtection::fresh_sealed(
             &key,
-            &dek,
-            &WrapContext {
-                table: t.id,
-                file_kind: FileKind::Wal,
-                file: segment,
-                key_version,
-            },
-        );
-        Ok(WalTableProtection::Sealed {
-            dek,
-            wrapped_dek,
             key_version,
-        })
+            t.id,
+            segment,
+        ))
     }
 
     pub(crate) fn create_table(

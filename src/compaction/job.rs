@@ -237,7 +237,7 @@ impl DbInner {
             });
         }
         for f in outputs {
-            edits.push(crate::db::add_file_edit(f));
+            edits.push(f.add_edit());
         }
         edits.push(Edit::SetNextFileNumber(FileNumber(
             self.next_file.load(std::sync::atomic::Ordering::Acquire),

@@ -147,7 +147,7 @@ impl DbInner {
         let mut manifest = self.manifest.lock();
         let mut edits = Vec::new();
         if let Some(f) = &file {
-            edits.push(add_file_edit(f));
+            edits.push(f.add_edit());
         }
         let log = mem.next_log();
         edits.push(Edit::SetLogNumber { table: t.id, log });
@@ -336,19 +336,5 @@ impl DbInner {
             self.check_poisoned()?;
             self.nudge_worker_and_wait();
         }
-    }
-}
-
-pub(crate) fn add_file_edit(f: &FileHandle) -> Edit {
-    Edit::AddFile {
-        table: f.table,
-        level: f.level,
-        file: f.number,
-        size: f.size,
-        entries: f.entries,
-        min_seq: f.min_seq,
-        max_seq: f.max_seq,
-        smallest: f.stored_smallest.clone(),
-        largest: f.stored_largest.clone(),
     }
 }

@@ -50,7 +50,6 @@ use snapshot::SnapshotList;
 pub(crate) use table::TableState;
 
 // For the compaction subsystem (`crate::compaction`).
-pub(crate) use flush::add_file_edit;
 pub(crate) use level_iter::LevelIterator;
 pub(crate) use merge_iter::MergingIterator;
 pub(crate) use table::SuperVersion;

@@ -381,17 +381,7 @@ pub(super) fn snapshot_edits<'a>(
             },
         ];
         for f in t.super_version().version.files() {
-            edits.push(Edit::AddFile {
-                table: t.id,
-                level: f.level,
-                file: f.number,
-                size: f.size,
-                entries: f.entries,
-                min_seq: f.min_seq,
-                max_seq: f.max_seq,
-                smallest: f.stored_smallest.clone(),
-                largest: f.stored_largest.clone(),
-            });
+            edits.push(f.add_edit());
         }
         out.push(VersionEdit { edits });
     }

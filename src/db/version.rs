@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::ikey;
-use crate::manifest::Boundary;
+use crate::manifest::{Boundary, Edit};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 
@@ -89,6 +89,21 @@ impl FileHandle {
     /// Marks the file for deletion once no version or reader holds it.
     pub(crate) fn mark_obsolete(&self) {
         self.life.obsolete.store(true, Ordering::Release);
+    }
+
+    /// The manifest edit that records this file.
+    pub(crate) fn add_edit(&self) -> Edit {
+        Edit::AddFile {
+            table: self.table,
+            level: self.level,
+            file: self.number,
+            size: self.size,
+            entries: self.entries,
+            min_seq: self.min_seq,
+            max_seq: self.max_seq,
+            smallest: self.stored_smallest.clone(),
+            largest: self.stored_largest.clone(),
+        }
     }
 
     /// True when `user_key` falls inside the file's key range.

@@ -77,16 +77,14 @@ impl DbInner {
                 }
             }
             let first_seq = SeqNo(self.last_seq.load(Ordering::Acquire) + 1);
-            let payloads: Vec<(TableId, Vec<u8>)> =
-                batch.sections().map(|(t, s)| (t, s.payload())).collect();
             let sections: Vec<(TableId, &[u8])> =
-                payloads.iter().map(|(t, p)| (*t, p.as_slice())).collect();
+                batch.sections().map(|(t, s)| (t, s.payload())).collect();
             let before = ws.wal.len();
             ws.wal
                 .append_batch(first_seq, &sections)
                 .map_err(|e| self.poison(format!("WAL append failed: {e}")))?;
             ws.appended += ws.wal.len() - before;
-            for (t, (_, payload)) in tables.iter().zip(payloads.iter()) {
+            for (t, (_, payload)) in tables.iter().zip(sections.iter()) {
                 let mem = Arc::clone(&t.super_version().mem);
                 decode_section(payload, first_seq, |e| {
                     mem.insert(e.key, e.seq, e.kind, e.value)

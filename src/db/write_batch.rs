@@ -25,10 +25,21 @@ pub struct WriteBatch {
     error: Option<String>,
 }
 
-#[derive(Default, Debug, Clone)]
+/// One table's share of a batch, kept in its stored form (count, then entries) so the
+/// write path hands it to the WAL and the memtable without copying.
+#[derive(Debug, Clone)]
 pub(crate) struct Section {
-    pub(crate) count: u32,
-    pub(crate) entries: Vec<u8>,
+    count: u32,
+    payload: Vec<u8>,
+}
+
+impl Default for Section {
+    fn default() -> Self {
+        Section {
+            count: 0,
+            payload: 0u32.to_le_bytes().to_vec(),
+        }
+    }
 }
 
 impl WriteBatch {
@@ -71,13 +82,14 @@ impl WriteBatch {
             return;
         }
         let s = self.sections.entry(table).or_default();
-        put_varint(&mut s.entries, self.count);
-        s.entries.push(kind as u8);
-        put_length_prefixed(&mut s.entries, key);
+        put_varint(&mut s.payload, self.count);
+        s.payload.push(kind as u8);
+        put_length_prefixed(&mut s.payload, key);
         if kind == ValueKind::Put {
-            put_length_prefixed(&mut s.entries, value);
+            put_length_prefixed(&mut s.payload, value);
         }
         s.count += 1;
+        s.payload[..4].copy_from_slice(&s.count.to_le_bytes());
         self.count += 1;
     }
 
@@ -100,11 +112,8 @@ impl WriteBatch {
 
 impl Section {
     /// The stored payload: count then entries.
-    pub(crate) fn payload(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.entries.len());
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&self.entries);
-        out
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.payload
     }
 }
 
@@ -157,7 +166,7 @@ mod tests {
         assert_eq!(b.len(), 3);
         let mut seen = Vec::new();
         for (t, s) in b.sections() {
-            decode_section(&s.payload(), SeqNo(100), |e| {
+            decode_section(s.payload(), SeqNo(100), |e| {
                 seen.push((t, e.seq, e.kind, e.key.to_vec(), e.value.to_vec()))
             })
             .unwrap_or_else(|| panic!("decodes"));
@@ -198,7 +207,7 @@ mod tests {
         b.add(TableId(1), ValueKind::Delete, b"c", b"");
         let (_, s) = b.sections().next().unwrap_or_else(|| panic!("one section"));
         assert_eq!(
-            s.payload(),
+            s.payload().to_vec(),
             vec![2, 0, 0, 0, 0, 1, 2, b'a', b'b', 1, b'x', 1, 0, 1, b'c']
         );
     }
@@ -215,7 +224,7 @@ mod tests {
         let mut b = WriteBatch::new();
         b.add(TableId(1), ValueKind::Put, b"key", b"value");
         let (_, s) = b.sections().next().unwrap_or_else(|| panic!("one section"));
-        let p = s.payload();
+        let p = s.payload().to_vec();
         for n in 0..p.len() {
             assert!(decode_section(&p[..n], SeqNo(1), |_| {}).is_none(), "{n}");
         }

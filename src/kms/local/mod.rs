@@ -403,6 +403,27 @@ impl LocalKms {
     /// Authorizes `action` on `rec`: an explicit Deny in the policy refuses; an Allow
     /// allows; otherwise a grant to the caller for the operation (constraints checked
     /// against `ctx`) allows; otherwise refuses. Returns the grant used, if any.
+    /// Records the key for the call's audit event and authorizes `action` on it for
+    /// `caller`: key policy, then grants for `grant_op`, with the request's encryption
+    /// context if it has one.
+    fn authorize_on<'r>(
+        &self,
+        rec: &'r KeyRecord,
+        facts: &mut Facts,
+        caller: &Caller,
+        action: &str,
+        ctx: Option<&crate::kms::EncryptionContext>,
+        grant_op: Option<GrantOperation>,
+    ) -> Result<Option<&'r Grant>, KmsError> {
+        facts.key(rec);
+        let arn = rec.arn();
+        let mut req = PolicyRequest::new(caller, action, &arn);
+        if let Some(ctx) = ctx {
+            req = req.with_context(ctx);
+        }
+        self.authorize(rec, &req, grant_op)
+    }
+
     fn authorize<'r>(
         &self,
         rec: &'r KeyRecord,
@@ -457,9 +478,7 @@ impl LocalKms {
         self.call(caller, event_name, false, params, |st, facts| {
             let id = self.resolve(st, caller, key_id)?;
             let rec = key_mut(st, &id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            self.authorize(rec, &PolicyRequest::new(caller, &action, &arn), None)?;
+            self.authorize_on(rec, facts, caller, &action, None, None)?;
             check_customer_managed(rec, caller, &action)?;
             facts.response = f(rec)?;
             self.save(st)

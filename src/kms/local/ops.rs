@@ -63,10 +63,14 @@ impl Kms for LocalKms {
             |st, facts| {
                 let id = self.resolve(st, caller, key_id)?;
                 let rec = key_ref(st, &id)?;
-                facts.key(rec);
-                let arn = rec.arn();
-                let req = PolicyRequest::new(caller, "kms:DescribeKey", &arn);
-                self.authorize(rec, &req, Some(GrantOperation::DescribeKey))?;
+                self.authorize_on(
+                    rec,
+                    facts,
+                    caller,
+                    "kms:DescribeKey",
+                    None,
+                    Some(GrantOperation::DescribeKey),
+                )?;
                 Ok(rec.metadata())
             },
         )
@@ -83,13 +87,7 @@ impl Kms for LocalKms {
             validate_alias_name(alias)?;
             let id = self.resolve(st, caller, target_key_id)?;
             let rec = key_ref(st, &id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            self.authorize(
-                rec,
-                &PolicyRequest::new(caller, "kms:CreateAlias", &arn),
-                None,
-            )?;
+            self.authorize_on(rec, facts, caller, "kms:CreateAlias", None, None)?;
             check_customer_managed(rec, caller, "kms:CreateAlias")?;
             let account = rec.account.clone();
             let aliases = st.aliases.entry(account).or_default();
@@ -118,10 +116,14 @@ impl Kms for LocalKms {
             let len = spec.len()?;
             let id = self.resolve(st, caller, key_id)?;
             let rec = key_ref(st, &id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            let req = PolicyRequest::new(caller, "kms:GenerateDataKey", &arn).with_context(ctx);
-            self.authorize(rec, &req, Some(GrantOperation::GenerateDataKey))?;
+            self.authorize_on(
+                rec,
+                facts,
+                caller,
+                "kms:GenerateDataKey",
+                Some(ctx),
+                Some(GrantOperation::GenerateDataKey),
+            )?;
             check_usable(rec)?;
             let mut plaintext = Zeroizing::new(vec![0u8; len]);
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut plaintext[..]);
@@ -130,7 +132,7 @@ impl Kms for LocalKms {
             Ok(GeneratedDataKey {
                 plaintext,
                 ciphertext_blob,
-                key_arn: arn,
+                key_arn: rec.arn(),
             })
         })
     }
@@ -146,10 +148,14 @@ impl Kms for LocalKms {
         self.call(caller, "Encrypt", true, params, |st, facts| {
             let id = self.resolve(st, caller, key_id)?;
             let rec = key_ref(st, &id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            let req = PolicyRequest::new(caller, "kms:Encrypt", &arn).with_context(ctx);
-            self.authorize(rec, &req, Some(GrantOperation::Encrypt))?;
+            self.authorize_on(
+                rec,
+                facts,
+                caller,
+                "kms:Encrypt",
+                Some(ctx),
+                Some(GrantOperation::Encrypt),
+            )?;
             check_usable(rec)?;
             let (gen, key) = rec.current_material()?;
             blob::seal(&rec.id, gen, key, plaintext, ctx)
@@ -176,10 +182,14 @@ impl Kms for LocalKms {
                 }
             }
             let rec = key_ref(st, &parsed.key_id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            let req = PolicyRequest::new(caller, "kms:Decrypt", &arn).with_context(ctx);
-            self.authorize(rec, &req, Some(GrantOperation::Decrypt))?;
+            self.authorize_on(
+                rec,
+                facts,
+                caller,
+                "kms:Decrypt",
+                Some(ctx),
+                Some(GrantOperation::Decrypt),
+            )?;
             check_usable(rec)?;
             let material = usize::try_from(parsed.key_gen)
                 .ok()
@@ -187,7 +197,7 @@ impl Kms for LocalKms {
                 .ok_or(KmsError::InvalidCiphertext)?;
             Ok(DecryptedKey {
                 plaintext: blob::open(&parsed, material, ctx)?,
-                key_arn: arn,
+                key_arn: rec.arn(),
             })
         })
     }
@@ -207,11 +217,14 @@ impl Kms for LocalKms {
             let parsed = blob::parse(ciphertext)?;
             let dest_id = self.resolve(st, caller, dest_key_id)?;
             let src = key_ref(st, &parsed.key_id)?;
-            facts.key(src);
-            let src_arn = src.arn();
-            let req =
-                PolicyRequest::new(caller, "kms:ReEncryptFrom", &src_arn).with_context(source_ctx);
-            self.authorize(src, &req, Some(GrantOperation::ReEncryptFrom))?;
+            self.authorize_on(
+                src,
+                facts,
+                caller,
+                "kms:ReEncryptFrom",
+                Some(source_ctx),
+                Some(GrantOperation::ReEncryptFrom),
+            )?;
             check_usable(src)?;
             let dest = key_ref(st, &dest_id)?;
             if dest_id != parsed.key_id {
@@ -307,13 +320,8 @@ impl Kms for LocalKms {
             |st, facts| {
                 let id = self.resolve(st, caller, key_id)?;
                 let rec = key_ref(st, &id)?;
-                facts.key(rec);
+                self.authorize_on(rec, facts, caller, "kms:ListGrants", None, None)?;
                 let arn = rec.arn();
-                self.authorize(
-                    rec,
-                    &PolicyRequest::new(caller, "kms:ListGrants", &arn),
-                    None,
-                )?;
                 Ok(rec.grants.iter().map(|g| g.entry(&arn)).collect())
             },
         )
@@ -347,13 +355,7 @@ impl Kms for LocalKms {
         self.call(caller, "RevokeGrant", false, params, |st, facts| {
             let id = self.resolve(st, caller, key_id)?;
             let rec = key_mut(st, &id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            self.authorize(
-                rec,
-                &PolicyRequest::new(caller, "kms:RevokeGrant", &arn),
-                None,
-            )?;
+            self.authorize_on(rec, facts, caller, "kms:RevokeGrant", None, None)?;
             let before = rec.grants.len();
             rec.grants.retain(|g| g.id != grant_id);
             if rec.grants.len() == before {
@@ -368,13 +370,7 @@ impl Kms for LocalKms {
         self.call(caller, "GetKeyPolicy", true, params, |st, facts| {
             let id = self.resolve(st, caller, key_id)?;
             let rec = key_ref(st, &id)?;
-            facts.key(rec);
-            let arn = rec.arn();
-            self.authorize(
-                rec,
-                &PolicyRequest::new(caller, "kms:GetKeyPolicy", &arn),
-                None,
-            )?;
+            self.authorize_on(rec, facts, caller, "kms:GetKeyPolicy", None, None)?;
             Ok(rec.policy.clone())
         })
     }

@@ -70,12 +70,16 @@ const DB_SUBKEY_INFO: &[u8] = b"manifest-db-mac";
 /// The database's MAC chain key (format 2): covers every record of the manifest.
 pub(crate) struct DbChainKey(Hmac<Sha256>);
 
+/// HMAC-SHA256 keyed with the subkey `info` of `key`.
+fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
+    let sub = key.derive_subkey(info);
+    <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
+        .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))
+}
+
 impl DbChainKey {
     pub(crate) fn new(database_key: &TableKey) -> Result<DbChainKey> {
-        let sub = database_key.derive_subkey(DB_SUBKEY_INFO);
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
-            .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))?;
-        Ok(DbChainKey(mac))
+        mac_under(database_key, DB_SUBKEY_INFO).map(DbChainKey)
     }
 
     fn start(&self, manifest: FileNumber, prev: &[u8; MAC_LEN], covered: &[u8]) -> Hmac<Sha256> {
@@ -125,10 +129,7 @@ pub(crate) struct ChainKey(Hmac<Sha256>);
 
 impl ChainKey {
     pub(crate) fn new(table_key: &TableKey) -> Result<ChainKey> {
-        let sub = table_key.derive_subkey(SUBKEY_INFO);
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
-            .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))?;
-        Ok(ChainKey(mac))
+        mac_under(table_key, SUBKEY_INFO).map(ChainKey)
     }
 
     fn start(

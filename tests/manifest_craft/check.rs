@@ -299,3 +299,40 @@ impl Tally {
         );
     }
 }
+
+/// After an open that accepted an attack with exact data: more acknowledged work must not
+/// lose anything either (a lowered counter could make a new write older than an old one,
+/// or a new file reuse a live file's number). Overwrites three keys and adds one per
+/// table, synced; flushes; compacts everything; checks; reopens; checks again.
+pub fn survives_more_work(db: Db, dir: &Path, opts: Options, expected: &Expected) -> Outcome {
+    let mut exp = expected.clone();
+    let r = (|| -> sealdb::Result<()> {
+        for (name, rows) in exp.iter_mut() {
+            let t = db.table(name)?;
+            let mut keys: Vec<Vec<u8>> = rows.keys().take(3).cloned().collect();
+            keys.push(b"zz-written-after-the-attack".to_vec());
+            for k in keys {
+                let v = [b"after-attack-".as_slice(), name.as_bytes(), b"-", &k].concat();
+                t.put_opt(&k, &v, sealdb::WriteOptions::synced())?;
+                rows.insert(k, v);
+            }
+        }
+        db.flush()?;
+        db.compact_all()?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        return Outcome::ReadError(format!("work after the open: {e}"));
+    }
+    let o = read_back(&db, &exp);
+    if o != Outcome::Exact {
+        return o;
+    }
+    drop(db);
+    match Db::open(dir, opts) {
+        Ok(db) => read_back(&db, &exp),
+        Err(e) => Outcome::SilentLoss(format!(
+            "accepted at the first open, refused after more work: {e}"
+        )),
+    }
+}

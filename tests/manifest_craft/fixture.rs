@@ -35,6 +35,10 @@ pub struct Fixture {
     pub root: tempfile::TempDir,
     pub kms: Option<Arc<LocalKms>>,
     pub expected: Expected,
+    /// Added to every value generation: a sibling database with another offset writes the
+    /// same keys with values of the same length that differ.
+    pub gen_offset: u32,
+    pub write_buffer_size: usize,
 }
 
 impl Fixture {
@@ -49,6 +53,8 @@ impl Fixture {
             root,
             kms,
             expected: Expected::new(),
+            gen_offset: 0,
+            write_buffer_size: 1 << 20,
         })
     }
 
@@ -58,6 +64,8 @@ impl Fixture {
             root: scratch_dir()?,
             kms: self.kms.clone(),
             expected: Expected::new(),
+            gen_offset: 5,
+            write_buffer_size: self.write_buffer_size,
         })
     }
 
@@ -65,11 +73,11 @@ impl Fixture {
         self.root.path().join("db")
     }
 
-    /// Large buffers (only explicit flushes write SSTables), small blocks, no background
+    /// Large buffers by default (only explicit flushes write SSTables), small blocks, no background
     /// compaction (the manifest's records then follow the test's steps).
     pub fn options(&self) -> Options {
         Options {
-            write_buffer_size: 1 << 20,
+            write_buffer_size: self.write_buffer_size,
             block_size: 256,
             block_cache_bytes: 256 << 10,
             disable_auto_compactions: true,
@@ -83,6 +91,15 @@ impl Fixture {
 
     pub fn open(&self) -> sealdb::Result<Db> {
         Db::open(self.db_dir(), self.options())
+    }
+
+    /// A copy of the database directory to attack, in a scratch directory of its own
+    /// (the KMS stays shared). Returns the scratch root and the copy's path.
+    pub fn copy(&self) -> BoxResult<(tempfile::TempDir, PathBuf)> {
+        let scratch = scratch_dir()?;
+        let dir = scratch.path().join("db");
+        super::check::copy_files(&self.db_dir(), &dir)?;
+        Ok((scratch, dir))
     }
 
     pub fn create(&mut self, db: &Db, name: &str, encrypted: bool) -> sealdb::Result<Table> {
@@ -104,7 +121,7 @@ impl Fixture {
         gen: u32,
     ) -> sealdb::Result<()> {
         for i in range {
-            let (k, v) = (key(i), value(t.name(), i, gen));
+            let (k, v) = (key(i), value(t.name(), i, gen + self.gen_offset));
             t.put_opt(&k, &v, WriteOptions::synced())?;
             self.expected
                 .entry(t.name().to_owned())

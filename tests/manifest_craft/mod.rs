@@ -554,6 +554,45 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// Live SSTables per table id after replaying every AddFile/RemoveFile/DropTable.
+    pub fn live_files(&self) -> CraftResult<std::collections::BTreeMap<u32, Vec<u64>>> {
+        let mut live: std::collections::BTreeMap<u32, std::collections::BTreeSet<u64>> =
+            Default::default();
+        for e in self.all_edits()? {
+            match e {
+                Edit::AddFile { table, file, .. } => {
+                    live.entry(table).or_default().insert(file);
+                }
+                Edit::RemoveFile { table, file, .. } => {
+                    live.entry(table).or_default().remove(&file);
+                }
+                Edit::DropTable { id } => {
+                    live.remove(&id);
+                }
+                _ => {}
+            }
+        }
+        Ok(live
+            .into_iter()
+            .map(|(t, f)| (t, f.into_iter().collect()))
+            .collect())
+    }
+
+    /// Index of the record holding `SnapshotEnd` (format 2).
+    pub fn snapshot_end(&self) -> CraftResult<Option<usize>> {
+        for (i, p) in self.payloads()?.iter().enumerate() {
+            if p.edits
+                .iter()
+                .any(|e| matches!(e, Edit::SnapshotEnd { .. }))
+            {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The live manifest of `db` (the one CURRENT names).
 pub fn live_manifest_path(db: &Path) -> CraftResult<PathBuf> {
     let cur = std::fs::read_to_string(db.join("CURRENT")).map_err(|e| e.to_string())?;

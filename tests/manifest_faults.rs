@@ -205,12 +205,8 @@ fn edits_of(append: &[u8], version: u8) -> Vec<Edit> {
     let mut out = Vec::new();
     let mut at = 0;
     while at + RECORD_HEADER_LEN <= append.len() {
-        let len = u32::from_le_bytes([
-            append[at],
-            append[at + 1],
-            append[at + 2],
-            append[at + 3],
-        ]) as usize;
+        let len = u32::from_le_bytes([append[at], append[at + 1], append[at + 2], append[at + 3]])
+            as usize;
         let start = at + RECORD_HEADER_LEN;
         let Some(payload) = append.get(start..start + len) else {
             break;

@@ -158,6 +158,17 @@ impl DbInner {
         self.synced.fetch_max(ws.appended, Ordering::AcqRel);
         ws.wal = WalWriter::create(&*self.env, &self.path, segment)
             .map_err(|e| self.poison(format!("cannot start WAL segment: {e}")))?;
+        // The manifest lists every segment (format 2), so a segment deleted from the middle
+        // is missed at open. Recorded before any write lands in it.
+        {
+            let mut manifest = self.manifest.lock();
+            self.append_edit(
+                &mut manifest,
+                &VersionEdit::new(vec![Edit::AddWalSegment(segment)]),
+                None,
+            )?;
+            self.wal_segments.lock().insert(segment);
+        }
         let mut guard = t.sv.write();
         let old_sv = Arc::clone(&guard);
         old_sv.mem.set_next_log(segment);
@@ -242,6 +253,14 @@ impl DbInner {
                 None,
             )
         };
+        // A database key comes with the first encrypted table.
+        let new_database_key = match (&key, &self.keyring) {
+            (Some(_), Some(keyring)) if self.database_key.read().is_none() => {
+                Some(keyring.create_database_key(principal)?)
+            }
+            _ => None,
+        };
+        let rewrote = new_database_key.is_some();
         // The write lock orders table creation against WAL switches, so the new table's
         // log number is the segment its first write will land in.
         let ws = self.write.lock();
@@ -268,18 +287,23 @@ impl DbInner {
         let state = Arc::new(TableState::new(id, name.to_owned(), meta, Version::empty()));
         *state.key.write() = key.clone();
         state.set_log_number(segment);
-        let mac_key = |t: TableId| {
-            if t == id {
-                key.clone()
-            } else {
-                self.table_by_id(t).and_then(|s| s.table_key())
-            }
-        };
-        manifest.append(&edit, &mac_key)?;
+        if new_database_key.is_some() {
+            // The database's first encrypted table: a fresh manifest whose first record holds
+            // the database key, so every record of it is authenticated.
+            self.next_table_id.fetch_max(id.0 + 1, Ordering::AcqRel);
+            self.rewrite_manifest_with(&mut manifest, new_database_key, Some(&state))?;
+        } else {
+            self.append_edit(&mut manifest, &edit, key.as_ref().map(|k| (id, k)))?;
+        }
         let mut tables = self.tables.write();
         tables.by_name.insert(name.to_owned(), Arc::clone(&state));
         tables.by_id.insert(id, Arc::clone(&state));
+        drop(tables);
+        drop(manifest);
         drop(ws);
+        if rewrote {
+            self.delete_obsolete_files();
+        }
         Ok(state)
     }
 
@@ -295,12 +319,12 @@ impl DbInner {
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
-            let mac_key = |t: TableId| self.table_by_id(t).and_then(|s| s.table_key());
-            manifest.append(
+            self.append_edit(
+                &mut manifest,
                 &VersionEdit {
                     edits: vec![Edit::DropTable { id: state.id }],
                 },
-                &mac_key,
+                None,
             )?;
             state.dropped.store(true, Ordering::Release);
             let mut tables = self.tables.write();

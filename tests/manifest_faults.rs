@@ -416,7 +416,14 @@ fn scenario(step: Step, at: FaultAt, crash: bool) -> TestResult {
         orphans.is_empty(),
         "{label}: SSTables no table refers to after the reopen: {orphans:?}"
     );
+    let reported = db.unreferenced_files()?;
     let report = db.verify()?;
+    assert!(
+        reported.is_empty() && report.unreferenced.is_empty(),
+        "{label}: the engine reports unreferenced files after the reopen: {reported:?}, \
+         verify: {:?}",
+        report.unreferenced
+    );
     println!("{label}: reopened cleanly: {o:?}, {report:?}");
     Ok(())
 }

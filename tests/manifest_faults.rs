@@ -20,10 +20,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use manifest_craft::check::{copy_files, files_with_ext, read_back, scratch_dir, Outcome};
+use manifest_craft::check::{
+    copy_files, dir_diff, dir_map, files_with_ext, read_back, scratch_dir, Outcome,
+};
 use manifest_craft::fixture::{BoxResult, Fixture, TestResult};
 use manifest_craft::{Edit, Payload, RECORD_HEADER_LEN};
-use sealdb::storage::fault::FaultEnv;
+use sealdb::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
 use sealdb::storage::{Env, FileLock, FileSyncer, RandomAccessFile, StdEnv, WritableFile};
 use sealdb::{Db, Error, Options, TableOptions, WriteOptions};
 
@@ -44,6 +46,8 @@ struct Plan {
     /// The append in progress when the armed sync failed, or the failed append.
     failed_record: Option<Vec<u8>>,
     injected: u64,
+    /// Renames and directory syncs in call order (never reset): "rename NAME" or "sync_dir".
+    ops: Vec<String>,
 }
 
 /// Fails manifest appends or syncs on request; everything else goes to `FaultEnv`.
@@ -64,8 +68,10 @@ impl ManifestFaults {
     /// Starts counting manifest appends and syncs; fails the `index`-th of `at` (if any).
     fn arm(&self, at: Option<(FaultAt, u64)>) {
         let mut p = self.plan.lock();
+        let ops = std::mem::take(&mut p.ops);
         *p = Plan {
             armed: at,
+            ops,
             ..Plan::default()
         };
     }
@@ -170,6 +176,11 @@ impl Env for ManifestFaults {
         self.inner.read_all(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let name = to.file_name().map(|n| n.to_string_lossy().into_owned());
+        self.plan
+            .lock()
+            .ops
+            .push(format!("rename {}", name.unwrap_or_default()));
         self.inner.rename(from, to)
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -179,6 +190,7 @@ impl Env for ManifestFaults {
         self.inner.remove_file(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.plan.lock().ops.push("sync_dir".into());
         self.inner.sync_dir(path)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
@@ -471,4 +483,107 @@ fn a_failed_manifest_sync_during_a_table_creation_poisons_and_recovers() -> Test
 #[test]
 fn a_failed_manifest_sync_during_a_table_creation_then_a_crash_recovers() -> TestResult {
     scenario(Step::CreateTable, FaultAt::Sync, true)
+}
+
+/// Opening writes a fresh manifest (and, with WAL data to recover, level-0 files first).
+/// When that fails (the manifest's append or sync, or the rename that switches CURRENT),
+/// the open fails and leaves every file exactly as it was; a later open reads everything.
+#[test]
+fn a_failed_manifest_write_at_open_leaves_every_file_as_it_was() -> TestResult {
+    let mut fx = base()?;
+    {
+        // Rows only the WAL holds, so that the open has something to recover.
+        let db = fx.open()?;
+        for name in ["enc", "plain"] {
+            let t = db.table(name)?;
+            fx.put_range(&t, 20..25, 1)?;
+        }
+    }
+    // Which directory sync of an open makes the CURRENT switch durable (a dry run).
+    let after_switch = {
+        let scratch = scratch_dir()?;
+        let dir = scratch.path().join("db");
+        copy_files(&fx.db_dir(), &dir)?;
+        let env = ManifestFaults::new();
+        drop(Db::open(&dir, options(&fx, Arc::new(env.clone())))?);
+        let ops = env.plan.lock().ops.clone();
+        let at = ops
+            .iter()
+            .position(|o| o == "rename CURRENT")
+            .ok_or("the open renames CURRENT")?;
+        ops[..at].iter().filter(|o| *o == "sync_dir").count() as u64
+    };
+    let cases: [(&str, Box<dyn Fn(&ManifestFaults)>); 5] = [
+        (
+            "manifest append",
+            Box::new(|e: &ManifestFaults| e.arm(Some((FaultAt::Append, 0)))),
+        ),
+        (
+            "manifest sync",
+            Box::new(|e: &ManifestFaults| e.arm(Some((FaultAt::Sync, 0)))),
+        ),
+        (
+            "CURRENT rename",
+            Box::new(|e: &ManifestFaults| {
+                e.arm(None);
+                e.inner
+                    .arm(FaultOp::Rename, Trigger::Always, FaultKind::Eio)
+            }),
+        ),
+        (
+            "every directory sync",
+            Box::new(|e: &ManifestFaults| {
+                e.arm(None);
+                e.inner
+                    .arm(FaultOp::SyncDir, Trigger::Always, FaultKind::Eio)
+            }),
+        ),
+        (
+            "the directory sync after the CURRENT rename",
+            Box::new(move |e: &ManifestFaults| {
+                e.arm(None);
+                e.inner
+                    .arm(FaultOp::SyncDir, Trigger::Nth(after_switch), FaultKind::Eio)
+            }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, arm) in cases {
+        let scratch = scratch_dir()?;
+        let dir = scratch.path().join("db");
+        copy_files(&fx.db_dir(), &dir)?;
+        let before = dir_map(&dir)?;
+        let env = ManifestFaults::new();
+        arm(&env);
+        let r = Db::open(&dir, options(&fx, Arc::new(env.clone())));
+        let injected = env.plan.lock().injected + env.inner.injected_total();
+        let after = dir_map(&dir)?;
+        match r {
+            Ok(_) => {
+                failures.push(format!(
+                    "{what}: the open succeeded through {injected} faults"
+                ));
+                continue;
+            }
+            Err(e) => println!("{what} fails at open: {e}"),
+        }
+        assert!(injected >= 1, "{what}: a fault fired");
+        if before != after {
+            failures.push(format!(
+                "{what}: the failed open changed the directory: {}",
+                dir_diff(&before, &after)
+            ));
+        }
+        match Db::open(&dir, options(&fx, Arc::new(StdEnv))) {
+            Ok(db) => {
+                let o = read_back(&db, &fx.expected);
+                if o != Outcome::Exact {
+                    failures.push(format!("{what}: the next open: {o:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("{what}: the next open (no fault) fails: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
 }

@@ -795,3 +795,19 @@ fn the_untouched_database_opens_when_authentication_is_required_and_pins_encrypt
     );
     Ok(())
 }
+
+/// The twin's whole MANIFEST and CURRENT in place of ours: authentic under the twin's
+/// database key, which the same KMS unwraps. Our files must not read under it.
+#[test]
+fn the_manifest_of_another_database_is_detected() -> TestResult {
+    let (a, b) = twin_fixtures()?;
+    let (_s, dir) = a.copy()?;
+    std::fs::remove_file(live_manifest_path(&dir)?)?;
+    let theirs = live_manifest_path(&b.db_dir())?;
+    let name = theirs.file_name().ok_or("name")?;
+    std::fs::copy(&theirs, dir.join(name))?;
+    std::fs::copy(b.db_dir().join("CURRENT"), dir.join("CURRENT"))?;
+    let o = judge(&a, &dir, a.options())?;
+    assert_detected("the twin's MANIFEST and CURRENT", &o);
+    Ok(())
+}

@@ -485,6 +485,9 @@ fn a_failed_manifest_sync_during_a_table_creation_then_a_crash_recovers() -> Tes
     scenario(Step::CreateTable, FaultAt::Sync, true)
 }
 
+/// Arms the faults of one case.
+type ArmFn = Box<dyn Fn(&ManifestFaults)>;
+
 /// Opening writes a fresh manifest (and, with WAL data to recover, level-0 files first).
 /// When that fails (the manifest's append or sync, or the rename that switches CURRENT),
 /// the open fails and leaves every file exactly as it was; a later open reads everything.
@@ -513,7 +516,7 @@ fn a_failed_manifest_write_at_open_leaves_every_file_as_it_was() -> TestResult {
             .ok_or("the open renames CURRENT")?;
         ops[..at].iter().filter(|o| *o == "sync_dir").count() as u64
     };
-    let cases: [(&str, Box<dyn Fn(&ManifestFaults)>); 5] = [
+    let cases: [(&str, ArmFn); 5] = [
         (
             "manifest append",
             Box::new(|e: &ManifestFaults| e.arm(Some((FaultAt::Append, 0)))),

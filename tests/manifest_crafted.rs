@@ -811,3 +811,28 @@ fn the_manifest_of_another_database_is_detected() -> TestResult {
     assert_detected("the twin's MANIFEST and CURRENT", &o);
     Ok(())
 }
+
+/// Without CURRENT (or without any manifest) a directory holding SSTables and WAL
+/// segments is damaged, not a new database: opening it must not start an empty one.
+#[test]
+fn a_missing_current_or_manifest_is_detected_not_a_new_empty_database() -> TestResult {
+    let fx = encrypted_fixture()?;
+    for remove_manifest in [false, true] {
+        let (_s, dir) = fx.copy()?;
+        let manifest = live_manifest_path(&dir)?;
+        std::fs::remove_file(dir.join("CURRENT"))?;
+        if remove_manifest {
+            std::fs::remove_file(manifest)?;
+        }
+        let o = judge(&fx, &dir, fx.options())?;
+        assert_detected(
+            if remove_manifest {
+                "CURRENT and MANIFEST removed"
+            } else {
+                "CURRENT removed"
+            },
+            &o,
+        );
+    }
+    Ok(())
+}

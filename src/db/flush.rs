@@ -99,6 +99,9 @@ impl DbInner {
 
     /// Writes one frozen memtable to a level-0 file, records it, and drops the memtable.
     fn flush_memtable(&self, t: &Arc<TableState>, mem: &Arc<MemTable>) -> Result<()> {
+        // A synced write appended to the frozen memtable's segment goes into it only after
+        // its fsync: wait for those, so the file misses none of them.
+        self.wait_for_inflight_writes();
         let number = self.new_file_number();
         self.pending_outputs.lock().insert(number);
         let result = self.write_level0(t, mem, number);

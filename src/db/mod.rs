@@ -102,6 +102,27 @@ pub(crate) struct BgState {
     pub(crate) compaction: crate::compaction::CompactionState,
 }
 
+/// Sequence numbers handed out and not yet visible. A write becomes visible (its numbers
+/// published in `DbInner::last_seq`) only once it is in the memtable, and a synced write
+/// only after its fsync succeeded: a caller told that a write failed never sees it, nor
+/// does any other reader. Visibility is in sequence order, so a snapshot never changes.
+#[derive(Default)]
+pub(crate) struct SeqState {
+    /// The last sequence number handed out.
+    pub(crate) allocated: u64,
+    /// First sequence numbers of synced writes waiting for their fsync.
+    pub(crate) inflight: BTreeSet<u64>,
+}
+
+impl SeqState {
+    /// The newest sequence number every write up to which is in the memtables.
+    pub(crate) fn visible(&self) -> u64 {
+        self.inflight
+            .first()
+            .map_or(self.allocated, |f| f.saturating_sub(1))
+    }
+}
+
 /// The database key: authenticates every manifest record (manifest format 2).
 pub(crate) struct DatabaseKey {
     pub(crate) meta: DatabaseKeyMeta,
@@ -133,7 +154,11 @@ pub(crate) struct DbInner {
     pub(crate) write: Mutex<WriteState>,
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) synced: AtomicU64,
+    /// The newest visible sequence number (reads and snapshots see up to it).
     pub(crate) last_seq: AtomicU64,
+    /// Allocation and publication of sequence numbers. Lock order: `write`, then `seqs`.
+    pub(crate) seqs: Mutex<SeqState>,
+    pub(crate) seqs_cv: Condvar,
     pub(crate) next_file: AtomicU64,
     pub(crate) next_table_id: AtomicU32,
     pub(crate) tables: RwLock<Tables>,

@@ -233,8 +233,13 @@ impl Default for TableOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteOptions {
     /// `true`: the write is durable (fdatasync of the WAL) when the call returns; concurrent
-    /// syncing writers share one fsync. `false`: the write reaches the OS when the call
-    /// returns and survives a process crash, but not a power loss or kernel crash.
+    /// syncing writers share one fsync. It becomes visible to readers only after the fsync
+    /// succeeded. If the call fails, no reader of this process ever sees the write (the
+    /// database is then poisoned, read-only); after a reopen its record may or may not
+    /// replay, as for a write in flight during a crash: the outcome is unknown.
+    /// `false`: the write reaches the OS when the call returns and survives a process
+    /// crash, but not a power loss or kernel crash; it is visible once every older synced
+    /// write is (so the call may wait for a concurrent fsync).
     pub sync: bool,
 }
 

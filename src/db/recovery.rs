@@ -363,6 +363,11 @@ pub(super) fn open(
         sync_lock: Mutex::new(()),
         synced: AtomicU64::new(0),
         last_seq: AtomicU64::new(max_seq),
+        seqs: Mutex::new(super::SeqState {
+            allocated: max_seq,
+            inflight: BTreeSet::new(),
+        }),
+        seqs_cv: Condvar::new(),
         next_file: AtomicU64::new(next_file),
         next_table_id: AtomicU32::new(state.next_table_id),
         tables: RwLock::new(tables),
@@ -599,9 +604,8 @@ impl Replay<'_> {
                 }
                 super::status::replay_key(states.get(&table), fk, *seg)
             };
-            let mut full: Vec<TableId> = Vec::new();
             let max_seq = &mut self.max_seq;
-            let write_buffer_size = self.write_buffer_size;
+            let (env, dir, write_buffer_size) = (self.env, self.dir, self.write_buffer_size);
             let mut sink = |first_seq: SeqNo,
                             table: TableId,
                             payload: bytes::Bytes|
@@ -618,8 +622,9 @@ impl Replay<'_> {
                     mem.insert(e.key, e.seq, e.kind, e.value);
                 })
                 .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))?;
-                if mem.approximate_bytes() >= write_buffer_size && !full.contains(&table) {
-                    full.push(table);
+                // Keep memory bounded while replaying: flush what passed the write buffer.
+                if mem.approximate_bytes() >= write_buffer_size {
+                    flush_recovered(env, dir, t, alloc, created)?;
                 }
                 Ok(())
             };
@@ -639,12 +644,6 @@ impl Replay<'_> {
                     "this WAL segment holds writes but the manifest does not list it (manifest cut short or rolled back)",
                 ));
             }
-            // Keep memory bounded while replaying: flush what passed the write buffer.
-            for table in full {
-                if let Some(t) = self.states.get(&table) {
-                    self.flush_table(t, alloc, created)?;
-                }
-            }
         }
         Ok(())
     }
@@ -656,47 +655,48 @@ impl Replay<'_> {
         created: &mut Created<'_>,
     ) -> Result<()> {
         for t in self.states.values() {
-            self.flush_table(t, alloc, created)?;
+            flush_recovered(self.env, self.dir, t, alloc, created)?;
         }
         Ok(())
     }
+}
 
-    /// Writes `t`'s recovered memtable to a level-0 file and starts a fresh one.
-    fn flush_table(
-        &self,
-        t: &Arc<TableState>,
-        alloc: &mut dyn FnMut() -> FileNumber,
-        created: &mut Created<'_>,
-    ) -> Result<()> {
-        let sv = t.super_version();
-        if sv.mem.is_empty() {
-            return Ok(());
-        }
-        let number = alloc();
-        let protection = match t.table_key() {
-            Some(key) => protection_with_key(t, &key, number),
-            None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
-            None => crate::sst::TableProtection::Plain,
-        };
-        created.names.push(names::table(number));
-        let file = build_table_file(
-            self.env,
-            self.dir,
-            t,
-            protection,
-            super::build_options_for(&t.meta.read()),
-            number,
-            &sv.mem,
-        )?;
-        let mut version = (*sv.version).clone();
-        version.add(Arc::new(file));
-        *t.sv.write() = Arc::new(SuperVersion {
-            mem: Arc::new(MemTable::new()),
-            imm: Vec::new(),
-            version: Arc::new(version),
-        });
-        Ok(())
+/// Writes `t`'s recovered memtable to a level-0 file and starts a fresh one.
+fn flush_recovered(
+    env: &Arc<dyn Env>,
+    dir: &Path,
+    t: &Arc<TableState>,
+    alloc: &mut dyn FnMut() -> FileNumber,
+    created: &mut Created<'_>,
+) -> Result<()> {
+    let sv = t.super_version();
+    if sv.mem.is_empty() {
+        return Ok(());
     }
+    let number = alloc();
+    let protection = match t.table_key() {
+        Some(key) => protection_with_key(t, &key, number),
+        None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
+        None => crate::sst::TableProtection::Plain,
+    };
+    created.names.push(names::table(number));
+    let file = build_table_file(
+        env,
+        dir,
+        t,
+        protection,
+        super::build_options_for(&t.meta.read()),
+        number,
+        &sv.mem,
+    )?;
+    let mut version = (*sv.version).clone();
+    version.add(Arc::new(file));
+    *t.sv.write() = Arc::new(SuperVersion {
+        mem: Arc::new(MemTable::new()),
+        imm: Vec::new(),
+        version: Arc::new(version),
+    });
+    Ok(())
 }
 
 fn unknown_table(segment: FileNumber, table: TableId) -> Error {

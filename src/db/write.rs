@@ -33,6 +33,29 @@ fn check_table_name(name: &str) -> Result<()> {
     }
 }
 
+/// Where a write stands when the write lock is released.
+enum Pending {
+    /// In the memtables, visible once every older write is (its last sequence number).
+    Visible(u64),
+    /// Appended; goes into `mems` once the WAL is synced up to `position`.
+    Synced {
+        position: u64,
+        first_seq: SeqNo,
+        mems: Vec<Arc<MemTable>>,
+    },
+}
+
+/// Inserts each section of `batch` into its table's memtable (`mems`, in section order).
+fn insert_batch(batch: &WriteBatch, first_seq: SeqNo, mems: &[Arc<MemTable>]) -> Result<()> {
+    for ((_, section), mem) in batch.sections().zip(mems) {
+        decode_section(section.payload(), first_seq, |e| {
+            mem.insert(e.key, e.seq, e.kind, e.value)
+        })
+        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+    }
+    Ok(())
+}
+
 impl DbInner {
     pub(crate) fn write(
         &self,
@@ -56,7 +79,7 @@ impl DbInner {
         for t in &tables {
             self.make_room(t)?;
         }
-        let position = {
+        let pending = {
             let mut ws = self.write.lock();
             self.check_poisoned()?;
             for t in &tables {
@@ -76,7 +99,9 @@ impl DbInner {
                         .map_err(|e| self.poison(format!("WAL write failed: {e}")))?;
                 }
             }
-            let first_seq = SeqNo(self.last_seq.load(Ordering::Acquire) + 1);
+            // Only holders of the write lock hand out numbers.
+            let first_seq = SeqNo(self.seqs.lock().allocated + 1);
+            let last_seq = first_seq.0 + batch.len() as u64 - 1;
             let sections: Vec<(TableId, &[u8])> =
                 batch.sections().map(|(t, s)| (t, s.payload())).collect();
             let before = ws.wal.len();
@@ -84,21 +109,71 @@ impl DbInner {
                 .append_batch(first_seq, &sections)
                 .map_err(|e| self.poison(format!("WAL append failed: {e}")))?;
             ws.appended += ws.wal.len() - before;
-            for (t, (_, payload)) in tables.iter().zip(sections.iter()) {
-                let mem = Arc::clone(&t.super_version().mem);
-                decode_section(payload, first_seq, |e| {
-                    mem.insert(e.key, e.seq, e.kind, e.value)
-                })
-                .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+            // The memtables the batch belongs in: those of the segment it was appended to.
+            let mems: Vec<Arc<MemTable>> = tables
+                .iter()
+                .map(|t| Arc::clone(&t.super_version().mem))
+                .collect();
+            if opts.sync {
+                let mut seqs = self.seqs.lock();
+                seqs.allocated = last_seq;
+                seqs.inflight.insert(first_seq.0);
+                Pending::Synced {
+                    position: ws.appended,
+                    first_seq,
+                    mems,
+                }
+            } else {
+                insert_batch(batch, first_seq, &mems)
+                    .map_err(|e| self.poison(format!("memtable insert failed: {e}")))?;
+                let mut seqs = self.seqs.lock();
+                seqs.allocated = last_seq;
+                self.publish(&seqs);
+                Pending::Visible(last_seq)
             }
-            self.last_seq
-                .store(first_seq.0 + batch.len() as u64 - 1, Ordering::Release);
-            ws.appended
         };
-        if opts.sync {
-            self.sync_wal_to(position)?;
+        match pending {
+            Pending::Visible(last) => {
+                // Visible in order: wait for older synced writes still in their fsync.
+                let mut seqs = self.seqs.lock();
+                while seqs.visible() < last {
+                    self.seqs_cv.wait(&mut seqs);
+                }
+                Ok(())
+            }
+            Pending::Synced {
+                position,
+                first_seq,
+                mems,
+            } => {
+                let synced = self.sync_wal_to(position);
+                let inserted = synced.and_then(|()| insert_batch(batch, first_seq, &mems));
+                let mut seqs = self.seqs.lock();
+                seqs.inflight.remove(&first_seq.0);
+                self.publish(&seqs);
+                self.seqs_cv.notify_all();
+                // On failure the batch never reached a memtable: no reader sees it. Its
+                // record may still be on disk and replay after a reopen (outcome unknown,
+                // as after a crash).
+                inserted
+            }
         }
-        Ok(())
+    }
+
+    /// Publishes what is now visible and wakes writers waiting for it.
+    fn publish(&self, seqs: &super::SeqState) {
+        self.last_seq.fetch_max(seqs.visible(), Ordering::AcqRel);
+        self.seqs_cv.notify_all();
+    }
+
+    /// Waits until every synced write allocated so far has reached its memtable or failed:
+    /// a frozen memtable is flushed only once no write still belongs in it.
+    pub(crate) fn wait_for_inflight_writes(&self) {
+        let mut seqs = self.seqs.lock();
+        let target = seqs.allocated;
+        while seqs.inflight.first().is_some_and(|f| *f <= target) {
+            self.seqs_cv.wait_for(&mut seqs, Duration::from_millis(100));
+        }
     }
 
     /// Group commit: whoever holds the sync lock syncs everything appended so far, and

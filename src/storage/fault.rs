@@ -41,7 +41,7 @@ use parking_lot::Mutex;
 use super::{Env, FileLock, FileSyncer, RandomAccessFile, StdEnv, WritableFile};
 
 /// The kinds of operation a fault can be armed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultOp {
     /// `Env::create` (opening a file for writing).
     Create,
@@ -213,7 +213,12 @@ impl PowerLoss {
             lose_unsynced_removes,
             seed,
         };
-        [m(false, false), m(true, false), m(false, true), m(true, true)]
+        [
+            m(false, false),
+            m(true, false),
+            m(false, true),
+            m(true, true),
+        ]
     }
 }
 
@@ -358,6 +363,11 @@ impl FaultEnv {
     /// sync what a crash would have lost.
     pub fn halt(&self) {
         self.core.halted.store(true, Ordering::SeqCst);
+    }
+
+    /// True once halted (by `halt`, a crash in progress or a kill point being reached).
+    pub fn is_halted(&self) -> bool {
+        self.core.halted.load(Ordering::SeqCst)
     }
 
     /// Simulates a power loss in the default mode ([`PowerLoss::default`]).
@@ -967,9 +977,18 @@ mod tests {
     fn file_classes_follow_the_engine_names() {
         assert_eq!(FileClass::of(Path::new("/d/000012.sst")), FileClass::Table);
         assert_eq!(FileClass::of(Path::new("/d/7.log")), FileClass::Wal);
-        assert_eq!(FileClass::of(Path::new("/d/MANIFEST-000003")), FileClass::Manifest);
-        assert_eq!(FileClass::of(Path::new("/d/CURRENT.tmp")), FileClass::Current);
-        assert_eq!(FileClass::of(Path::new("/k/keystore.bin")), FileClass::Other);
+        assert_eq!(
+            FileClass::of(Path::new("/d/MANIFEST-000003")),
+            FileClass::Manifest
+        );
+        assert_eq!(
+            FileClass::of(Path::new("/d/CURRENT.tmp")),
+            FileClass::Current
+        );
+        assert_eq!(
+            FileClass::of(Path::new("/k/keystore.bin")),
+            FileClass::Other
+        );
         assert!(FileClass::Any.matches(None));
         assert!(!FileClass::Wal.matches(None));
     }

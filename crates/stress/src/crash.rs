@@ -219,6 +219,7 @@ pub fn child(root: &Path, plan: &ChildPlan) -> Result<(), String> {
     let tables = Arc::new(tables);
     let mut handles = Vec::new();
     for id in 0..3u64 {
+        let fault = fault.clone();
         let (db, tables, oracle, next, out) = (
             Arc::clone(&db),
             Arc::clone(&tables),
@@ -284,7 +285,10 @@ pub fn child(root: &Path, plan: &ChildPlan) -> Result<(), String> {
                     }
                     db.write(&b, wo)
                 };
-                r.map_err(|e| format!("child write: {e}"))?;
+                if let Err(e) = r {
+                    // Keep the key locks: no other write of these keys may start.
+                    die(&fault, &format!("child write {gen}: {e}"));
+                }
                 emit(&out, format!("A {gen}"))?;
             }
         }));
@@ -317,12 +321,27 @@ pub fn child(root: &Path, plan: &ChildPlan) -> Result<(), String> {
                     .and_then(|_| db.drop_table(&name))
             }
         };
-        r.map_err(|e| format!("child maintenance: {e}"))?;
+        if let Err(e) = r {
+            die(&fault, &format!("child maintenance: {e}"));
+        }
     }
     for h in handles {
         h.join().map_err(|_| "writer panicked".to_string())??;
     }
     Err("the writers stopped".into())
+}
+
+/// A failed call in the child: while a kill point is taking the process down that is
+/// expected (the file system is halted), so wait for the abort; otherwise it is a failure
+/// the parent reports (exit status 2 and the message in child.log).
+fn die(fault: &FaultEnv, why: &str) -> ! {
+    if fault.is_halted() {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    eprintln!("child: {why}");
+    std::process::exit(2);
 }
 
 fn emit(out: &parking_lot::Mutex<std::io::Stdout>, line: String) -> Result<(), String> {

@@ -268,7 +268,10 @@ struct State {
     files: HashMap<PathBuf, Shared>,
     renames: Vec<PendingRename>,
     removes: Vec<PendingRemove>,
-    kill: Option<(KillPoint, u64)>,
+    /// The kill point, matching calls seen, and whether it aborts (else it only halts).
+    kill: Option<(KillPoint, u64, bool)>,
+    /// A kill point reached, to fire once the caller has left the gate.
+    pending_kill: Option<KillPoint>,
 }
 
 struct Core {
@@ -277,6 +280,10 @@ struct Core {
     injected: [AtomicU64; FaultOp::ALL.len()],
     /// Set by `halt`/`crash`: nothing reaches the disk any more.
     halted: AtomicBool,
+    /// Every mutating call holds this shared while it runs; a kill point takes it
+    /// exclusively, so the power-loss image is taken with no call half done (a call that
+    /// completed is in the image, and only such a call can have been acknowledged).
+    gate: parking_lot::RwLock<()>,
 }
 
 /// The real file system with injectable faults and simulated crashes. Cheap to clone;
@@ -318,6 +325,7 @@ impl FaultEnv {
                 calls: Default::default(),
                 injected: Default::default(),
                 halted: AtomicBool::new(false),
+                gate: parking_lot::RwLock::new(()),
             }),
         }
     }
@@ -340,7 +348,15 @@ impl FaultEnv {
 
     /// Ends the process at `point` (see the module docs); counting starts now.
     pub fn set_kill_point(&self, point: KillPoint) {
-        self.core.state.lock().kill = Some((point, 0));
+        self.core.state.lock().kill = Some((point, 0, true));
+    }
+
+    /// The in-process twin of a kill point: at `point` the env halts (that call and every
+    /// later one fail, nothing more reaches the disk) instead of aborting, so a test can
+    /// drop the database and [`crash_with`](Self::crash_with) as of that instant.
+    /// `point.power_loss` is ignored: the test picks the mode when it crashes.
+    pub fn set_halt_point(&self, point: KillPoint) {
+        self.core.state.lock().kill = Some((point, 0, false));
     }
 
     /// Calls of `op` made through this env.
@@ -396,11 +412,16 @@ impl FaultEnv {
         }
         self.core.calls[op.index()].fetch_add(1, Ordering::SeqCst);
         let mut st = self.core.state.lock();
-        if let Some((point, seen)) = st.kill.as_mut() {
+        if let Some((point, seen, abort)) = st.kill.as_mut() {
             if point.op == op && point.file.matches(path) {
                 if *seen == point.after {
                     let point = *point;
-                    self.kill(st, point);
+                    if *abort {
+                        st.pending_kill = Some(point);
+                    }
+                    st.kill = None;
+                    self.halt();
+                    return Err(halted_error());
                 }
                 *seen += 1;
             }
@@ -431,11 +452,25 @@ impl FaultEnv {
         }
     }
 
-    /// A kill point fired: halt, optionally lose power, and abort (no destructor runs,
-    /// as with SIGKILL).
-    fn kill(&self, mut st: parking_lot::MutexGuard<'_, State>, point: KillPoint) -> ! {
+    /// Runs one call inside the gate, then fires a kill point the call reached.
+    fn guarded<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        let gate = self.core.gate.read();
+        let r = f();
+        drop(gate);
+        let pending = self.core.state.lock().pending_kill.take();
+        if let Some(point) = pending {
+            self.kill(point);
+        }
+        r
+    }
+
+    /// A kill point fired: halt, wait for calls in progress, optionally lose power, and
+    /// abort (no destructor runs, as with SIGKILL).
+    fn kill(&self, point: KillPoint) -> ! {
         self.halt();
+        let _all = self.core.gate.write();
         if let Some(mode) = point.power_loss {
+            let mut st = self.core.state.lock();
             if let Err(e) = apply_power_loss(&mut st, mode) {
                 eprintln!("kill point {point:?}: power-loss simulation failed: {e}");
             }
@@ -553,23 +588,16 @@ fn sync_file(
 
 impl WritableFile for FaultFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.env.check_err(FaultOp::Append, Some(&self.path)) {
-            if !self.env.core.halted.load(Ordering::SeqCst) {
-                // A short write: half the bytes land, then the error.
-                let half = data.get(..data.len() / 2).unwrap_or_default();
-                self.inner.append(half)?;
-                self.written.lock().len += half.len() as u64;
-            }
-            return Err(e);
-        }
-        self.inner.append(data)?;
-        self.written.lock().len += data.len() as u64;
-        Ok(())
+        let env = self.env.clone();
+        env.guarded(|| self.append_unguarded(data))
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let inner = &mut self.inner;
-        sync_file(&self.env, &self.path, &self.written, || inner.sync())
+        let env = self.env.clone();
+        env.guarded(|| {
+            let inner = &mut self.inner;
+            sync_file(&self.env, &self.path, &self.written, || inner.sync())
+        })
     }
 
     fn len(&self) -> u64 {
@@ -586,6 +614,23 @@ impl WritableFile for FaultFile {
     }
 }
 
+impl FaultFile {
+    fn append_unguarded(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.env.check_err(FaultOp::Append, Some(&self.path)) {
+            if !self.env.core.halted.load(Ordering::SeqCst) {
+                // A short write: half the bytes land, then the error.
+                let half = data.get(..data.len() / 2).unwrap_or_default();
+                self.inner.append(half)?;
+                self.written.lock().len += half.len() as u64;
+            }
+            return Err(e);
+        }
+        self.inner.append(data)?;
+        self.written.lock().len += data.len() as u64;
+        Ok(())
+    }
+}
+
 struct FaultSyncer {
     env: FaultEnv,
     path: PathBuf,
@@ -595,7 +640,8 @@ struct FaultSyncer {
 
 impl FileSyncer for FaultSyncer {
     fn sync(&self) -> io::Result<()> {
-        sync_file(&self.env, &self.path, &self.written, || self.inner.sync())
+        self.env
+            .guarded(|| sync_file(&self.env, &self.path, &self.written, || self.inner.sync()))
     }
 }
 
@@ -634,15 +680,15 @@ impl RandomAccessFile for FaultReader {
     }
 }
 
-impl Env for FaultEnv {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+impl FaultEnv {
+    fn create_dir_all_unguarded(&self, path: &Path) -> io::Result<()> {
         if self.core.halted.load(Ordering::SeqCst) {
             return Err(halted_error());
         }
         StdEnv.create_dir_all(path)
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+    fn create_unguarded(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         self.check_err(FaultOp::Create, Some(path))?;
         let inner = StdEnv.create(path)?;
         let written = self.track_new(path);
@@ -654,7 +700,7 @@ impl Env for FaultEnv {
         }))
     }
 
-    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+    fn open_read_unguarded(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         self.check_err(FaultOp::OpenRead, Some(path))?;
         Ok(Arc::new(FaultReader {
             env: self.clone(),
@@ -663,7 +709,7 @@ impl Env for FaultEnv {
         }))
     }
 
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+    fn read_all_unguarded(&self, path: &Path) -> io::Result<Vec<u8>> {
         match self.check(FaultOp::Read, Some(path))? {
             None => StdEnv.read_all(path),
             Some(FaultKind::BitFlip) => Ok(flip_a_bit(&StdEnv.read_all(path)?)),
@@ -671,7 +717,7 @@ impl Env for FaultEnv {
         }
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename_unguarded(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.check_err(FaultOp::Rename, Some(to))?;
         let replaced = if to.exists() {
             Some(std::fs::read(to)?)
@@ -691,7 +737,7 @@ impl Env for FaultEnv {
         Ok(())
     }
 
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+    fn truncate_unguarded(&self, path: &Path, len: u64) -> io::Result<()> {
         self.check_err(FaultOp::Truncate, Some(path))?;
         StdEnv.truncate(path, len)?;
         if let Some(f) = self.core.state.lock().files.get(path) {
@@ -703,7 +749,7 @@ impl Env for FaultEnv {
         Ok(())
     }
 
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
+    fn remove_file_unguarded(&self, path: &Path) -> io::Result<()> {
         self.check_err(FaultOp::Remove, Some(path))?;
         // What a power loss before the next directory sync brings back: the durable
         // bytes of a file whose entry was durable; nothing for a file never made durable.
@@ -732,7 +778,7 @@ impl Env for FaultEnv {
         Ok(())
     }
 
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+    fn sync_dir_unguarded(&self, path: &Path) -> io::Result<()> {
         self.check_err(FaultOp::SyncDir, Some(path))?;
         StdEnv.sync_dir(path)?;
         let mut st = self.core.state.lock();
@@ -746,11 +792,56 @@ impl Env for FaultEnv {
         Ok(())
     }
 
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+    fn list_dir_unguarded(&self, path: &Path) -> io::Result<Vec<String>> {
         if self.core.halted.load(Ordering::SeqCst) {
             return Err(halted_error());
         }
         StdEnv.list_dir(path)
+    }
+
+    fn lock_unguarded(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        if self.core.halted.load(Ordering::SeqCst) {
+            return Err(halted_error());
+        }
+        StdEnv.lock(path)
+    }
+}
+
+impl Env for FaultEnv {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.create_dir_all_unguarded(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.guarded(|| self.create_unguarded(path))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        self.open_read_unguarded(path)
+    }
+
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.guarded(|| self.read_all_unguarded(path))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.guarded(|| self.rename_unguarded(from, to))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.guarded(|| self.truncate_unguarded(path, len))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.guarded(|| self.remove_file_unguarded(path))
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.guarded(|| self.sync_dir_unguarded(path))
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.list_dir_unguarded(path)
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -758,10 +849,7 @@ impl Env for FaultEnv {
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        if self.core.halted.load(Ordering::SeqCst) {
-            return Err(halted_error());
-        }
-        StdEnv.lock(path)
+        self.lock_unguarded(path)
     }
 }
 

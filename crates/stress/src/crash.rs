@@ -295,6 +295,15 @@ pub fn child(root: &Path, plan: &ChildPlan) -> Result<(), String> {
     }
     let mut rng = StdRng::seed_from_u64(plan.seed ^ 0xf1);
     let mut scratch = 0u64;
+    // Scratch tables a crash left behind are dropped (a drop after recovery).
+    for name in db.tables().into_iter().filter(|n| n.starts_with("scratch")) {
+        if let Err(e) = db.drop_table(&name) {
+            die(
+                &fault,
+                &format!("child: dropping {name} left by a crash: {e}"),
+            );
+        }
+    }
     loop {
         std::thread::sleep(Duration::from_millis(rng.gen_range(10..120)));
         if handles.iter().any(|h| h.is_finished()) {
@@ -310,7 +319,7 @@ pub fn child(root: &Path, plan: &ChildPlan) -> Result<(), String> {
             _ => {
                 // A table created and dropped: manifest edits, a KMS call for the encrypted one.
                 scratch += 1;
-                let name = format!("scratch{scratch}");
+                let name = format!("scratch{}_{scratch}", plan.gen_base >> 32);
                 let o = if scratch % 2 == 0 {
                     TableOptions::encrypted()
                 } else {

@@ -117,13 +117,11 @@ struct Outcome {
     wrong: Vec<String>,
 }
 
+/// One key a write changes: (table, key, new state; `None` deletes).
+type Change = (usize, Vec<u8>, Option<Vec<u8>>);
+
 /// Applies one write's result to the allowed states.
-fn record(
-    allowed: &mut Allowed,
-    out: &mut Outcome,
-    entries: &[(usize, Vec<u8>, Option<Vec<u8>>)],
-    r: sealdb::Result<()>,
-) {
+fn record(allowed: &mut Allowed, out: &mut Outcome, entries: &[Change], r: sealdb::Result<()>) {
     let failed = r.is_err();
     if let Err(e) = r {
         out.errors += 1;

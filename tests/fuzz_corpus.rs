@@ -245,11 +245,11 @@ fn write_seed_corpus() -> TestResult {
     Ok(())
 }
 
+/// Writes one seed file: (target, name, bytes).
+type SeedWriter = dyn Fn(&str, &str, &[u8]) -> std::io::Result<()>;
+
 /// Seeds for the sstable_roundtrip, sstable_tamper, keystore, current and wal_batch targets.
-fn write_new_target_seeds(
-    out: &dyn Fn(&str, &str, &[u8]) -> std::io::Result<()>,
-    tmp: &tempfile::TempDir,
-) -> TestResult {
+fn write_new_target_seeds(out: &SeedWriter, tmp: &tempfile::TempDir) -> TestResult {
     // Entries: (key length, key, kind, value length, value seed)*, after a flags byte.
     let mut entries = Vec::new();
     for i in 0..40u8 {

@@ -74,6 +74,9 @@ pub fn current(data: &[u8]) {
     assert_eq!(back, Some(n), "CURRENT did not round-trip");
 }
 
+/// One decoded entry: (sequence number, table, kind, key, value).
+type Decoded = (u64, TableId, ValueKind, Vec<u8>, Vec<u8>);
+
 pub fn wal_batch(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -115,7 +118,7 @@ pub fn wal_batch(data: &[u8]) {
         b.add(*t, *kind, k, v);
     }
     let first = SeqNo(1000);
-    let mut decoded: Vec<(u64, TableId, ValueKind, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut decoded: Vec<Decoded> = Vec::new();
     for (t, s) in b.sections() {
         let ok = decode_section(s.payload(), first, |e: SectionEntry<'_>| {
             decoded.push((e.seq.0, t, e.kind, e.key.to_vec(), e.value.to_vec()));

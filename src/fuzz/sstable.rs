@@ -23,6 +23,8 @@ use crate::storage::{FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
 
 type Model = BTreeMap<Vec<u8>, (SeqNo, ValueKind, Vec<u8>)>;
+/// One table entry: (user key, sequence number, kind, value).
+type Entry = (Vec<u8>, SeqNo, ValueKind, Vec<u8>);
 
 /// A file in memory for the builder.
 struct MemWritable(Arc<Mutex<Vec<u8>>>);
@@ -142,10 +144,7 @@ fn open(bytes: Vec<u8>, sealed: bool) -> crate::Result<Arc<Table>> {
 }
 
 /// Every entry of the table, forward, as (user key, seq, kind, value).
-fn entries(
-    t: &Arc<Table>,
-    reverse: bool,
-) -> crate::Result<Vec<(Vec<u8>, SeqNo, ValueKind, Vec<u8>)>> {
+fn entries(t: &Arc<Table>, reverse: bool) -> crate::Result<Vec<Entry>> {
     let mut it = t.iter();
     let mut out = Vec::new();
     if reverse {

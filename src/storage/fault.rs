@@ -494,7 +494,7 @@ impl FaultEnv {
 
 /// Puts the disk in the state a power loss in `mode` leaves (see the module docs).
 fn apply_power_loss(st: &mut State, mode: PowerLoss) -> io::Result<()> {
-    let mut rng = mode.seed ^ 0x5eed_0f_70_12_u64;
+    let mut rng = mode.seed ^ 0x005e_ed0f_7012_u64;
     // Undo renames newest first, so chains of renames unwind in order.
     while let Some(r) = st.renames.pop() {
         if r.to.exists() {

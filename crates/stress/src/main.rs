@@ -68,6 +68,9 @@ enum Cmd {
         dir: Option<PathBuf>,
         #[arg(long)]
         verbose: bool,
+        /// Children also create and drop tables (see crash.rs: off while an engine bug is open).
+        #[arg(long)]
+        table_churn: bool,
     },
     /// The crash loop's child (internal).
     #[command(hide = true)]
@@ -84,6 +87,8 @@ enum Cmd {
         sync_only: bool,
         #[arg(long)]
         kill: Option<String>,
+        #[arg(long)]
+        table_churn: bool,
     },
 }
 
@@ -161,6 +166,7 @@ fn main() -> ExitCode {
             seed,
             dir,
             verbose,
+            table_churn,
         } => {
             let seed = seed.unwrap_or_else(clock_seed);
             println!("sealdb-stress crash: seed {seed}, {iterations} iterations; replay with --seed {seed}");
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
                 keys: keys.max(model::BATCH_REGION + 16),
                 root: dir,
                 verbose,
+                table_churn,
             };
             match crash::run(&cfg) {
                 Ok(st) => {
@@ -203,6 +210,7 @@ fn main() -> ExitCode {
             keys,
             sync_only,
             kill,
+            table_churn,
         } => {
             let kill = match kill.as_deref().map(crash::ChildPlan::parse_kill) {
                 Some(None) => {
@@ -218,6 +226,7 @@ fn main() -> ExitCode {
                 keys,
                 sync_only,
                 kill,
+                table_churn,
             };
             match crash::child(&root, &plan) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -390,6 +390,25 @@ mod tests {
         Ok(())
     }
 
+    /// Pinned with the RustCrypto `aes-gcm` backend (commit d29aef8): every backend must
+    /// produce these bytes, so files written by one open with any other.
+    const KAT_SEALED_UNIT: &str = "783d36bf8413beb61a24f65e5355977d5a884df0c633a4a2f047dec2e4c8b33026b6d77b";
+
+    #[test]
+    fn sealed_unit_known_answer() -> Result<()> {
+        let dek = DataKey::from_bytes([0x11; 32]);
+        let mut s = UnitSealer::sealed(ctx(3, 7), &dek);
+        let mut out = Vec::new();
+        s.seal(UnitKind::Data, 4096, b"known answer payload", &mut out)?;
+        assert_eq!(hex::encode(&out), KAT_SEALED_UNIT);
+        let o = UnitOpener::sealed(ctx(3, 7), &dek);
+        assert_eq!(
+            &o.open(UnitKind::Data, 4096, Bytes::from(out))?[..],
+            b"known answer payload"
+        );
+        Ok(())
+    }
+
     #[test]
     fn sealed_ciphertext_hides_payload() -> Result<()> {
         let dek = DataKey::generate();

@@ -104,6 +104,22 @@ mod tests {
         }
     }
 
+    /// A data key wrapped by the RustCrypto `aes-gcm` backend (commit d29aef8), random
+    /// nonce included: every backend must unwrap it.
+    const KAT_WRAPPED: &str = concat!(
+        "ac73158482e1ab8343e11fba713542635c79222c90ca8821c4d0d5f929bdfc6b",
+        "9984a5b043c58ce23a76f686a3f735bc711bab3921a706b36984db55"
+    );
+
+    #[test]
+    fn unwraps_a_key_wrapped_by_the_rustcrypto_backend() {
+        let tk = TableKey::from_bytes([7; KEY_LEN]);
+        let wrapped = hex::decode(KAT_WRAPPED).unwrap_or_default();
+        let back = unwrap_data_key(&tk, &wrapped, &ctx(9)).map(|k| *k.expose_secret_bytes());
+        assert_eq!(back, Some([0x33; KEY_LEN]));
+        assert!(unwrap_data_key(&tk, &wrapped, &ctx(10)).is_none());
+    }
+
     #[test]
     fn wrap_round_trip_and_binding() {
         let tk = TableKey::from_bytes([7; KEY_LEN]);

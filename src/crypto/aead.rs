@@ -51,20 +51,6 @@ impl AeadKey {
         self.0.seal_in_place(nonce, aad, in_out)
     }
 
-    /// Checks `tag` and decrypts `in_out` in place. On failure `in_out` is zeroed: no
-    /// unauthenticated plaintext is ever left behind.
-    pub(crate) fn open_in_place(
-        &self,
-        nonce: &[u8; NONCE_LEN],
-        aad: &[u8],
-        in_out: &mut [u8],
-        tag: &[u8; TAG_LEN],
-    ) -> Result<(), AeadError> {
-        self.0.open_in_place(nonce, aad, in_out, tag).inspect_err(|_| {
-            in_out.fill(0);
-        })
-    }
-
     /// Checks `tag` and decrypts `ciphertext` into `out` (same length): one pass from,
     /// say, a memory map into a cache's buffer. On failure `out` is zeroed.
     pub(crate) fn open_into(
@@ -122,24 +108,6 @@ mod backend {
             tag.as_ref().try_into().map_err(|_| AeadError)
         }
 
-        pub(super) fn open_in_place(
-            &self,
-            nonce: &[u8; NONCE_LEN],
-            aad: &[u8],
-            in_out: &mut [u8],
-            tag: &[u8; TAG_LEN],
-        ) -> Result<(), AeadError> {
-            self.0
-                .open_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(*nonce),
-                    Aad::from(aad),
-                    tag,
-                    in_out,
-                )
-                .map(|_| ())
-                .map_err(|_| AeadError)
-        }
-
         pub(super) fn open_into(
             &self,
             nonce: &[u8; NONCE_LEN],
@@ -188,18 +156,6 @@ mod backend {
                 .map_err(|_| AeadError)
         }
 
-        pub(super) fn open_in_place(
-            &self,
-            nonce: &[u8; NONCE_LEN],
-            aad: &[u8],
-            in_out: &mut [u8],
-            tag: &[u8; TAG_LEN],
-        ) -> Result<(), AeadError> {
-            self.0
-                .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, in_out, Tag::from_slice(tag))
-                .map_err(|_| AeadError)
-        }
-
         pub(super) fn open_into(
             &self,
             nonce: &[u8; NONCE_LEN],
@@ -210,7 +166,9 @@ mod backend {
         ) -> Result<(), AeadError> {
             // RustCrypto decrypts in place only: one copy, then one pass.
             out.copy_from_slice(ciphertext);
-            self.open_in_place(nonce, aad, out, tag)
+            self.0
+                .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, out, Tag::from_slice(tag))
+                .map_err(|_| AeadError)
         }
     }
 }
@@ -226,9 +184,10 @@ mod tests {
     /// The GCM specification's test case 16 (AES-256, 96-bit IV, 20 bytes of AAD).
     #[test]
     fn gcm_spec_test_case_16() -> Result<(), AeadError> {
-        let key: [u8; KEY_LEN] = h("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
-            .try_into()
-            .map_err(|_| AeadError)?;
+        let key: [u8; KEY_LEN] =
+            h("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+                .try_into()
+                .map_err(|_| AeadError)?;
         let nonce: [u8; NONCE_LEN] = h("cafebabefacedbaddecaf888")
             .try_into()
             .map_err(|_| AeadError)?;
@@ -245,8 +204,6 @@ mod tests {
         let mut out = vec![0u8; buf.len()];
         k.open_into(&nonce, &aad, &buf, &tag, &mut out)?;
         assert_eq!(out, plain);
-        k.open_in_place(&nonce, &aad, &mut buf, &tag)?;
-        assert_eq!(buf, plain);
         Ok(())
     }
 
@@ -263,8 +220,6 @@ mod tests {
             Err(AeadError)
         );
         assert!(out.iter().all(|&b| b == 0));
-        assert_eq!(k.open_in_place(&nonce, b"aad", &mut buf, &tag), Err(AeadError));
-        assert!(buf.iter().all(|&b| b == 0));
         // Lengths must agree.
         assert_eq!(
             k.open_into(&nonce, b"aad", &[0; 4], &tag, &mut [0; 5]),

@@ -69,6 +69,9 @@ pub struct VerifyReport {
     pub tables: usize,
     pub sstables: usize,
     pub wal_segments: usize,
+    /// Files in the directory that no table needs (see `Db::unreferenced_files`): left
+    /// by a crash or a failed install, or copied in. Not deleted by open.
+    pub unreferenced: Vec<String>,
 }
 
 fn stored_boundary(b: &Boundary) -> Option<String> {
@@ -213,6 +216,7 @@ impl DbInner {
             )?;
             report.wal_segments += 1;
         }
+        report.unreferenced = self.unreferenced_files()?;
         Ok(report)
     }
 }

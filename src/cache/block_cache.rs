@@ -122,6 +122,7 @@ impl BlockCache {
     }
 
     /// The configured capacity in bytes.
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.shards.iter().map(|s| s.lock().capacity).sum()
     }

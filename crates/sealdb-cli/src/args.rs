@@ -141,7 +141,7 @@ pub enum Command {
     /// Creates a new grant for the engine on an encrypted table (after a revoke).
     RenewGrant { table: String },
     /// Runs the db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom, ...).
-    Bench(sealdb::bench::BenchArgs),
+    Bench(sealdb_bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::{parse_workloads, run, BenchConfig, BenchReport, Workload};
-use crate::error::{Error, Result};
+use crate::error::{BenchError, Result};
 
 /// Which kinds of table to run the workloads on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,9 +78,9 @@ pub fn run_args(args: &BenchArgs) -> Result<Vec<BenchReport>> {
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&reports)
-            .map_err(|e| Error::InvalidArgument(format!("bench report: {e}")))?;
+            .map_err(|e| BenchError::Config(format!("encoding the report: {e}")))?;
         std::fs::write(path, json)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
     }
     Ok(reports)
 }

@@ -78,19 +78,38 @@ impl From<KmsError> for CliError {
     }
 }
 
+/// The exit status an engine error maps to.
+fn error_exit(e: &Error) -> Exit {
+    if e.is_integrity_failure() {
+        return Exit::Integrity;
+    }
+    match e {
+        Error::TableNotFound(_) => Exit::NotFound,
+        Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
+        Error::TableUnavailable { .. } => Exit::AccessDenied,
+        Error::Kms(k) => kms_exit(k),
+        Error::Io { .. } => Exit::Io,
+        _ => Exit::Other,
+    }
+}
+
 impl From<Error> for CliError {
     fn from(e: Error) -> CliError {
-        let exit = if e.is_integrity_failure() {
-            Exit::Integrity
-        } else {
-            match &e {
-                Error::TableNotFound(_) => Exit::NotFound,
-                Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
-                Error::TableUnavailable { .. } => Exit::AccessDenied,
-                Error::Kms(k) => kms_exit(k),
-                Error::Io { .. } => Exit::Io,
-                _ => Exit::Other,
-            }
+        CliError::new(error_exit(&e), e.to_string())
+    }
+}
+
+impl From<sealdb_bench::BenchError> for CliError {
+    fn from(e: sealdb_bench::BenchError) -> CliError {
+        use sealdb_bench::BenchError;
+        let exit = match &e {
+            BenchError::Config(_) => Exit::Usage,
+            BenchError::Io { .. } => Exit::Io,
+            BenchError::Engine { source, .. } => match source.downcast_ref::<Error>() {
+                Some(engine) => error_exit(engine),
+                None => Exit::Other,
+            },
+            _ => Exit::Other,
         };
         CliError::new(exit, e.to_string())
     }

@@ -28,7 +28,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::cache::BlockCache;
 use crate::compaction::DbStats;
-use crate::error::{Error, Result};
+use crate::error::{Error, Poison, Result};
 use crate::kms::Principal;
 use crate::manifest::ManifestWriter;
 use crate::storage::{Env, FileLock};
@@ -117,7 +117,7 @@ pub(crate) struct DbInner {
     pub(crate) manifest: Mutex<ManifestWriter>,
     pub(crate) bg: Mutex<BgState>,
     pub(crate) bg_cv: Condvar,
-    pub(crate) poisoned: Mutex<Option<String>>,
+    pub(crate) poisoned: Mutex<Option<Poison>>,
     pub(crate) cache: Arc<BlockCache>,
     pub(crate) table_cache: Arc<crate::cache::TableCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
@@ -340,19 +340,20 @@ impl DbInner {
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &*self.poisoned.lock() {
-            Some(why) => Err(Error::Poisoned(why.clone())),
+            Some(p) => Err(Error::Poisoned(p.clone())),
             None => Ok(()),
         }
     }
 
     /// Enters the read-only state after a failed WAL write or fsync: the page cache may no
     /// longer match the disk, so nothing more is acknowledged (fsyncgate).
-    pub(crate) fn poison(&self, why: String) -> Error {
+    pub(crate) fn poison(&self, why: &str, cause: Error) -> Error {
+        let poison = Poison::caused_by(why, cause);
         let mut p = self.poisoned.lock();
         if p.is_none() {
-            *p = Some(why.clone());
+            *p = Some(poison.clone());
         }
-        Error::Poisoned(why)
+        Error::Poisoned(poison)
     }
 
     /// Checks `principal`'s access to an encrypted table through the table-key cache

@@ -73,7 +73,7 @@ impl DbInner {
                     let protection = self.wal_protection(t, ws.wal.segment())?;
                     ws.wal
                         .register_table(t.id, protection)
-                        .map_err(|e| self.poison(format!("WAL write failed: {e}")))?;
+                        .map_err(|e| self.poison("WAL write failed", e))?;
                 }
             }
             let first_seq = SeqNo(self.last_seq.load(Ordering::Acquire) + 1);
@@ -82,7 +82,7 @@ impl DbInner {
             let before = ws.wal.len();
             ws.wal
                 .append_batch(first_seq, &sections)
-                .map_err(|e| self.poison(format!("WAL append failed: {e}")))?;
+                .map_err(|e| self.poison("WAL append failed", e))?;
             ws.appended += ws.wal.len() - before;
             for (t, (_, payload)) in tables.iter().zip(sections.iter()) {
                 let mem = Arc::clone(&t.super_version().mem);
@@ -115,7 +115,7 @@ impl DbInner {
         // IMPORTANT: fdatasync of the WAL segment; this is what makes `sync: true` durable.
         syncer
             .and_then(|s| s.sync().map_err(|e| Error::io("syncing the WAL", e)))
-            .map_err(|e| self.poison(format!("WAL fsync failed: {e}")))?;
+            .map_err(|e| self.poison("WAL fsync failed", e))?;
         self.synced.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -154,10 +154,10 @@ impl DbInner {
         // far is durable and group-commit waiters on the old segment are satisfied.
         ws.wal
             .sync()
-            .map_err(|e| self.poison(format!("WAL fsync failed: {e}")))?;
+            .map_err(|e| self.poison("WAL fsync failed", e))?;
         self.synced.fetch_max(ws.appended, Ordering::AcqRel);
         ws.wal = WalWriter::create(&*self.env, &self.path, segment)
-            .map_err(|e| self.poison(format!("cannot start WAL segment: {e}")))?;
+            .map_err(|e| self.poison("cannot start WAL segment", e))?;
         let mut guard = t.sv.write();
         let old_sv = Arc::clone(&guard);
         old_sv.mem.set_next_log(segment);

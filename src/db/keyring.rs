@@ -49,7 +49,9 @@ struct CachedKey {
 /// One cache entry as `encryption_status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CacheEntryStatus {
+    /// The principal the cached key was unwrapped for (its ARN).
     pub principal: String,
+    /// The table whose key it is.
     pub table: String,
     /// Time since the KMS last confirmed access.
     pub age: Duration,

@@ -79,7 +79,9 @@ pub enum RootKeySource {
     /// A passphrase stretched with Argon2id. `kdf` applies when the keystore is created;
     /// an existing keystore's header names its own parameters.
     Passphrase {
+        /// The passphrase (zeroized on drop).
         passphrase: Zeroizing<String>,
+        /// The Argon2id cost parameters.
         kdf: KdfParams,
     },
     /// A file holding the 32-byte root key, raw or as 64 hex digits. It must exist.
@@ -153,8 +155,9 @@ impl RootKey {
 
     /// Reads a key file: exactly 32 raw bytes, or 64 hex digits (surrounding whitespace ok).
     pub(crate) fn from_file(path: &Path) -> Result<RootKey, KmsError> {
-        let raw = Zeroizing::new(fs::read(path).map_err(|e| {
-            KmsError::Keystore(format!("cannot read root key file {}: {e}", path.display()))
+        let raw = Zeroizing::new(fs::read(path).map_err(|e| KmsError::Io {
+            context: format!("cannot read root key file {}", path.display()),
+            source: e,
         })?);
         let mut key = [0u8; KEY_LEN];
         if raw.len() == KEY_LEN {

@@ -10,8 +10,11 @@ use crate::error::{BenchError, Result};
 /// Which kinds of table to run the workloads on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BenchMode {
+    /// A table encrypted under a key from a local KMS.
     Encrypted,
+    /// A plaintext table (CRC32 only).
     Plaintext,
+    /// Encrypted, then plaintext.
     Both,
 }
 
@@ -27,6 +30,7 @@ pub struct BenchArgs {
     /// Operations per read workload (default: num).
     #[arg(long)]
     pub reads: Option<u64>,
+    /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     pub value_size: usize,
     /// fsync the WAL on every write.
@@ -35,8 +39,10 @@ pub struct BenchArgs {
     /// Block cache size in MiB.
     #[arg(long, default_value_t = 32)]
     pub cache_mb: usize,
+    /// Threads sharing each workload.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Which kinds of table to run the workloads on.
     #[arg(long, value_enum, default_value_t = BenchMode::Both)]
     pub mode: BenchMode,
     /// Where the databases go (default: a temporary directory).

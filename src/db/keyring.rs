@@ -48,6 +48,7 @@ struct CachedKey {
 
 /// One cache entry as `encryption_status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CacheEntryStatus {
     /// The principal the cached key was unwrapped for (its ARN).
     pub principal: String,

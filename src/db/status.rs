@@ -16,6 +16,7 @@ use super::{names, Db, DbInner};
 
 /// Encryption at rest of one table, as `Db::encryption_status` reports it.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct TableEncryptionStatus {
     /// The table's name.
     pub table: String,
@@ -41,6 +42,7 @@ pub struct TableEncryptionStatus {
 
 /// One file as `Db::inspect` shows it.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct FileLayout {
     /// The level the file is in.
     pub level: u8,
@@ -63,6 +65,7 @@ pub struct FileLayout {
 
 /// A table's files by level.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct TableLayout {
     /// The table's name.
     pub table: String,
@@ -80,6 +83,7 @@ pub struct TableLayout {
 
 /// What `Db::verify` checked.
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Tables checked.
     pub tables: usize,

@@ -155,9 +155,8 @@ impl RootKey {
 
     /// Reads a key file: exactly 32 raw bytes, or 64 hex digits (surrounding whitespace ok).
     pub(crate) fn from_file(path: &Path) -> Result<RootKey, KmsError> {
-        let raw = Zeroizing::new(fs::read(path).map_err(|e| KmsError::Io {
-            context: format!("cannot read root key file {}", path.display()),
-            source: e,
+        let raw = Zeroizing::new(fs::read(path).map_err(|e| {
+            KmsError::Keystore(format!("cannot read root key file {}: {e}", path.display()))
         })?);
         let mut key = [0u8; KEY_LEN];
         if raw.len() == KEY_LEN {

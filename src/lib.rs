@@ -39,8 +39,9 @@
 //! }
 //! db.flush()?; // SSTables now hold the data, each block sealed with AES-256-GCM.
 //!
-//! // Creating the table asked the KMS for a table key, on the caller's behalf.
-//! assert_eq!(kms.call_count("GenerateDataKey"), 1);
+//! // Creating the table asked the KMS for a table key, on the caller's behalf, and for
+//! // the database key that authenticates the manifest from now on.
+//! assert_eq!(kms.call_count("GenerateDataKey"), 2);
 //! # Ok(())
 //! # }
 //! ```

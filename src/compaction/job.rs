@@ -37,11 +37,14 @@ impl PendingOutputs<'_> {
 
 impl Drop for PendingOutputs<'_> {
     fn drop(&mut self) {
+        // After a failed manifest write the record may name the outputs: keep them.
+        let named = self.installed || self.db.manifest.lock().may_hold_failed_record();
         let mut pending = self.db.pending_outputs.lock();
         for n in &self.numbers {
             pending.remove(n);
-            if !self.installed {
-                // Best effort: a leftover is an orphan the next open removes.
+            if !named {
+                // Best effort: the next open removes a leftover numbered past the
+                // manifest's file counter.
                 let _ = self
                     .db
                     .env
@@ -242,8 +245,7 @@ impl DbInner {
         edits.push(Edit::SetNextFileNumber(FileNumber(
             self.next_file.load(std::sync::atomic::Ordering::Acquire),
         )));
-        let mac_key = |id| self.table_by_id(id).and_then(|s| s.table_key());
-        manifest.append(&VersionEdit { edits }, &mac_key)?;
+        self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
         {
             let mut guard = t.sv.write();
             let old = Arc::clone(&guard);

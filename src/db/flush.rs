@@ -1,15 +1,17 @@
 //! The background worker: flushes frozen memtables to level-0 SSTables.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::{wrap_data_key, DataKey, FileKind, UnitContext, WrapContext};
+use crate::crypto::{wrap_data_key, DataKey, FileKind, TableKey, UnitContext, WrapContext};
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{seal_boundary, Boundary, Edit, VersionEdit};
 use crate::memtable::{MemTable, MemTableIter};
 use crate::sst::{TableBuildOptions, TableBuilder, TableProtection};
-use crate::types::{FileNumber, Level, SeqNo, TableId};
+use crate::storage::Env;
+use crate::types::{FileNumber, Level, SeqNo};
 
 use super::table::{SuperVersion, TableState};
 use super::version::FileHandle;
@@ -70,6 +72,10 @@ impl DbInner {
     /// Flushes every frozen memtable it can; true if it flushed at least one.
     pub(crate) fn flush_pending(&self) -> bool {
         let mut progressed = false;
+        if self.check_poisoned().is_err() {
+            // Read-only after a failed WAL or manifest write: no new files.
+            return false;
+        }
         for t in self.all_tables() {
             loop {
                 let sv = t.super_version();
@@ -93,6 +99,9 @@ impl DbInner {
 
     /// Writes one frozen memtable to a level-0 file, records it, and drops the memtable.
     fn flush_memtable(&self, t: &Arc<TableState>, mem: &Arc<MemTable>) -> Result<()> {
+        // A synced write appended to the frozen memtable's segment goes into it only after
+        // its fsync: wait for those, so the file misses none of them.
+        self.wait_for_inflight_writes();
         let number = self.new_file_number();
         self.pending_outputs.lock().insert(number);
         let result = self.write_level0(t, mem, number);
@@ -106,32 +115,28 @@ impl DbInner {
         mem: &Arc<MemTable>,
         number: FileNumber,
     ) -> Result<()> {
-        let path = self.path.join(names::table(number));
         let handle = if mem.is_empty() {
             None
         } else {
             let protection = self.table_protection(t, number)?;
-            let file = self
-                .env
-                .create(&path)
-                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-            let mut builder = TableBuilder::new(file, protection, self.build_options(t));
-            let mut it = MemTableIter::new(Arc::clone(mem));
-            it.seek_to_first()?;
-            while it.valid() {
-                builder.add(it.key(), it.value())?;
-                it.next()?;
-            }
-            let summary = builder.finish()?;
-            self.bg.lock().compaction.flush_bytes += summary.size;
-            // IMPORTANT: the new file's directory entry is made durable before the manifest
-            // refers to it.
-            self.env
-                .sync_dir(&self.path)
-                .map_err(|e| Error::io("syncing the data directory", e))?;
-            Some(Arc::new(self.file_handle(t, number, Level(0), &summary)?))
+            let file = build_table_file(
+                &self.env,
+                &self.path,
+                t,
+                protection,
+                self.build_options(t),
+                number,
+                mem,
+            )?;
+            self.bg.lock().compaction.flush_bytes += file.size;
+            Some(Arc::new(file))
         };
-        self.install_flush(t, mem, handle)
+        let result = self.install_flush(t, mem, handle);
+        if result.is_err() && !self.manifest.lock().may_hold_failed_record() {
+            // The manifest never saw the edit: nothing names the new file.
+            let _ = self.env.remove_file(&self.path.join(names::table(number)));
+        }
+        result
     }
 
     /// Records a flushed file in the manifest and swaps it in for the memtable.
@@ -174,8 +179,7 @@ impl DbInner {
         edits.push(Edit::SetLastSeq(SeqNo(
             self.last_seq.load(std::sync::atomic::Ordering::Acquire),
         )));
-        let mac_key = |id: TableId| self.table_by_id(id).and_then(|s| s.table_key());
-        manifest.append(&VersionEdit { edits }, &mac_key)?;
+        self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
         {
             let mut guard = t.sv.write();
             let old = Arc::clone(&guard);
@@ -205,7 +209,7 @@ impl DbInner {
     }
 
     /// Removes WAL segments that every table has flushed past.
-    fn delete_obsolete_wal(&self) {
+    pub(crate) fn delete_obsolete_wal(&self) {
         let current = self.write.lock().wal.segment();
         let min_log = self
             .all_tables()
@@ -214,6 +218,7 @@ impl DbInner {
             .min()
             .unwrap_or(current)
             .min(current);
+        self.wal_segments.lock().retain(|s| *s >= min_log);
         if let Ok(listing) = self.env.list_dir(&self.path) {
             for name in listing {
                 if let Some(n) = names::parse(&name, "log") {
@@ -226,16 +231,11 @@ impl DbInner {
     }
 
     pub(crate) fn build_options(&self, t: &TableState) -> TableBuildOptions {
-        let meta = t.meta.read();
-        TableBuildOptions {
-            block_size: (meta.block_size as usize).max(256),
-            restart_interval: 16,
-            bloom_bits_per_key: meta.bloom_bits_per_key as usize,
-            compression: meta.compression,
-        }
+        super::build_options_for(&t.meta.read())
     }
 
-    /// A fresh data key for a new SSTable of an encrypted table, wrapped by the table key.
+    /// A fresh data key for a new SSTable of an encrypted table, wrapped by the table key
+    /// (the engine's own copy, refreshed through the table's grant).
     pub(crate) fn table_protection(
         &self,
         t: &TableState,
@@ -245,29 +245,7 @@ impl DbInner {
             return Ok(TableProtection::Plain);
         }
         let key = self.maintenance_key(t)?;
-        let key_version = t.meta.read().key_version;
-        let dek = DataKey::generate();
-        let wrapped_dek = wrap_data_key(
-            &key,
-            &dek,
-            &WrapContext {
-                table: t.id,
-                file_kind: FileKind::Table,
-                file: number,
-                key_version,
-            },
-        );
-        Ok(TableProtection::Sealed {
-            sealer_ctx: UnitContext {
-                table: t.id,
-                file: number,
-                file_kind: FileKind::Table,
-                label: Arc::from(names::table(number).as_str()),
-            },
-            dek,
-            wrapped_dek,
-            key_version,
-        })
+        Ok(protection_with_key(t, &key, number))
     }
 
     /// The handle for a freshly written file, with boundaries sealed if the table says so.
@@ -278,31 +256,7 @@ impl DbInner {
         level: Level,
         summary: &crate::sst::TableSummary,
     ) -> Result<FileHandle> {
-        let sealed = t.meta.read().sealed_boundaries;
-        let (s, l) = if sealed {
-            let key = t.require_key()?;
-            (
-                Boundary::Sealed(seal_boundary(&key, t.id, number, false, &summary.smallest)?),
-                Boundary::Sealed(seal_boundary(&key, t.id, number, true, &summary.largest)?),
-            )
-        } else {
-            (
-                Boundary::Plain(summary.smallest.clone()),
-                Boundary::Plain(summary.largest.clone()),
-            )
-        };
-        Ok(FileHandle::new(
-            t.id,
-            number,
-            level,
-            summary.size,
-            summary.entries,
-            (summary.min_seq, summary.max_seq),
-            (summary.smallest.clone(), summary.largest.clone()),
-            (s, l),
-            self.path.join(names::table(number)),
-            Arc::clone(&self.env),
-        ))
+        file_handle_for(&self.env, &self.path, t, number, level, summary)
     }
 
     /// Freezes every non-empty memtable and waits until all are flushed.
@@ -337,4 +291,107 @@ impl DbInner {
             self.nudge_worker_and_wait();
         }
     }
+}
+
+/// How a new SSTable of encrypted table `t` is sealed: a fresh data key wrapped by `key`.
+pub(super) fn protection_with_key(
+    t: &TableState,
+    key: &TableKey,
+    number: FileNumber,
+) -> TableProtection {
+    let key_version = t.meta.read().key_version;
+    let dek = DataKey::generate();
+    let wrapped_dek = wrap_data_key(
+        key,
+        &dek,
+        &WrapContext {
+            table: t.id,
+            file_kind: FileKind::Table,
+            file: number,
+            key_version,
+        },
+    );
+    TableProtection::Sealed {
+        sealer_ctx: UnitContext {
+            table: t.id,
+            file: number,
+            file_kind: FileKind::Table,
+            label: Arc::from(names::table(number).as_str()),
+        },
+        dek,
+        wrapped_dek,
+        key_version,
+    }
+}
+
+/// Writes memtable `mem` of table `t` to level-0 SSTable `number` in `dir` (synced, with
+/// its directory entry synced) and returns its handle. A partial file is removed on error.
+pub(super) fn build_table_file(
+    env: &Arc<dyn Env>,
+    dir: &Path,
+    t: &TableState,
+    protection: TableProtection,
+    options: TableBuildOptions,
+    number: FileNumber,
+    mem: &Arc<MemTable>,
+) -> Result<FileHandle> {
+    let path = dir.join(names::table(number));
+    let built = (|| {
+        let file = env
+            .create(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let mut builder = TableBuilder::new(file, protection, options);
+        let mut it = MemTableIter::new(Arc::clone(mem));
+        it.seek_to_first()?;
+        while it.valid() {
+            builder.add(it.key(), it.value())?;
+            it.next()?;
+        }
+        let summary = builder.finish()?;
+        // IMPORTANT: the new file's directory entry is made durable before the manifest
+        // refers to it.
+        env.sync_dir(dir)
+            .map_err(|e| Error::io("syncing the data directory", e))?;
+        file_handle_for(env, dir, t, number, Level(0), &summary)
+    })();
+    if built.is_err() {
+        let _ = env.remove_file(&path);
+    }
+    built
+}
+
+/// The handle for a freshly written file, with boundaries sealed if the table says so.
+pub(super) fn file_handle_for(
+    env: &Arc<dyn Env>,
+    dir: &Path,
+    t: &TableState,
+    number: FileNumber,
+    level: Level,
+    summary: &crate::sst::TableSummary,
+) -> Result<FileHandle> {
+    let sealed = t.meta.read().sealed_boundaries;
+    let (s, l) = if sealed {
+        let key = t.require_key()?;
+        (
+            Boundary::Sealed(seal_boundary(&key, t.id, number, false, &summary.smallest)?),
+            Boundary::Sealed(seal_boundary(&key, t.id, number, true, &summary.largest)?),
+        )
+    } else {
+        (
+            Boundary::Plain(summary.smallest.clone()),
+            Boundary::Plain(summary.largest.clone()),
+        )
+    };
+    Ok(FileHandle::new(
+        t.id,
+        number,
+        level,
+        summary.size,
+        summary.entries,
+        (summary.min_seq, summary.max_seq),
+        (summary.smallest.clone(), summary.largest.clone()),
+        (s, l),
+        dir.join(names::table(number)),
+        Arc::clone(env),
+    ))
 }

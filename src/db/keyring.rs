@@ -15,9 +15,16 @@ use crate::kms::{
     via_service_name, Caller, CreateGrantRequest, DataKeySpec, EncryptionContext, GrantConstraints,
     GrantOperation, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
 };
-use crate::manifest::TableMeta;
+use crate::manifest::{DatabaseKeyMeta, TableMeta};
 
-use super::{Encryption, TableOptions};
+use super::{DatabaseKey, Encryption, TableOptions};
+
+/// What the engine's database-key grant allows: unwrap the key at every open.
+const DATABASE_GRANT_OPERATIONS: [GrantOperation; 3] = [
+    GrantOperation::DescribeKey,
+    GrantOperation::Decrypt,
+    GrantOperation::RetireGrant,
+];
 
 /// A new table's key: the plaintext (for immediate use) and what the manifest keeps.
 pub(crate) struct GeneratedTableKey {
@@ -142,6 +149,71 @@ impl Keyring {
             key_arn: md.arn,
             grant_id,
         })
+    }
+
+    /// Creates the database key that authenticates the manifest: a grant for the engine on
+    /// the service default key, constrained to the database's encryption context (on the
+    /// creator's behalf), then GenerateDataKey through it, as for a table key.
+    pub(crate) fn create_database_key(&self, creator: &Principal) -> Result<DatabaseKey> {
+        let db_id = uuid::Uuid::new_v4().to_string();
+        let md = self
+            .kms
+            .describe_key(&self.via(creator), SERVICE_DEFAULT_ALIAS)?;
+        let ctx = EncryptionContext::for_database(&db_id, &self.account);
+        let service = via_service_name(&self.region);
+        let grant = self.kms.create_grant(
+            &self.via(creator),
+            CreateGrantRequest {
+                key_id: md.arn.clone(),
+                grantee_principal: service.clone(),
+                retiring_principal: Some(service),
+                operations: DATABASE_GRANT_OPERATIONS.to_vec(),
+                constraints: Some(GrantConstraints {
+                    encryption_context_subset: Some(ctx.clone()),
+                    encryption_context_equals: None,
+                }),
+                name: Some(format!("sealdb-database-{db_id}")),
+            },
+        )?;
+        let generated =
+            self.kms
+                .generate_data_key(&self.via(creator), &md.arn, DataKeySpec::Aes256, &ctx)?;
+        let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
+            Error::Kms(KmsError::InvalidArgument(
+                "GenerateDataKey returned a key that is not 256 bits".into(),
+            ))
+        })?;
+        Ok(DatabaseKey {
+            meta: DatabaseKeyMeta {
+                db_id,
+                key_arn: md.arn,
+                wrapped_key: generated.ciphertext_blob,
+                grant_id: grant.grant_id,
+            },
+            key: Arc::new(key),
+        })
+    }
+
+    /// Unwraps the database key as the engine, through its grant.
+    pub(crate) fn database_key(&self, meta: &DatabaseKeyMeta) -> Result<TableKey> {
+        let out = self
+            .kms
+            .decrypt(
+                &self.via(&self.service_principal()),
+                &meta.wrapped_key,
+                &EncryptionContext::for_database(&meta.db_id, &self.account),
+                Some(&meta.key_arn),
+            )
+            .map_err(|e| match e {
+                KmsError::Unavailable(why) => Error::TableUnavailable {
+                    table: "(database)".into(),
+                    reason: format!(
+                        "the database key that authenticates the manifest cannot be unwrapped: the KMS is unavailable: {why}"
+                    ),
+                },
+                other => Error::Kms(other),
+            })?;
+        TableKey::from_slice(&out.plaintext).ok_or(Error::Kms(KmsError::InvalidCiphertext))
     }
 
     /// CreateGrant for the engine's service principal on `table`, constrained to the

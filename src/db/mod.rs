@@ -18,7 +18,7 @@ mod version;
 mod write;
 mod write_batch;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,9 +28,10 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::cache::BlockCache;
 use crate::compaction::DbStats;
+use crate::crypto::TableKey;
 use crate::error::{Error, Poison, Result};
 use crate::kms::Principal;
-use crate::manifest::ManifestWriter;
+use crate::manifest::{DatabaseKeyMeta, ManifestWriter, TableMeta, VersionEdit};
 use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;
@@ -101,6 +102,50 @@ pub(crate) struct BgState {
     pub(crate) compaction: crate::compaction::CompactionState,
 }
 
+/// Sequence numbers handed out and not yet visible. A write becomes visible (its numbers
+/// published in `DbInner::last_seq`) only once it is in the memtable, and a synced write
+/// only after its fsync succeeded: a caller told that a write failed never sees it, nor
+/// does any other reader. Visibility is in sequence order, so a snapshot never changes.
+#[derive(Default)]
+pub(crate) struct SeqState {
+    /// The last sequence number handed out.
+    pub(crate) allocated: u64,
+    /// First sequence numbers of synced writes waiting for their fsync.
+    pub(crate) inflight: BTreeSet<u64>,
+}
+
+impl SeqState {
+    /// The newest sequence number every write up to which is in the memtables.
+    pub(crate) fn visible(&self) -> u64 {
+        self.inflight
+            .first()
+            .map_or(self.allocated, |f| f.saturating_sub(1))
+    }
+}
+
+/// The database key: authenticates every manifest record (manifest format 2).
+pub(crate) struct DatabaseKey {
+    pub(crate) meta: DatabaseKeyMeta,
+    pub(crate) key: Arc<TableKey>,
+}
+
+/// The database-wide counters a manifest snapshot records.
+pub(crate) struct Counters {
+    pub(crate) next_file: FileNumber,
+    pub(crate) last_seq: SeqNo,
+    pub(crate) next_table_id: TableId,
+}
+
+/// How new SSTables of a table with `meta` are built.
+pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::TableBuildOptions {
+    crate::sst::TableBuildOptions {
+        block_size: (meta.block_size as usize).max(256),
+        restart_interval: 16,
+        bloom_bits_per_key: meta.bloom_bits_per_key as usize,
+        compression: meta.compression,
+    }
+}
+
 pub(crate) struct DbInner {
     pub(crate) path: PathBuf,
     pub(crate) opts: Options,
@@ -109,12 +154,20 @@ pub(crate) struct DbInner {
     pub(crate) write: Mutex<WriteState>,
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) synced: AtomicU64,
+    /// The newest visible sequence number (reads and snapshots see up to it).
     pub(crate) last_seq: AtomicU64,
+    /// Allocation and publication of sequence numbers. Lock order: `write`, then `seqs`.
+    pub(crate) seqs: Mutex<SeqState>,
+    pub(crate) seqs_cv: Condvar,
     pub(crate) next_file: AtomicU64,
     pub(crate) next_table_id: AtomicU32,
     pub(crate) tables: RwLock<Tables>,
     /// Serializes manifest appends and the installs of new versions that follow them.
     pub(crate) manifest: Mutex<ManifestWriter>,
+    /// The database key, once the database has an encrypted table.
+    pub(crate) database_key: RwLock<Option<DatabaseKey>>,
+    /// WAL segments created and recorded in the manifest, not yet deleted.
+    pub(crate) wal_segments: Mutex<BTreeSet<FileNumber>>,
     pub(crate) bg: Mutex<BgState>,
     pub(crate) bg_cv: Condvar,
     pub(crate) poisoned: Mutex<Option<Poison>>,
@@ -218,6 +271,32 @@ impl Db {
             db: self.clone(),
             state,
         })
+    }
+
+    /// Opens an existing table that must be encrypted: `Error::TableUnavailable` if a
+    /// table of that name exists but is plaintext, so that an application that created it
+    /// encrypted never writes to a downgraded one.
+    pub fn encrypted_table(&self, name: &str) -> Result<Table> {
+        let t = self.table(name)?;
+        if !t.is_encrypted() {
+            return Err(Error::TableUnavailable {
+                table: name.to_owned(),
+                reason: "the table is expected to be encrypted but the manifest says plaintext"
+                    .into(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// SSTables and WAL segments in the data directory that no table needs: left by a
+    /// crash or a failed flush or compaction, or copied in. Open never deletes them.
+    pub fn unreferenced_files(&self) -> Result<Vec<String>> {
+        self.core().unreferenced_files()
+    }
+
+    /// Deletes the files [`Db::unreferenced_files`] reports; returns their names.
+    pub fn remove_unreferenced_files(&self) -> Result<Vec<String>> {
+        self.core().remove_unreferenced_files()
     }
 
     /// Opens an existing table.
@@ -345,8 +424,31 @@ impl DbInner {
         }
     }
 
-    /// Enters the read-only state after a failed WAL write or fsync: the page cache may no
-    /// longer match the disk, so nothing more is acknowledged (fsyncgate).
+    /// Appends one edit group to the manifest (the caller holds its lock), MACed under the
+    /// tables' keys (`extra`: a table not yet in the catalogue) and the database key. A
+    /// failed write or sync poisons the whole database: the record may be on disk.
+    pub(crate) fn append_edit(
+        &self,
+        manifest: &mut ManifestWriter,
+        edit: &VersionEdit,
+        extra: Option<(TableId, &Arc<TableKey>)>,
+    ) -> Result<()> {
+        self.check_poisoned()?;
+        let mac_key = |id: TableId| match extra {
+            Some((t, k)) if t == id => Some(Arc::clone(k)),
+            _ => self.table_by_id(id).and_then(|s| s.table_key()),
+        };
+        manifest.append(edit, &mac_key).map_err(|e| {
+            if manifest.may_hold_failed_record() {
+                self.poison("manifest write failed", e)
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Enters the read-only state after a failed WAL or manifest write or fsync: the page
+    /// cache may no longer match the disk, so nothing more is acknowledged (fsyncgate).
     pub(crate) fn poison(&self, why: &str, cause: Error) -> Error {
         let poison = Poison::caused_by(why, cause);
         let mut p = self.poisoned.lock();
@@ -405,15 +507,15 @@ impl DbInner {
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
-            let mac_key = |id: TableId| self.table_by_id(id).and_then(|s| s.table_key());
-            manifest.append(
-                &crate::manifest::VersionEdit {
+            self.append_edit(
+                &mut manifest,
+                &VersionEdit {
                     edits: vec![crate::manifest::Edit::SetTableKey {
                         table: t.id,
                         meta: meta.clone(),
                     }],
                 },
-                &mac_key,
+                None,
             )?;
             *t.meta.write() = meta;
         }

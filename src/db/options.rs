@@ -71,6 +71,12 @@ pub struct Options {
     pub hard_pending_compaction_bytes: u64,
     /// Turns off background compaction (manual `compact_*` calls still work; default false).
     pub disable_auto_compactions: bool,
+    /// Refuse to open an existing database whose manifest is not authenticated by a
+    /// database key from the KMS (default false). A database gets that key with its first
+    /// encrypted table; set this once it has one, so that a manifest stripped of its key
+    /// and its encrypted tables (or swapped for a plaintext-only one) is an error, not an
+    /// emptier database.
+    pub require_authenticated_manifest: bool,
 }
 
 impl Default for Options {
@@ -100,6 +106,7 @@ impl Default for Options {
             soft_pending_compaction_bytes: 64 << 30,
             hard_pending_compaction_bytes: 256 << 30,
             disable_auto_compactions: false,
+            require_authenticated_manifest: false,
         }
     }
 }
@@ -126,6 +133,10 @@ impl fmt::Debug for Options {
                 &self.l0_slowdown_writes_trigger,
             )
             .field("l0_stop_writes_trigger", &self.l0_stop_writes_trigger)
+            .field(
+                "require_authenticated_manifest",
+                &self.require_authenticated_manifest,
+            )
             .field("level_base_bytes", &self.level_base_bytes)
             .field("level_size_multiplier", &self.level_size_multiplier)
             .field("target_file_size", &self.target_file_size)
@@ -228,8 +239,13 @@ impl Default for TableOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteOptions {
     /// `true`: the write is durable (fdatasync of the WAL) when the call returns; concurrent
-    /// syncing writers share one fsync. `false`: the write reaches the OS when the call
-    /// returns and survives a process crash, but not a power loss or kernel crash.
+    /// syncing writers share one fsync. It becomes visible to readers only after the fsync
+    /// succeeded. If the call fails, no reader of this process ever sees the write (the
+    /// database is then poisoned, read-only); after a reopen its record may or may not
+    /// replay, as for a write in flight during a crash: the outcome is unknown.
+    /// `false`: the write reaches the OS when the call returns and survives a process
+    /// crash, but not a power loss or kernel crash; it is visible once every older synced
+    /// write is (so the call may wait for a concurrent fsync).
     pub sync: bool,
 }
 

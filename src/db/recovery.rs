@@ -1,7 +1,13 @@
-//! Opening a database: lock, read the manifest, unwrap table keys, replay the WAL into
-//! memtables, remove orphans, write a fresh manifest, start a new WAL segment.
+//! Opening a database: lock, read and verify the manifest, check it against the files,
+//! replay the WAL into memtables and flush what it recovered, then commit a fresh manifest
+//! and only then delete what that manifest proves obsolete.
+//!
+//! An open that fails changes nothing on disk: the files it wrote (level-0 tables of
+//! replayed data, the new WAL segment, the new manifest) are removed, and nothing is
+//! deleted before `CURRENT` names the new manifest. Open never deletes a file it cannot
+//! account for (DESIGN.md section 8).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,17 +18,21 @@ use crate::cache::BlockCache;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::manifest::{
-    self, open_boundary, parse_manifest_file_name, Boundary, Edit, ManifestWriter, TableMeta,
-    VersionEdit,
+    self, open_boundary, parse_manifest_file_name, Boundary, DatabaseKeyMeta, Edit,
+    ManifestContents, ManifestWriter, TableMeta, VersionEdit,
 };
+use crate::memtable::MemTable;
+use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 use crate::wal::{self, WalWriter};
 
+use super::flush::{build_table_file, protection_with_key};
+use super::keyring::Keyring;
 use super::snapshot::SnapshotList;
-use super::table::TableState;
+use super::table::{SuperVersion, TableState};
 use super::version::{FileHandle, Version};
 use super::write_batch::decode_section;
-use super::{names, BgState, DbInner, Options, Tables, WriteState};
+use super::{names, BgState, DatabaseKey, DbInner, Options, Tables, WriteState};
 
 /// One table as the manifest's edits leave it.
 struct TableRecord {
@@ -43,12 +53,16 @@ struct FileRecord {
     largest: Boundary,
 }
 
+/// The database as the manifest's edits leave it.
 #[derive(Default)]
 struct ManifestState {
     tables: BTreeMap<TableId, TableRecord>,
     next_file: u64,
     last_seq: u64,
     next_table_id: u32,
+    database_key: Option<DatabaseKeyMeta>,
+    /// WAL segments the manifest recorded (format 2).
+    wal_segments: BTreeSet<FileNumber>,
 }
 
 impl ManifestState {
@@ -65,7 +79,7 @@ impl ManifestState {
                             files: BTreeMap::new(),
                         },
                     );
-                    self.next_table_id = self.next_table_id.max(id.0 + 1);
+                    self.next_table_id = self.next_table_id.max(id.0.saturating_add(1));
                 }
                 Edit::DropTable { id } => {
                     self.tables.remove(id);
@@ -100,7 +114,9 @@ impl ManifestState {
                             },
                         );
                     }
-                    self.next_file = self.next_file.max(file.0 + 1);
+                    self.next_file = self.next_file.max(file.0.saturating_add(1));
+                    // Counters from the files too: a lowered SetLastSeq cannot hide data.
+                    self.last_seq = self.last_seq.max(max_seq.0);
                 }
                 Edit::RemoveFile { table, file, .. } => {
                     if let Some(t) = self.tables.get_mut(table) {
@@ -111,11 +127,81 @@ impl ManifestState {
                     if let Some(t) = self.tables.get_mut(table) {
                         t.log_number = t.log_number.max(*log);
                     }
-                    self.next_file = self.next_file.max(log.0 + 1);
+                    self.next_file = self.next_file.max(log.0.saturating_add(1));
                 }
                 Edit::SetNextFileNumber(n) => self.next_file = self.next_file.max(n.0),
                 Edit::SetLastSeq(s) => self.last_seq = self.last_seq.max(s.0),
                 Edit::SetNextTableId(t) => self.next_table_id = self.next_table_id.max(t.0),
+                Edit::SetDatabaseKey(k) => self.database_key = Some(k.clone()),
+                Edit::SnapshotEnd { .. } => {}
+                Edit::AddWalSegment(n) => {
+                    self.wal_segments.insert(*n);
+                    self.next_file = self.next_file.max(n.0.saturating_add(1));
+                }
+            }
+        }
+    }
+
+    /// The smallest log number of any table: WAL segments below it hold nothing needed.
+    fn min_log(&self) -> Option<FileNumber> {
+        self.tables.values().map(|t| t.log_number).min()
+    }
+}
+
+/// The data directory's files, by kind.
+struct Listing {
+    segments: Vec<FileNumber>,
+    tables: HashSet<FileNumber>,
+    manifests: Vec<FileNumber>,
+    /// One past the largest file number on disk.
+    next_file: u64,
+}
+
+impl Listing {
+    fn read(env: &dyn Env, path: &Path) -> Result<Listing> {
+        let names_on_disk = env
+            .list_dir(path)
+            .map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
+        let mut l = Listing {
+            segments: Vec::new(),
+            tables: HashSet::new(),
+            manifests: Vec::new(),
+            next_file: 1,
+        };
+        for n in &names_on_disk {
+            let number = if let Some(f) = names::parse(n, "log") {
+                l.segments.push(f);
+                f
+            } else if let Some(f) = names::parse(n, "sst") {
+                l.tables.insert(f);
+                f
+            } else if let Some(f) = parse_manifest_file_name(n) {
+                l.manifests.push(f);
+                f
+            } else {
+                continue;
+            };
+            l.next_file = l.next_file.max(number.0.saturating_add(1));
+        }
+        l.segments.sort_unstable();
+        l.manifests.sort_unstable();
+        Ok(l)
+    }
+}
+
+/// Files this open created: removed again if the open fails before it commits.
+struct Created<'a> {
+    env: &'a dyn Env,
+    dir: &'a Path,
+    names: Vec<String>,
+    committed: bool,
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            for n in &self.names {
+                let _ = self.env.remove_file(&self.dir.join(n));
             }
         }
     }
@@ -143,7 +229,7 @@ fn boundary_bytes(
 pub(super) fn open(
     path: &Path,
     opts: Options,
-    keyring: Option<Arc<super::keyring::Keyring>>,
+    keyring: Option<Arc<Keyring>>,
 ) -> Result<Arc<DbInner>> {
     let env = Arc::clone(&opts.env);
     if !env.exists(path) {
@@ -164,59 +250,239 @@ pub(super) fn open(
         }
     })?;
 
+    let listing = Listing::read(&*env, path)?;
     let contents = manifest::read_current(&*env, path)?;
+    let state = match &contents {
+        Some(c) => manifest_state(c, &opts)?,
+        None => {
+            check_new_directory(&*env, path, &listing)?;
+            ManifestState {
+                next_file: 1,
+                next_table_id: 1,
+                ..ManifestState::default()
+            }
+        }
+    };
+    // Unreferenced tables numbered at or past this were allocated after the last committed
+    // edit: their contents are still in the WAL or in their compaction inputs.
+    let manifest_next_file = state.next_file;
+
+    let database_key = unlock_database_key(&state, contents.as_ref(), keyring.as_deref())?;
+    let table_keys = unlock_table_keys(&state, contents.as_ref(), keyring.as_deref())?;
+    check_files(&state, &listing, contents.as_ref())?;
+
+    let states = table_states(path, &env, &state, &table_keys)?;
+    let mut next_file = state.next_file.max(listing.next_file);
+    if let Some(c) = &contents {
+        next_file = next_file.max(c.number.0.saturating_add(1));
+    }
+    let mut created = Created {
+        env: &*env,
+        dir: path,
+        names: Vec::new(),
+        committed: false,
+    };
+    let mut alloc = || {
+        let n = FileNumber(next_file);
+        next_file += 1;
+        n
+    };
+    let mut replay = Replay {
+        env: &env,
+        dir: path,
+        states: &states,
+        next_table_id: state.next_table_id,
+        write_buffer_size: opts.write_buffer_size,
+        max_seq: state.last_seq,
+    };
+    replay.run(&listing, &state, &mut alloc, &mut created)?;
+    replay.flush_all(&mut alloc, &mut created)?;
+    let max_seq = replay.max_seq;
+
+    // The new WAL segment first, so the manifest can list it as existing.
+    let wal_number = alloc();
+    created
+        .names
+        .push(crate::wal::segment_file_name(wal_number));
+    let wal = WalWriter::create(&*env, path, wal_number)?;
+    for t in states.values() {
+        t.set_log_number(wal_number);
+    }
+    let manifest_number = alloc();
+    let database_key = match database_key {
+        Some(k) => Some(k),
+        // A database with encrypted tables and no database key yet (format 1): make one.
+        None if states.values().any(|t| t.is_encrypted()) => {
+            let keyring = keyring.as_deref().ok_or_else(|| {
+                Error::InvalidArgument(
+                    "encrypted tables need a KMS: open the database with one".into(),
+                )
+            })?;
+            Some(keyring.create_database_key(&opts.principal)?)
+        }
+        None => None,
+    };
+    let counters = super::Counters {
+        next_file: FileNumber(next_file),
+        last_seq: SeqNo(max_seq),
+        next_table_id: TableId(state.next_table_id),
+    };
+    let segments: BTreeSet<FileNumber> = std::iter::once(wal_number).collect();
+    let snapshot = snapshot_edits(
+        database_key.as_ref().map(|k| &k.meta),
+        states.values(),
+        &segments,
+        &counters,
+    );
+    let mac_key = |t: TableId| table_keys.get(&t).cloned();
+    let manifest = ManifestWriter::create(
+        &*env,
+        path,
+        manifest_number,
+        &snapshot,
+        &mac_key,
+        database_key.as_ref().map(|k| &*k.key),
+    )?;
+    // CURRENT names the new manifest: the open is committed.
+    created.committed = true;
+    drop(created);
+
+    let mut tables = Tables::default();
+    for t in states.values() {
+        tables.by_name.insert(t.name.clone(), Arc::clone(t));
+        tables.by_id.insert(t.id, Arc::clone(t));
+    }
+    let inner = Arc::new(DbInner {
+        path: path.to_path_buf(),
+        env: Arc::clone(&env),
+        cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
+        table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
+        opts,
+        _lock: lock,
+        write: Mutex::new(WriteState { wal, appended: 0 }),
+        sync_lock: Mutex::new(()),
+        synced: AtomicU64::new(0),
+        last_seq: AtomicU64::new(max_seq),
+        seqs: Mutex::new(super::SeqState {
+            allocated: max_seq,
+            inflight: BTreeSet::new(),
+        }),
+        seqs_cv: Condvar::new(),
+        next_file: AtomicU64::new(next_file),
+        next_table_id: AtomicU32::new(state.next_table_id),
+        tables: RwLock::new(tables),
+        manifest: Mutex::new(manifest),
+        database_key: RwLock::new(database_key),
+        wal_segments: Mutex::new(segments),
+        bg: Mutex::new(BgState::default()),
+        bg_cv: Condvar::new(),
+        poisoned: Mutex::new(None),
+        snapshots: Arc::new(SnapshotList::default()),
+        keyring,
+        worker: Mutex::new(None),
+        pending_outputs: Mutex::new(HashSet::new()),
+    });
+    inner.delete_obsolete_files();
+    inner.delete_redundant_tables(&listing, FileNumber(manifest_next_file));
+    Ok(inner)
+}
+
+/// Applies a manifest's edits, with the checks that need the whole of it.
+fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState> {
     let mut state = ManifestState {
         next_file: 1,
         next_table_id: 1,
         ..ManifestState::default()
     };
-    if let Some(c) = &contents {
-        for edit in &c.edits {
-            state.apply(edit);
-        }
-        state.next_file = state.next_file.max(c.number.0 + 1);
+    for edit in &c.edits {
+        state.apply(edit);
     }
+    state.next_file = state.next_file.max(c.number.0.saturating_add(1));
+    if opts.require_authenticated_manifest && !c.is_authenticated() {
+        return Err(Error::Integrity {
+            file: manifest::manifest_file_name(c.number),
+            offset: 0,
+        });
+    }
+    Ok(state)
+}
 
-    // Table keys: the engine unwraps each encrypted table's key for recovery and upkeep.
-    let mut table_keys: BTreeMap<TableId, Arc<TableKey>> = BTreeMap::new();
+/// No `CURRENT`: a new database, or a creation that crashed before naming its first
+/// manifest (which leaves that manifest and an empty WAL segment). Anything else (tables,
+/// WAL segments with records, several manifests) means `CURRENT` was lost, and opening as
+/// empty would hide every table.
+fn check_new_directory(env: &dyn Env, dir: &Path, listing: &Listing) -> Result<()> {
+    let segment_with_records = listing.segments.iter().any(|s| {
+        let p = dir.join(names::wal(*s));
+        env.open_read(&p)
+            .map(|f| f.len() > crate::wal::frame::FILE_HEADER_LEN as u64)
+            .unwrap_or(true)
+    });
+    if !listing.tables.is_empty() || segment_with_records || listing.manifests.len() > 1 {
+        return Err(Error::corruption(
+            manifest::CURRENT,
+            0,
+            "CURRENT is missing but the directory holds database files",
+        ));
+    }
+    Ok(())
+}
+
+/// Unwraps the database key (as the engine, through its grant) and verifies every record
+/// of the manifest under it.
+fn unlock_database_key(
+    state: &ManifestState,
+    contents: Option<&ManifestContents>,
+    keyring: Option<&Keyring>,
+) -> Result<Option<DatabaseKey>> {
+    let (Some(meta), Some(c)) = (&state.database_key, contents) else {
+        return Ok(None);
+    };
+    let keyring = keyring.ok_or_else(|| Error::TableUnavailable {
+        table: "(database)".into(),
+        reason: "the manifest is authenticated under a KMS key and the database was opened without a KMS"
+            .into(),
+    })?;
+    let key = Arc::new(keyring.database_key(meta)?);
+    c.verify_database_chain(&key)?;
+    Ok(Some(DatabaseKey {
+        meta: meta.clone(),
+        key,
+    }))
+}
+
+/// The engine unwraps each encrypted table's key for recovery and upkeep, and verifies the
+/// table's MAC chain.
+fn unlock_table_keys(
+    state: &ManifestState,
+    contents: Option<&ManifestContents>,
+    keyring: Option<&Keyring>,
+) -> Result<BTreeMap<TableId, Arc<TableKey>>> {
+    let mut keys = BTreeMap::new();
     for (id, t) in &state.tables {
         if !t.meta.encrypted {
             continue;
         }
-        let keyring = keyring.as_ref().ok_or_else(|| super::no_kms(&t.name))?;
+        let keyring = keyring.ok_or_else(|| super::no_kms(&t.name))?;
         let key = keyring.maintenance_key(&t.name, &t.meta)?;
-        if let Some(c) = &contents {
+        if let Some(c) = contents {
             c.verify_table_chain(*id, &key)?;
         }
-        table_keys.insert(*id, key);
+        keys.insert(*id, key);
     }
+    Ok(keys)
+}
 
-    let listing = env
-        .list_dir(path)
-        .map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
-    let mut segments: Vec<FileNumber> = listing
-        .iter()
-        .filter_map(|n| names::parse(n, "log"))
-        .collect();
-    segments.sort();
-    let mut sst_present = HashSet::new();
-    for n in &listing {
-        if let Some(f) = names::parse(n, "sst") {
-            sst_present.insert(f);
-        }
-        if let Some(f) = names::parse(n, "log") {
-            state.next_file = state.next_file.max(f.0 + 1);
-        }
-        if let Some(f) = names::parse(n, "sst") {
-            state.next_file = state.next_file.max(f.0 + 1);
-        }
-    }
-
-    // Every file and WAL segment the manifest relies on must be there: a missing one means
-    // damage, or a manifest rolled back past deleted files.
+/// Every file and WAL segment the manifest relies on must be there: a missing one means
+/// damage, or a manifest rolled back past deleted files.
+fn check_files(
+    state: &ManifestState,
+    listing: &Listing,
+    contents: Option<&ManifestContents>,
+) -> Result<()> {
     for t in state.tables.values() {
         for f in t.files.keys() {
-            if !sst_present.contains(f) {
+            if !listing.tables.contains(f) {
                 return Err(Error::corruption(
                     names::table(*f),
                     0,
@@ -224,23 +490,49 @@ pub(super) fn open(
                 ));
             }
         }
-        if t.log_number.0 != 0
-            && !segments.contains(&t.log_number)
-            && segments.iter().any(|s| *s > t.log_number)
-        {
-            return Err(Error::corruption(
-                names::wal(t.log_number),
-                0,
-                format!(
-                    "table {:?} needs WAL segment {} but it is missing (damaged directory or rolled-back manifest)",
-                    t.name, t.log_number
-                ),
-            ));
+    }
+    let Some(min_log) = state.min_log() else {
+        return Ok(());
+    };
+    let format2 = contents.is_some_and(|c| c.version >= 2);
+    if format2 {
+        for s in state.wal_segments.range(min_log..) {
+            if listing.segments.binary_search(s).is_err() {
+                return Err(Error::corruption(
+                    names::wal(*s),
+                    0,
+                    "the manifest lists this WAL segment but it is missing",
+                ));
+            }
+        }
+    } else {
+        for t in state.tables.values() {
+            if t.log_number.0 != 0
+                && listing.segments.binary_search(&t.log_number).is_err()
+                && listing.segments.iter().any(|s| *s > t.log_number)
+            {
+                return Err(Error::corruption(
+                    names::wal(t.log_number),
+                    0,
+                    format!(
+                        "table {:?} needs WAL segment {} but it is missing (damaged directory or rolled-back manifest)",
+                        t.name, t.log_number
+                    ),
+                ));
+            }
         }
     }
+    Ok(())
+}
 
-    let mut tables = Tables::default();
-    let mut states: BTreeMap<TableId, Arc<TableState>> = BTreeMap::new();
+/// The tables' runtime state, with their files and keys.
+fn table_states(
+    path: &Path,
+    env: &Arc<dyn Env>,
+    state: &ManifestState,
+    table_keys: &BTreeMap<TableId, Arc<TableKey>>,
+) -> Result<BTreeMap<TableId, Arc<TableState>>> {
+    let mut states = BTreeMap::new();
     for (id, t) in &state.tables {
         let key = table_keys.get(id).cloned();
         let mut version = Version::empty();
@@ -257,7 +549,7 @@ pub(super) fn open(
                 (smallest, largest),
                 (f.smallest.clone(), f.largest.clone()),
                 path.join(names::table(*number)),
-                Arc::clone(&env),
+                Arc::clone(env),
             )));
         }
         let ts = Arc::new(TableState::new(
@@ -268,22 +560,52 @@ pub(super) fn open(
         ));
         ts.set_log_number(t.log_number);
         *ts.key.write() = key;
-        tables.by_name.insert(t.name.clone(), Arc::clone(&ts));
-        tables.by_id.insert(*id, Arc::clone(&ts));
         states.insert(*id, ts);
     }
+    Ok(states)
+}
 
-    // Replay the WAL into memtables.
-    let min_log = states.values().map(|t| t.log_number()).min();
-    let mut max_seq = state.last_seq;
-    if let Some(min_log) = min_log {
-        let live: Vec<FileNumber> = segments.iter().copied().filter(|s| *s >= min_log).collect();
+/// Replaying the WAL into memtables, flushing them to level 0 as they fill.
+struct Replay<'a> {
+    env: &'a Arc<dyn Env>,
+    dir: &'a Path,
+    states: &'a BTreeMap<TableId, Arc<TableState>>,
+    next_table_id: u32,
+    write_buffer_size: usize,
+    max_seq: u64,
+}
+
+impl Replay<'_> {
+    fn run(
+        &mut self,
+        listing: &Listing,
+        state: &ManifestState,
+        alloc: &mut dyn FnMut() -> FileNumber,
+        created: &mut Created<'_>,
+    ) -> Result<()> {
+        let Some(min_log) = state.min_log() else {
+            return Ok(());
+        };
+        let newest_recorded = state.wal_segments.last().copied();
+        let live: Vec<FileNumber> = listing
+            .segments
+            .iter()
+            .copied()
+            .filter(|s| *s >= min_log)
+            .collect();
         for (i, seg) in live.iter().enumerate() {
             let is_last = i + 1 == live.len();
-            let seg_path = path.join(names::wal(*seg));
+            let seg_path = self.dir.join(names::wal(*seg));
+            let states = self.states;
+            let next_table_id = self.next_table_id;
             let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| {
+                if table.0 >= next_table_id {
+                    return Err(unknown_table(*seg, table));
+                }
                 super::status::replay_key(states.get(&table), fk, *seg)
             };
+            let max_seq = &mut self.max_seq;
+            let (env, dir, write_buffer_size) = (self.env, self.dir, self.write_buffer_size);
             let mut sink = |first_seq: SeqNo,
                             table: TableId,
                             payload: bytes::Bytes|
@@ -296,78 +618,117 @@ pub(super) fn open(
                 }
                 let mem = Arc::clone(&t.super_version().mem);
                 decode_section(&payload, first_seq, |e| {
-                    max_seq = max_seq.max(e.seq.0);
+                    *max_seq = (*max_seq).max(e.seq.0);
                     mem.insert(e.key, e.seq, e.kind, e.value);
                 })
-                .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))
+                .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))?;
+                // Keep memory bounded while replaying: flush what passed the write buffer.
+                if mem.approximate_bytes() >= write_buffer_size {
+                    flush_recovered(env, dir, t, alloc, created)?;
+                }
+                Ok(())
             };
-            let outcome =
-                wal::replay_segment(&*env, &seg_path, *seg, is_last, &mut resolve, &mut sink)?;
-            if outcome.torn_tail {
-                // Cut the torn record off, so that this segment (no longer the last once a
-                // new one starts) reads cleanly at every later open.
-                // IMPORTANT: the truncation is synced before anything else is written.
-                env.truncate(&seg_path, outcome.valid_len)
-                    .map_err(|e| Error::io(format!("truncating {}", seg_path.display()), e))?;
+            let outcome = wal::replay_segment(
+                &**self.env,
+                &seg_path,
+                *seg,
+                is_last,
+                &mut resolve,
+                &mut sink,
+            )?;
+            let unrecorded = newest_recorded.is_some_and(|n| *seg > n);
+            if unrecorded && outcome.batches > 0 {
+                return Err(Error::corruption(
+                    names::wal(*seg),
+                    0,
+                    "this WAL segment holds writes but the manifest does not list it (manifest cut short or rolled back)",
+                ));
             }
         }
+        Ok(())
     }
 
-    let manifest_number = FileNumber(state.next_file);
-    let wal_number = FileNumber(state.next_file + 1);
-    let next_file = state.next_file + 2;
-
-    let snapshot = snapshot_edits(
-        states.values(),
-        FileNumber(next_file),
-        SeqNo(max_seq),
-        TableId(state.next_table_id),
-    );
-    let mac_key = |t: TableId| table_keys.get(&t).cloned();
-    let manifest = ManifestWriter::create(&*env, path, manifest_number, &snapshot, &mac_key)?;
-    let wal = WalWriter::create(&*env, path, wal_number)?;
-
-    let inner = Arc::new(DbInner {
-        path: path.to_path_buf(),
-        env: Arc::clone(&env),
-        cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
-        table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
-        opts,
-        _lock: lock,
-        write: Mutex::new(WriteState { wal, appended: 0 }),
-        sync_lock: Mutex::new(()),
-        synced: AtomicU64::new(0),
-        last_seq: AtomicU64::new(max_seq),
-        next_file: AtomicU64::new(next_file),
-        next_table_id: AtomicU32::new(state.next_table_id),
-        tables: RwLock::new(tables),
-        manifest: Mutex::new(manifest),
-        bg: Mutex::new(BgState::default()),
-        bg_cv: Condvar::new(),
-        poisoned: Mutex::new(None),
-        snapshots: Arc::new(SnapshotList::default()),
-        keyring,
-        worker: Mutex::new(None),
-        pending_outputs: Mutex::new(HashSet::new()),
-    });
-    inner.delete_obsolete_files()?;
-    Ok(inner)
+    /// Flushes every table's recovered memtable.
+    fn flush_all(
+        &mut self,
+        alloc: &mut dyn FnMut() -> FileNumber,
+        created: &mut Created<'_>,
+    ) -> Result<()> {
+        for t in self.states.values() {
+            flush_recovered(self.env, self.dir, t, alloc, created)?;
+        }
+        Ok(())
+    }
 }
 
-/// The edits that recreate the current state from nothing.
+/// Writes `t`'s recovered memtable to a level-0 file and starts a fresh one.
+fn flush_recovered(
+    env: &Arc<dyn Env>,
+    dir: &Path,
+    t: &Arc<TableState>,
+    alloc: &mut dyn FnMut() -> FileNumber,
+    created: &mut Created<'_>,
+) -> Result<()> {
+    let sv = t.super_version();
+    if sv.mem.is_empty() {
+        return Ok(());
+    }
+    let number = alloc();
+    let protection = match t.table_key() {
+        Some(key) => protection_with_key(t, &key, number),
+        None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
+        None => crate::sst::TableProtection::Plain,
+    };
+    created.names.push(names::table(number));
+    let file = build_table_file(
+        env,
+        dir,
+        t,
+        protection,
+        super::build_options_for(&t.meta.read()),
+        number,
+        &sv.mem,
+    )?;
+    let mut version = (*sv.version).clone();
+    version.add(Arc::new(file));
+    *t.sv.write() = Arc::new(SuperVersion {
+        mem: Arc::new(MemTable::new()),
+        imm: Vec::new(),
+        version: Arc::new(version),
+    });
+    Ok(())
+}
+
+fn unknown_table(segment: FileNumber, table: TableId) -> Error {
+    Error::corruption(
+        names::wal(segment),
+        0,
+        format!(
+            "records of table #{table}, which the manifest never created (manifest cut short or rolled back)"
+        ),
+    )
+}
+
+/// The edits that recreate the current state from nothing: the database key first (the
+/// first record of an authenticated manifest), the counters, the WAL segments, a group per
+/// table.
 pub(super) fn snapshot_edits<'a>(
+    database_key: Option<&DatabaseKeyMeta>,
     tables: impl Iterator<Item = &'a Arc<TableState>>,
-    next_file: FileNumber,
-    last_seq: SeqNo,
-    next_table_id: TableId,
+    segments: &BTreeSet<FileNumber>,
+    counters: &super::Counters,
 ) -> Vec<VersionEdit> {
-    let mut out = vec![VersionEdit {
-        edits: vec![
-            Edit::SetNextFileNumber(next_file),
-            Edit::SetLastSeq(last_seq),
-            Edit::SetNextTableId(next_table_id),
-        ],
-    }];
+    let mut first = Vec::new();
+    if let Some(k) = database_key {
+        first.push(Edit::SetDatabaseKey(k.clone()));
+    }
+    first.extend([
+        Edit::SetNextFileNumber(counters.next_file),
+        Edit::SetLastSeq(counters.last_seq),
+        Edit::SetNextTableId(counters.next_table_id),
+    ]);
+    first.extend(segments.iter().map(|s| Edit::AddWalSegment(*s)));
+    let mut out = vec![VersionEdit { edits: first }];
     for t in tables {
         let mut edits = vec![
             Edit::CreateTable {
@@ -389,62 +750,160 @@ pub(super) fn snapshot_edits<'a>(
 }
 
 impl DbInner {
-    /// Writes a fresh manifest holding the current state and switches to it.
-    pub(crate) fn rewrite_manifest(&self) -> Result<()> {
-        let mut manifest = self.manifest.lock();
-        let number = self.new_file_number();
-        let tables = self.all_tables();
-        let snapshot = snapshot_edits(
-            tables.iter(),
-            FileNumber(self.next_file.load(Ordering::Acquire)),
-            SeqNo(self.last_seq.load(Ordering::Acquire)),
-            crate::types::TableId(self.next_table_id.load(Ordering::Acquire)),
-        );
-        let mac_key = |t: TableId| self.table_by_id(t).and_then(|s| s.table_key());
-        *manifest = ManifestWriter::create(&*self.env, &self.path, number, &snapshot, &mac_key)?;
-        drop(manifest);
-        self.delete_obsolete_files()
+    /// The counters as they stand.
+    pub(crate) fn counters(&self) -> super::Counters {
+        super::Counters {
+            next_file: FileNumber(self.next_file.load(Ordering::Acquire)),
+            last_seq: SeqNo(self.last_seq.load(Ordering::Acquire)),
+            next_table_id: TableId(self.next_table_id.load(Ordering::Acquire)),
+        }
     }
 
-    /// Removes files no table needs: old manifests, WAL segments below every table's log
-    /// number, SSTables in no version (orphans of a crash mid-flush), temporary files.
-    pub(crate) fn delete_obsolete_files(&self) -> Result<()> {
-        let manifest_number = self.manifest.lock().number();
-        let current_wal = self.write.lock().wal.segment();
-        let tables = self.all_tables();
-        let min_log = tables
-            .iter()
-            .map(|t| t.log_number())
-            .min()
-            .unwrap_or(current_wal)
-            .min(current_wal);
-        let mut live = HashSet::new();
-        for t in &tables {
-            for f in t.super_version().version.files() {
-                live.insert(f.number);
-            }
+    /// Writes a fresh manifest holding the current state (under `database_key`, which
+    /// replaces the current one if given) and switches to it. Called with the write lock
+    /// held, so no WAL segment starts meanwhile.
+    pub(crate) fn rewrite_manifest_with(
+        &self,
+        manifest: &mut ManifestWriter,
+        database_key: Option<DatabaseKey>,
+        extra: Option<&Arc<TableState>>,
+    ) -> Result<()> {
+        self.check_poisoned()?;
+        let number = self.new_file_number();
+        let mut tables = self.all_tables();
+        if let Some(t) = extra {
+            tables.push(Arc::clone(t));
         }
-        let next_file = self.next_file.load(Ordering::Acquire);
-        let listing = self
-            .env
-            .list_dir(&self.path)
-            .map_err(|e| Error::io(format!("listing {}", self.path.display()), e))?;
+        let mut key_slot = self.database_key.write();
+        let key = database_key.as_ref().or(key_slot.as_ref());
+        let min_log = tables.iter().map(|t| t.log_number()).min();
+        let segments: BTreeSet<FileNumber> = self
+            .wal_segments
+            .lock()
+            .iter()
+            .copied()
+            .filter(|s| min_log.is_none_or(|m| *s >= m))
+            .collect();
+        let snapshot = snapshot_edits(
+            key.map(|k| &k.meta),
+            tables.iter(),
+            &segments,
+            &self.counters(),
+        );
+        let mac_key = |id: TableId| {
+            tables
+                .iter()
+                .find(|t| t.id == id)
+                .and_then(|s| s.table_key())
+        };
+        *manifest = ManifestWriter::create(
+            &*self.env,
+            &self.path,
+            number,
+            &snapshot,
+            &mac_key,
+            key.map(|k| &*k.key),
+        )?;
+        if database_key.is_some() {
+            *key_slot = database_key;
+        }
+        Ok(())
+    }
+
+    /// Writes a fresh manifest holding the current state and switches to it.
+    pub(crate) fn rewrite_manifest(&self) -> Result<()> {
+        {
+            let _ws = self.write.lock();
+            let mut manifest = self.manifest.lock();
+            self.rewrite_manifest_with(&mut manifest, None, None)?;
+        }
+        self.delete_obsolete_files();
+        Ok(())
+    }
+
+    /// Removes what the committed manifest proves obsolete: older manifests, WAL segments
+    /// below every table's log number, the temporary `CURRENT.tmp`. SSTables are deleted
+    /// only by the edits that remove them (compaction, drop), never by a listing.
+    pub(crate) fn delete_obsolete_files(&self) {
+        let manifest_number = self.manifest.lock().number();
+        self.delete_obsolete_wal();
+        let Ok(listing) = self.env.list_dir(&self.path) else {
+            return;
+        };
         for name in listing {
-            let obsolete = if let Some(n) = names::parse(&name, "log") {
-                n < min_log
-            } else if let Some(n) = names::parse(&name, "sst") {
-                // Files being written right now have numbers the manifest has not seen;
-                // only files below the counter at the last manifest write can be orphans.
-                !live.contains(&n) && n.0 < next_file && !self.is_pending_output(n)
-            } else if let Some(n) = parse_manifest_file_name(&name) {
-                n != manifest_number
+            let obsolete = if let Some(n) = parse_manifest_file_name(&name) {
+                n < manifest_number
             } else {
-                name.ends_with(".tmp")
+                name == "CURRENT.tmp"
             };
             if obsolete {
                 let _ = self.env.remove_file(&self.path.join(&name));
             }
         }
-        Ok(())
+    }
+
+    /// Removes the unreferenced SSTables found at open that were numbered at or past the
+    /// manifest's file counter: allocated after the last committed edit (a flush or
+    /// compaction that never installed), so every entry in them is still in the WAL
+    /// replayed or in the compaction's inputs.
+    fn delete_redundant_tables(&self, listing: &Listing, manifest_next_file: FileNumber) {
+        let live = self.live_table_files();
+        for n in &listing.tables {
+            if *n >= manifest_next_file && !live.contains(n) {
+                let _ = self.env.remove_file(&self.path.join(names::table(*n)));
+            }
+        }
+    }
+
+    /// Every SSTable some table's current version names.
+    pub(crate) fn live_table_files(&self) -> HashSet<FileNumber> {
+        let mut live = HashSet::new();
+        for t in self.all_tables() {
+            for f in t.super_version().version.files() {
+                live.insert(f.number);
+            }
+        }
+        live
+    }
+
+    /// SSTables and WAL segments in the directory that no table needs and the engine is not
+    /// writing: left by a crash or a failed install, or copied in. Open never deletes them.
+    pub(crate) fn unreferenced_files(&self) -> Result<Vec<String>> {
+        let live = self.live_table_files();
+        let listing = Listing::read(&*self.env, &self.path)?;
+        let current_wal = self.write.lock().wal.segment();
+        let min_log = self
+            .all_tables()
+            .iter()
+            .map(|t| t.log_number())
+            .min()
+            .unwrap_or(current_wal)
+            .min(current_wal);
+        let mut out: Vec<(FileNumber, String)> = Vec::new();
+        for n in &listing.tables {
+            if !live.contains(n) && !self.is_pending_output(*n) {
+                out.push((*n, names::table(*n)));
+            }
+        }
+        let recorded = self.wal_segments.lock().clone();
+        for s in &listing.segments {
+            if *s >= min_log && !recorded.contains(s) && *s != current_wal {
+                out.push((*s, names::wal(*s)));
+            }
+        }
+        out.sort();
+        Ok(out.into_iter().map(|(_, n)| n).collect())
+    }
+
+    /// Deletes the files `unreferenced_files` reports: on purpose, by the application.
+    pub(crate) fn remove_unreferenced_files(&self) -> Result<Vec<String>> {
+        let files = self.unreferenced_files()?;
+        for name in &files {
+            let p = self.path.join(name);
+            self.env
+                .remove_file(&p)
+                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
+        }
+        Ok(files)
     }
 }

@@ -91,6 +91,9 @@ pub struct VerifyReport {
     pub sstables: usize,
     /// WAL segments replayed record by record.
     pub wal_segments: usize,
+    /// Files in the directory that no table needs (see `Db::unreferenced_files`): left
+    /// by a crash or a failed install, or copied in. Not deleted by open.
+    pub unreferenced: Vec<String>,
 }
 
 fn stored_boundary(b: &Boundary) -> Option<String> {
@@ -235,6 +238,7 @@ impl DbInner {
             )?;
             report.wal_segments += 1;
         }
+        report.unreferenced = self.unreferenced_files()?;
         Ok(report)
     }
 }

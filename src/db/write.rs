@@ -33,6 +33,29 @@ fn check_table_name(name: &str) -> Result<()> {
     }
 }
 
+/// Where a write stands when the write lock is released.
+enum Pending {
+    /// In the memtables, visible once every older write is (its last sequence number).
+    Visible(u64),
+    /// Appended; goes into `mems` once the WAL is synced up to `position`.
+    Synced {
+        position: u64,
+        first_seq: SeqNo,
+        mems: Vec<Arc<MemTable>>,
+    },
+}
+
+/// Inserts each section of `batch` into its table's memtable (`mems`, in section order).
+fn insert_batch(batch: &WriteBatch, first_seq: SeqNo, mems: &[Arc<MemTable>]) -> Result<()> {
+    for ((_, section), mem) in batch.sections().zip(mems) {
+        decode_section(section.payload(), first_seq, |e| {
+            mem.insert(e.key, e.seq, e.kind, e.value)
+        })
+        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+    }
+    Ok(())
+}
+
 impl DbInner {
     pub(crate) fn write(
         &self,
@@ -56,7 +79,7 @@ impl DbInner {
         for t in &tables {
             self.make_room(t)?;
         }
-        let position = {
+        let pending = {
             let mut ws = self.write.lock();
             self.check_poisoned()?;
             for t in &tables {
@@ -76,7 +99,9 @@ impl DbInner {
                         .map_err(|e| self.poison("WAL write failed", e))?;
                 }
             }
-            let first_seq = SeqNo(self.last_seq.load(Ordering::Acquire) + 1);
+            // Only holders of the write lock hand out numbers.
+            let first_seq = SeqNo(self.seqs.lock().allocated + 1);
+            let last_seq = first_seq.0 + batch.len() as u64 - 1;
             let sections: Vec<(TableId, &[u8])> =
                 batch.sections().map(|(t, s)| (t, s.payload())).collect();
             let before = ws.wal.len();
@@ -84,21 +109,71 @@ impl DbInner {
                 .append_batch(first_seq, &sections)
                 .map_err(|e| self.poison("WAL append failed", e))?;
             ws.appended += ws.wal.len() - before;
-            for (t, (_, payload)) in tables.iter().zip(sections.iter()) {
-                let mem = Arc::clone(&t.super_version().mem);
-                decode_section(payload, first_seq, |e| {
-                    mem.insert(e.key, e.seq, e.kind, e.value)
-                })
-                .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+            // The memtables the batch belongs in: those of the segment it was appended to.
+            let mems: Vec<Arc<MemTable>> = tables
+                .iter()
+                .map(|t| Arc::clone(&t.super_version().mem))
+                .collect();
+            if opts.sync {
+                let mut seqs = self.seqs.lock();
+                seqs.allocated = last_seq;
+                seqs.inflight.insert(first_seq.0);
+                Pending::Synced {
+                    position: ws.appended,
+                    first_seq,
+                    mems,
+                }
+            } else {
+                insert_batch(batch, first_seq, &mems)
+                    .map_err(|e| self.poison("memtable insert failed", e))?;
+                let mut seqs = self.seqs.lock();
+                seqs.allocated = last_seq;
+                self.publish(&seqs);
+                Pending::Visible(last_seq)
             }
-            self.last_seq
-                .store(first_seq.0 + batch.len() as u64 - 1, Ordering::Release);
-            ws.appended
         };
-        if opts.sync {
-            self.sync_wal_to(position)?;
+        match pending {
+            Pending::Visible(last) => {
+                // Visible in order: wait for older synced writes still in their fsync.
+                let mut seqs = self.seqs.lock();
+                while seqs.visible() < last {
+                    self.seqs_cv.wait(&mut seqs);
+                }
+                Ok(())
+            }
+            Pending::Synced {
+                position,
+                first_seq,
+                mems,
+            } => {
+                let synced = self.sync_wal_to(position);
+                let inserted = synced.and_then(|()| insert_batch(batch, first_seq, &mems));
+                let mut seqs = self.seqs.lock();
+                seqs.inflight.remove(&first_seq.0);
+                self.publish(&seqs);
+                self.seqs_cv.notify_all();
+                // On failure the batch never reached a memtable: no reader sees it. Its
+                // record may still be on disk and replay after a reopen (outcome unknown,
+                // as after a crash).
+                inserted
+            }
         }
-        Ok(())
+    }
+
+    /// Publishes what is now visible and wakes writers waiting for it.
+    fn publish(&self, seqs: &super::SeqState) {
+        self.last_seq.fetch_max(seqs.visible(), Ordering::AcqRel);
+        self.seqs_cv.notify_all();
+    }
+
+    /// Waits until every synced write allocated so far has reached its memtable or failed:
+    /// a frozen memtable is flushed only once no write still belongs in it.
+    pub(crate) fn wait_for_inflight_writes(&self) {
+        let mut seqs = self.seqs.lock();
+        let target = seqs.allocated;
+        while seqs.inflight.first().is_some_and(|f| *f <= target) {
+            self.seqs_cv.wait_for(&mut seqs, Duration::from_millis(100));
+        }
     }
 
     /// Group commit: whoever holds the sync lock syncs everything appended so far, and
@@ -158,6 +233,17 @@ impl DbInner {
         self.synced.fetch_max(ws.appended, Ordering::AcqRel);
         ws.wal = WalWriter::create(&*self.env, &self.path, segment)
             .map_err(|e| self.poison("cannot start WAL segment", e))?;
+        // The manifest lists every segment (format 2), so a segment deleted from the middle
+        // is missed at open. Recorded before any write lands in it.
+        {
+            let mut manifest = self.manifest.lock();
+            self.append_edit(
+                &mut manifest,
+                &VersionEdit::new(vec![Edit::AddWalSegment(segment)]),
+                None,
+            )?;
+            self.wal_segments.lock().insert(segment);
+        }
         let mut guard = t.sv.write();
         let old_sv = Arc::clone(&guard);
         old_sv.mem.set_next_log(segment);
@@ -242,6 +328,14 @@ impl DbInner {
                 None,
             )
         };
+        // A database key comes with the first encrypted table.
+        let new_database_key = match (&key, &self.keyring) {
+            (Some(_), Some(keyring)) if self.database_key.read().is_none() => {
+                Some(keyring.create_database_key(principal)?)
+            }
+            _ => None,
+        };
+        let rewrote = new_database_key.is_some();
         // The write lock orders table creation against WAL switches, so the new table's
         // log number is the segment its first write will land in.
         let ws = self.write.lock();
@@ -268,18 +362,23 @@ impl DbInner {
         let state = Arc::new(TableState::new(id, name.to_owned(), meta, Version::empty()));
         *state.key.write() = key.clone();
         state.set_log_number(segment);
-        let mac_key = |t: TableId| {
-            if t == id {
-                key.clone()
-            } else {
-                self.table_by_id(t).and_then(|s| s.table_key())
-            }
-        };
-        manifest.append(&edit, &mac_key)?;
+        if new_database_key.is_some() {
+            // The database's first encrypted table: a fresh manifest whose first record holds
+            // the database key, so every record of it is authenticated.
+            self.next_table_id.fetch_max(id.0 + 1, Ordering::AcqRel);
+            self.rewrite_manifest_with(&mut manifest, new_database_key, Some(&state))?;
+        } else {
+            self.append_edit(&mut manifest, &edit, key.as_ref().map(|k| (id, k)))?;
+        }
         let mut tables = self.tables.write();
         tables.by_name.insert(name.to_owned(), Arc::clone(&state));
         tables.by_id.insert(id, Arc::clone(&state));
+        drop(tables);
+        drop(manifest);
         drop(ws);
+        if rewrote {
+            self.delete_obsolete_files();
+        }
         Ok(state)
     }
 
@@ -295,12 +394,12 @@ impl DbInner {
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
-            let mac_key = |t: TableId| self.table_by_id(t).and_then(|s| s.table_key());
-            manifest.append(
+            self.append_edit(
+                &mut manifest,
                 &VersionEdit {
                     edits: vec![Edit::DropTable { id: state.id }],
                 },
-                &mac_key,
+                None,
             )?;
             state.dropped.store(true, Ordering::Release);
             let mut tables = self.tables.write();

@@ -11,6 +11,9 @@ pub const TABLE_NAME_CONTEXT_KEY: &str = "sealdb:tableName";
 /// The context key naming the account (the seed's `aws:dynamodb:subscriberId`).
 pub const SUBSCRIBER_ID_CONTEXT_KEY: &str = "sealdb:subscriberId";
 
+/// The context key naming the database whose manifest a database key authenticates.
+pub const DATABASE_ID_CONTEXT_KEY: &str = "sealdb:databaseId";
+
 /// Limit on the canonical encoding of a context, to keep blobs and audit events bounded.
 pub const MAX_CONTEXT_BYTES: usize = 8 * 1024;
 
@@ -29,6 +32,14 @@ impl EncryptionContext {
     pub fn for_table(table: &str, account: &str) -> EncryptionContext {
         EncryptionContext::new()
             .with(TABLE_NAME_CONTEXT_KEY, table)
+            .with(SUBSCRIBER_ID_CONTEXT_KEY, account)
+    }
+
+    /// The engine's context for a database key:
+    /// `{sealdb:databaseId: id, sealdb:subscriberId: account}`.
+    pub fn for_database(database_id: &str, account: &str) -> EncryptionContext {
+        EncryptionContext::new()
+            .with(DATABASE_ID_CONTEXT_KEY, database_id)
             .with(SUBSCRIBER_ID_CONTEXT_KEY, account)
     }
 

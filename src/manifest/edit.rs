@@ -13,6 +13,11 @@
 //!   7 SetLastSeq        seq : u64
 //!   8 SetNextTableId    id : u32
 //!   9 SetTableKey       table : u32 | meta
+//!  10 SetDatabaseKey    db_id : str | key_arn : str | wrapped_key : bytes | grant_id : str
+//!                       (manifest format 2; first record only)
+//!  11 SnapshotEnd       records : u32   (format 2: the snapshot's record count, this one's
+//!                       included; nothing before it may be a torn tail)
+//!  12 AddWalSegment     segment : u64   (format 2: a WAL segment the engine created)
 //! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries,
 //!                       bits 2-3 compression: 0 none, 1 lz4) | key_arn : str
 //!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
@@ -41,6 +46,9 @@ pub(crate) enum EditTag {
     SetLastSeq = 7,
     SetNextTableId = 8,
     SetTableKey = 9,
+    SetDatabaseKey = 10,
+    SnapshotEnd = 11,
+    AddWalSegment = 12,
 }
 
 impl TryFrom<u8> for EditTag {
@@ -56,6 +64,9 @@ impl TryFrom<u8> for EditTag {
             7 => EditTag::SetLastSeq,
             8 => EditTag::SetNextTableId,
             9 => EditTag::SetTableKey,
+            10 => EditTag::SetDatabaseKey,
+            11 => EditTag::SnapshotEnd,
+            12 => EditTag::AddWalSegment,
             other => return Err(other),
         })
     }
@@ -91,6 +102,18 @@ pub(crate) struct TableMeta {
     pub(crate) bloom_bits_per_key: u32,
     /// How new files of the table compress their data blocks.
     pub(crate) compression: Compression,
+}
+
+/// The database key: authenticates every record of the manifest (format 2). Non-secret:
+/// the key itself is held only as the KMS ciphertext blob.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DatabaseKeyMeta {
+    /// A random id naming the database in the key's encryption context.
+    pub(crate) db_id: String,
+    pub(crate) key_arn: String,
+    pub(crate) wrapped_key: Vec<u8>,
+    /// The engine's grant on the KMS key, constrained to the database's context.
+    pub(crate) grant_id: String,
 }
 
 /// The smallest or largest internal key of a file: readable, or sealed under the table key
@@ -141,6 +164,15 @@ pub(crate) enum Edit {
         table: TableId,
         meta: TableMeta,
     },
+    /// The database key (format 2): in the first record of a manifest that has one.
+    SetDatabaseKey(DatabaseKeyMeta),
+    /// Ends the snapshot that opens a manifest (format 2): `records` records, this one's
+    /// included.
+    SnapshotEnd {
+        records: u32,
+    },
+    /// A WAL segment the engine created (format 2); the snapshot lists the live ones.
+    AddWalSegment(FileNumber),
 }
 
 /// An atomic group of edits: one manifest record.
@@ -198,7 +230,12 @@ impl Edit {
             | Edit::RemoveFile { table, .. }
             | Edit::SetLogNumber { table, .. }
             | Edit::SetTableKey { table, .. } => Some(*table),
-            Edit::SetNextFileNumber(_) | Edit::SetLastSeq(_) | Edit::SetNextTableId(_) => None,
+            Edit::SetNextFileNumber(_)
+            | Edit::SetLastSeq(_)
+            | Edit::SetNextTableId(_)
+            | Edit::SetDatabaseKey(_)
+            | Edit::SnapshotEnd { .. }
+            | Edit::AddWalSegment(_) => None,
         }
     }
 
@@ -213,6 +250,9 @@ impl Edit {
             Edit::SetLastSeq(_) => EditTag::SetLastSeq,
             Edit::SetNextTableId(_) => EditTag::SetNextTableId,
             Edit::SetTableKey { .. } => EditTag::SetTableKey,
+            Edit::SetDatabaseKey(_) => EditTag::SetDatabaseKey,
+            Edit::SnapshotEnd { .. } => EditTag::SnapshotEnd,
+            Edit::AddWalSegment(_) => EditTag::AddWalSegment,
         }
     }
 
@@ -260,6 +300,14 @@ impl Edit {
                 out.extend_from_slice(&table.0.to_le_bytes());
                 meta.encode(out)?;
             }
+            Edit::SetDatabaseKey(k) => {
+                put_len_prefixed(out, k.db_id.as_bytes())?;
+                put_len_prefixed(out, k.key_arn.as_bytes())?;
+                put_len_prefixed(out, &k.wrapped_key)?;
+                put_len_prefixed(out, k.grant_id.as_bytes())?;
+            }
+            Edit::SnapshotEnd { records } => out.extend_from_slice(&records.to_le_bytes()),
+            Edit::AddWalSegment(n) => out.extend_from_slice(&n.0.to_le_bytes()),
         }
         Ok(())
     }
@@ -306,6 +354,16 @@ impl Edit {
                 table: table(c)?,
                 meta: TableMeta::decode(c)?,
             },
+            EditTag::SetDatabaseKey => Edit::SetDatabaseKey(DatabaseKeyMeta {
+                db_id: decode_str(c, "database id")?,
+                key_arn: decode_str(c, "database key ARN")?,
+                wrapped_key: c.len_prefixed("wrapped database key")?.to_vec(),
+                grant_id: decode_str(c, "database key grant id")?,
+            }),
+            EditTag::SnapshotEnd => Edit::SnapshotEnd {
+                records: c.u32("snapshot record count")?,
+            },
+            EditTag::AddWalSegment => Edit::AddWalSegment(FileNumber(c.u64("WAL segment")?)),
         })
     }
 }
@@ -457,6 +515,22 @@ mod tests {
             any::<u64>().prop_map(|s| Edit::SetLastSeq(SeqNo(s))),
             t.clone().prop_map(Edit::SetNextTableId),
             (t, meta_strategy()).prop_map(|(table, meta)| Edit::SetTableKey { table, meta }),
+            (
+                ".{0,8}",
+                ".{0,8}",
+                proptest::collection::vec(any::<u8>(), 0..40),
+                ".{0,8}"
+            )
+                .prop_map(|(db_id, key_arn, wrapped_key, grant_id)| {
+                    Edit::SetDatabaseKey(DatabaseKeyMeta {
+                        db_id,
+                        key_arn,
+                        wrapped_key,
+                        grant_id,
+                    })
+                }),
+            any::<u32>().prop_map(|records| Edit::SnapshotEnd { records }),
+            any::<u64>().prop_map(|n| Edit::AddWalSegment(FileNumber(n))),
         ]
     }
 
@@ -483,11 +557,11 @@ mod tests {
 
     #[test]
     fn tags_are_frozen() {
-        for t in 1..=9u8 {
+        for t in 1..=12u8 {
             assert_eq!(EditTag::try_from(t).map(|e| e as u8), Ok(t));
         }
         assert_eq!(EditTag::try_from(0), Err(0));
-        assert_eq!(EditTag::try_from(10), Err(10));
+        assert_eq!(EditTag::try_from(13), Err(13));
     }
 
     #[test]
@@ -539,6 +613,17 @@ mod tests {
                 Edit::SetTableKey { table: TableId(1), meta: TableMeta::default() },
                 "09 01000000 00 00000000 00000000 00000000 00000000 00000000 00000000",
             ),
+            (
+                Edit::SetDatabaseKey(DatabaseKeyMeta {
+                    db_id: "d".into(),
+                    key_arn: "k".into(),
+                    wrapped_key: vec![0xCC],
+                    grant_id: "g".into(),
+                }),
+                "0a 01000000 64 01000000 6b 01000000 cc 01000000 67",
+            ),
+            (Edit::SnapshotEnd { records: 3 }, "0b 03000000"),
+            (Edit::AddWalSegment(FileNumber(5)), "0c 0500000000000000"),
         ];
         for (edit, hex_str) in cases {
             let mut out = Vec::new();

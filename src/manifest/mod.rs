@@ -17,7 +17,7 @@ mod tests;
 
 pub(crate) use boundary::{open_boundary, seal_boundary};
 pub(crate) use current::{manifest_file_name, parse_manifest_file_name, set_current, CURRENT};
-pub(crate) use edit::{Boundary, Edit, TableMeta, VersionEdit};
+pub(crate) use edit::{Boundary, DatabaseKeyMeta, Edit, TableMeta, VersionEdit};
 pub(crate) use reader::{parse_manifest, read_current, read_manifest, ManifestContents};
 pub(crate) use writer::{MacKeys, ManifestWriter};
 
@@ -32,6 +32,7 @@ pub fn fuzz_manifest(data: &[u8]) {
         "MANIFEST-000001",
     ) {
         let key = TableKey::from_bytes([0; KEY_LEN]);
+        let _ = m.verify_database_chain(&key);
         for table in m.edits.iter().flat_map(VersionEdit::tables) {
             let _ = m.verify_table_chain(table, &key);
         }

@@ -5,17 +5,20 @@
 //! from another manifest (the manifest number is bound into every MAC), or forged without
 //! the key; and a chain that does not start at the table's `CreateTable`.
 //!
-//! What it does not detect:
-//! - Truncation: records removed from the END of a table's chain (or the whole manifest
-//!   replaced by an older, valid one) still verify. The engine detects a manifest-only
-//!   rollback because WAL segments below the log numbers it recorded later were deleted: a
-//!   rolled-back manifest names segments that no longer exist.
+//! In format 2, a database that holds an encrypted table also has a database key, and every
+//! record carries a database MAC chained from the first record: that covers the counters,
+//! the catalogue (an encrypted flag cleared, a table dropped without a MAC), the WAL
+//! segment list and plaintext tables' records too. The snapshot that opens a format-2
+//! manifest ends with a `SnapshotEnd` record; nothing before it is ever a torn tail.
+//!
+//! What the chains do not detect by themselves:
+//! - Truncation after the snapshot, at a record boundary (the same as a crash before the
+//!   next append): recovery checks the files against it instead (a WAL segment or table
+//!   the cut-off records created, a file the cut-off records deleted).
 //! - A whole directory rolled back to an earlier copy: consistent and authentic; only a
 //!   trusted monotonic counter outside the directory could tell.
-//! - Database-wide counters (`SetNextFileNumber`, `SetLastSeq`, `SetNextTableId`) and
-//!   plaintext tables' records: no key covers them (CRC only).
-//! - An encrypted table's `CreateTable` rewritten as a plaintext table: its chain is then
-//!   never checked; its files still do not open (their data keys need the table key).
+//! - A format-1 manifest's database-wide records, and any record of a database with no
+//!   encrypted table: no key covers them (CRC only: accidents, not attackers).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,16 +26,17 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::current::{manifest_file_name, read_current_number};
-use super::edit::{Edit, VersionEdit};
+use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
-    decode_payload, ChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
+    decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
+    MANIFEST_VERSION, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::storage::{join, Env};
 use crate::types::{FileNumber, TableId};
-use crate::wal::frame::{check_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
+use crate::wal::frame::{check_file_header_versions, FrameScanner, Scan, FILE_HEADER_LEN};
 
 /// One record in a table's chain.
 #[derive(Debug)]
@@ -46,17 +50,31 @@ struct ChainLink {
     drop_only: bool,
 }
 
+/// One record in the database chain (format 2).
+#[derive(Debug)]
+struct DbLink {
+    offset: u64,
+    /// The payload bytes the database MAC covers.
+    covered: Bytes,
+    mac: Option<[u8; MAC_LEN]>,
+}
+
 /// A manifest read back: the edit groups in order, and what verifies them.
 #[derive(Debug)]
 pub(crate) struct ManifestContents {
     pub(crate) number: FileNumber,
+    /// The manifest format (1 or 2).
+    pub(crate) version: u8,
     pub(crate) edits: Vec<VersionEdit>,
     /// The manifest ended in a torn record, which was dropped.
     pub(crate) torn_tail: bool,
     /// Length of the valid prefix.
     pub(crate) valid_len: u64,
+    /// The database key named by the first record (format 2).
+    pub(crate) database_key: Option<DatabaseKeyMeta>,
     label: String,
     chains: HashMap<TableId, Vec<ChainLink>>,
+    db_links: Vec<DbLink>,
 }
 
 impl ManifestContents {
@@ -91,6 +109,31 @@ impl ManifestContents {
         }
         Ok(())
     }
+
+    /// Verifies the database MAC of every record under the database key (format 2).
+    pub(crate) fn verify_database_chain(&self, key: &TableKey) -> Result<()> {
+        let chain_key = DbChainKey::new(key)?;
+        let mut prev = CHAIN_START;
+        for link in &self.db_links {
+            let ok = link
+                .mac
+                .as_ref()
+                .is_some_and(|m| chain_key.verify(self.number, &prev, &link.covered, m));
+            if !ok {
+                return Err(Error::Integrity {
+                    file: self.label.clone(),
+                    offset: link.offset,
+                });
+            }
+            prev = link.mac.unwrap_or(CHAIN_START);
+        }
+        Ok(())
+    }
+
+    /// True when a database key authenticates every record.
+    pub(crate) fn is_authenticated(&self) -> bool {
+        self.database_key.is_some()
+    }
 }
 
 /// Reads the manifest `CURRENT` names; `None` when there is no `CURRENT` (a new database).
@@ -124,31 +167,40 @@ pub(crate) fn read_manifest(
     parse_manifest(data, number, &name)
 }
 
-/// Parses a whole manifest. Only a torn final record is forgiven: the manifest is synced
-/// whole before `CURRENT` names it, so a short header is damage.
+/// Parses a whole manifest. Only damage a crash can leave at the end (a record cut short,
+/// a zero-filled tail) is forgiven, and in format 2 only after the snapshot: the manifest
+/// is synced whole before `CURRENT` names it, so anything wrong before that is damage.
 pub(crate) fn parse_manifest(
     data: Bytes,
     number: FileNumber,
     label: &str,
 ) -> Result<ManifestContents> {
-    check_file_header(&data, MANIFEST_MAGIC, number, label)?;
-    let mut scanner = FrameScanner::new(data, true, label);
+    let version =
+        check_file_header_versions(&data, MANIFEST_MAGIC, number, label, &MANIFEST_VERSIONS)?;
+    let v2 = version >= MANIFEST_VERSION;
+    let mut scanner = FrameScanner::new(data, !v2, label);
     let mut contents = ManifestContents {
         number,
+        version,
         edits: Vec::new(),
         torn_tail: false,
         valid_len: 0,
+        database_key: None,
         label: label.to_owned(),
         chains: HashMap::new(),
+        db_links: Vec::new(),
     };
+    let mut snapshot_done = !v2;
+    let mut encrypted_table_at = None;
     loop {
-        let frame = match scanner.next_frame()? {
-            Scan::Record(f) => f,
-            Scan::End => break,
-            Scan::Torn => {
+        let frame = match scanner.next_frame() {
+            Ok(Scan::Record(f)) => f,
+            Ok(Scan::End) => break,
+            Ok(Scan::Torn) => {
                 contents.torn_tail = true;
                 break;
             }
+            Err(e) => return Err(e),
         };
         ManifestRecordType::try_from(frame.rtype).map_err(|t| {
             Error::corruption(
@@ -157,10 +209,59 @@ pub(crate) fn parse_manifest(
                 format!("unknown manifest record type {t}"),
             )
         })?;
-        let rec = decode_payload(&frame.payload, frame.payload_offset, label)?;
+        let rec = decode_payload(&frame.payload, frame.payload_offset, label, version)?;
         let start = usize::try_from(rec.edits_offset - frame.payload_offset)
             .map_err(|_| Error::corruption(label, frame.offset, "edits offset"))?;
         let edits = frame.payload.slice(start..start + rec.edits_bytes.len());
+        let index = contents.edits.len();
+        let bad = |what: String| Error::corruption(label, frame.offset, what);
+        for e in &rec.edit.edits {
+            match e {
+                Edit::SetDatabaseKey(k) if v2 && index == 0 && contents.database_key.is_none() => {
+                    contents.database_key = Some(k.clone());
+                }
+                Edit::SetDatabaseKey(_) => {
+                    return Err(bad("database key outside the first record".into()))
+                }
+                Edit::SnapshotEnd { records } if v2 && !snapshot_done => {
+                    if usize::try_from(*records).ok() != Some(index + 1) {
+                        return Err(bad(format!(
+                            "snapshot end says {records} records, found {}",
+                            index + 1
+                        )));
+                    }
+                    snapshot_done = true;
+                }
+                Edit::SnapshotEnd { .. } => return Err(bad("unexpected snapshot end".into())),
+                Edit::AddWalSegment(_) if !v2 => {
+                    return Err(bad("WAL segment edit in a format-1 manifest".into()))
+                }
+                Edit::CreateTable { meta, .. } | Edit::SetTableKey { meta, .. }
+                    if meta.encrypted =>
+                {
+                    encrypted_table_at.get_or_insert(frame.offset);
+                }
+                _ => {}
+            }
+        }
+        if v2 {
+            if rec.db_mac.is_some() != contents.database_key.is_some() {
+                return Err(bad(if rec.db_mac.is_some() {
+                    "database MAC in a manifest without a database key".into()
+                } else {
+                    "record without its database MAC".into()
+                }));
+            }
+            contents.db_links.push(DbLink {
+                offset: frame.offset,
+                covered: frame.payload.slice(..rec.covered_len),
+                mac: rec.db_mac,
+            });
+        }
+        if snapshot_done {
+            // From here on the records were appended one by one: a crash can tear the last.
+            scanner.set_tolerate_torn(true);
+        }
         for table in rec.edit.tables() {
             let creates = rec
                 .edit
@@ -177,6 +278,20 @@ pub(crate) fn parse_manifest(
             });
         }
         contents.edits.push(rec.edit);
+    }
+    if !snapshot_done {
+        return Err(Error::corruption(
+            label,
+            scanner.valid_len(),
+            "the manifest ends before its snapshot is complete",
+        ));
+    }
+    if let (true, None, Some(at)) = (v2, &contents.database_key, encrypted_table_at) {
+        return Err(Error::corruption(
+            label,
+            at,
+            "an encrypted table in a manifest without a database key",
+        ));
     }
     contents.valid_len = scanner.valid_len();
     Ok(contents)

@@ -6,12 +6,20 @@
 //!   edits     : [u8; edits_len]          VersionEdit encoding (edit.rs)
 //!   mac_count : u32 LE
 //!   mac*      : table : u32 LE | hmac : [u8; 32]    table ids strictly ascending
+//!   db_mac_len : u8                      format 2 only: 0, or 32 when the manifest has a
+//!   db_mac    : [u8; db_mac_len]         database key (then every record has one)
 //!
 //! hmac = HMAC-SHA256(HKDF(table_key, "manifest-mac"),
 //!          "sealdb-manifest-mac" || FORMAT_VERSION : u8 || manifest : u64 LE
 //!          || prev : [u8; 32] || table : u32 LE || edits_len : u32 LE || edits)
 //! prev = the table's previous hmac in this manifest; 32 zero bytes for the first,
 //!        which must be the record holding the table's CreateTable.
+//!
+//! db_mac = HMAC-SHA256(HKDF(database_key, "manifest-db-mac"),
+//!          "sealdb-manifest-db-mac" || 2 : u8 || manifest : u64 LE || prev_db : [u8; 32]
+//!          || covered_len : u32 LE || covered)
+//! covered = the payload bytes before db_mac_len (edits_len .. the last table MAC)
+//! prev_db = the previous record's db_mac; 32 zero bytes for the first record
 //! ```
 
 use hmac::{Hmac, Mac};
@@ -43,6 +51,12 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
+/// The manifest format this code writes: database MACs, the snapshot end, WAL segments.
+pub(crate) const MANIFEST_VERSION: u8 = 2;
+/// The first manifest format (table MAC chains only). Still read.
+pub(crate) const MANIFEST_V1: u8 = 1;
+/// Every manifest format this code reads.
+pub(crate) const MANIFEST_VERSIONS: [u8; 2] = [MANIFEST_V1, MANIFEST_VERSION];
 /// Bytes of a MAC.
 pub(crate) const MAC_LEN: usize = 32;
 /// The chain's starting value.
@@ -50,16 +64,72 @@ pub(crate) const CHAIN_START: [u8; MAC_LEN] = [0; MAC_LEN];
 
 const MAC_LABEL: &[u8] = b"sealdb-manifest-mac";
 const SUBKEY_INFO: &[u8] = b"manifest-mac";
+const DB_MAC_LABEL: &[u8] = b"sealdb-manifest-db-mac";
+const DB_SUBKEY_INFO: &[u8] = b"manifest-db-mac";
+
+/// The database's MAC chain key (format 2): covers every record of the manifest.
+pub(crate) struct DbChainKey(Hmac<Sha256>);
+
+/// HMAC-SHA256 keyed with the subkey `info` of `key`.
+fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
+    let sub = key.derive_subkey(info);
+    <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
+        .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))
+}
+
+impl DbChainKey {
+    pub(crate) fn new(database_key: &TableKey) -> Result<DbChainKey> {
+        mac_under(database_key, DB_SUBKEY_INFO).map(DbChainKey)
+    }
+
+    fn start(&self, manifest: FileNumber, prev: &[u8; MAC_LEN], covered: &[u8]) -> Hmac<Sha256> {
+        let mut m = self.0.clone();
+        m.update(DB_MAC_LABEL);
+        m.update(&[MANIFEST_VERSION]);
+        m.update(&manifest.0.to_le_bytes());
+        m.update(prev);
+        m.update(
+            &u32::try_from(covered.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        m.update(covered);
+        m
+    }
+
+    /// The database MAC of a record whose covered bytes are `covered`, after `prev`.
+    pub(crate) fn compute(
+        &self,
+        manifest: FileNumber,
+        prev: &[u8; MAC_LEN],
+        covered: &[u8],
+    ) -> [u8; MAC_LEN] {
+        self.start(manifest, prev, covered)
+            .finalize()
+            .into_bytes()
+            .into()
+    }
+
+    /// Checks a stored database MAC in constant time.
+    pub(crate) fn verify(
+        &self,
+        manifest: FileNumber,
+        prev: &[u8; MAC_LEN],
+        covered: &[u8],
+        mac: &[u8; MAC_LEN],
+    ) -> bool {
+        self.start(manifest, prev, covered)
+            .verify_slice(mac)
+            .is_ok()
+    }
+}
 
 /// A table's MAC chain key.
 pub(crate) struct ChainKey(Hmac<Sha256>);
 
 impl ChainKey {
     pub(crate) fn new(table_key: &TableKey) -> Result<ChainKey> {
-        let sub = table_key.derive_subkey(SUBKEY_INFO);
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
-            .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))?;
-        Ok(ChainKey(mac))
+        mac_under(table_key, SUBKEY_INFO).map(ChainKey)
     }
 
     fn start(
@@ -109,7 +179,19 @@ impl ChainKey {
     }
 }
 
-/// Encodes a record payload; `macs` must be ascending by table.
+/// Appends the format-2 database MAC field: its length byte, then the MAC if any.
+pub(crate) fn encode_db_mac(db_mac: Option<&[u8; MAC_LEN]>, out: &mut Vec<u8>) {
+    match db_mac {
+        Some(m) => {
+            out.push(MAC_LEN as u8);
+            out.extend_from_slice(m);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Encodes a record payload up to (not including) the database MAC field; `macs` must be
+/// ascending by table.
 pub(crate) fn encode_payload(
     edits: &[u8],
     macs: &[(TableId, [u8; MAC_LEN])],
@@ -133,12 +215,18 @@ pub(crate) struct DecodedRecord<'a> {
     /// File offset of `edits_bytes`.
     pub(crate) edits_offset: u64,
     pub(crate) macs: Vec<(TableId, [u8; MAC_LEN])>,
+    /// Bytes of the payload the database MAC covers.
+    pub(crate) covered_len: usize,
+    /// The database MAC (format 2, when the manifest has a database key).
+    pub(crate) db_mac: Option<[u8; MAC_LEN]>,
 }
 
+/// Decodes a record payload of manifest format `version`.
 pub(crate) fn decode_payload<'a>(
     payload: &'a [u8],
     offset: u64,
     label: &'a str,
+    version: u8,
 ) -> Result<DecodedRecord<'a>> {
     let mut c = Cursor::new(payload, offset, label);
     let edits_offset = c.offset() + std::mem::size_of::<u32>() as u64;
@@ -162,6 +250,16 @@ pub(crate) fn decode_payload<'a>(
         }
         macs.push((table, mac));
     }
+    let covered_len = usize::try_from(c.offset() - offset).map_err(|_| c.error("record length"))?;
+    let mut db_mac = None;
+    if version >= MANIFEST_VERSION {
+        let at = c.offset();
+        match c.u8("database MAC length")? {
+            0 => {}
+            n if usize::from(n) == MAC_LEN => db_mac = Some(c.array::<MAC_LEN>("database MAC")?),
+            n => return Err(c.error_at(at, format!("database MAC of {n} bytes"))),
+        }
+    }
     if !c.is_empty() {
         return Err(c.error("trailing bytes after the MACs"));
     }
@@ -170,5 +268,7 @@ pub(crate) fn decode_payload<'a>(
         edits_bytes,
         edits_offset,
         macs,
+        covered_len,
+        db_mac,
     })
 }

@@ -9,16 +9,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::current::read_current_number;
 use super::current::{manifest_file_name, set_current};
 use super::edit::{Edit, VersionEdit};
 use super::record::{
-    encode_payload, ChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
+    encode_db_mac, encode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN,
+    MANIFEST_MAGIC, MANIFEST_VERSION,
 };
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::storage::{join, Env, WritableFile};
 use crate::types::{FileNumber, TableId};
-use crate::wal::frame::{begin_record, encode_file_header, finish_record};
+use crate::wal::frame::{begin_record, encode_file_header_version, finish_record};
 
 /// Where each table's MAC chain stands in the manifest being written.
 #[derive(Clone, Copy)]
@@ -29,12 +31,21 @@ struct Chain {
     prev: [u8; MAC_LEN],
 }
 
+/// The database MAC chain of the manifest being written (format 2).
+struct DbChain {
+    key: DbChainKey,
+    /// The last record's database MAC.
+    prev: [u8; MAC_LEN],
+}
+
 /// The writer of one manifest.
 pub(crate) struct ManifestWriter {
     file: Box<dyn WritableFile>,
     number: FileNumber,
     path: PathBuf,
     chains: HashMap<TableId, Chain>,
+    db_chain: Option<DbChain>,
+    /// A write or sync failed: a partial or whole record may be on disk.
     poisoned: bool,
 }
 
@@ -52,38 +63,84 @@ impl fmt::Debug for ManifestWriter {
 pub(crate) type MacKeys<'a> = &'a dyn Fn(TableId) -> Option<Arc<TableKey>>;
 
 impl ManifestWriter {
-    /// Writes manifest `number` in `dir` holding `snapshot` (one record per group), syncs
-    /// it, then switches `CURRENT` to it.
+    /// Writes manifest `number` in `dir` holding `snapshot` (one record per group) and a
+    /// final `SnapshotEnd` record, syncs it, then switches `CURRENT` to it. With a
+    /// `database_key`, the snapshot's first group must hold the `SetDatabaseKey` edit and
+    /// every record carries a database MAC.
+    ///
+    /// On failure, `CURRENT` still names the old manifest (or nothing) and the new file is
+    /// removed, unless `CURRENT` already names it.
     pub(crate) fn create(
         env: &dyn Env,
         dir: &Path,
         number: FileNumber,
         snapshot: &[VersionEdit],
         mac_keys: MacKeys<'_>,
+        database_key: Option<&TableKey>,
     ) -> Result<ManifestWriter> {
         let path = join(dir, &manifest_file_name(number));
-        let mut chains = HashMap::new();
-        let mut buf = encode_file_header(MANIFEST_MAGIC, number).to_vec();
-        for edit in snapshot {
-            let updates = encode_record(number, &chains, edit, mac_keys, &mut buf)?;
-            chains.extend(updates);
+        let has_key_edit = snapshot
+            .first()
+            .is_some_and(|g| g.edits.iter().any(|e| matches!(e, Edit::SetDatabaseKey(_))));
+        if database_key.is_some() != has_key_edit {
+            return Err(Error::InvalidArgument(
+                "internal: the database key edit must open an authenticated snapshot".into(),
+            ));
         }
-        let io = |what: &str, e| Error::io(format!("{what} manifest {}", path.display()), e);
-        let mut file = env.create(&path).map_err(|e| io("creating", e))?;
-        file.append(&buf).map_err(|e| io("writing", e))?;
-        // IMPORTANT: the snapshot is durable before CURRENT may name it.
-        file.sync().map_err(|e| io("syncing", e))?;
-        // IMPORTANT: the manifest's directory entry is durable before CURRENT names it.
-        env.sync_dir(dir)
-            .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
-        set_current(env, dir, number)?;
+        let mut db_chain = database_key
+            .map(|k| {
+                DbChainKey::new(k).map(|key| DbChain {
+                    key,
+                    prev: CHAIN_START,
+                })
+            })
+            .transpose()?;
+        let mut chains = HashMap::new();
+        let mut buf = encode_file_header_version(MANIFEST_MAGIC, number, MANIFEST_VERSION).to_vec();
+        let records = u32::try_from(snapshot.len() + 1)
+            .map_err(|_| Error::InvalidArgument("snapshot too large".into()))?;
+        let end = VersionEdit::new(vec![Edit::SnapshotEnd { records }]);
+        for edit in snapshot.iter().chain(std::iter::once(&end)) {
+            let (updates, mac) =
+                encode_record(number, &chains, db_chain.as_ref(), edit, mac_keys, &mut buf)?;
+            chains.extend(updates);
+            if let (Some(c), Some(m)) = (db_chain.as_mut(), mac) {
+                c.prev = m;
+            }
+        }
+        let written = write_synced(env, dir, &path, &buf).and_then(|file| {
+            set_current(env, dir, number)?;
+            Ok(file)
+        });
+        let file = match written {
+            Ok(f) => f,
+            Err(e) => {
+                // Not named by CURRENT: nothing refers to the new file, so it goes.
+                if read_current_number(env, dir).ok().flatten() != Some(number) {
+                    let _ = env.remove_file(&path);
+                }
+                return Err(e);
+            }
+        };
         Ok(ManifestWriter {
             file,
             number,
             path,
             chains,
+            db_chain,
             poisoned: false,
         })
+    }
+
+    /// True after a failed append or sync: the failed record may be on disk, whole or in
+    /// part, so what it refers to must be kept.
+    pub(crate) fn may_hold_failed_record(&self) -> bool {
+        self.poisoned
+    }
+
+    /// True when every record carries a database MAC.
+    pub(crate) fn is_authenticated(&self) -> bool {
+        self.db_chain.is_some()
     }
 
     pub(crate) fn number(&self) -> FileNumber {
@@ -104,7 +161,14 @@ impl ManifestWriter {
             )));
         }
         let mut buf = Vec::new();
-        let updates = encode_record(self.number, &self.chains, edit, mac_keys, &mut buf)?;
+        let (updates, db_mac) = encode_record(
+            self.number,
+            &self.chains,
+            self.db_chain.as_ref(),
+            edit,
+            mac_keys,
+            &mut buf,
+        )?;
         let io = |what: &str, e| Error::io(format!("{what} manifest {}", self.path.display()), e);
         if let Err(e) = self.file.append(&buf) {
             self.poisoned = true;
@@ -117,18 +181,43 @@ impl ManifestWriter {
             return Err(io("syncing", e));
         }
         self.chains.extend(updates);
+        if let (Some(c), Some(m)) = (self.db_chain.as_mut(), db_mac) {
+            c.prev = m;
+        }
         Ok(())
     }
 }
+
+/// Creates `path` holding `buf`, synced, with its directory entry synced.
+fn write_synced(
+    env: &dyn Env,
+    dir: &Path,
+    path: &Path,
+    buf: &[u8],
+) -> Result<Box<dyn WritableFile>> {
+    let io = |what: &str, e| Error::io(format!("{what} manifest {}", path.display()), e);
+    let mut file = env.create(path).map_err(|e| io("creating", e))?;
+    file.append(buf).map_err(|e| io("writing", e))?;
+    // IMPORTANT: the snapshot is durable before CURRENT may name it.
+    file.sync().map_err(|e| io("syncing", e))?;
+    // IMPORTANT: the manifest's directory entry is durable before CURRENT names it.
+    env.sync_dir(dir)
+        .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+    Ok(file)
+}
+
+/// The table chains a record moves to, and its database MAC.
+type Encoded = (Vec<(TableId, Chain)>, Option<[u8; MAC_LEN]>);
 
 /// Appends the record for `edit` to `out`; returns the chain states it moves to.
 fn encode_record(
     number: FileNumber,
     chains: &HashMap<TableId, Chain>,
+    db_chain: Option<&DbChain>,
     edit: &VersionEdit,
     mac_keys: MacKeys<'_>,
     out: &mut Vec<u8>,
-) -> Result<Vec<(TableId, Chain)>> {
+) -> Result<Encoded> {
     let mut edits = Vec::new();
     edit.encode(&mut edits)?;
     // Apply the group's table changes in order to copies of the touched chains.
@@ -195,9 +284,15 @@ fn encode_record(
         updates.push((table, chain));
     }
     let start = begin_record(out);
+    let payload_start = out.len();
     encode_payload(&edits, &macs, out)?;
+    let db_mac = db_chain.map(|c| {
+        let covered = out.get(payload_start..).unwrap_or_default();
+        c.key.compute(number, &c.prev, covered)
+    });
+    encode_db_mac(db_mac.as_ref(), out);
     finish_record(out, start, ManifestRecordType::Edit as u8)?;
-    Ok(updates)
+    Ok((updates, db_mac))
 }
 
 /// True when every edit of `edit` for `table` is a `DropTable`.

@@ -20,7 +20,10 @@
 //! torn write only ever cuts the file short, so a record whose header checks out but whose
 //! payload runs past the end of the file was cut by a crash, while a header that does not
 //! check out is damage (unless the rest of the file is zeros: file systems may extend a file
-//! with zeros before a crash loses its data).
+//! with zeros before a crash loses its data). A complete record whose payload fails its
+//! checksum is damage wherever it stands, the last record included. These are the only
+//! tails forgiven, and only where the reader allows a torn tail at all (the last WAL
+//! segment; a manifest after its snapshot).
 
 use bytes::Bytes;
 
@@ -36,9 +39,18 @@ pub(crate) const RECORD_HEADER_LEN: usize = 4 + 4 + 1 + 4;
 
 /// Encodes a file header; see the layout above.
 pub(crate) fn encode_file_header(magic: &[u8; 8], number: FileNumber) -> [u8; FILE_HEADER_LEN] {
+    encode_file_header_version(magic, number, FORMAT_VERSION)
+}
+
+/// Encodes a file header with an explicit format version (manifests have their own).
+pub(crate) fn encode_file_header_version(
+    magic: &[u8; 8],
+    number: FileNumber,
+    version: u8,
+) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..8].copy_from_slice(magic);
-    h[8] = FORMAT_VERSION;
+    h[8] = version;
     h[12..20].copy_from_slice(&number.0.to_le_bytes());
     let crc = crc32fast::hash(&h[..20]);
     h[20..].copy_from_slice(&crc.to_le_bytes());
@@ -52,6 +64,17 @@ pub(crate) fn check_file_header(
     number: FileNumber,
     label: &str,
 ) -> Result<()> {
+    check_file_header_versions(data, magic, number, label, &[FORMAT_VERSION]).map(|_| ())
+}
+
+/// Like `check_file_header`, accepting any of `versions`; returns the file's version.
+pub(crate) fn check_file_header_versions(
+    data: &[u8],
+    magic: &[u8; 8],
+    number: FileNumber,
+    label: &str,
+    versions: &[u8],
+) -> Result<u8> {
     let mut c = Cursor::new(data, 0, label);
     let got_magic: [u8; 8] = c.array("file magic")?;
     let version = c.u8("format version")?;
@@ -66,7 +89,7 @@ pub(crate) fn check_file_header(
     if &got_magic != magic {
         return Err(bad(0, "bad file magic".into()));
     }
-    if version != FORMAT_VERSION {
+    if !versions.contains(&version) {
         return Err(bad(8, format!("unsupported format version {version}")));
     }
     if reserved != [0; 3] {
@@ -78,7 +101,7 @@ pub(crate) fn check_file_header(
             format!("header says file {got_number}, name says {}", number.0),
         ));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Starts a record at the end of `out`: reserves its header. Returns the record's start.
@@ -149,6 +172,12 @@ impl<'l> FrameScanner<'l> {
         }
     }
 
+    /// From now on, damage a crash can leave at the end of the file is reported as `Torn`
+    /// (a manifest forgives nothing before its snapshot is complete).
+    pub(crate) fn set_tolerate_torn(&mut self, tolerate: bool) {
+        self.tolerate_torn = tolerate;
+    }
+
     /// Offset just past the last whole, valid record returned.
     pub(crate) fn valid_len(&self) -> u64 {
         self.pos as u64
@@ -198,10 +227,9 @@ impl<'l> FrameScanner<'l> {
         h.update(&[rtype]);
         h.update(&payload);
         if h.finalize() != crc {
-            // A record that fails its checksum is a torn write only when nothing follows it.
-            if end == rest.len() {
-                return self.torn_or("last record fails its checksum");
-            }
+            // A complete record that fails its checksum is damage, even as the last record: a
+            // crash cuts a file short or leaves zeros, it does not rewrite bytes in place.
+            // (The all-zero case is caught above: its header checksum cannot match.)
             return Err(Error::corruption(
                 self.label,
                 self.pos as u64,

@@ -139,13 +139,24 @@ pub fn verify(ctx: &Context, fmt: Format) -> Result<(), CliError> {
     if fmt.json {
         return print_json(&serde_json::to_value(&r)?);
     }
+    let mut out = io::stdout().lock();
     print_line(
-        &mut io::stdout().lock(),
+        &mut out,
         &format!(
             "ok: {} tables, {} SSTables and {} WAL segments; every block and record checked",
             r.tables, r.sstables, r.wal_segments
         ),
-    )
+    )?;
+    if !r.unreferenced.is_empty() {
+        print_line(
+            &mut out,
+            &format!(
+                "unreferenced (no table needs them; not read, not deleted): {}",
+                r.unreferenced.join(" ")
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// One table's encryption status, in DynamoDB's words (`SSEDescription.Status`, and

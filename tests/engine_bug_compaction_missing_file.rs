@@ -70,7 +70,7 @@ fn concurrent_manual_and_background_compactions_never_open_a_deleted_file() -> T
         }
         n += 1;
         let a = format!("key{:05}", (n * 37) % 4000);
-        let r = if n % 3 == 0 {
+        let r = if n.is_multiple_of(3) {
             db.flush()
         } else {
             db.compact_range("t", a.as_str()..)

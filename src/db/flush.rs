@@ -163,6 +163,9 @@ impl DbInner {
             .all_tables()
             .into_iter()
             .filter(|o| o.id != t.id && o.log_number() < current_wal)
+            // An encrypted table's edit needs its key for the MAC; without one at hand it
+            // keeps its log number (and pins its segments) until it is next used.
+            .filter(|o| !o.is_encrypted() || o.table_key().is_some())
             .filter(|o| {
                 let sv = o.super_version();
                 sv.mem.is_empty() && sv.imm.is_empty()

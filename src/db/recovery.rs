@@ -17,6 +17,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::cache::BlockCache;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
+use crate::iter::InternalIterator;
 use crate::manifest::{
     self, open_boundary, parse_manifest_file_name, Boundary, DatabaseKeyMeta, Edit,
     ManifestContents, ManifestWriter, TableMeta, VersionEdit,
@@ -63,6 +64,11 @@ struct ManifestState {
     database_key: Option<DatabaseKeyMeta>,
     /// WAL segments the manifest recorded (format 2).
     wal_segments: BTreeSet<FileNumber>,
+    /// The file counter as the manifest's edits left it (before the files on disk count).
+    next_file_at_commit: u64,
+    /// Every SSTable an `AddFile` of this manifest named: those no table holds at the end
+    /// were removed by a committed edit (compaction, drop) and may be deleted.
+    ever_added: HashSet<FileNumber>,
 }
 
 impl ManifestState {
@@ -114,6 +120,7 @@ impl ManifestState {
                             },
                         );
                     }
+                    self.ever_added.insert(*file);
                     self.next_file = self.next_file.max(file.0.saturating_add(1));
                     // Counters from the files too: a lowered SetLastSeq cannot hide data.
                     self.last_seq = self.last_seq.max(max_seq.0);
@@ -201,8 +208,19 @@ impl Drop for Created<'_> {
     fn drop(&mut self) {
         if !self.committed {
             for n in &self.names {
-                let _ = self.env.remove_file(&self.dir.join(n));
+                let p = self.dir.join(n);
+                if n.ends_with(".log") {
+                    // A WAL segment first loses its records (truncate is durable), so even
+                    // if a power loss undoes the removal it holds no writes.
+                    let _ = self
+                        .env
+                        .truncate(&p, crate::wal::frame::FILE_HEADER_LEN as u64);
+                }
+                let _ = self.env.remove_file(&p);
             }
+            // IMPORTANT: the removals are durable, so a power loss cannot bring back a
+            // segment this failed open wrote (it would read as writes no manifest lists).
+            let _ = self.env.sync_dir(self.dir);
         }
     }
 }
@@ -297,15 +315,38 @@ pub(super) fn open(
         max_seq: state.last_seq,
     };
     replay.run(&listing, &state, &mut alloc, &mut created)?;
-    replay.flush_all(&mut alloc, &mut created)?;
-    let max_seq = replay.max_seq;
 
     // The new WAL segment first, so the manifest can list it as existing.
     let wal_number = alloc();
     created
         .names
         .push(crate::wal::segment_file_name(wal_number));
-    let wal = WalWriter::create(&*env, path, wal_number)?;
+    let mut wal = WalWriter::create(&*env, path, wal_number)?;
+    // What the old segments held moves on: written again into the new segment when it
+    // fits the write buffer (so an open adds no file), else to level-0 files. Either way
+    // the old segments are obsolete once the new manifest is committed.
+    let mut max_seq = replay.max_seq;
+    for t in states.values() {
+        let mem = Arc::clone(&t.super_version().mem);
+        if mem.is_empty() {
+            continue;
+        }
+        if mem.approximate_bytes() < opts.write_buffer_size {
+            max_seq = relog(&mut wal, t, &mem, max_seq)?;
+        } else {
+            flush_recovered(
+                &env,
+                path,
+                t,
+                opts.paranoid_checks,
+                &mut alloc,
+                &mut created,
+            )?;
+        }
+    }
+    // IMPORTANT: the re-logged records are durable before the manifest makes the old
+    // segments obsolete.
+    wal.sync()?;
     for t in states.values() {
         t.set_log_number(wal_number);
     }
@@ -343,7 +384,14 @@ pub(super) fn open(
         &snapshot,
         &mac_key,
         database_key.as_ref().map(|k| &*k.key),
-    )?;
+    )
+    .inspect_err(|_| {
+        // CURRENT names the new manifest (the directory sync after the rename failed):
+        // the open committed, and the files that manifest names stay.
+        if manifest::current_manifest_number(&*env, path) == Some(manifest_number) {
+            created.committed = true;
+        }
+    })?;
     // CURRENT names the new manifest: the open is committed.
     created.committed = true;
     drop(created);
@@ -384,7 +432,7 @@ pub(super) fn open(
         pending_outputs: Mutex::new(HashSet::new()),
     });
     inner.delete_obsolete_files();
-    inner.delete_redundant_tables(&listing, FileNumber(manifest_next_file));
+    inner.delete_redundant_tables(&listing, FileNumber(manifest_next_file), &state.ever_added);
     Ok(inner)
 }
 
@@ -399,6 +447,7 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
         state.apply(edit);
     }
     state.next_file = state.next_file.max(c.number.0.saturating_add(1));
+    state.next_file_at_commit = state.next_file;
     if opts.require_authenticated_manifest && !c.is_authenticated() {
         return Err(Error::Integrity {
             file: manifest::manifest_file_name(c.number),
@@ -589,14 +638,37 @@ impl Replay<'_> {
             return Ok(());
         };
         let newest_recorded = state.wal_segments.last().copied();
+        // A segment newer than every listed one and numbered at or past the manifest's file
+        // counter was written after the last committed edit and never listed: by an open
+        // that failed or crashed before committing (its contents are copies of the older
+        // segments replayed here), or a switch that failed before listing it (nothing was
+        // acknowledged in it). It is not replayed. (A manifest swapped for an older copy
+        // also makes newer segments look like this: that rollback is caught only through
+        // the files the older manifest names that are gone; DESIGN.md section 7.)
+        let leftover = |s: &FileNumber| {
+            newest_recorded.is_some_and(|n| *s > n) && s.0 >= state.next_file_at_commit
+        };
         let live: Vec<FileNumber> = listing
             .segments
             .iter()
             .copied()
-            .filter(|s| *s >= min_log)
+            .filter(|s| *s >= min_log && !leftover(s))
             .collect();
+        // Segments after the last one holding records are empty leftovers (created by an
+        // open or a switch that crashed or failed): a torn tail before them is still the
+        // newest write, as a crash leaves it.
+        let seg_len = |seg: &FileNumber| {
+            self.env
+                .open_read(&self.dir.join(names::wal(*seg)))
+                .map(|f| f.len())
+                .unwrap_or(u64::MAX)
+        };
+        let last_with_records = live
+            .iter()
+            .rposition(|s| seg_len(s) > crate::wal::frame::FILE_HEADER_LEN as u64)
+            .unwrap_or(0);
         for (i, seg) in live.iter().enumerate() {
-            let is_last = i + 1 == live.len();
+            let is_last = i >= last_with_records;
             let seg_path = self.dir.join(names::wal(*seg));
             let states = self.states;
             let next_table_id = self.next_table_id;
@@ -650,18 +722,63 @@ impl Replay<'_> {
         }
         Ok(())
     }
+}
 
-    /// Flushes every table's recovered memtable.
-    fn flush_all(
-        &mut self,
-        alloc: &mut dyn FnMut() -> FileNumber,
-        created: &mut Created<'_>,
-    ) -> Result<()> {
-        for t in self.states.values() {
-            flush_recovered(self.env, self.dir, t, self.paranoid, alloc, created)?;
+/// Writes the newest version of every key of `t`'s recovered memtable into the new WAL
+/// segment as one batch, numbered after `last_seq` (no snapshot survives a restart, so
+/// older versions are not needed), and makes a memtable of exactly that batch the table's.
+/// Returns the new last sequence number.
+fn relog(
+    wal: &mut WalWriter,
+    t: &Arc<TableState>,
+    mem: &Arc<MemTable>,
+    last_seq: u64,
+) -> Result<u64> {
+    let mut batch = super::WriteBatch::new();
+    let mut it = crate::memtable::MemTableIter::new(Arc::clone(mem));
+    it.seek_to_first()?;
+    let mut last_key: Option<Vec<u8>> = None;
+    while it.valid() {
+        let parsed = crate::ikey::parse(it.key())
+            .ok_or_else(|| Error::InvalidArgument("internal: memtable key".into()))?;
+        if last_key.as_deref() != Some(parsed.user_key) {
+            batch.add(t.id, parsed.kind, parsed.user_key, it.value());
+            last_key = Some(parsed.user_key.to_vec());
         }
-        Ok(())
+        it.next()?;
     }
+    if batch.is_empty() {
+        return Ok(last_seq);
+    }
+    let protection = match t.table_key() {
+        Some(key) => crate::wal::WalTableProtection::fresh_sealed(
+            &key,
+            t.meta.read().key_version,
+            t.id,
+            wal.segment(),
+        ),
+        None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
+        None => crate::wal::WalTableProtection::Plain,
+    };
+    wal.register_table(t.id, protection)?;
+    let first_seq = SeqNo(last_seq + 1);
+    let sections: Vec<(TableId, &[u8])> =
+        batch.sections().map(|(id, s)| (id, s.payload())).collect();
+    wal.append_batch(first_seq, &sections)?;
+    let fresh = Arc::new(MemTable::new());
+    for (_, section) in batch.sections() {
+        decode_section(section.payload(), first_seq, |e| {
+            fresh.insert(e.key, e.seq, e.kind, e.value)
+        })
+        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+    }
+    let sv = t.super_version();
+    *t.sv.write() = Arc::new(SuperVersion {
+        mem: fresh,
+        imm: Vec::new(),
+        version: Arc::clone(&sv.version),
+    });
+    Ok(last_seq + batch.len() as u64)
 }
 
 /// Writes `t`'s recovered memtable to a level-0 file and starts a fresh one.
@@ -779,6 +896,12 @@ impl DbInner {
         if let Some(t) = extra {
             tables.push(Arc::clone(t));
         }
+        // Every encrypted table's record is MACed under its key: unwrap the ones not at hand.
+        for t in &tables {
+            if t.is_encrypted() && t.table_key().is_none() {
+                self.maintenance_key(t)?;
+            }
+        }
         let mut key_slot = self.database_key.write();
         let key = database_key.as_ref().or(key_slot.as_ref());
         let min_log = tables.iter().map(|t| t.log_number()).min();
@@ -801,6 +924,9 @@ impl DbInner {
                 .find(|t| t.id == id)
                 .and_then(|s| s.table_key())
         };
+        // A failure may leave CURRENT naming the new manifest (its rename done, the
+        // directory sync not): which manifest the next open reads is unknown, so nothing
+        // more may be appended to either. Read-only until reopened.
         *manifest = ManifestWriter::create(
             &*self.env,
             &self.path,
@@ -808,7 +934,8 @@ impl DbInner {
             &snapshot,
             &mac_key,
             key.map(|k| &*k.key),
-        )?;
+        )
+        .map_err(|e| self.poison("writing a new manifest failed", e))?;
         if database_key.is_some() {
             *key_slot = database_key;
         }
@@ -847,14 +974,22 @@ impl DbInner {
         }
     }
 
-    /// Removes the unreferenced SSTables found at open that were numbered at or past the
-    /// manifest's file counter: allocated after the last committed edit (a flush or
-    /// compaction that never installed), so every entry in them is still in the WAL
-    /// replayed or in the compaction's inputs.
-    fn delete_redundant_tables(&self, listing: &Listing, manifest_next_file: FileNumber) {
+    /// Removes the unreferenced SSTables found at open that the manifest read accounts
+    /// for: those an `AddFile` named and a later committed edit removed (compaction inputs,
+    /// a dropped table's files: the crash came before their deletion), and those numbered
+    /// at or past its file counter (allocated after its last committed edit: a flush or
+    /// compaction that never installed, whose entries are still in the WAL replayed or in
+    /// the compaction's inputs).
+    fn delete_redundant_tables(
+        &self,
+        listing: &Listing,
+        manifest_next_file: FileNumber,
+        removed_by_edits: &HashSet<FileNumber>,
+    ) {
         let live = self.live_table_files();
         for n in &listing.tables {
-            if *n >= manifest_next_file && !live.contains(n) {
+            let accounted = *n >= manifest_next_file || removed_by_edits.contains(n);
+            if accounted && !live.contains(n) {
                 let _ = self.env.remove_file(&self.path.join(names::table(*n)));
             }
         }

@@ -152,6 +152,12 @@ impl DbInner {
                 seqs.inflight.remove(&first_seq.0);
                 self.publish(&seqs);
                 self.seqs_cv.notify_all();
+                // Acknowledged only once visible to every reader: wait for older synced
+                // batches still in their fsync (visibility is in sequence order).
+                let last = first_seq.0 + batch.len() as u64 - 1;
+                while inserted.is_ok() && seqs.visible() < last {
+                    self.seqs_cv.wait(&mut seqs);
+                }
                 // On failure the batch never reached a memtable: no reader sees it. Its
                 // record may still be on disk and replay after a reopen (outcome unknown,
                 // as after a crash).
@@ -375,7 +381,21 @@ impl DbInner {
         tables.by_id.insert(id, Arc::clone(&state));
         drop(tables);
         drop(manifest);
-        drop(ws);
+        if state.is_encrypted() {
+            // Evidence outside the manifest: the table's key record in the WAL, synced. A
+            // manifest cut back past this table's creation then meets a WAL record of a
+            // table it never created, which recovery reports, instead of the table
+            // vanishing without a trace.
+            let mut ws = ws;
+            let protection = self.wal_protection(&state, ws.wal.segment())?;
+            ws.wal
+                .register_table(id, protection)
+                .and_then(|()| ws.wal.sync())
+                .map_err(|e| self.poison("WAL write failed", e))?;
+            self.synced.fetch_max(ws.appended, Ordering::AcqRel);
+        } else {
+            drop(ws);
+        }
         if rewrote {
             self.delete_obsolete_files();
         }

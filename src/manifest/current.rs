@@ -34,23 +34,35 @@ pub(crate) fn set_current(env: &dyn Env, dir: &Path, number: FileNumber) -> Resu
     let tmp = join(dir, CURRENT_TMP);
     let cur = join(dir, CURRENT);
     let io = |what: &str, e| Error::io(format!("{what} {}", tmp.display()), e);
-    let mut f = env.create(&tmp).map_err(|e| io("creating", e))?;
-    f.append(format!("{}\n", manifest_file_name(number)).as_bytes())
-        .map_err(|e| io("writing", e))?;
-    // IMPORTANT: the new contents are durable before the rename can expose them.
-    f.sync().map_err(|e| io("syncing", e))?;
-    drop(f);
-    // IMPORTANT: rename replaces CURRENT atomically (POSIX rename semantics).
-    env.rename(&tmp, &cur).map_err(|e| {
-        Error::io(
-            format!("renaming {} to {}", tmp.display(), cur.display()),
-            e,
-        )
-    })?;
+    let staged = (|| {
+        let mut f = env.create(&tmp).map_err(|e| io("creating", e))?;
+        f.append(format!("{}\n", manifest_file_name(number)).as_bytes())
+            .map_err(|e| io("writing", e))?;
+        // IMPORTANT: the new contents are durable before the rename can expose them.
+        f.sync().map_err(|e| io("syncing", e))?;
+        drop(f);
+        // IMPORTANT: rename replaces CURRENT atomically (POSIX rename semantics).
+        env.rename(&tmp, &cur).map_err(|e| {
+            Error::io(
+                format!("renaming {} to {}", tmp.display(), cur.display()),
+                e,
+            )
+        })
+    })();
+    if let Err(e) = staged {
+        // CURRENT is unchanged: the temporary goes, so a failure leaves nothing behind.
+        let _ = env.remove_file(&tmp);
+        return Err(e);
+    }
     // IMPORTANT: the rename itself is durable only once the directory is synced.
     env.sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     Ok(())
+}
+
+/// The manifest `CURRENT` names, if it can be read and names one.
+pub(crate) fn current_manifest_number(env: &dyn Env, dir: &Path) -> Option<FileNumber> {
+    read_current_number(env, dir).ok().flatten()
 }
 
 /// The manifest `CURRENT` names; `None` when there is no `CURRENT` (a new database).

@@ -90,6 +90,11 @@ impl Block {
         self.data.len()
     }
 
+    /// The block's bytes, for reuse of their buffer once the block is dropped.
+    pub(crate) fn into_data(self) -> Bytes {
+        self.data
+    }
+
     /// The file offset of the block's stored form.
     pub(crate) fn file_offset(&self) -> u64 {
         self.offset

@@ -158,7 +158,10 @@ pub enum Encryption {
     Plaintext,
     /// AES-256-GCM under a table key from the KMS: the service default key
     /// (`alias/aws/sealdb`) when `key_id` is `None`, else that customer managed key.
-    Encrypted { key_id: Option<String> },
+    Encrypted {
+        /// The KMS key (id, ARN or alias); `None` for the service default key.
+        key_id: Option<String>,
+    },
 }
 
 /// Whether an encrypted table's per-file range boundaries stay readable in the manifest.
@@ -175,7 +178,9 @@ pub enum Boundaries {
 /// Options fixed when a table is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableOptions {
+    /// Plaintext, or encrypted under which KMS key.
     pub encryption: Encryption,
+    /// Whether the manifest keeps each file's smallest and largest key in plaintext.
     pub boundaries: Boundaries,
     /// Data blocks compressed before they are sealed (default: none).
     pub compression: Compression,
@@ -224,6 +229,7 @@ impl TableOptions {
         self
     }
 
+    /// True for an encrypted table.
     pub fn is_encrypted(&self) -> bool {
         matches!(self.encryption, Encryption::Encrypted { .. })
     }
@@ -250,6 +256,7 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
+    /// Every write waits until the WAL is fsynced.
     pub fn synced() -> WriteOptions {
         WriteOptions { sync: true }
     }

@@ -24,6 +24,7 @@ fn scratch() -> Option<tempfile::TempDir> {
 /// The root key file of the `keystore` target (the corpus seeds were made under it).
 pub const KEYSTORE_ROOT_KEY: [u8; 32] = [0x5c; 32];
 
+/// Opens a LocalKms keystore made of `data` and uses it; never panics.
 pub fn keystore(data: &[u8]) {
     let Some(dir) = scratch() else { return };
     let key_file = dir.path().join("root.key");
@@ -48,6 +49,7 @@ pub fn keystore(data: &[u8]) {
     }
 }
 
+/// Parses `data` as a CURRENT file, and checks that what parses round-trips.
 pub fn current(data: &[u8]) {
     let Some(dir) = scratch() else { return };
     if std::fs::write(dir.path().join("CURRENT"), data).is_err() {
@@ -77,6 +79,7 @@ pub fn current(data: &[u8]) {
 /// One decoded entry: (sequence number, table, kind, key, value).
 type Decoded = (u64, TableId, ValueKind, Vec<u8>, Vec<u8>);
 
+/// Decodes `data` as WAL batch sections, differentially against the encoder.
 pub fn wal_batch(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;

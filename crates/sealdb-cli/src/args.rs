@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// sealdb: an embedded, encrypted key-value store whose table keys come from a KMS.
 ///
 /// Keys and values are UTF-8 text unless `--hex` is given. Exit codes: 0 ok, 1 not found,
-/// 2 usage, 3 access denied, 4 integrity failure, 5 I/O error, 6 any other error.
+/// 2 usage, 3 access denied, 4 integrity failure, 5 I/O error, 6 any other error,
+/// 7 keystore (wrong passphrase or root key, locked or damaged keystore).
 #[derive(Parser, Debug)]
 #[command(name = "sealdb", version, about, long_about = None)]
 pub struct Cli {
@@ -64,7 +65,7 @@ pub struct Encoding {
     pub hex: bool,
 }
 
-/// Output shape of read commands.
+/// Output shape of every command that reports something.
 #[derive(Args, Debug, Clone, Copy, Default)]
 pub struct Format {
     /// Print JSON instead of text.
@@ -79,7 +80,11 @@ pub enum Command {
     /// Creates a table (encrypted under the service default key unless told otherwise).
     CreateTable(CreateTableArgs),
     /// Drops a table: deletes its files and destroys its wrapped key.
-    DropTable { name: String },
+    DropTable {
+        name: String,
+        #[command(flatten)]
+        fmt: Format,
+    },
     /// Lists the tables.
     Tables(Format),
     /// Stores a value.
@@ -92,8 +97,10 @@ pub enum Command {
         /// Wait until the write is durable (fsync of the WAL).
         #[arg(long)]
         sync: bool,
+        #[command(flatten)]
+        fmt: Format,
     },
-    /// Prints a value; exit code 1 when the key is absent.
+    /// Prints a value; exit code 1 when the key is absent (with --json: a null value).
     Get {
         table: String,
         key: String,
@@ -108,8 +115,11 @@ pub enum Command {
         key: String,
         #[command(flatten)]
         enc: Encoding,
+        /// Wait until the delete is durable (fsync of the WAL).
         #[arg(long)]
         sync: bool,
+        #[command(flatten)]
+        fmt: Format,
     },
     /// Prints keys and values in key order (`key<TAB>value` lines, or JSON lines).
     Scan(ScanArgs),
@@ -120,9 +130,13 @@ pub enum Command {
     /// Writes generated data, with a progress bar.
     Load(LoadArgs),
     /// Flushes every memtable to SSTables.
-    Flush,
+    Flush(Format),
     /// Compacts one table, or every table.
-    Compact { table: Option<String> },
+    Compact {
+        table: Option<String>,
+        #[command(flatten)]
+        fmt: Format,
+    },
     /// Shows the LSM layout: levels, files, sizes, range boundaries, key ids.
     Inspect {
         table: Option<String>,
@@ -139,14 +153,58 @@ pub enum Command {
     #[command(subcommand)]
     Kms(KmsCommand),
     /// Creates a new grant for the engine on an encrypted table (after a revoke).
-    RenewGrant { table: String },
-    /// Runs the db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom, ...).
-    Bench(sealdb::bench::BenchArgs),
+    RenewGrant {
+        table: String,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Runs the db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom, ...)
+    /// on their own temporary databases; the global options do not apply.
+    Bench(BenchCmd),
+    /// Prints a shell completion script (e.g. `sealdb completions bash > /etc/bash_completion.d/sealdb`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Prints the manual page (roff), generated from these definitions: `sealdb man | man -l -`.
+    Man,
+}
+
+/// `bench`: the runner's own options. The global options do not apply to it; their hidden
+/// stand-ins here keep them out of `sealdb bench --help` (clap propagates a global option
+/// to a subcommand only where the subcommand has no argument of that id; the types match the
+/// global ones, whose values clap copies in).
+#[derive(Args, Debug)]
+pub struct BenchCmd {
+    #[command(flatten)]
+    pub args: sealdb_bench::BenchArgs,
+    #[arg(id = "db", long = "db", hide = true)]
+    _db: Option<PathBuf>,
+    #[arg(id = "kms", long = "kms", hide = true)]
+    _kms: Option<PathBuf>,
+    #[arg(id = "kms_endpoint", long = "kms-endpoint", hide = true)]
+    _kms_endpoint: Option<String>,
+    #[arg(id = "principal", long = "principal", hide = true)]
+    _principal: Option<String>,
+    #[arg(id = "account", long = "account", hide = true)]
+    _account: Option<String>,
+    #[arg(id = "region", long = "region", hide = true)]
+    _region: Option<String>,
+}
+
+/// The shells `completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Work in this directory instead of a temporary one (it is kept afterwards).
+    /// Work in this new directory instead of a temporary one (it is kept afterwards; an
+    /// existing directory is refused).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Keys to load into each table.
@@ -169,6 +227,8 @@ pub struct CreateTableArgs {
     /// LZ4-compress data blocks (before encryption; recorded per block).
     #[arg(long)]
     pub lz4: bool,
+    #[command(flatten)]
+    pub fmt: Format,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +263,12 @@ pub struct ImportExportArgs {
     /// (import) Wait until each batch is durable.
     #[arg(long)]
     pub sync: bool,
+    /// (import) All records in one atomic batch: all of them are written, or none.
+    #[arg(long)]
+    pub atomic: bool,
+    /// (import) Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -217,11 +283,13 @@ pub struct LoadArgs {
     /// Wait until each batch of 1000 writes is durable.
     #[arg(long)]
     pub sync: bool,
+    #[command(flatten)]
+    pub fmt: Format,
 }
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
-    /// Only events of this name (e.g. Decrypt).
+    /// Only events of this name (e.g. Decrypt; any case).
     #[arg(long)]
     pub event: Option<String>,
     /// Only events about this table.
@@ -230,6 +298,12 @@ pub struct AuditArgs {
     /// Only events at or after this time (RFC 3339, e.g. 2024-05-01T00:00:00Z).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only events at or before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many events (the oldest first).
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Only events about this key (id or ARN).
     #[arg(long)]
     pub key_id: Option<String>,

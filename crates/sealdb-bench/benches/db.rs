@@ -5,7 +5,7 @@
 //! The same runner is `sealdb bench`.
 
 use clap::Parser;
-use sealdb::bench::{run_args, BenchArgs};
+use sealdb_bench::{run_args, BenchArgs};
 
 #[derive(Parser, Debug)]
 #[command(about = "sealdb db_bench-style workloads")]

@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::{parse_workloads, run, BenchConfig, BenchReport, Workload};
-use crate::error::{Error, Result};
+use crate::error::{BenchError, Result};
 
 /// Which kinds of table to run the workloads on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BenchMode {
+    /// A table encrypted under a key from a local KMS.
     Encrypted,
+    /// A plaintext table (CRC32 only).
     Plaintext,
+    /// Encrypted, then plaintext.
     Both,
 }
 
@@ -27,6 +30,7 @@ pub struct BenchArgs {
     /// Operations per read workload (default: num).
     #[arg(long)]
     pub reads: Option<u64>,
+    /// Bytes per value.
     #[arg(long, default_value_t = 100)]
     pub value_size: usize,
     /// fsync the WAL on every write.
@@ -35,8 +39,10 @@ pub struct BenchArgs {
     /// Block cache size in MiB.
     #[arg(long, default_value_t = 32)]
     pub cache_mb: usize,
+    /// Threads sharing each workload.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Which kinds of table to run the workloads on.
     #[arg(long, value_enum, default_value_t = BenchMode::Both)]
     pub mode: BenchMode,
     /// Where the databases go (default: a temporary directory).
@@ -78,9 +84,9 @@ pub fn run_args(args: &BenchArgs) -> Result<Vec<BenchReport>> {
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&reports)
-            .map_err(|e| Error::InvalidArgument(format!("bench report: {e}")))?;
+            .map_err(|e| BenchError::Config(format!("encoding the report: {e}")))?;
         std::fs::write(path, json)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
     }
     Ok(reports)
 }

@@ -37,6 +37,14 @@ pub fn run(ctx: &Context, a: DemoArgs) -> Result<(), CliError> {
     let temp;
     let root: PathBuf = match &a.dir {
         Some(d) => {
+            // Refused before anything is printed: the demo never writes into existing data.
+            if d.exists() {
+                return Err(CliError::usage(format!(
+                    "--dir {} already exists; the demo needs a new directory (or none, for \
+                     a temporary one)",
+                    d.display()
+                )));
+            }
             fs::create_dir_all(d)?;
             d.clone()
         }

@@ -8,21 +8,38 @@ use sealdb::{Db, Error, TableLayout};
 
 use super::Context;
 use crate::args::Format;
-use crate::output::{print_json, print_line, CliError};
+use crate::output::{print_json, print_line, report, CliError};
 
-pub fn flush(ctx: &Context) -> Result<(), CliError> {
+pub fn flush(ctx: &Context, fmt: Format) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     db.flush()?;
-    print_line(&mut io::stdout().lock(), "flushed")
+    report(fmt.json, "flushed", json!({"flushed": true}))
 }
 
-pub fn compact(ctx: &Context, table: Option<&str>) -> Result<(), CliError> {
+pub fn compact(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     match table {
         Some(t) => db.compact_table(t)?,
         None => db.compact_all()?,
     }
     let stats = db.stats();
+    if fmt.json {
+        let tables: Vec<_> = stats
+            .tables
+            .iter()
+            .filter(|s| table.is_none_or(|n| n == s.name))
+            .map(|t| {
+                let levels: Vec<_> = t
+                    .levels
+                    .iter()
+                    .filter(|l| l.files > 0)
+                    .map(|l| json!({"level": l.level, "files": l.files, "bytes": l.bytes}))
+                    .collect();
+                json!({"table": t.name, "levels": levels})
+            })
+            .collect();
+        return print_json(&json!({"compacted": table, "tables": tables}));
+    }
     let mut out = io::stdout().lock();
     print_line(
         &mut out,
@@ -44,12 +61,13 @@ pub fn compact(ctx: &Context, table: Option<&str>) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn renew_grant(ctx: &Context, table: &str) -> Result<(), CliError> {
+pub fn renew_grant(ctx: &Context, table: &str, fmt: Format) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     let grant = db.renew_grant(table)?;
-    print_line(
-        &mut io::stdout().lock(),
+    report(
+        fmt.json,
         &format!("new grant {grant} for table {table}"),
+        json!({"table": table, "grant_id": grant.to_string()}),
     )
 }
 

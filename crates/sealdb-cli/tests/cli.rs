@@ -645,3 +645,265 @@ fn lz4_tables_store_and_read_back() -> TestResult {
     f.run(&["verify"])?.ok()?;
     Ok(())
 }
+
+/// The lines of `text` parsed as JSON values.
+fn json_lines(text: &str) -> Result<Vec<Value>, serde_json::Error> {
+    text.lines().map(serde_json::from_str).collect()
+}
+
+#[test]
+fn a_wrong_passphrase_is_exit_7_and_says_what_to_set() -> TestResult {
+    let f = Fixture::new()?;
+    let run = |pass: &str, args: &[&str]| -> Result<Run, std::io::Error> {
+        Ok(Run::from(
+            f.command(args)
+                .env("SEALDB_KMS_PASSPHRASE", pass)
+                .output()?,
+        ))
+    };
+    run("right horse", &["create-table", "Books"])?.ok()?;
+    let r = run("wrong horse", &["tables"])?;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.error().contains("wrong passphrase"), "{}", r.stderr);
+    assert!(r.error().contains("SEALDB_KMS_PASSPHRASE"), "{}", r.stderr);
+    run("right horse", &["tables"])?.ok()?;
+    Ok(())
+}
+
+#[test]
+fn a_mistyped_kms_directory_is_refused_not_created() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["put", "Books", "k", "v"])?.ok()?;
+    let typo = f.kms.with_file_name("data.ksm");
+    let typo_s = typo.to_string_lossy().into_owned();
+    for args in [
+        &["--kms", &typo_s, "get", "Books", "k"][..],
+        &["--kms", &typo_s, "audit"],
+        &["--kms", &typo_s, "kms", "describe-key"],
+    ] {
+        let r = f.run(args)?;
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(r.error().contains("no KMS keystore at"), "{}", r.stderr);
+        assert!(r.error().contains("--kms"), "{}", r.stderr);
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_failed_import_says_how_many_records_went_in() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    // 2,500 good lines with a bad one at line 2,101: two batches of 1,000 are in by then.
+    let mut input = String::new();
+    for i in 0..2500 {
+        if i == 2100 {
+            input.push_str("no tab on this line\n");
+        } else {
+            input.push_str(&format!("k{i:05}\tv{i}\n"));
+        }
+    }
+    let r = f.run_with_stdin(&["import", "Books"], &input)?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error().contains("line 2101"), "{}", r.stderr);
+    assert!(
+        r.error().contains("the first 2000 records were written"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        f.run(&["export", "Books"])?.ok()?.stdout.lines().count(),
+        2000
+    );
+
+    // --atomic: one batch, so the same failure leaves the other table untouched.
+    let r = f.run_with_stdin(&["import", "Metrics", "--atomic"], &input)?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error().contains("nothing was written"), "{}", r.stderr);
+    assert_eq!(f.run(&["export", "Metrics"])?.ok()?.stdout, "");
+    let good: String = input.lines().take(2100).map(|l| format!("{l}\n")).collect();
+    let j = f
+        .run_with_stdin(&["import", "Metrics", "--atomic", "--json"], &good)?
+        .ok()?
+        .json()?;
+    assert_eq!(
+        j,
+        serde_json::json!({"table": "Metrics", "imported": 2100, "atomic": true})
+    );
+    Ok(())
+}
+
+#[test]
+fn export_refuses_tabs_before_printing_anything() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["put", "Metrics", "a", "first"])?.ok()?;
+    f.run(&["put", "Metrics", "z", "tab\there"])?.ok()?;
+    let r = f.run(&["export", "Metrics"])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.stdout, "", "half an export was printed");
+    assert!(r.error().contains("--jsonl"), "{}", r.stderr);
+    assert_eq!(
+        f.run(&["export", "Metrics", "--jsonl"])?
+            .ok()?
+            .stdout
+            .lines()
+            .count(),
+        2
+    );
+    Ok(())
+}
+
+#[test]
+fn every_reporting_command_speaks_json() -> TestResult {
+    let f = Fixture::new()?;
+    let j = f.run(&["create-table", "Books", "--json"])?.ok()?.json()?;
+    assert_eq!(
+        j,
+        serde_json::json!({"table": "Books", "encrypted": true, "created": true})
+    );
+    let j = f
+        .run(&["put", "Books", "dune", "Frank Herbert", "--json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(j["put"], true);
+    let j = f
+        .run(&["delete", "Books", "dune", "--json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(j["deleted"], true);
+    let j = f
+        .run(&["load", "Books", "--count", "2000", "--json"])?
+        .ok()?
+        .json()?;
+    assert_eq!(j["keys"], 2000);
+    // Durations are seconds, as numbers.
+    assert!(j["seconds"].as_f64().is_some_and(|s| s > 0.0), "{j}");
+    assert!(j["writes_per_second"].as_f64().is_some(), "{j}");
+    assert_eq!(f.run(&["flush", "--json"])?.ok()?.json()?["flushed"], true);
+    let j = f.run(&["compact", "Books", "--json"])?.ok()?.json()?;
+    assert_eq!(j["compacted"], "Books");
+    assert!(j.pointer("/tables/0/levels/0/files").is_some(), "{j}");
+    let j = f.run(&["renew-grant", "Books", "--json"])?.ok()?.json()?;
+    assert_eq!(j["grant_id"].as_str().map(str::len), Some(64), "{j}");
+    let j = f.run(&["drop-table", "Books", "--json"])?.ok()?.json()?;
+    assert_eq!(j, serde_json::json!({"table": "Books", "dropped": true}));
+    Ok(())
+}
+
+#[test]
+fn get_json_of_a_missing_key_is_a_null_object_and_exit_1() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    let r = f.run(&["get", "Books", "nope", "--json"])?;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.json()?, serde_json::json!({"key": "nope", "value": null}));
+    assert_eq!(r.error(), "");
+    Ok(())
+}
+
+#[test]
+fn audit_until_limit_and_any_case_event_names() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    for k in ["a", "b", "c"] {
+        f.run(&["put", "Books", k, "v"])?.ok()?;
+    }
+    let all = json_lines(&f.run(&["audit"])?.ok()?.stdout)?;
+    assert!(all.len() >= 3, "{all:?}");
+    let two = json_lines(&f.run(&["audit", "--limit", "2"])?.ok()?.stdout)?;
+    assert_eq!(two, all[..2].to_vec());
+    let before = json_lines(
+        &f.run(&["audit", "--until", "2000-01-01T00:00:00Z"])?
+            .ok()?
+            .stdout,
+    )?;
+    assert!(before.is_empty(), "{before:?}");
+    let lower = f.run(&["audit", "--event", "generatedatakey"])?.ok()?;
+    let exact = f.run(&["audit", "--event", "GenerateDataKey"])?.ok()?;
+    assert_eq!(lower.stdout, exact.stdout);
+    assert_eq!(json_lines(&lower.stdout)?.len(), 1);
+    let r = f.run(&["audit", "--event", "Decrpyt"])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.error().contains("Decrypt"), "{}", r.stderr);
+    assert_eq!(f.run(&["audit", "--until", "tomorrow"])?.code, 2);
+    Ok(())
+}
+
+#[test]
+fn load_reports_a_formatted_rate() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    let r = f.run(&["load", "Metrics", "--count", "5000"])?.ok()?;
+    // "(267,336/s writes)": digits in groups of three.
+    let rate = r
+        .stdout
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split("/s").next())
+        .ok_or_else(|| format!("no rate in {:?}", r.stdout))?;
+    let groups: Vec<&str> = rate.split(',').collect();
+    assert!(
+        groups.iter().all(|g| g.chars().all(|c| c.is_ascii_digit()))
+            && groups.iter().skip(1).all(|g| g.len() == 3)
+            && groups.first().is_some_and(|g| (1..=3).contains(&g.len())),
+        "{:?}",
+        r.stdout
+    );
+    Ok(())
+}
+
+#[test]
+fn bench_help_shows_only_what_bench_uses() -> TestResult {
+    let f = Fixture::new()?;
+    let r = f.run(&["bench", "--help"])?.ok()?;
+    for own in ["--num", "--benchmarks", "--mode", "--json"] {
+        assert!(r.stdout.contains(own), "{own} missing:\n{}", r.stdout);
+    }
+    for global in ["--db", "--kms", "--principal", "--account", "--region"] {
+        assert!(!r.stdout.contains(global), "{global} shown:\n{}", r.stdout);
+    }
+    // Other commands still show the global options.
+    assert!(f.run(&["get", "--help"])?.ok()?.stdout.contains("--db"));
+    Ok(())
+}
+
+#[test]
+fn demo_refuses_an_existing_dir_before_printing() -> TestResult {
+    let f = Fixture::new()?;
+    let dir = f.db.with_file_name("kept");
+    std::fs::create_dir_all(&dir)?;
+    let r = f.run(&["demo", "--dir", &dir.to_string_lossy(), "--count", "10"])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert!(r.error().contains("already exists"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_dir(&dir)?.count(),
+        0,
+        "the demo wrote into it"
+    );
+    Ok(())
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line() -> TestResult {
+    let f = Fixture::new()?;
+    for shell in ["bash", "zsh", "fish"] {
+        let r = f.run(&["completions", shell])?.ok()?;
+        for word in ["sealdb", "create-table", "sealed-boundaries"] {
+            assert!(r.stdout.contains(word), "{shell}: {word} missing");
+        }
+    }
+    assert_eq!(f.run(&["completions", "powershell"])?.code, 2);
+    let man = f.run(&["man"])?.ok()?.stdout;
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH sealdb"),
+        "{man}"
+    );
+    // roff escapes hyphens (`create\-table`); compare without the escapes.
+    let plain = man.replace("\\-", "-");
+    for word in ["create-table", "renew-grant", "completions", "SEALDB_DB"] {
+        assert!(
+            plain.contains(word),
+            "{word} missing from the man page:\n{man}"
+        );
+    }
+    // None of these needs a database.
+    assert!(!f.db.exists() && !f.kms.exists());
+    Ok(())
+}

@@ -8,7 +8,7 @@ use sealdb::TableOptions;
 
 use super::Context;
 use crate::args::{CreateTableArgs, Format};
-use crate::output::{print_json, print_line, CliError};
+use crate::output::{print_json, print_line, report, CliError};
 
 pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     let mut opts = match (&a.key_id, a.plaintext) {
@@ -29,16 +29,21 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     } else {
         "plaintext"
     };
-    print_line(
-        &mut io::stdout().lock(),
+    report(
+        a.fmt.json,
         &format!("created table {} ({how})", a.name),
+        json!({"table": a.name, "encrypted": t.is_encrypted(), "created": true}),
     )
 }
 
-pub fn drop(ctx: &Context, name: &str) -> Result<(), CliError> {
+pub fn drop(ctx: &Context, name: &str, fmt: Format) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     db.drop_table(name)?;
-    print_line(&mut io::stdout().lock(), &format!("dropped table {name}"))
+    report(
+        fmt.json,
+        &format!("dropped table {name}"),
+        json!({"table": name, "dropped": true}),
+    )
 }
 
 pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::storage::{Env, FileLock, FileSyncer, RandomAccessFile, WritableFile};
+use sealdb::storage::{Env, FileLock, FileSyncer, RandomAccessFile, WritableFile};
 
 /// Wraps an [`Env`]; clones share the counter.
 #[derive(Clone)]
@@ -93,7 +93,7 @@ impl Env for CountingEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::default_env;
+    use sealdb::storage::default_env;
 
     #[test]
     fn counts_appended_bytes() -> io::Result<()> {

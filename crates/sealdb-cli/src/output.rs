@@ -21,6 +21,9 @@ pub enum Exit {
     Integrity = 4,
     Io = 5,
     Other = 6,
+    /// The keystore cannot be opened: wrong passphrase or root key, the wrong kind of root
+    /// key, a keystore in use by another process, or a damaged keystore file.
+    Keystore = 7,
 }
 
 impl From<Exit> for ExitCode {
@@ -68,29 +71,70 @@ fn kms_exit(e: &KmsError) -> Exit {
         }
         KmsError::InvalidArgument(_) | KmsError::MalformedPolicy(_) => Exit::Usage,
         KmsError::InvalidCiphertext => Exit::Integrity,
+        KmsError::Keystore(_) => Exit::Keystore,
+        KmsError::Io { .. } => Exit::Io,
         _ => Exit::Other,
+    }
+}
+
+/// What to do about a keystore that does not open.
+const KEYSTORE_HINT: &str = "the keystore opens only with the root key it was created with: \
+     set SEALDB_KMS_PASSPHRASE (or SEALDB_KMS_KEY_FILE) to that one, or pass --kms for \
+     another keystore";
+
+/// The sentence for a KMS error, with what to do where there is something to do.
+fn kms_message(e: &KmsError) -> String {
+    match e {
+        KmsError::Keystore(_) => format!("KMS: {e}; {KEYSTORE_HINT}"),
+        _ => format!("KMS: {e}"),
     }
 }
 
 impl From<KmsError> for CliError {
     fn from(e: KmsError) -> CliError {
-        CliError::new(kms_exit(&e), format!("KMS: {e}"))
+        CliError::new(kms_exit(&e), kms_message(&e))
+    }
+}
+
+/// The exit status an engine error maps to.
+fn error_exit(e: &Error) -> Exit {
+    if e.is_integrity_failure() {
+        return Exit::Integrity;
+    }
+    match e {
+        Error::TableNotFound(_) => Exit::NotFound,
+        Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
+        Error::TableUnavailable { .. } => Exit::AccessDenied,
+        Error::Kms(k) => kms_exit(k),
+        Error::Io { .. } => Exit::Io,
+        _ => Exit::Other,
     }
 }
 
 impl From<Error> for CliError {
     fn from(e: Error) -> CliError {
-        let exit = if e.is_integrity_failure() {
-            Exit::Integrity
-        } else {
-            match &e {
-                Error::TableNotFound(_) => Exit::NotFound,
-                Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
-                Error::TableUnavailable { .. } => Exit::AccessDenied,
-                Error::Kms(k) => kms_exit(k),
-                Error::Io { .. } => Exit::Io,
-                _ => Exit::Other,
+        let message = match &e {
+            Error::Kms(k) => kms_message(k),
+            Error::AlreadyOpen(_) => {
+                format!("{e}; close the other sealdb process (or wait for it to finish) and retry")
             }
+            _ => e.to_string(),
+        };
+        CliError::new(error_exit(&e), message)
+    }
+}
+
+impl From<sealdb_bench::BenchError> for CliError {
+    fn from(e: sealdb_bench::BenchError) -> CliError {
+        use sealdb_bench::BenchError;
+        let exit = match &e {
+            BenchError::Config(_) => Exit::Usage,
+            BenchError::Io { .. } => Exit::Io,
+            BenchError::Engine { source, .. } => match source.downcast_ref::<Error>() {
+                Some(engine) => error_exit(engine),
+                None => Exit::Other,
+            },
+            _ => Exit::Other,
         };
         CliError::new(exit, e.to_string())
     }
@@ -154,6 +198,39 @@ pub fn print_line(out: &mut impl Write, line: &str) -> Result<(), CliError> {
     }
 }
 
+/// Prints `text` as one stdout line, or `value` as pretty JSON with `--json`: the shape of
+/// every command that reports what it did.
+pub fn report(json: bool, text: &str, value: serde_json::Value) -> Result<(), CliError> {
+    if json {
+        return print_json(&value);
+    }
+    print_line(&mut io::stdout().lock(), text)
+}
+
+/// `n` with thousands separators: `267336` as `267,336`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate as whole operations per second with separators: `267,336/s`.
+pub fn rate(per_sec: f64) -> String {
+    // Rounded to the operation; a negative or non-finite rate (no time elapsed) shows as 0.
+    let n = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{}/s", thousands(n))
+}
+
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)?;
@@ -182,6 +259,17 @@ mod tests {
     }
 
     #[test]
+    fn rates_have_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(267_336), "267,336");
+        assert_eq!(thousands(12_345_678), "12,345,678");
+        assert_eq!(rate(267_335.6), "267,336/s");
+        assert_eq!(rate(f64::INFINITY), "0/s");
+    }
+
+    #[test]
     fn tsv_refuses_tabs() {
         assert!(tsv_line("a", "b").is_ok_and(|l| l == "a\tb"));
         assert!(tsv_line("a\tb", "c").is_err());
@@ -205,5 +293,8 @@ mod tests {
         }
         .into();
         assert_eq!(integ.exit, Exit::Integrity);
+        let keystore: CliError = KmsError::Keystore("wrong passphrase".into()).into();
+        assert_eq!(keystore.exit, Exit::Keystore);
+        assert!(keystore.message.contains("SEALDB_KMS_PASSPHRASE"));
     }
 }

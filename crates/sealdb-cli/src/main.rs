@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => Exit::Ok.into(),
         Err(e) => {
-            if e.exit != Exit::Ok {
+            if e.exit != Exit::Ok && !e.message.is_empty() {
                 eprintln!("sealdb: {}", e.message);
             }
             e.exit.into()

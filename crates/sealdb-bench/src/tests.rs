@@ -1,7 +1,7 @@
 //! End-to-end runs of every workload on a small database, encrypted and plaintext.
 
 use super::*;
-use crate::error::Result;
+use crate::error::{BenchError, Result};
 
 fn small(encrypted: bool, threads: usize) -> BenchConfig {
     BenchConfig {
@@ -17,7 +17,7 @@ fn by_name<'a>(r: &'a BenchReport, w: &str) -> Result<&'a WorkloadReport> {
     r.results
         .iter()
         .find(|x| x.workload == w)
-        .ok_or_else(|| crate::Error::InvalidArgument(format!("no {w} in the report")))
+        .ok_or_else(|| BenchError::Config(format!("no {w} in the report")))
 }
 
 fn check_full_run(encrypted: bool, threads: usize) -> Result<()> {
@@ -83,27 +83,27 @@ fn reads_without_a_fill_load_the_database_first() -> Result<()> {
 #[test]
 fn encrypted_files_hold_no_plaintext_values() -> Result<()> {
     // The runner's database is encrypted: reuse its engine directly and look at its files.
-    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+    let dir = tempfile::tempdir().map_err(|e| BenchError::io("tempdir", e))?;
     let db_dir = dir.path().join("db");
-    std::fs::create_dir_all(&db_dir).map_err(|e| crate::Error::io("mkdir", e))?;
+    std::fs::create_dir_all(&db_dir).map_err(|e| BenchError::io("mkdir", e))?;
     let cfg = small(true, 1);
     let engine = SealdbFactory
         .open(&db_dir, &cfg)
-        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        .map_err(|e| BenchError::Config(e.to_string()))?;
     let value = b"a very recognisable plaintext value, repeated".repeat(2);
     for i in 0..100 {
         engine
             .put(&key(i), &value)
-            .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+            .map_err(|e| BenchError::Config(e.to_string()))?;
     }
     engine
         .flush()
-        .map_err(|e| crate::Error::InvalidArgument(e.to_string()))?;
+        .map_err(|e| BenchError::Config(e.to_string()))?;
     assert!(engine.bytes_written().unwrap_or(0) > 100 * value.len() as u64);
     drop(engine);
-    for e in std::fs::read_dir(&db_dir).map_err(|e| crate::Error::io("ls", e))? {
-        let p = e.map_err(|e| crate::Error::io("ls", e))?.path();
-        let bytes = std::fs::read(&p).map_err(|e| crate::Error::io("read", e))?;
+    for e in std::fs::read_dir(&db_dir).map_err(|e| BenchError::io("ls", e))? {
+        let p = e.map_err(|e| BenchError::io("ls", e))?.path();
+        let bytes = std::fs::read(&p).map_err(|e| BenchError::io("read", e))?;
         assert!(
             !bytes.windows(20).any(|w| w == &value[..20]),
             "{} holds plaintext",

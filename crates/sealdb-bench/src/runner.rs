@@ -14,7 +14,7 @@ use super::keys::{key, key_of, permutation, share, UniformKeys, ValueSource, KEY
 use super::latency::LatencyRecorder;
 use super::process::{dir_size, peak_rss_bytes, process_bytes_written};
 use super::report::{BenchReport, WorkloadReport};
-use crate::error::{Error, Result};
+use crate::error::{BenchError, Result};
 
 /// What one thread did.
 #[derive(Default)]
@@ -34,11 +34,8 @@ struct Current {
     live: Vec<bool>,
 }
 
-fn engine_err(what: &str, e: EngineError) -> Error {
-    Error::Io {
-        context: format!("bench: {what}"),
-        source: std::io::Error::other(e.to_string()),
-    }
+fn engine_err(what: &str, e: EngineError) -> BenchError {
+    BenchError::engine(what, e)
 }
 
 /// Runs every workload of `config` on the engines `factory` opens.
@@ -48,14 +45,14 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
     let tmp;
     let base = match &config.dir {
         Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| Error::io("bench: creating the dir", e))?;
+            std::fs::create_dir_all(d).map_err(|e| BenchError::io("creating the dir", e))?;
             d.clone()
         }
         None => {
             tmp = tempfile::Builder::new()
                 .prefix("sealdb-bench-")
                 .tempdir()
-                .map_err(|e| Error::io("bench: creating a temporary dir", e))?;
+                .map_err(|e| BenchError::io("creating a temporary dir", e))?;
             tmp.path().to_path_buf()
         }
     };
@@ -73,8 +70,7 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
             }
             generation += 1;
             let dir = base.join(format!("db-{generation}"));
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::io("bench: creating the db dir", e))?;
+            std::fs::create_dir_all(&dir).map_err(|e| BenchError::io("creating the db dir", e))?;
             let engine = factory
                 .open(&dir, config)
                 .map_err(|e| engine_err("opening the engine", e))?;
@@ -89,7 +85,7 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
             current = Some(c);
         }
         let Some(c) = current.as_mut() else {
-            return Err(Error::InvalidArgument("bench: no database".into()));
+            return Err(BenchError::Config("no database".into()));
         };
         let (r, from_engine) = run_workload(c, w, config)?;
         if !from_engine {
@@ -117,7 +113,7 @@ fn remove_db(dir: &Path) -> Result<()> {
     let kms = dir.with_extension("kms");
     for d in [dir, kms.as_path()] {
         if d.exists() {
-            std::fs::remove_dir_all(d).map_err(|e| Error::io("bench: removing a db", e))?;
+            std::fs::remove_dir_all(d).map_err(|e| BenchError::io("removing a db", e))?;
         }
     }
     Ok(())
@@ -184,7 +180,7 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
             .map_err(|e| engine_err("flushing after the workload", e))?;
     }
     let (written_after, _) = written(engine);
-    let db_bytes = dir_size(&c.dir).map_err(|e| Error::io("bench: sizing the db dir", e))?;
+    let db_bytes = dir_size(&c.dir).map_err(|e| BenchError::io("sizing the db dir", e))?;
     let live = c.live.iter().filter(|l| **l).count() as u64;
     let live_bytes = live * (KEY_LEN + cfg.value_size) as u64;
     let reads = matches!(

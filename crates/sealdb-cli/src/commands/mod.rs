@@ -5,6 +5,7 @@ mod audit;
 mod bench;
 mod data;
 mod demo;
+mod docs;
 mod kms;
 mod maintenance;
 mod tables;
@@ -21,11 +22,18 @@ use crate::output::CliError;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // These need no database, no KMS and none of the global options.
+    match &cli.command {
+        Command::Bench(b) => return bench::run(&b.args),
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man => return docs::man(),
+        _ => {}
+    }
     let ctx = Context::new(cli.global)?;
     match cli.command {
         Command::Demo(a) => demo::run(&ctx, a),
         Command::CreateTable(a) => tables::create(&ctx, a),
-        Command::DropTable { name } => tables::drop(&ctx, &name),
+        Command::DropTable { name, fmt } => tables::drop(&ctx, &name, fmt),
         Command::Tables(f) => tables::list(&ctx, f),
         Command::Put {
             table,
@@ -33,7 +41,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             value,
             enc,
             sync,
-        } => data::put(&ctx, &table, &key, &value, enc, sync),
+            fmt,
+        } => data::put(&ctx, &table, &key, &value, enc, sync, fmt),
         Command::Get {
             table,
             key,
@@ -45,20 +54,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             key,
             enc,
             sync,
-        } => data::delete(&ctx, &table, &key, enc, sync),
+            fmt,
+        } => data::delete(&ctx, &table, &key, enc, sync, fmt),
         Command::Scan(a) => data::scan(&ctx, a),
         Command::Import(a) => transfer::import(&ctx, a),
         Command::Export(a) => transfer::export(&ctx, a),
         Command::Load(a) => transfer::load(&ctx, a),
-        Command::Flush => maintenance::flush(&ctx),
-        Command::Compact { table } => maintenance::compact(&ctx, table.as_deref()),
-        Command::RenewGrant { table } => maintenance::renew_grant(&ctx, &table),
+        Command::Flush(f) => maintenance::flush(&ctx, f),
+        Command::Compact { table, fmt } => maintenance::compact(&ctx, table.as_deref(), fmt),
+        Command::RenewGrant { table, fmt } => maintenance::renew_grant(&ctx, &table, fmt),
         Command::Inspect { table, fmt } => maintenance::inspect(&ctx, table.as_deref(), fmt),
         Command::Verify(f) => maintenance::verify(&ctx, f),
         Command::Status(f) => maintenance::status(&ctx, f),
         Command::Audit(a) => audit::run(&ctx, a),
         Command::Kms(k) => kms::run(&ctx, k),
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(_) | Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
 
@@ -103,23 +113,36 @@ impl Context {
         })
     }
 
-    /// Opens the local KMS, with its root key from the environment
+    /// Opens the existing local KMS, with its root key from the environment
     /// (`SEALDB_KMS_PASSPHRASE`, `SEALDB_KMS_KEY_FILE`, else a development key file).
     pub fn open_kms(&self) -> Result<Arc<LocalKms>, CliError> {
+        self.open_local_kms(false)
+    }
+
+    /// Opens the local KMS; only `create` (create-table) makes a new keystore, so that a
+    /// mistyped `--kms` is refused instead of starting an empty keystore that opens nothing.
+    fn open_local_kms(&self, create: bool) -> Result<Arc<LocalKms>, CliError> {
         if self.aws_key.is_some() {
             return Err(CliError::usage(
                 "this command works with the local KMS; with AWS KMS use the AWS console, \
                  CLI or CloudTrail",
             ));
         }
+        if !create && !self.kms_dir.exists() {
+            return Err(CliError::not_found(format!(
+                "no KMS keystore at {}; pass --kms with the keystore's directory \
+                 (create-table creates one)",
+                self.kms_dir.display()
+            )));
+        }
         open_kms_at(&self.kms_dir, &self.account, &self.region)
     }
 
     /// The KMS the engine uses: AWS KMS for `--kms aws:<key>`, else the local one.
-    pub fn open_engine_kms(&self) -> Result<Arc<dyn Kms>, CliError> {
+    fn open_engine_kms(&self, create: bool) -> Result<Arc<dyn Kms>, CliError> {
         match &self.aws_key {
             Some(key) => open_aws_kms(key, &self.region, self.kms_endpoint.as_deref()),
-            None => Ok(self.open_kms()? as Arc<dyn Kms>),
+            None => Ok(self.open_local_kms(create)? as Arc<dyn Kms>),
         }
     }
 
@@ -131,7 +154,7 @@ impl Context {
                 self.db_dir.display()
             )));
         }
-        let kms = self.open_engine_kms()?;
+        let kms = self.open_engine_kms(create)?;
         let db = open_db_at(&self.db_dir, &kms, self, create)?;
         Ok((db, kms))
     }

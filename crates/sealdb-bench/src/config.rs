@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{BenchError, Result};
 
 /// One db_bench-style workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,14 +89,14 @@ impl fmt::Display for Workload {
 }
 
 impl FromStr for Workload {
-    type Err = Error;
+    type Err = BenchError;
     fn from_str(s: &str) -> Result<Workload> {
         Workload::ALL
             .into_iter()
             .find(|w| w.name() == s.trim())
             .ok_or_else(|| {
                 let known: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
-                Error::InvalidArgument(format!(
+                BenchError::Config(format!(
                     "unknown workload {s:?}; known: {}",
                     known.join(",")
                 ))
@@ -163,22 +163,20 @@ impl BenchConfig {
     /// Rejects settings that cannot run.
     pub fn validate(&self) -> Result<()> {
         if self.num == 0 {
-            return Err(Error::InvalidArgument("bench: num must be > 0".into()));
+            return Err(BenchError::Config("num must be > 0".into()));
         }
         if self.threads == 0 || self.threads > 1024 {
-            return Err(Error::InvalidArgument(
-                "bench: threads must be in 1..=1024".into(),
-            ));
+            return Err(BenchError::Config("threads must be in 1..=1024".into()));
         }
-        if self.value_size > crate::MAX_VALUE_LEN {
-            return Err(Error::InvalidArgument(format!(
-                "bench: value size {} is over the limit {}",
+        if self.value_size > sealdb::MAX_VALUE_LEN {
+            return Err(BenchError::Config(format!(
+                "value size {} is over the limit {}",
                 self.value_size,
-                crate::MAX_VALUE_LEN
+                sealdb::MAX_VALUE_LEN
             )));
         }
         if self.workloads.is_empty() {
-            return Err(Error::InvalidArgument("bench: no workloads".into()));
+            return Err(BenchError::Config("no workloads".into()));
         }
         Ok(())
     }
@@ -218,7 +216,7 @@ mod tests {
         .validate()
         .is_err());
         assert!(BenchConfig {
-            value_size: crate::MAX_VALUE_LEN + 1,
+            value_size: sealdb::MAX_VALUE_LEN + 1,
             ..ok
         }
         .validate()

@@ -9,9 +9,9 @@ use zeroize::Zeroizing;
 use super::counting_env::CountingEnv;
 use super::engine::{BenchEngine, EngineFactory, EngineResult};
 use super::BenchConfig;
-use crate::kms::{KdfParams, Kms, LocalKms, LocalKmsOptions, RootKeySource};
-use crate::storage::default_env;
-use crate::{Db, Options, Table, TableOptions, WriteBatch, WriteOptions};
+use sealdb::kms::{KdfParams, Kms, LocalKms, LocalKmsOptions, RootKeySource};
+use sealdb::storage::default_env;
+use sealdb::{Db, Options, Table, TableOptions, WriteBatch, WriteOptions};
 
 /// Name of the table every workload uses.
 pub const BENCH_TABLE: &str = "bench";
@@ -46,7 +46,7 @@ impl EngineFactory for SealdbFactory {
             d.block_size,
             d.bloom_bits_per_key,
             if config.encrypted {
-                format!(", AES-256-GCM ({}), local KMS", crate::crypto::BACKEND)
+                format!(", AES-256-GCM ({}), local KMS", sealdb::AEAD_BACKEND)
             } else {
                 ", CRC32".to_owned()
             }

@@ -12,7 +12,7 @@ use sealdb::{Db, Table, WriteBatch, WriteOptions};
 
 use super::Context;
 use crate::args::{ImportExportArgs, LoadArgs};
-use crate::output::{decode_arg, encode_bytes, print_line, tsv_line, CliError};
+use crate::output::{decode_arg, encode_bytes, print_line, rate, report, tsv_line, CliError};
 
 /// Writes per batch: large enough to amortize the WAL append, small enough to bound memory.
 pub const BATCH: usize = 1000;
@@ -50,42 +50,79 @@ pub fn import(ctx: &Context, a: ImportExportArgs) -> Result<(), CliError> {
     let t = db.table(&a.table)?;
     let opts = WriteOptions { sync: a.sync };
     let mut batch = WriteBatch::new();
-    let mut total = 0u64;
+    // Records acknowledged by the engine so far: what a failure leaves in the table.
+    let mut written = 0u64;
+    let mut read = 0u64;
+    let failed = |written: u64, e: CliError| {
+        let kept = if a.atomic || written == 0 {
+            "nothing was written".to_owned()
+        } else {
+            format!(
+                "the first {written} records were written (in batches of {BATCH}); rerun with \
+                 --atomic for all or nothing"
+            )
+        };
+        CliError::new(e.exit, format!("{}; {kept}", e.message))
+    };
     for (i, line) in io::stdin().lock().lines().enumerate() {
-        let line = line?;
+        let line = line.map_err(|e| failed(written, e.into()))?;
         let line = line.strip_suffix('\r').unwrap_or(&line);
         if line.is_empty() {
             continue;
         }
-        let (k, v) = parse_line(line, i + 1, &a)?;
+        let (k, v) = parse_line(line, i + 1, &a).map_err(|e| failed(written, e))?;
         batch.put(&t, k, v);
-        total += 1;
-        if batch.len() >= BATCH {
-            db.write(&batch, opts)?;
+        read += 1;
+        if !a.atomic && batch.len() >= BATCH {
+            db.write(&batch, opts)
+                .map_err(|e| failed(written, e.into()))?;
+            written = read;
             batch = WriteBatch::new();
         }
     }
     if !batch.is_empty() {
-        db.write(&batch, opts)?;
+        db.write(&batch, opts)
+            .map_err(|e| failed(written, e.into()))?;
+        written = read;
     }
-    eprintln!("imported {total} records into {}", a.table);
+    let text = format!("imported {written} records into {}", a.table);
+    if a.json {
+        return report(
+            true,
+            "",
+            json!({"table": a.table, "imported": written, "atomic": a.atomic}),
+        );
+    }
+    eprintln!("{text}");
     Ok(())
+}
+
+/// One exported line: a JSON object, or `key<TAB>value` (refused for text with a tab or a
+/// newline, which would not read back the same).
+fn export_line(k: &[u8], v: &[u8], a: &ImportExportArgs) -> Result<String, CliError> {
+    let key = encode_bytes("key", k, a.enc.hex)?;
+    let value = encode_bytes("value", v, a.enc.hex)?;
+    if a.jsonl {
+        Ok(serde_json::to_string(&json!({"key": key, "value": value}))?)
+    } else {
+        tsv_line(&key, &value)
+    }
 }
 
 pub fn export(ctx: &Context, a: ImportExportArgs) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     let t = db.table(&a.table)?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    for item in t.iter()? {
+    // Both passes read one snapshot, and this process holds the database lock: the check
+    // sees exactly the entries the second pass prints, so nothing is half printed.
+    let snap = db.snapshot();
+    for item in t.range_at_snapshot::<&[u8]>(.., &snap)? {
         let (k, v) = item?;
-        let key = encode_bytes("key", &k, a.enc.hex)?;
-        let value = encode_bytes("value", &v, a.enc.hex)?;
-        let line = if a.jsonl {
-            serde_json::to_string(&json!({"key": key, "value": value}))?
-        } else {
-            tsv_line(&key, &value)?
-        };
-        print_line(&mut out, &line)?;
+        export_line(&k, &v, &a)?;
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    for item in t.range_at_snapshot::<&[u8]>(.., &snap)? {
+        let (k, v) = item?;
+        print_line(&mut out, &export_line(&k, &v, &a)?)?;
     }
     Ok(())
 }
@@ -99,8 +136,14 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     };
     let bar = ProgressBar::with_draw_target(Some(len), target);
     if let Ok(style) =
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({rate}, {eta} left)")
     {
+        let style = style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&rate(state.per_sec()));
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());
@@ -156,15 +199,23 @@ pub fn load(ctx: &Context, a: LoadArgs) -> Result<(), CliError> {
         WriteOptions { sync: a.sync },
     )?;
     let secs = took.as_secs_f64().max(1e-9);
-    print_line(
-        &mut io::stdout().lock(),
+    let per_sec = a.count as f64 / secs;
+    report(
+        a.fmt.json,
         &format!(
-            "loaded {} keys of {} value bytes into {} in {:.2}s ({:.0} writes/s)",
+            "loaded {} keys of {} value bytes into {} in {:.2}s ({} writes)",
             a.count,
             a.value_size,
             a.table,
             secs,
-            a.count as f64 / secs
+            rate(per_sec)
         ),
+        json!({
+            "table": a.table,
+            "keys": a.count,
+            "value_size": a.value_size,
+            "seconds": secs,
+            "writes_per_second": per_sec,
+        }),
     )
 }

@@ -9,7 +9,9 @@ use sealdb::WriteOptions;
 
 use super::Context;
 use crate::args::{Encoding, Format, ScanArgs};
-use crate::output::{decode_arg, encode_bytes, print_json, print_line, tsv_line, CliError};
+use crate::output::{
+    decode_arg, encode_bytes, print_json, print_line, report, tsv_line, CliError, Exit,
+};
 
 pub fn put(
     ctx: &Context,
@@ -18,11 +20,19 @@ pub fn put(
     value: &str,
     enc: Encoding,
     sync: bool,
+    fmt: Format,
 ) -> Result<(), CliError> {
     let k = decode_arg("key", key, enc.hex)?;
     let v = decode_arg("value", value, enc.hex)?;
     let (db, _kms) = ctx.open_db(false)?;
     db.table(table)?.put_opt(k, v, WriteOptions { sync })?;
+    if fmt.json {
+        return report(
+            true,
+            "",
+            json!({"table": table, "key": key, "put": true, "synced": sync}),
+        );
+    }
     Ok(())
 }
 
@@ -35,10 +45,16 @@ pub fn get(
 ) -> Result<(), CliError> {
     let k = decode_arg("key", key, enc.hex)?;
     let (db, _kms) = ctx.open_db(false)?;
-    let v = db
-        .table(table)?
-        .get(&k)?
-        .ok_or_else(|| CliError::not_found(format!("key {key:?} is not in table {table}")))?;
+    let Some(v) = db.table(table)?.get(&k)? else {
+        if fmt.json {
+            // A JSON reader gets an object either way; the exit code still says "absent".
+            print_json(&json!({"key": key, "value": null}))?;
+            return Err(CliError::new(Exit::NotFound, ""));
+        }
+        return Err(CliError::not_found(format!(
+            "key {key:?} is not in table {table}"
+        )));
+    };
     let value = encode_bytes("value", &v, enc.hex)?;
     if fmt.json {
         return print_json(&json!({"key": key, "value": value}));
@@ -52,10 +68,18 @@ pub fn delete(
     key: &str,
     enc: Encoding,
     sync: bool,
+    fmt: Format,
 ) -> Result<(), CliError> {
     let k = decode_arg("key", key, enc.hex)?;
     let (db, _kms) = ctx.open_db(false)?;
     db.table(table)?.delete_opt(k, WriteOptions { sync })?;
+    if fmt.json {
+        return report(
+            true,
+            "",
+            json!({"table": table, "key": key, "deleted": true, "synced": sync}),
+        );
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 #   2. the crash loop for CRASHES iterations,
 #   3. fault injection at every call site and the power-loss modes (the test suites),
 #   4. every fuzz target for FUZZ_SECS each.
-#   scripts/long-checks.sh [stress-secs=600] [crashes=2000] [fuzz-secs=300]
+#   [STRESS_ARGS=..] [CRASH_ARGS=..] scripts/long-checks.sh [stress-secs=600] [crashes=2000] [fuzz-secs=300]
 # Set a step's figure to 0 to skip it. Needs cargo-fuzz for step 4 (see docs/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +25,15 @@ results="$out/results.md"
 
 if [ "$stress_secs" -gt 0 ]; then
   echo "== stress $stress_secs s"
-  bash scripts/stress.sh "$stress_secs" --threads 4 2>&1 | tee "$out/stress.log"
-  { echo "**Stress** (\`scripts/stress.sh $stress_secs --threads 4\`):"; echo '```'; grep -E "^sealdb-stress run|^stress:" "$out/stress.log"; echo '```'; echo; } >> "$results"
+  # shellcheck disable=SC2086
+  bash scripts/stress.sh "$stress_secs" ${STRESS_ARGS:---threads 4} 2>&1 | tee "$out/stress.log"
+  { echo "**Stress** (\`scripts/stress.sh $stress_secs ${STRESS_ARGS:---threads 4}\`):"; echo '```'; grep -E "^sealdb-stress run|^stress:" "$out/stress.log"; echo '```'; echo; } >> "$results"
 fi
 if [ "$crashes" -gt 0 ]; then
   echo "== crash loop $crashes"
-  bash scripts/crash-loop.sh "$crashes" 2>&1 | tee "$out/crash.log"
-  { echo "**Crash loop** (\`scripts/crash-loop.sh $crashes\`):"; echo '```'; grep -E "^sealdb-stress crash|^crash:" "$out/crash.log"; echo '```'; echo; } >> "$results"
+  # shellcheck disable=SC2086
+  bash scripts/crash-loop.sh "$crashes" ${CRASH_ARGS:-} 2>&1 | tee "$out/crash.log"
+  { echo "**Crash loop** (\`scripts/crash-loop.sh $crashes ${CRASH_ARGS:-}\`):"; echo '```'; grep -E "^sealdb-stress crash|^crash:" "$out/crash.log"; echo '```'; echo; } >> "$results"
 fi
 echo "== fault injection and power-loss modes"
 cargo test --test fault_injection --test power_loss_modes -- --nocapture --test-threads=1 2>&1 | tee "$out/faults.log"

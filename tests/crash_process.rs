@@ -193,7 +193,19 @@ fn sigkill_loses_no_acknowledged_write() -> TestResult {
     }
     let dir = tempfile::tempdir()?;
     let root: PathBuf = dir.path().to_path_buf();
-    let mut rng = rand::thread_rng();
+    // Seeded and printed, so the kill times of a failing run can be replayed
+    // (`SEALDB_CRASH_SEED`); `sealdb-stress crash` is the deeper loop.
+    let seed: u64 = std::env::var("SEALDB_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    println!("crash test seed {seed} (replay with SEALDB_CRASH_SEED={seed})");
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut acked = BTreeMap::new();
     let mut next = 0u64;
     let mut attempted_max = 0u64;
@@ -217,7 +229,8 @@ fn sigkill_loses_no_acknowledged_write() -> TestResult {
         // The child may have written (not acknowledged) the key after its last ack.
         let attempted = last.map_or(next, |l| l + 1);
         attempted_max = attempted_max.max(attempted);
-        verify(&root, &acked, attempted_max)?;
+        verify(&root, &acked, attempted_max)
+            .map_err(|e| format!("seed {seed}, kill {iter}: {e}"))?;
         // Skip past the in-flight key so each index is written at most once.
         next = attempted + 1;
     }

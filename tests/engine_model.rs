@@ -1,9 +1,13 @@
 //! Random operation sequences on the engine and on a `BTreeMap` model agree, across
-//! batches, flushes and reopens.
+//! batches, flushes and reopens, on a plaintext table and an encrypted LZ4 table (a
+//! LocalKms). Crashes are the `engine_model` fuzz target's and the crash loop's part.
 
 mod common;
+#[allow(dead_code)]
+mod rel_common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use sealdb::{Db, Options, TableOptions, WriteBatch, WriteOptions};
@@ -40,8 +44,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn options() -> Options {
+fn options(kms: &Arc<dyn sealdb::kms::Kms>) -> Options {
     Options {
+        kms: Some(Arc::clone(kms)),
         write_buffer_size: 4 << 10,
         level_base_bytes: Some(8 << 10),
         target_file_size: 4 << 10,
@@ -53,11 +58,25 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let fail = |e: sealdb::Error| TestCaseError::fail(e.to_string());
     let names = ["t0", "t1"];
-    let mut db = Db::open(dir.path(), options()).map_err(fail)?;
-    for n in names {
-        db.create_table(n, TableOptions::plaintext())
-            .map_err(fail)?;
-    }
+    let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(
+        rel_common::local_kms(&dir.path().join("kms"))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?,
+    );
+    let db_dir = dir.path().join("db");
+    let mut db = Db::open(&db_dir, options(&kms)).map_err(fail)?;
+    db.create_table(names[0], TableOptions::plaintext())
+        .map_err(fail)?;
+    db.create_table(
+        names[1],
+        TableOptions::encrypted().with_compression(sealdb::Compression::Lz4),
+    )
+    .map_err(fail)?;
+    // Work-around for the engine bug in tests/engine_bug_flush_needs_idle_encrypted_key.rs
+    // (a flush fails while an encrypted table has never been written): one write there.
+    let t1 = db.table(names[1]).map_err(fail)?;
+    t1.put("warm", "").map_err(fail)?;
+    t1.delete("warm").map_err(fail)?;
+    drop(t1);
     let mut model: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(), BTreeMap::new()];
     // Live snapshots with the model as each saw it (released at reopen).
     type Model = Vec<BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -136,7 +155,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 snaps.clear();
                 drop(db);
-                db = Db::open(dir.path(), options()).map_err(fail)?;
+                db = Db::open(&db_dir, options(&kms)).map_err(fail)?;
             }
             Op::Scan(t, a, b, rev) => {
                 let (lo, hi) = (key(a.min(b)), key(a.max(b)));

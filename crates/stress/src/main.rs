@@ -52,6 +52,9 @@ enum Cmd {
         /// Default: a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// One write in this many is synced (0: none).
+        #[arg(long, default_value_t = 8)]
+        sync_every: u32,
         /// No progress for this long is a hang.
         #[arg(long, default_value_t = 60)]
         hang_secs: u64,
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
             seed,
             dir,
             hang_secs,
+            sync_every,
         } => {
             let seed = seed.unwrap_or_else(clock_seed);
             let cfg = stress::Config {
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
                 keys: keys.max(model::BATCH_REGION + 64),
                 reopen_every,
                 write_buffer,
+                sync_every,
             };
             println!("sealdb-stress run: seed {seed} ({cfg:?}); replay with --seed {seed}");
             let tmp;

@@ -29,6 +29,8 @@ pub struct Config {
     /// Seconds between stop-verify-reopen phases.
     pub reopen_every: u64,
     pub write_buffer: usize,
+    /// One write in this many is synced (0: none).
+    pub sync_every: u32,
 }
 
 /// Counters of what was done and verified.
@@ -102,6 +104,7 @@ struct Shared {
     stop: AtomicBool,
     failure: Mutex<Option<Failure>>,
     progress: Arc<Progress>,
+    sync_every: u32,
 }
 
 impl Shared {
@@ -232,7 +235,7 @@ fn step(sh: &Shared, rng: &mut StdRng, held: &mut Vec<Held>) -> Result<(), Strin
     {
         let t = rng.gen_range(0..nt);
         let k = rng.gen_range(BATCH_REGION..keys);
-        let sync = rng.gen_ratio(1, 8);
+        let sync = sh.sync_every > 0 && rng.gen_ratio(1, sh.sync_every);
         let wo = WriteOptions { sync };
         match rng.gen_range(0..100) {
             0..=29 => {
@@ -545,6 +548,7 @@ pub fn run(cfg: &Config, root: &Path, progress: Arc<Progress>) -> Result<Arc<Sta
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
             progress: Arc::clone(&progress),
+            sync_every: cfg.sync_every,
         });
         let phase_end = end.min(Instant::now() + Duration::from_secs(cfg.reopen_every.max(1)));
         let phase_seed = cfg.seed.wrapping_add(phase.wrapping_mul(0x1000_0000_01b3));

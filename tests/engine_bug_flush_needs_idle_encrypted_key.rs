@@ -1,0 +1,35 @@
+//! Found by tests/engine_model.rs once it got an encrypted table (after merging main at
+//! 76f4893), proptest's minimal input: a put into a plaintext table, then `flush`, while an
+//! encrypted table that nobody has written to exists. The flush fails with
+//! `table "t0" is unavailable: cannot flush: table "2" is unavailable: its key is needed to
+//! authenticate a manifest edit` -- the flush's manifest edit (which also advances the idle
+//! table's log number) needs the idle encrypted table's key, which the engine does not hold.
+//! Engine bug (src/db, the lead's); ignored until fixed. tests/engine_model.rs works around
+//! it by writing to the encrypted table once after creating it.
+
+mod rel_common;
+
+use std::sync::Arc;
+
+use rel_common::TestResult;
+use sealdb::{Db, Options, TableOptions};
+
+#[test]
+#[ignore = "engine bug: flushing a plaintext table fails while an idle encrypted table exists"]
+fn a_flush_does_not_need_the_key_of_an_idle_encrypted_table() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(rel_common::local_kms(&dir.path().join("kms"))?);
+    let db = Db::open(
+        dir.path().join("db"),
+        Options {
+            kms: Some(kms),
+            ..Options::default()
+        },
+    )?;
+    let plain = db.create_table("t0", TableOptions::plaintext())?;
+    db.create_table("t1", TableOptions::encrypted())?;
+    plain.put("k", "")?;
+    db.flush()?;
+    assert_eq!(plain.get("k")?.as_deref(), Some(&b""[..]));
+    Ok(())
+}

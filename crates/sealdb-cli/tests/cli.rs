@@ -835,12 +835,12 @@ fn audit_until_limit_and_any_case_event_names() -> TestResult {
 fn load_reports_a_formatted_rate() -> TestResult {
     let f = Fixture::new()?.with_tables()?;
     let r = f.run(&["load", "Metrics", "--count", "5000"])?.ok()?;
-    // "(267,336/s writes)": digits in groups of three.
+    // "(267,336 writes/s)": digits in groups of three.
     let rate = r
         .stdout
         .split('(')
         .nth(1)
-        .and_then(|s| s.split("/s").next())
+        .and_then(|s| s.split(" writes/s)").next())
         .ok_or_else(|| format!("no rate in {:?}", r.stdout))?;
     let groups: Vec<&str> = rate.split(',').collect();
     assert!(

@@ -118,6 +118,9 @@ mod types;
 mod wal;
 
 pub use compaction::{DbStats, LevelStats, TableStats};
+/// The AES-256-GCM implementation behind the sealing seam (`aws-lc-rs`, or RustCrypto
+/// `aes-gcm` without the `aws-lc` feature), for reports such as benchmark headers.
+pub use crypto::BACKEND as AEAD_BACKEND;
 pub use db::{
     Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, Options, RangeIter, Snapshot, Table,
     TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch, WriteOptions,

@@ -53,8 +53,11 @@ pub(crate) use table::TableState;
 // For the compaction subsystem (`crate::compaction`).
 pub(crate) use level_iter::LevelIterator;
 pub(crate) use merge_iter::MergingIterator;
+pub(crate) use read::check_new_table_file;
 pub(crate) use table::SuperVersion;
 pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
+#[cfg(feature = "fuzzing")]
+pub(crate) use write_batch::{decode_section, SectionEntry};
 
 /// File names in the data directory.
 pub(crate) mod names {

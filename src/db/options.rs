@@ -77,6 +77,10 @@ pub struct Options {
     /// and its encrypted tables (or swapped for a plaintext-only one) is an error, not an
     /// emptier database.
     pub require_authenticated_manifest: bool,
+    /// Read back every block of each new SSTable (flush, compaction, recovery) before the
+    /// manifest names it (default false: the size, footer, index, filter and data key are
+    /// always checked). RocksDB's `paranoid_checks` in spirit.
+    pub paranoid_checks: bool,
 }
 
 impl Default for Options {
@@ -107,6 +111,7 @@ impl Default for Options {
             hard_pending_compaction_bytes: 256 << 30,
             disable_auto_compactions: false,
             require_authenticated_manifest: false,
+            paranoid_checks: false,
         }
     }
 }
@@ -137,6 +142,7 @@ impl fmt::Debug for Options {
                 "require_authenticated_manifest",
                 &self.require_authenticated_manifest,
             )
+            .field("paranoid_checks", &self.paranoid_checks)
             .field("level_base_bytes", &self.level_base_bytes)
             .field("level_size_multiplier", &self.level_size_multiplier)
             .field("target_file_size", &self.target_file_size)

@@ -90,6 +90,11 @@ impl Block {
         self.data.len()
     }
 
+    /// The block's bytes, for reuse of their buffer once the block is dropped.
+    pub(crate) fn into_data(self) -> Bytes {
+        self.data
+    }
+
     pub(crate) fn iter(self: &Arc<Self>) -> BlockIter {
         self.iter_with_buffer(Vec::new())
     }

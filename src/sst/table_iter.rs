@@ -34,7 +34,13 @@ impl TableIter {
         let handle = self.table.data_handle(self.index.value())?;
         if !matches!(&self.data, Some((off, _)) if *off == handle.offset) {
             let block = self.table.data_block(handle)?;
-            self.data = Some((handle.offset, block.iter()));
+            // The previous block's key buffer serves the next: a scan allocates none.
+            let buf = self
+                .data
+                .take()
+                .map(|(_, d)| d.into_buffer())
+                .unwrap_or_default();
+            self.data = Some((handle.offset, block.iter_with_buffer(buf)));
         }
         Ok(true)
     }

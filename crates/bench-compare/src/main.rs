@@ -50,11 +50,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.aead {
         let figs = aead::run(200_000);
-        let rows: Vec<[String; 5]> = figs
+        let rows: Vec<[String; 6]> = figs
             .iter()
             .map(|f| {
                 [
                     f.crate_name.to_string(),
+                    f.bytes.to_string(),
                     format!("{:.2}", f.seal_gib_s),
                     format!("{:.2}", f.open_gib_s),
                     format!("{:.2}", f.seal_us_per_block),
@@ -66,11 +67,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{}",
             markdown(
                 &[
-                    "AES-256-GCM, 4 KiB",
+                    "AES-256-GCM",
+                    "bytes",
                     "seal GiB/s",
                     "open GiB/s",
-                    "seal us/block",
-                    "open us/block"
+                    "seal us/unit",
+                    "open us/unit"
                 ],
                 &rows
             )

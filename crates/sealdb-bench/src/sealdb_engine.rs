@@ -46,9 +46,9 @@ impl EngineFactory for SealdbFactory {
             d.block_size,
             d.bloom_bits_per_key,
             if config.encrypted {
-                ", AES-256-GCM (aes-gcm), local KMS"
+                format!(", AES-256-GCM ({}), local KMS", sealdb::AEAD_BACKEND)
             } else {
-                ", CRC32"
+                ", CRC32".to_owned()
             }
         )
     }

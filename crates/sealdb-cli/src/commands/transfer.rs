@@ -12,7 +12,9 @@ use sealdb::{Db, Table, WriteBatch, WriteOptions};
 
 use super::Context;
 use crate::args::{ImportExportArgs, LoadArgs};
-use crate::output::{decode_arg, encode_bytes, print_line, rate, report, tsv_line, CliError};
+use crate::output::{
+    decode_arg, encode_bytes, print_line, rate, report, thousands, tsv_line, CliError,
+};
 
 /// Writes per batch: large enough to amortize the WAL append, small enough to bound memory.
 pub const BATCH: usize = 1000;
@@ -203,12 +205,12 @@ pub fn load(ctx: &Context, a: LoadArgs) -> Result<(), CliError> {
     report(
         a.fmt.json,
         &format!(
-            "loaded {} keys of {} value bytes into {} in {:.2}s ({} writes)",
+            "loaded {} keys of {} value bytes into {} in {:.2}s ({} writes/s)",
             a.count,
             a.value_size,
             a.table,
             secs,
-            rate(per_sec)
+            thousands(per_sec.round() as u64)
         ),
         json!({
             "table": a.table,

@@ -15,7 +15,6 @@ use rel_common::TestResult;
 use sealdb::{Db, Options, TableOptions};
 
 #[test]
-#[ignore = "engine bug: flushing a plaintext table fails while an idle encrypted table exists"]
 fn a_flush_does_not_need_the_key_of_an_idle_encrypted_table() -> TestResult {
     let dir = tempfile::tempdir()?;
     let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(rel_common::local_kms(&dir.path().join("kms"))?);

@@ -39,13 +39,11 @@ fn one(op: FaultOp, k: u64, mode: PowerLoss) -> TestResult {
 }
 
 #[test]
-#[ignore = "engine bug A: a resurrected obsolete WAL segment with a torn tail fails the reopen"]
 fn a_resurrected_obsolete_wal_with_a_torn_tail_does_not_fail_the_reopen() -> TestResult {
     one(FaultOp::Create, 3, PowerLoss::all_modes(3)[3])
 }
 
 #[test]
-#[ignore = "engine bug B: a WAL segment recorded after its directory sync failed is missing after a power loss"]
 fn a_failed_directory_sync_never_leaves_the_manifest_naming_a_missing_wal() -> TestResult {
     one(FaultOp::SyncDir, 24, PowerLoss::all_modes(24)[0])
 }

@@ -354,7 +354,6 @@ pub fn run_kinds(ops: &[FaultOp], after_step: u64) -> TestResult {
     assert_eq!(calls, again, "the workload's I/O is not deterministic");
     println!("calls in a fault-free run: {calls:?}");
     let mut failures = Vec::new();
-    let mut known = 0;
     for &op in ops {
         let n = calls.get(&op).copied().unwrap_or(0);
         let mut tally = Tally::default();
@@ -374,13 +373,7 @@ pub fn run_kinds(ops: &[FaultOp], after_step: u64) -> TestResult {
                     mode,
                     &mut tally,
                 ) {
-                    match known_engine_bug(&e) {
-                        Some(bug) if !strict() => {
-                            println!("known engine bug ({bug}): {e}");
-                            known += 1;
-                        }
-                        _ => failures.push(e),
-                    }
+                    failures.push(e);
                 }
             }
         }
@@ -391,11 +384,6 @@ pub fn run_kinds(ops: &[FaultOp], after_step: u64) -> TestResult {
         assert!(
             n == 0 || tally.injected >= n,
             "{op:?}: a call site was never faulted"
-        );
-    }
-    if known > 0 {
-        println!(
-            "{known} scenarios hit known engine bugs (tests/engine_bug_power_loss_recovery.rs)"
         );
     }
     let panics = panic_counter().load(Ordering::SeqCst) - panics_before;
@@ -412,25 +400,4 @@ pub fn run_kinds(ops: &[FaultOp], after_step: u64) -> TestResult {
         rel_common::panic_messages().lock().map(|m| m.clone())
     );
     Ok(())
-}
-
-/// `SEALDB_STRICT_FAULTS=1`: known engine bugs fail the run too.
-pub fn strict() -> bool {
-    std::env::var("SEALDB_STRICT_FAULTS").is_ok_and(|v| v == "1")
-}
-
-/// The two recovery bugs reproduced by tests/engine_bug_power_loss_recovery.rs (open, the
-/// lead's to fix): recognised by their error so that anything else still fails the run.
-pub fn known_engine_bug(failure: &str) -> Option<&'static str> {
-    if failure.contains("reopen after the crash failed") {
-        if failure.contains("lose_unsynced_removes: true")
-            && failure.contains("record header cut short by the end of the file")
-        {
-            return Some("A: resurrected obsolete WAL with a torn tail");
-        }
-        if failure.contains("the manifest lists this WAL segment but it is missing") {
-            return Some("B: WAL recorded although its directory sync failed");
-        }
-    }
-    None
 }

@@ -3,11 +3,17 @@
 //! Keyed by (table cache id, block offset): the engine gives every opened table file an
 //! id never reused in the process, so a deleted file's blocks can never be served for a
 //! new one; they simply age out. Sharded so concurrent readers rarely share a lock.
+//!
+//! The cache also owns the buffers sealed blocks are decrypted into: an evicted block
+//! nobody else holds gives its buffer back to its shard, and the next miss decrypts into
+//! it, so a steady read load allocates and frees no block-sized memory. The spare buffers
+//! are few and small (at most `SPARE_BUFFERS` per shard, each at most `MAX_SPARE_BYTES`)
+//! and are not charged to the capacity: with 4 KiB blocks they add at most 256 KiB.
 
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use lru::LruCache;
 use parking_lot::Mutex;
 
@@ -16,13 +22,45 @@ use crate::sst::Block;
 const SHARDS: usize = 16;
 /// Bookkeeping bytes charged per entry beyond the block's own bytes.
 const ENTRY_OVERHEAD: usize = 64;
+/// Evicted blocks' buffers kept per shard for the next misses to decrypt into.
+const SPARE_BUFFERS: usize = 4;
+/// Larger buffers (of unusually large blocks) are freed, not kept.
+const MAX_SPARE_BYTES: usize = 64 << 10;
 
 type Key = (u64, u64);
 
 struct Shard {
     lru: LruCache<Key, Arc<Block>>,
+    /// Bytes charged for the cached blocks.
     usage: usize,
     capacity: usize,
+    spare: Vec<BytesMut>,
+}
+
+impl Shard {
+    /// Evicts least recently used blocks until the usage fits the capacity.
+    fn shrink(&mut self) {
+        while self.usage > self.capacity {
+            match self.lru.pop_lru() {
+                Some((_, old)) => self.retire(old),
+                None => break,
+            }
+        }
+    }
+
+    /// Uncharges an evicted block and keeps its buffer if nobody else holds the block and
+    /// the buffer is its own (a sealed block's; a plaintext block is a memory-map slice).
+    fn retire(&mut self, old: Arc<Block>) {
+        self.usage -= charge(&old);
+        if self.spare.len() >= SPARE_BUFFERS {
+            return;
+        }
+        if let Some(buf) = Arc::into_inner(old).and_then(|b| b.into_data().try_into_mut().ok()) {
+            if buf.capacity() <= MAX_SPARE_BYTES {
+                self.spare.push(buf);
+            }
+        }
+    }
 }
 
 /// A sharded LRU of blocks with a byte capacity and hit/miss counters.
@@ -59,6 +97,7 @@ impl BlockCache {
                         lru: LruCache::unbounded(),
                         usage: 0,
                         capacity: per_shard,
+                        spare: Vec::new(),
                     })
                 })
                 .collect(),
@@ -68,10 +107,18 @@ impl BlockCache {
     }
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
+        // Keys are the engine's own numbers, not an adversary's: a multiplicative mix is
+        // enough to spread them (and far cheaper than SipHash on every lookup).
+        let h = (key.0 ^ key.1.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         // `SHARDS` is non-zero and the index is reduced modulo it.
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[((h >> 32) as usize) % SHARDS]
+    }
+
+    /// A buffer for decrypting the block of table `id` at `offset` (about `len` bytes):
+    /// a spare one of that block's shard, or a new one.
+    pub(crate) fn buffer(&self, id: u64, offset: u64, len: usize) -> BytesMut {
+        let spare = self.shard(&(id, offset)).lock().spare.pop();
+        spare.unwrap_or_else(|| BytesMut::with_capacity(len))
     }
 
     /// The cached block of table `id` at `offset`, counting a hit or a miss.
@@ -97,15 +144,10 @@ impl BlockCache {
             return;
         }
         if let Some(old) = s.lru.put(key, block) {
-            s.usage -= charge(&old);
+            s.retire(old);
         }
         s.usage += c;
-        while s.usage > s.capacity {
-            match s.lru.pop_lru() {
-                Some((_, old)) => s.usage -= charge(&old),
-                None => break,
-            }
-        }
+        s.shrink();
     }
 
     pub(crate) fn hits(&self) -> u64 {
@@ -122,6 +164,7 @@ impl BlockCache {
     }
 
     /// The configured capacity in bytes.
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.shards.iter().map(|s| s.lock().capacity).sum()
     }
@@ -159,6 +202,53 @@ mod tests {
         // Too large for a shard: not cached.
         cache.insert(3, 0, block(5000)?);
         assert!(cache.get(3, 0).is_none());
+        Ok(())
+    }
+
+    /// The bytes of a valid block with `len` entry bytes (see `block`).
+    fn block_bytes(len: usize) -> Vec<u8> {
+        let mut data = vec![0u8; len];
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&1u32.to_le_bytes());
+        data
+    }
+
+    fn spares(cache: &BlockCache) -> usize {
+        cache.shards.iter().map(|s| s.lock().spare.len()).sum()
+    }
+
+    #[test]
+    fn evicted_owned_blocks_lend_their_buffers_to_the_next_misses() -> Result<()> {
+        let cache = BlockCache::new(SHARDS * 1000);
+        // Owned buffers (as a sealed block's are) come back after eviction...
+        for off in 0..200 {
+            let data = BytesMut::from(&block_bytes(200)[..]).freeze();
+            cache.insert(4, off, Arc::new(Block::new(data, Arc::from("t"), off)?));
+        }
+        let spare = spares(&cache);
+        assert!(spare > 0 && spare <= SHARDS * SPARE_BUFFERS, "{spare}");
+        let reused = (0..200)
+            .filter(|&off| cache.buffer(4, off, 10).capacity() >= 208)
+            .count();
+        assert_eq!(reused, spare);
+        assert_eq!(spares(&cache), 0);
+        // ...but never a block someone still holds, nor a slice of shared bytes (a
+        // plaintext block is a slice of the memory map).
+        let cache = BlockCache::new(SHARDS * 1000);
+        let held = Arc::new(Block::new(
+            BytesMut::from(&block_bytes(200)[..]).freeze(),
+            Arc::from("t"),
+            0,
+        )?);
+        cache.insert(5, 0, Arc::clone(&held));
+        let map = Bytes::from(block_bytes(200).repeat(2));
+        for off in 1..200 {
+            let slice = map.slice(..208);
+            cache.insert(5, off, Arc::new(Block::new(slice, Arc::from("t"), off)?));
+        }
+        assert!(cache.get(5, 0).is_none());
+        assert_eq!(held.size(), 208);
+        assert_eq!(spares(&cache), 0);
         Ok(())
     }
 }

@@ -2,11 +2,10 @@
 
 use std::fmt;
 
-use aes_gcm::aead::KeyInit;
-use aes_gcm::Aes256Gcm;
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use super::aead::AeadKey;
 use super::KEY_LEN;
 
 /// A table's 256-bit key, unwrapped by the KMS. It wraps the table's data keys.
@@ -15,7 +14,8 @@ pub struct TableKey([u8; KEY_LEN]);
 
 impl TableKey {
     /// Takes ownership of raw key bytes (from a KMS `GenerateDataKey` or `Decrypt`).
-    /// The caller's copy should be a zeroizing buffer too.
+    /// The caller's copy should be a zeroizing buffer too. Test and fixture code only.
+    #[cfg(any(test, feature = "fuzzing", feature = "bench-internals"))]
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> TableKey {
         TableKey(bytes)
     }
@@ -26,8 +26,9 @@ impl TableKey {
         Some(TableKey(arr))
     }
 
-    pub(crate) fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&self.0).into())
+    /// The AEAD key that wraps this table's data keys.
+    pub(crate) fn cipher(&self) -> AeadKey {
+        AeadKey::new(&self.0)
     }
 
     /// A 256-bit subkey for one purpose (HKDF-SHA256, `info` names the purpose), e.g. the
@@ -67,8 +68,9 @@ impl DataKey {
         &self.0
     }
 
-    pub(crate) fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&self.0).into())
+    /// The AEAD key that seals and opens this file's units.
+    pub(crate) fn cipher(&self) -> AeadKey {
+        AeadKey::new(&self.0)
     }
 }
 

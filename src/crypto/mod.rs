@@ -1,12 +1,15 @@
 //! Everything cryptographic in the data path: key types, the one place where persisted
 //! units (blocks, WAL records) are sealed and opened, and data-key wrapping.
 //!
-//! AES-256-GCM throughout (RustCrypto `aes-gcm`). Callers never pick a nonce.
+//! AES-256-GCM throughout, on the backend `aead.rs` selects at build time (aws-lc-rs by
+//! default, RustCrypto `aes-gcm` for a pure-Rust build). Callers never pick a nonce.
 
+mod aead;
 mod keys;
 mod unit;
 mod wrap;
 
+pub use aead::BACKEND;
 pub(crate) use keys::DataKey;
 pub use keys::TableKey;
 pub(crate) use unit::{FileKind, UnitContext, UnitKind, UnitOpener, UnitSealer, FORMAT_VERSION};

@@ -18,10 +18,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use super::aead::{AeadKey, BACKEND};
 use super::{DataKey, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::types::{FileNumber, TableId};
@@ -122,7 +121,7 @@ pub(crate) enum UnitSealer {
     Plain,
     Sealed {
         ctx: UnitContext,
-        cipher: Box<Aes256Gcm>,
+        cipher: AeadKey,
         /// The smallest offset the next unit may be sealed at.
         next_offset: u64,
     },
@@ -133,7 +132,11 @@ impl fmt::Debug for UnitSealer {
         match self {
             UnitSealer::Plain => f.write_str("UnitSealer::Plain"),
             UnitSealer::Sealed { ctx, .. } => {
-                write!(f, "UnitSealer::Sealed(AES-256-GCM, {})", ctx.label)
+                write!(
+                    f,
+                    "UnitSealer::Sealed(AES-256-GCM, {BACKEND}, {})",
+                    ctx.label
+                )
             }
         }
     }
@@ -149,7 +152,7 @@ impl UnitSealer {
     pub(crate) fn sealed(ctx: UnitContext, dek: &DataKey) -> UnitSealer {
         UnitSealer::Sealed {
             ctx,
-            cipher: Box::new(dek.cipher()),
+            cipher: dek.cipher(),
             next_offset: 0,
         }
     }
@@ -194,11 +197,10 @@ impl UnitSealer {
                 }
                 let start = out.len();
                 out.extend_from_slice(payload);
-                let aad = ctx.aad(kind, offset);
                 let tag = cipher
-                    .encrypt_in_place_detached(
-                        Nonce::from_slice(&nonce_for(offset)),
-                        &aad,
+                    .seal_in_place(
+                        &nonce_for(offset),
+                        &ctx.aad(kind, offset),
                         &mut out[start..],
                     )
                     .map_err(|_| Error::InvalidArgument("unit too large to seal".into()))?;
@@ -214,13 +216,8 @@ impl UnitSealer {
 
 /// Opens the units of one file being read.
 pub(crate) enum UnitOpener {
-    Plain {
-        label: Arc<str>,
-    },
-    Sealed {
-        ctx: UnitContext,
-        cipher: Box<Aes256Gcm>,
-    },
+    Plain { label: Arc<str> },
+    Sealed { ctx: UnitContext, cipher: AeadKey },
 }
 
 impl fmt::Debug for UnitOpener {
@@ -228,7 +225,11 @@ impl fmt::Debug for UnitOpener {
         match self {
             UnitOpener::Plain { label } => write!(f, "UnitOpener::Plain({label})"),
             UnitOpener::Sealed { ctx, .. } => {
-                write!(f, "UnitOpener::Sealed(AES-256-GCM, {})", ctx.label)
+                write!(
+                    f,
+                    "UnitOpener::Sealed(AES-256-GCM, {BACKEND}, {})",
+                    ctx.label
+                )
             }
         }
     }
@@ -242,7 +243,7 @@ impl UnitOpener {
     pub(crate) fn sealed(ctx: UnitContext, dek: &DataKey) -> UnitOpener {
         UnitOpener::Sealed {
             ctx,
-            cipher: Box::new(dek.cipher()),
+            cipher: dek.cipher(),
         }
     }
 
@@ -267,6 +268,21 @@ impl UnitOpener {
 
     /// Checks and opens a unit stored at `offset`; returns its payload.
     pub(crate) fn open(&self, kind: UnitKind, offset: u64, stored: Bytes) -> Result<Bytes> {
+        self.open_with(kind, offset, stored, BytesMut::with_capacity)
+    }
+
+    /// Like [`UnitOpener::open`], with the buffer a sealed unit is decrypted into coming
+    /// from `buffer(payload_len)` (a block cache's recycled one: its old bytes are
+    /// overwritten, never read). The ciphertext is decrypted straight from `stored` (the
+    /// memory map) into it: no other copy, no other allocation. A plaintext unit is a
+    /// zero-copy slice of `stored` and asks for no buffer.
+    pub(crate) fn open_with(
+        &self,
+        kind: UnitKind,
+        offset: u64,
+        stored: Bytes,
+        buffer: impl FnOnce(usize) -> BytesMut,
+    ) -> Result<Bytes> {
         match self {
             UnitOpener::Plain { label } => {
                 let body_len = stored
@@ -299,17 +315,21 @@ impl UnitOpener {
                     offset,
                 };
                 let body_len = stored.len().checked_sub(TAG_LEN).ok_or_else(integrity)?;
-                let mut buf = stored[..body_len].to_vec();
-                let tag = Tag::from_slice(&stored[body_len..]);
+                let (body, tag) = stored.split_at(body_len);
+                let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| integrity())?;
+                let mut buf = buffer(body_len);
+                // Shrinks without touching the bytes, or grows (zero-filling only the growth).
+                buf.resize(body_len, 0);
                 cipher
-                    .decrypt_in_place_detached(
-                        Nonce::from_slice(&nonce_for(offset)),
+                    .open_into(
+                        &nonce_for(offset),
                         &ctx.aad(kind, offset),
-                        &mut buf,
+                        body,
                         tag,
+                        &mut buf,
                     )
                     .map_err(|_| integrity())?;
-                Ok(Bytes::from(buf))
+                Ok(buf.freeze())
             }
         }
     }
@@ -387,6 +407,53 @@ mod tests {
                 .unwrap_err()
                 .is_integrity_failure());
         }
+        Ok(())
+    }
+
+    /// Pinned with the RustCrypto `aes-gcm` backend (commit d29aef8): every backend must
+    /// produce these bytes, so files written by one open with any other.
+    const KAT_SEALED_UNIT: &str =
+        "783d36bf8413beb61a24f65e5355977d5a884df0c633a4a2f047dec2e4c8b33026b6d77b";
+
+    #[test]
+    fn sealed_unit_known_answer() -> Result<()> {
+        let dek = DataKey::from_bytes([0x11; 32]);
+        let mut s = UnitSealer::sealed(ctx(3, 7), &dek);
+        let mut out = Vec::new();
+        s.seal(UnitKind::Data, 4096, b"known answer payload", &mut out)?;
+        assert_eq!(hex::encode(&out), KAT_SEALED_UNIT);
+        let o = UnitOpener::sealed(ctx(3, 7), &dek);
+        assert_eq!(
+            &o.open(UnitKind::Data, 4096, Bytes::from(out))?[..],
+            b"known answer payload"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn open_with_overwrites_a_recycled_buffer_of_any_length() -> Result<()> {
+        let dek = DataKey::generate();
+        let mut s = UnitSealer::sealed(ctx(1, 7), &dek);
+        let mut out = Vec::new();
+        s.seal(UnitKind::Data, 0, b"the payload", &mut out)?;
+        let stored = Bytes::from(out);
+        let o = UnitOpener::sealed(ctx(1, 7), &dek);
+        for stale in [0usize, 3, 11, 4096] {
+            let opened = o.open_with(UnitKind::Data, 0, stored.clone(), |_| {
+                BytesMut::from(&vec![0xEE; stale][..])
+            })?;
+            assert_eq!(&opened[..], b"the payload", "stale buffer of {stale} bytes");
+        }
+        // A plaintext unit asks for no buffer.
+        let mut plain = Vec::new();
+        UnitSealer::plain().seal(UnitKind::Data, 0, b"p", &mut plain)?;
+        let opened = UnitOpener::plain(Arc::from("f")).open_with(
+            UnitKind::Data,
+            0,
+            Bytes::from(plain),
+            |_| unreachable!("plaintext units are slices of what was read"),
+        )?;
+        assert_eq!(&opened[..], b"p");
         Ok(())
     }
 

@@ -2,8 +2,10 @@
 //! of plaintext table keys, re-checked with the KMS after an idle interval and kept at most
 //! a maximum age, and grants that let the engine's own service principal maintain tables.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
@@ -46,17 +48,70 @@ pub(crate) const GRANT_OPERATIONS: [GrantOperation; 7] = [
     GrantOperation::RetireGrant,
 ];
 
+/// One (table, principal) entry. Shared with the threads' recent-key memos, so the
+/// times a read updates are atomics; `confirmed` never changes (a re-check inserts a
+/// new entry).
 struct CachedKey {
     key: Arc<TableKey>,
     /// When the KMS last confirmed this principal's access.
     confirmed: SystemTime,
-    last_used: SystemTime,
+    /// When the key was last used, in nanoseconds since the Unix epoch.
+    last_used: AtomicU64,
+    /// Cleared (under the cache lock) when the entry leaves the cache: a memo holding it
+    /// must then go through the cache again.
+    live: AtomicBool,
 }
+
+impl CachedKey {
+    fn new(key: Arc<TableKey>, now: SystemTime) -> Arc<CachedKey> {
+        Arc::new(CachedKey {
+            key,
+            confirmed: now,
+            last_used: AtomicU64::new(nanos(now)),
+            live: AtomicBool::new(true),
+        })
+    }
+
+    fn idle(&self, now: SystemTime) -> Duration {
+        Duration::from_nanos(nanos(now).saturating_sub(self.last_used.load(Ordering::Relaxed)))
+    }
+
+    fn touch(&self, now: SystemTime) {
+        self.last_used.fetch_max(nanos(now), Ordering::Relaxed);
+    }
+
+    fn retire(&self) {
+        self.live.store(false, Ordering::Release);
+    }
+}
+
+/// The entry this thread used last, so that a run of reads by one principal of one table
+/// finds its key without the cache's lock and two string hashes per read. The time checks
+/// are the same on both paths; only the lookup is skipped. A weak reference: the memo
+/// never keeps a key alive (and unzeroized) after the cache let go of it.
+struct RecentKey {
+    keyring: u64,
+    table: String,
+    principal: String,
+    entry: Weak<CachedKey>,
+}
+
+thread_local! {
+    static RECENT: RefCell<Option<RecentKey>> = const { RefCell::new(None) };
+}
+
+/// Tells keyrings apart in the threads' memos (never reused in the process).
+static NEXT_KEYRING_ID: AtomicU64 = AtomicU64::new(1);
+
+type Entries = HashMap<String, HashMap<String, Arc<CachedKey>>>;
 
 /// One cache entry as `encryption_status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CacheEntryStatus {
+    /// The principal the cached key was unwrapped for (its ARN).
     pub principal: String,
+    /// The table whose key it is.
     pub table: String,
     /// Time since the KMS last confirmed access.
     pub age: Duration,
@@ -73,7 +128,9 @@ pub(crate) struct Keyring {
     recheck_after_idle: Duration,
     max_age: Duration,
     /// table name -> principal ARN -> key: looked up by `&str` with no allocation.
-    cache: Mutex<HashMap<String, HashMap<String, CachedKey>>>,
+    cache: Mutex<Entries>,
+    /// This keyring's name in the threads' memos.
+    id: u64,
 }
 
 impl Keyring {
@@ -93,6 +150,7 @@ impl Keyring {
             recheck_after_idle,
             max_age,
             cache: Mutex::new(HashMap::new()),
+            id: NEXT_KEYRING_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -251,18 +309,23 @@ impl Keyring {
         meta: &TableMeta,
     ) -> Result<Arc<TableKey>> {
         let now = self.clock.now();
+        if let Some(key) = self.recent_key(principal, table, now) {
+            return Ok(key);
+        }
         let stale = {
             let mut cache = self.cache.lock();
-            let entries = cache.get_mut(table);
-            let entry = entries.and_then(|m| m.get_mut(principal.arn.as_str()));
+            let entries = cache.get(table);
+            let entry = entries.and_then(|m| m.get(principal.arn.as_str())).cloned();
             match entry {
                 Some(e) if elapsed(e.confirmed, now) >= self.max_age => {
                     // Too old to trust: dropping it zeroizes the key (unless in use elsewhere).
                     self.remove_locked(&mut cache, principal, table);
                     None
                 }
-                Some(e) if elapsed(e.last_used, now) < self.recheck_after_idle => {
-                    e.last_used = now;
+                Some(e) if e.idle(now) < self.recheck_after_idle => {
+                    e.touch(now);
+                    drop(cache);
+                    self.remember_recent(principal, table, &e);
                     return Ok(Arc::clone(&e.key));
                 }
                 Some(e) => Some(Arc::clone(&e.key)),
@@ -272,29 +335,25 @@ impl Keyring {
         match self.decrypt(principal, table, meta) {
             Ok(key) => {
                 let key = Arc::new(key);
-                self.cache
+                let entry = CachedKey::new(Arc::clone(&key), now);
+                let replaced = self
+                    .cache
                     .lock()
                     .entry(table.to_owned())
                     .or_default()
-                    .insert(
-                        principal.arn.clone(),
-                        CachedKey {
-                            key: Arc::clone(&key),
-                            confirmed: now,
-                            last_used: now,
-                        },
-                    );
+                    .insert(principal.arn.clone(), Arc::clone(&entry));
+                if let Some(old) = replaced {
+                    old.retire();
+                }
+                self.remember_recent(principal, table, &entry);
                 Ok(key)
             }
             Err(Error::Kms(KmsError::Unavailable(why))) => match stale {
                 // The KMS is down: the cached key carries on within its maximum age.
                 Some(key) => {
-                    let mut cache = self.cache.lock();
-                    if let Some(e) = cache
-                        .get_mut(table)
-                        .and_then(|m| m.get_mut(principal.arn.as_str()))
-                    {
-                        e.last_used = now;
+                    let cache = self.cache.lock();
+                    if let Some(e) = cache.get(table).and_then(|m| m.get(principal.arn.as_str())) {
+                        e.touch(now);
                     }
                     Ok(key)
                 }
@@ -313,14 +372,52 @@ impl Keyring {
         }
     }
 
-    fn remove_locked(
+    /// The key of this thread's last (table, principal) entry, if it is still cached and
+    /// needs no KMS call at `now` (the same two checks as the locked path).
+    fn recent_key(
         &self,
-        cache: &mut HashMap<String, HashMap<String, CachedKey>>,
         principal: &Principal,
         table: &str,
-    ) {
+        now: SystemTime,
+    ) -> Option<Arc<TableKey>> {
+        RECENT.with_borrow(|recent| {
+            let r = recent.as_ref()?;
+            if r.keyring != self.id || r.table != table || r.principal != principal.arn {
+                return None;
+            }
+            let e = r.entry.upgrade()?;
+            let usable = e.live.load(Ordering::Acquire)
+                && elapsed(e.confirmed, now) < self.max_age
+                && e.idle(now) < self.recheck_after_idle;
+            if !usable {
+                return None;
+            }
+            e.touch(now);
+            Some(Arc::clone(&e.key))
+        })
+    }
+
+    fn remember_recent(&self, principal: &Principal, table: &str, entry: &Arc<CachedKey>) {
+        RECENT.with_borrow_mut(|recent| match recent {
+            Some(r) if r.keyring == self.id && r.table == table && r.principal == principal.arn => {
+                r.entry = Arc::downgrade(entry);
+            }
+            _ => {
+                *recent = Some(RecentKey {
+                    keyring: self.id,
+                    table: table.to_owned(),
+                    principal: principal.arn.clone(),
+                    entry: Arc::downgrade(entry),
+                })
+            }
+        });
+    }
+
+    fn remove_locked(&self, cache: &mut Entries, principal: &Principal, table: &str) {
         if let Some(m) = cache.get_mut(table) {
-            m.remove(principal.arn.as_str());
+            if let Some(e) = m.remove(principal.arn.as_str()) {
+                e.retire();
+            }
             if m.is_empty() {
                 cache.remove(table);
             }
@@ -339,7 +436,9 @@ impl Keyring {
 
     /// Forgets every cached key of `table` (dropped table, new grant).
     pub(crate) fn forget_table(&self, table: &str) {
-        self.cache.lock().remove(table);
+        if let Some(m) = self.cache.lock().remove(table) {
+            m.values().for_each(|e| e.retire());
+        }
     }
 
     /// Forgets the engine's own cached key of `table` (a new grant must be checked).
@@ -355,7 +454,13 @@ impl Keyring {
         let mut dropped = 0;
         for m in cache.values_mut() {
             let before = m.len();
-            m.retain(|_, e| elapsed(e.confirmed, now) < self.max_age);
+            m.retain(|_, e| {
+                let keep = elapsed(e.confirmed, now) < self.max_age;
+                if !keep {
+                    e.retire();
+                }
+                keep
+            });
             dropped += before - m.len();
         }
         cache.retain(|_, m| !m.is_empty());
@@ -378,7 +483,7 @@ impl Keyring {
                     principal: p.clone(),
                     table: t.clone(),
                     age: elapsed(e.confirmed, now),
-                    idle: elapsed(e.last_used, now),
+                    idle: e.idle(now),
                 })
             })
             .collect();
@@ -411,6 +516,13 @@ fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
     now.duration_since(since).unwrap_or(Duration::ZERO)
 }
 
+/// `t` in nanoseconds since the Unix epoch (0 before it; saturating past year 2554).
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Says what an error means for upkeep of the table.
 pub(crate) fn maintenance_error(table: &str, e: Error) -> Error {
     match e {
@@ -419,5 +531,145 @@ pub(crate) fn maintenance_error(table: &str, e: Error) -> Error {
             reason: format!("cannot maintain table {table}: grant revoked or access denied ({e})"),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
+
+    const IDLE: Duration = Duration::from_secs(300);
+    const MAX_AGE: Duration = Duration::from_secs(12 * 3600);
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        kms: Arc<LocalKms>,
+        keyring: Keyring,
+        meta: TableMeta,
+    }
+
+    fn fixture(clock: &ManualClock) -> Result<Fixture> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let kms = Arc::new(LocalKms::open(
+            dir.path(),
+            LocalKmsOptions {
+                account: crate::DEFAULT_ACCOUNT.to_owned(),
+                region: crate::DEFAULT_REGION.to_owned(),
+                root_key: RootKeySource::Passphrase {
+                    passphrase: zeroize::Zeroizing::new("keyring tests".to_owned()),
+                    kdf: KdfParams::insecure_fast_for_tests(),
+                },
+                clock: Arc::new(clock.clone()),
+                audit_max_bytes: 0,
+            },
+        )?);
+        let keyring = Keyring::new(
+            Arc::clone(&kms) as Arc<dyn Kms>,
+            crate::DEFAULT_ACCOUNT.to_owned(),
+            crate::DEFAULT_REGION.to_owned(),
+            Arc::new(clock.clone()),
+            IDLE,
+            MAX_AGE,
+        );
+        let g = keyring.create_table_key(&user(), "Books", &TableOptions::encrypted())?;
+        let meta = TableMeta {
+            encrypted: true,
+            key_arn: g.key_arn,
+            wrapped_table_key: g.wrapped,
+            grant_id: g.grant_id,
+            key_version: 1,
+            ..TableMeta::default()
+        };
+        Ok(Fixture {
+            _dir: dir,
+            kms,
+            keyring,
+            meta,
+        })
+    }
+
+    fn user() -> Principal {
+        Principal::assumed_role(crate::DEFAULT_ACCOUNT, "Admin", "user01")
+    }
+
+    fn fingerprint(k: &TableKey) -> [u8; 32] {
+        *k.derive_subkey(b"keyring test fingerprint")
+    }
+
+    #[test]
+    fn remembered_key_keeps_the_idle_and_max_age_checks() -> Result<()> {
+        let clock = ManualClock::default();
+        let f = fixture(&clock)?;
+        let decrypts = || f.kms.call_count("Decrypt");
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        let d0 = decrypts();
+        // Used every 4m59s for 13 hours would never re-check idle, but the maximum age
+        // still forces a Decrypt once 12 hours have passed since the last one.
+        let step = IDLE - Duration::from_secs(1);
+        let mut elapsed = Duration::ZERO;
+        while elapsed + step < MAX_AGE {
+            clock.advance(step);
+            elapsed += step;
+            f.keyring.key_for(&user(), "Books", &f.meta)?;
+        }
+        assert_eq!(decrypts(), d0, "used within the idle interval: no KMS call");
+        clock.advance(step);
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert_eq!(decrypts(), d0 + 1, "past the maximum age: one Decrypt");
+        // Exactly the idle interval: re-checked.
+        clock.advance(IDLE);
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert_eq!(decrypts(), d0 + 2);
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert_eq!(decrypts(), d0 + 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_forgotten_or_expired_key_is_never_served_from_the_memo() -> Result<()> {
+        let clock = ManualClock::default();
+        let f = fixture(&clock)?;
+        let decrypts = || f.kms.call_count("Decrypt");
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        let d0 = decrypts();
+        f.keyring.forget_table("Books");
+        assert!(!f.keyring.has_key_for("Books"));
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert_eq!(decrypts(), d0 + 1, "forgotten: back to the KMS");
+        clock.advance(MAX_AGE);
+        assert_eq!(f.keyring.expire(), 1);
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert_eq!(decrypts(), d0 + 2, "expired: back to the KMS");
+        // The memo holds no strong reference: once the cache and the caller let go, the
+        // key is dropped (and zeroized).
+        let weak = {
+            let k = f.keyring.key_for(&user(), "Books", &f.meta)?;
+            Arc::downgrade(&k)
+        };
+        f.keyring.forget_table("Books");
+        assert!(weak.upgrade().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_memo_tells_keyrings_and_principals_apart() -> Result<()> {
+        let clock = ManualClock::default();
+        let (a, b) = (fixture(&clock)?, fixture(&clock)?);
+        let other = Principal::assumed_role(crate::DEFAULT_ACCOUNT, "Admin", "user02");
+        for _ in 0..3 {
+            let ka = a.keyring.key_for(&user(), "Books", &a.meta)?;
+            let kb = b.keyring.key_for(&user(), "Books", &b.meta)?;
+            assert_ne!(
+                fingerprint(&ka),
+                fingerprint(&kb),
+                "same name, other database"
+            );
+            let ko = a.keyring.key_for(&other, "Books", &a.meta)?;
+            assert_eq!(fingerprint(&ka), fingerprint(&ko));
+        }
+        assert_eq!(a.keyring.cache_status().len(), 2);
+        Ok(())
     }
 }

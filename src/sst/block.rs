@@ -90,9 +90,9 @@ impl Block {
         self.data.len()
     }
 
-    /// The file offset of the block's stored form.
-    pub(crate) fn file_offset(&self) -> u64 {
-        self.offset
+    /// The block's bytes, for reuse of their buffer once the block is dropped.
+    pub(crate) fn into_data(self) -> Bytes {
+        self.data
     }
 
     pub(crate) fn iter(self: &Arc<Self>) -> BlockIter {

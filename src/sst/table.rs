@@ -116,28 +116,20 @@ impl Table {
         }))
     }
 
-    /// The file's name, as used in errors.
-    pub(crate) fn label(&self) -> &Arc<str> {
-        &self.label
-    }
-
     pub(crate) fn properties(&self) -> &TableProperties {
         &self.props
     }
 
     /// The wrapped data key in the footer (`None`: a plaintext file).
+    #[cfg(test)]
     pub(crate) fn footer_key(&self) -> Option<&FooterKey> {
         self.footer.key.as_ref()
     }
 
     /// True when this file was sealed (encrypted).
+    #[cfg(test)]
     pub(crate) fn is_sealed(&self) -> bool {
         self.opener.is_sealed()
-    }
-
-    /// False only when no version of `user_key` is in this table.
-    pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter.may_contain(user_key)
     }
 
     /// Decodes an index entry's value into a data block handle.
@@ -172,7 +164,16 @@ impl Table {
     }
 
     fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
-        let mut payload = read_unit(&*self.file, &self.opener, UnitKind::Data, handle)?;
+        let stored = read_stored(&*self.file, &self.opener, UnitKind::Data, handle)?;
+        // A sealed block is decrypted from the map straight into a cache-owned buffer.
+        let mut payload = self
+            .opener
+            .open_with(UnitKind::Data, handle.offset, stored, |len| {
+                match &self.cache {
+                    Some(c) => c.buffer(self.id, handle.offset, len),
+                    None => bytes::BytesMut::with_capacity(len),
+                }
+            })?;
         if self.footer.blocks_framed() {
             // Opened (authenticated) first, then decompressed: the decompressor only
             // ever sees bytes the writer produced, or a plaintext table's CRC-checked ones.
@@ -320,6 +321,17 @@ fn read_unit(
     kind: UnitKind,
     h: BlockHandle,
 ) -> Result<Bytes> {
+    let stored = read_stored(file, opener, kind, h)?;
+    opener.open(kind, h.offset, stored)
+}
+
+/// Reads the stored form of a unit (a slice of the memory map), length-checked.
+fn read_stored(
+    file: &dyn RandomAccessFile,
+    opener: &UnitOpener,
+    kind: UnitKind,
+    h: BlockHandle,
+) -> Result<Bytes> {
     let len = usize::try_from(h.size)
         .map_err(|_| Error::corruption(opener.label(), h.offset, "block size"))?;
     if len < opener.overhead() {
@@ -329,8 +341,6 @@ fn read_unit(
             format!("{kind:?} block smaller than its protection"),
         ));
     }
-    let stored = file
-        .read_at(h.offset, len)
-        .map_err(|e| Error::io(format!("reading a block of {}", opener.label()), e))?;
-    opener.open(kind, h.offset, stored)
+    file.read_at(h.offset, len)
+        .map_err(|e| Error::io(format!("reading a block of {}", opener.label()), e))
 }

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::sst::block::BlockIter;
@@ -27,14 +25,6 @@ impl TableIter {
         }
     }
 
-    /// The current value as a zero-copy slice of its block. Requires `valid()`.
-    pub(crate) fn value_bytes(&self) -> Bytes {
-        self.data
-            .as_ref()
-            .map(|(_, d)| d.value_bytes())
-            .unwrap_or_default()
-    }
-
     /// Loads the data block the index cursor points at (keeps it if already loaded).
     fn load_block(&mut self) -> Result<bool> {
         if !self.index.valid() {
@@ -44,7 +34,13 @@ impl TableIter {
         let handle = self.table.data_handle(self.index.value())?;
         if !matches!(&self.data, Some((off, _)) if *off == handle.offset) {
             let block = self.table.data_block(handle)?;
-            self.data = Some((handle.offset, block.iter()));
+            // The previous block's key buffer serves the next: a scan allocates none.
+            let buf = self
+                .data
+                .take()
+                .map(|(_, d)| d.into_buffer())
+                .unwrap_or_default();
+            self.data = Some((handle.offset, block.iter_with_buffer(buf)));
         }
         Ok(true)
     }

@@ -9,7 +9,7 @@ mod engines;
 use std::path::PathBuf;
 
 use clap::Parser;
-use sealdb::bench::{
+use sealdb_bench::{
     markdown, parse_workloads, run_with, BenchConfig, BenchReport, EngineFactory, SealdbFactory,
     Workload,
 };
@@ -50,11 +50,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.aead {
         let figs = aead::run(200_000);
-        let rows: Vec<[String; 5]> = figs
+        let rows: Vec<[String; 6]> = figs
             .iter()
             .map(|f| {
                 [
                     f.crate_name.to_string(),
+                    f.bytes.to_string(),
                     format!("{:.2}", f.seal_gib_s),
                     format!("{:.2}", f.open_gib_s),
                     format!("{:.2}", f.seal_us_per_block),
@@ -66,11 +67,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "{}",
             markdown(
                 &[
-                    "AES-256-GCM, 4 KiB",
+                    "AES-256-GCM",
+                    "bytes",
                     "seal GiB/s",
                     "open GiB/s",
-                    "seal us/block",
-                    "open us/block"
+                    "seal us/unit",
+                    "open us/unit"
                 ],
                 &rows
             )
@@ -139,14 +141,14 @@ fn combine(reports: &[BenchReport]) -> String {
     let header: Vec<String> = std::iter::once("ops/s".to_string())
         .chain(names.iter().cloned())
         .collect();
-    let cell = |r: &BenchReport, w: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String| {
+    let cell = |r: &BenchReport, w: &str, f: &dyn Fn(&sealdb_bench::WorkloadReport) -> String| {
         r.results
             .iter()
             .find(|x| x.workload == w)
             .map_or_else(|| "-".to_string(), f)
     };
     let table =
-        |title: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String, only_writes: bool| {
+        |title: &str, f: &dyn Fn(&sealdb_bench::WorkloadReport) -> String, only_writes: bool| {
             let mut rows = Vec::new();
             for w in &workloads {
                 if only_writes

@@ -32,7 +32,7 @@ fn a_read_after_a_synced_write_returned_sees_it() -> TestResult {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 // Synced and unsynced writes interleave, as in the stress run.
-                let sync = i % 2 == 0;
+                let sync = i.is_multiple_of(2);
                 t.put_opt(format!("key{w}"), i.to_string(), WriteOptions { sync })?;
                 acked[w].store(i, Ordering::SeqCst);
             }

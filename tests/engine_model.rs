@@ -3,7 +3,6 @@
 //! LocalKms). Crashes are the `engine_model` fuzz target's and the crash loop's part.
 
 mod common;
-#[allow(dead_code)]
 mod rel_common;
 
 use std::collections::BTreeMap;

@@ -217,7 +217,6 @@ fn truncating_a_snapshot_only_manifest_at_every_record_boundary_is_detected() ->
 /// A table created in the last session and never written to leaves no trace outside the
 /// manifest's last record: cutting that record must still not make it vanish silently.
 #[test]
-#[ignore = "fails on main d0e6b64: nothing outside the manifest records an empty table's creation (design gap); remove once fixed"]
 fn truncation_removing_an_empty_tables_creation_is_detected() -> TestResult {
     let mut fx = encrypted_fixture()?;
     {
@@ -595,7 +594,6 @@ fn an_older_manifest_restored_beside_the_newer_one_is_detected() -> TestResult {
 /// an encrypted table created but not yet written to had none cached, so every flush of
 /// its neighbours failed and writers stalled with `TableUnavailable`.
 #[test]
-#[ignore = "fails on main d0e6b64: expire_keys drops a new encrypted table's key, then a neighbour's flush cannot MAC its SetLogNumber; remove once fixed"]
 fn regression_a_flush_beside_an_idle_encrypted_table_succeeds() -> TestResult {
     let mut fx = Fixture::new(true)?;
     fx.write_buffer_size = 8 << 10;

@@ -451,7 +451,6 @@ fn a_failed_manifest_sync_during_a_flush_poisons_and_recovers() -> TestResult {
 }
 
 #[test]
-#[ignore = "flaky on main d0e6b64 under load: a later-numbered flush commits first, the failed output stays unreferenced; remove once fixed"]
 fn a_failed_manifest_sync_during_a_flush_then_a_crash_recovers() -> TestResult {
     scenario(Step::Flush, FaultAt::Sync, true)
 }
@@ -462,7 +461,6 @@ fn a_failed_manifest_append_during_a_compaction_poisons_and_recovers() -> TestRe
 }
 
 #[test]
-#[ignore = "fails on main d0e6b64: the compaction's record landed, its inputs are left unreferenced after the reopen; remove once fixed"]
 fn a_failed_manifest_sync_during_a_compaction_poisons_and_recovers() -> TestResult {
     scenario(Step::Compaction, FaultAt::Sync, false)
 }
@@ -494,7 +492,6 @@ type ArmFn = Box<dyn Fn(&ManifestFaults)>;
 /// When that fails (the manifest's append or sync, or the rename that switches CURRENT),
 /// the open fails and leaves every file exactly as it was; a later open reads everything.
 #[test]
-#[ignore = "fails on main d0e6b64: CURRENT.tmp left after a failed rename; after a failed directory sync post-rename the next open misses a level-0 file; remove once fixed"]
 fn a_failed_manifest_write_at_open_leaves_every_file_as_it_was() -> TestResult {
     let mut fx = base()?;
     {

@@ -84,14 +84,12 @@ fn fixture(encrypted: bool) -> Result<Fixture, Box<dyn std::error::Error>> {
 }
 
 #[test]
-#[ignore = "fails on main d0e6b64: one level-0 file per reopen, trivially moved to level 1 and never merged; remove once fixed"]
 fn a_thousand_reopens_of_a_plaintext_table_keep_the_file_count_bounded() -> TestResult {
     let mut fx = fixture(false)?;
     cycles(&mut fx, false, 1000, |i| i)
 }
 
 #[test]
-#[ignore = "fails on main d0e6b64: one level-0 file per reopen, trivially moved to level 1 and never merged; remove once fixed"]
 fn two_hundred_reopens_of_an_encrypted_table_keep_the_file_count_bounded() -> TestResult {
     let mut fx = fixture(true)?;
     cycles(&mut fx, true, 200, |i| i)

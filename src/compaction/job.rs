@@ -245,9 +245,10 @@ impl DbInner {
         for f in outputs {
             edits.push(f.add_edit());
         }
-        edits.push(Edit::SetNextFileNumber(FileNumber(
-            self.next_file.load(std::sync::atomic::Ordering::Acquire),
-        )));
+        let installing: Vec<FileNumber> = outputs.iter().map(|f| f.number).collect();
+        edits.push(Edit::SetNextFileNumber(
+            self.next_file_to_record(&installing),
+        ));
         self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
         {
             let mut guard = t.sv.write();

@@ -177,9 +177,10 @@ impl DbInner {
                 log: current_wal,
             });
         }
-        edits.push(Edit::SetNextFileNumber(FileNumber(
-            self.next_file.load(std::sync::atomic::Ordering::Acquire),
-        )));
+        let installing: Vec<FileNumber> = file.iter().map(|f| f.number).collect();
+        edits.push(Edit::SetNextFileNumber(
+            self.next_file_to_record(&installing),
+        ));
         edits.push(Edit::SetLastSeq(SeqNo(
             self.last_seq.load(std::sync::atomic::Ordering::Acquire),
         )));

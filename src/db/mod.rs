@@ -416,6 +416,22 @@ impl DbInner {
         FileNumber(self.next_file.fetch_add(1, Ordering::AcqRel))
     }
 
+    /// The file counter a flush or compaction record commits: the lowest number still
+    /// being written by another job (not `installing`), else the counter itself. Every
+    /// SSTable at or past it that the manifest does not name is then a leftover of a job
+    /// that never installed, which the next open may delete (DESIGN.md section 8).
+    pub(crate) fn next_file_to_record(&self, installing: &[FileNumber]) -> FileNumber {
+        let counter = self.next_file.load(Ordering::Acquire);
+        let pending = self
+            .pending_outputs
+            .lock()
+            .iter()
+            .filter(|n| !installing.contains(n))
+            .map(|n| n.0)
+            .min();
+        FileNumber(pending.map_or(counter, |p| p.min(counter)))
+    }
+
     pub(crate) fn is_pending_output(&self, n: FileNumber) -> bool {
         self.pending_outputs.lock().contains(&n)
     }

@@ -66,6 +66,10 @@ struct ManifestState {
     wal_segments: BTreeSet<FileNumber>,
     /// The file counter as the manifest's edits left it (before the files on disk count).
     next_file_at_commit: u64,
+    /// The largest `SetNextFileNumber`: every SSTable numbered at or past it was allocated
+    /// after the last committed edit (the engine records the lowest number still being
+    /// written), so an unreferenced one is a leftover whose contents are elsewhere.
+    recorded_next_file: u64,
     /// Every SSTable an `AddFile` of this manifest named: those no table holds at the end
     /// were removed by a committed edit (compaction, drop) and may be deleted.
     ever_added: HashSet<FileNumber>,
@@ -136,7 +140,10 @@ impl ManifestState {
                     }
                     self.next_file = self.next_file.max(log.0.saturating_add(1));
                 }
-                Edit::SetNextFileNumber(n) => self.next_file = self.next_file.max(n.0),
+                Edit::SetNextFileNumber(n) => {
+                    self.next_file = self.next_file.max(n.0);
+                    self.recorded_next_file = self.recorded_next_file.max(n.0);
+                }
                 Edit::SetLastSeq(s) => self.last_seq = self.last_seq.max(s.0),
                 Edit::SetNextTableId(t) => self.next_table_id = self.next_table_id.max(t.0),
                 Edit::SetDatabaseKey(k) => self.database_key = Some(k.clone()),
@@ -283,7 +290,11 @@ pub(super) fn open(
     };
     // Unreferenced tables numbered at or past this were allocated after the last committed
     // edit: their contents are still in the WAL or in their compaction inputs.
-    let manifest_next_file = state.next_file;
+    let manifest_next_file = if state.recorded_next_file > 0 {
+        state.recorded_next_file
+    } else {
+        state.next_file
+    };
 
     let database_key = unlock_database_key(&state, contents.as_ref(), keyring.as_deref())?;
     let table_keys = unlock_table_keys(&state, contents.as_ref(), keyring.as_deref())?;
@@ -875,7 +886,7 @@ impl DbInner {
     /// The counters as they stand.
     pub(crate) fn counters(&self) -> super::Counters {
         super::Counters {
-            next_file: FileNumber(self.next_file.load(Ordering::Acquire)),
+            next_file: self.next_file_to_record(&[]),
             last_seq: SeqNo(self.last_seq.load(Ordering::Acquire)),
             next_table_id: TableId(self.next_table_id.load(Ordering::Acquire)),
         }

@@ -92,6 +92,9 @@ pub(crate) struct WriteState {
     pub(crate) wal: WalWriter,
     /// Bytes appended to the WAL since open, across segments: a monotonic position.
     pub(crate) appended: u64,
+    /// The last sequence number handed out (a copy of `SeqState::allocated` kept under the
+    /// write lock, so a writer reads it without taking the sequence lock).
+    pub(crate) last_allocated: u64,
 }
 
 /// Background work coordination.

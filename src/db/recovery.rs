@@ -419,7 +419,11 @@ pub(super) fn open(
         table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
         opts,
         _lock: lock,
-        write: Mutex::new(WriteState { wal, appended: 0 }),
+        write: Mutex::new(WriteState {
+            wal,
+            appended: 0,
+            last_allocated: max_seq,
+        }),
         sync_lock: Mutex::new(()),
         synced: AtomicU64::new(0),
         last_seq: AtomicU64::new(max_seq),
@@ -459,6 +463,15 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
     }
     state.next_file = state.next_file.max(c.number.0.saturating_add(1));
     state.next_file_at_commit = state.next_file;
+    // Sequence numbers live in 56 bits of every internal key: a larger one read from the
+    // manifest (SetLastSeq, an AddFile's max_seq) is damage, and would wrap new writes.
+    if state.last_seq > SeqNo::MAX.0 {
+        return Err(Error::corruption(
+            manifest::manifest_file_name(c.number),
+            0,
+            format!("sequence number {} is past the largest one", state.last_seq),
+        ));
+    }
     if opts.require_authenticated_manifest && !c.is_authenticated() {
         return Err(Error::Integrity {
             file: manifest::manifest_file_name(c.number),

@@ -100,7 +100,7 @@ impl DbInner {
                 }
             }
             // Only holders of the write lock hand out numbers.
-            let first_seq = SeqNo(self.seqs.lock().allocated + 1);
+            let first_seq = SeqNo(ws.last_allocated + 1);
             let last_seq = first_seq.0 + batch.len() as u64 - 1;
             let sections: Vec<(TableId, &[u8])> =
                 batch.sections().map(|(t, s)| (t, s.payload())).collect();
@@ -109,6 +109,7 @@ impl DbInner {
                 .append_batch(first_seq, &sections)
                 .map_err(|e| self.poison("WAL append failed", e))?;
             ws.appended += ws.wal.len() - before;
+            ws.last_allocated = last_seq;
             // The memtables the batch belongs in: those of the segment it was appended to.
             let mems: Vec<Arc<MemTable>> = tables
                 .iter()

@@ -227,7 +227,7 @@ impl DbInner {
         if let Ok(listing) = self.env.list_dir(&self.path) {
             for name in listing {
                 if let Some(n) = names::parse(&name, "log") {
-                    if n < min_log {
+                    if n < min_log && !self.retained_wal.contains(&n) {
                         let _ = self.env.remove_file(&self.path.join(&name));
                     }
                 }

@@ -174,6 +174,10 @@ pub(crate) struct DbInner {
     pub(crate) database_key: RwLock<Option<DatabaseKey>>,
     /// WAL segments created and recorded in the manifest, not yet deleted.
     pub(crate) wal_segments: Mutex<BTreeSet<FileNumber>>,
+    /// Unlisted WAL segments with records that open skipped (leftovers of an open that
+    /// never committed, or newer segments beside an older manifest): never deleted with
+    /// the obsolete ones, reported as unreferenced, removed only on request.
+    pub(crate) retained_wal: BTreeSet<FileNumber>,
     pub(crate) bg: Mutex<BgState>,
     pub(crate) bg_cv: Condvar,
     pub(crate) poisoned: Mutex<Option<Poison>>,

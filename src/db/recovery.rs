@@ -301,6 +301,7 @@ pub(super) fn open(
     check_files(&state, &listing, contents.as_ref())?;
 
     let states = table_states(path, &env, &state, &table_keys)?;
+    let retained_wal = skipped_segments_with_records(&*env, path, &listing, &state);
     let mut next_file = state.next_file.max(listing.next_file);
     if let Some(c) = &contents {
         next_file = next_file.max(c.number.0.saturating_add(1));
@@ -438,6 +439,7 @@ pub(super) fn open(
         manifest: Mutex::new(manifest),
         database_key: RwLock::new(database_key),
         wal_segments: Mutex::new(segments),
+        retained_wal,
         bg: Mutex::new(BgState::default()),
         bg_cv: Condvar::new(),
         poisoned: Mutex::new(None),
@@ -669,9 +671,7 @@ impl Replay<'_> {
         // acknowledged in it). It is not replayed. (A manifest swapped for an older copy
         // also makes newer segments look like this: that rollback is caught only through
         // the files the older manifest names that are gone; DESIGN.md section 7.)
-        let leftover = |s: &FileNumber| {
-            newest_recorded.is_some_and(|n| *s > n) && s.0 >= state.next_file_at_commit
-        };
+        let leftover = |s: &FileNumber| is_leftover_segment(state, *s);
         let live: Vec<FileNumber> = listing
             .segments
             .iter()
@@ -843,6 +843,33 @@ fn flush_recovered(
         version: Arc::new(version),
     });
     Ok(())
+}
+
+/// A WAL segment newer than every one the manifest lists and numbered at or past its file
+/// counter: written after the last committed edit and never listed (see `Replay::run`).
+fn is_leftover_segment(state: &ManifestState, s: FileNumber) -> bool {
+    state.wal_segments.last().is_some_and(|n| s > *n) && s.0 >= state.next_file_at_commit
+}
+
+/// The leftover segments that hold records: open does not replay them, and does not delete
+/// them either (it cannot prove what they hold is elsewhere).
+fn skipped_segments_with_records(
+    env: &dyn Env,
+    dir: &Path,
+    listing: &Listing,
+    state: &ManifestState,
+) -> BTreeSet<FileNumber> {
+    listing
+        .segments
+        .iter()
+        .copied()
+        .filter(|s| is_leftover_segment(state, *s))
+        .filter(|s| {
+            env.open_read(&dir.join(names::wal(*s))).map_or(true, |f| {
+                f.len() > crate::wal::frame::FILE_HEADER_LEN as u64
+            })
+        })
+        .collect()
 }
 
 fn unknown_table(segment: FileNumber, table: TableId) -> Error {
@@ -1051,7 +1078,8 @@ impl DbInner {
         }
         let recorded = self.wal_segments.lock().clone();
         for s in &listing.segments {
-            if *s >= min_log && !recorded.contains(s) && *s != current_wal {
+            let unlisted = *s >= min_log && !recorded.contains(s) && *s != current_wal;
+            if unlisted || self.retained_wal.contains(s) {
                 out.push((*s, names::wal(*s)));
             }
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The AWS KMS backend's tests (cargo feature `aws-kms`) against moto's KMS-compatible server
 # on a free loopback port. Installs moto into its own virtualenv (target/moto-venv, reused),
-# starts the server, runs tests/aws_kms.rs, and stops the server by its PID whatever happens.
+# starts the server, runs tests/aws_kms.rs and the CLI's crates/sealdb-cli/tests/aws_kms_cli.rs,
+# and stops the server by its PID whatever happens.
 # Exits with the tests' status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,5 +56,6 @@ env -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_
   AWS_CONFIG_FILE=/dev/null \
   AWS_SHARED_CREDENTIALS_FILE=/dev/null \
   AWS_EC2_METADATA_DISABLED=true \
-  cargo test --features aws-kms --test aws_kms || status=$?
+  bash -c 'cargo test -p sealdb --features aws-kms --test aws_kms &&
+    cargo test -p sealdb-cli --features aws-kms --test aws_kms_cli' || status=$?
 exit "$status"

@@ -2,8 +2,8 @@
 //! block of 16-byte keys and 100-byte values.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sealdb::bench::internals::{internal_key, BlockCodec};
-use sealdb::bench::key;
+use sealdb::bench_internals::{internal_key, BlockCodec};
+use sealdb_bench::key;
 
 fn block(c: &mut Criterion) {
     // About 4 KiB: 34 entries of (16 + 8)-byte internal keys and 100-byte values.

@@ -1,8 +1,8 @@
 //! Bloom filter build (10 bits per key) and probe, hit and miss.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sealdb::bench::internals::Bloom;
-use sealdb::bench::key;
+use sealdb::bench_internals::Bloom;
+use sealdb_bench::key;
 
 fn bloom(c: &mut Criterion) {
     const KEYS: u64 = 10_000;

@@ -4,8 +4,8 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sealdb::bench::internals::Memtable;
-use sealdb::bench::key;
+use sealdb::bench_internals::Memtable;
+use sealdb_bench::key;
 
 const N: u64 = 100_000;
 

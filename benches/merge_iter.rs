@@ -3,8 +3,8 @@
 //! step), through the public API.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sealdb::bench::key;
 use sealdb::{Db, Options, TableOptions};
+use sealdb_bench::key;
 
 const N: u64 = 50_000;
 

@@ -2,7 +2,7 @@
 //! SSTable block and WAL record goes, CRC32 (plaintext tables) against AES-256-GCM.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sealdb::bench::internals::UnitCodec;
+use sealdb::bench_internals::UnitCodec;
 
 const BLOCK: usize = 4096;
 

@@ -5,8 +5,8 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sealdb::bench::internals::SstFixture;
-use sealdb::bench::key;
+use sealdb::bench_internals::SstFixture;
+use sealdb_bench::key;
 
 const N: u64 = 20_000;
 

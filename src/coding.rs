@@ -69,16 +69,8 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0 }
     }
 
-    pub(crate) fn position(&self) -> usize {
-        self.pos
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
-    }
-
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
     }
 
     pub(crate) fn varint(&mut self) -> Option<u64> {
@@ -106,10 +98,6 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
-    }
-
-    pub(crate) fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
     }
 
     /// A varint length followed by that many bytes.
@@ -144,7 +132,7 @@ mod tests {
         fn reader_never_panics(data: Vec<u8>) {
             let mut r = Reader::new(&data);
             while r.varint().is_some() && r.length_prefixed().is_some() {}
-            let _ = r.u64();
+            let _ = r.u32();
         }
     }
 

@@ -17,97 +17,10 @@ use sealdb::kms::{
     SERVICE_DEFAULT_ALIAS,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+#[path = "common/moto.rs"]
+mod moto;
 
-const ENDPOINT_ENV: &str = "SEALDB_TEST_KMS_ENDPOINT";
-const ACCOUNT: &str = "123456789012";
-
-/// moto's state is global: one test at a time, each from a reset server.
-static SERVER: Mutex<()> = Mutex::new(());
-
-fn caller() -> Caller {
-    Caller::direct(Principal::root(ACCOUNT))
-}
-
-fn books() -> EncryptionContext {
-    EncryptionContext::for_table("Books", ACCOUNT)
-}
-
-/// Options for a test server, with dummy credentials if the environment has none.
-fn options(endpoint: &str, key_id: &str) -> AwsKmsOptions {
-    // Once, before the first client of this process reads the environment.
-    static CREDENTIALS: Once = Once::new();
-    CREDENTIALS.call_once(|| {
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-        }
-    });
-    let mut o = AwsKmsOptions::new(key_id);
-    o.region = Some("us-east-1".into());
-    o.endpoint_url = Some(endpoint.to_string());
-    o.timeout = Duration::from_secs(10);
-    o.max_attempts = 2;
-    o
-}
-
-/// `POST /moto-api/reset` over a bare HTTP/1.1 connection.
-fn reset(endpoint: &str) -> TestResult {
-    let host = endpoint
-        .strip_prefix("http://")
-        .ok_or("endpoint must be http://host:port")?
-        .trim_end_matches('/');
-    let mut s = TcpStream::connect(host)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "POST /moto-api/reset HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    if !answer.starts_with("HTTP/1.1 200") && !answer.starts_with("HTTP/1.0 200") {
-        return Err(format!("reset failed: {}", answer.lines().next().unwrap_or("")).into());
-    }
-    Ok(())
-}
-
-/// A reset server, its lock, and an `AwsKms` whose configured key is a fresh customer
-/// managed key; `None` (after a notice) when no server is configured.
-struct Fixture {
-    kms: AwsKms,
-    key_arn: String,
-    endpoint: String,
-    _guard: MutexGuard<'static, ()>,
-}
-
-fn fixture(test: &str) -> Result<Option<Fixture>, Box<dyn std::error::Error>> {
-    let Ok(endpoint) = std::env::var(ENDPOINT_ENV) else {
-        if std::env::var_os("CI").is_some() {
-            // In CI the server is always started: a missing endpoint is a broken setup.
-            return Err(format!("{test}: {ENDPOINT_ENV} is not set in CI").into());
-        }
-        eprintln!("skipping {test}: {ENDPOINT_ENV} is not set (see .ci/aws_kms.sh)");
-        return Ok(None);
-    };
-    let guard = SERVER.lock();
-    reset(&endpoint)?;
-    // Create the key through a client configured with a placeholder, then configure it.
-    let bootstrap = AwsKms::new(options(&endpoint, "alias/placeholder"))?;
-    let meta = bootstrap.create_key(
-        &caller(),
-        CreateKeyRequest {
-            description: "sealdb test key".into(),
-            policy: None,
-        },
-    )?;
-    let kms = AwsKms::new(options(&endpoint, &meta.key_id))?;
-    Ok(Some(Fixture {
-        kms,
-        key_arn: meta.arn,
-        endpoint,
-        _guard: guard,
-    }))
-}
+use moto::{books, caller, fixture, options, TestResult, ACCOUNT};
 
 #[test]
 fn generate_data_key_then_decrypt_with_the_context() -> TestResult {
@@ -592,50 +505,5 @@ fn the_engine_runs_over_aws_kms_and_survives_an_outage_within_the_grace() -> Tes
         }
         other => panic!("past the grace the table must fail closed, got {other:?}"),
     }
-    Ok(())
-}
-
-/// The CLI over AWS KMS: `--kms aws:<key> --kms-endpoint URL`.
-#[test]
-fn the_cli_runs_over_aws_kms() -> TestResult {
-    let Some(f) = fixture("the_cli_runs_over_aws_kms")? else {
-        return Ok(());
-    };
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("db");
-    let run = |args: &[&str]| -> Result<std::process::Output, std::io::Error> {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sealdb"))
-            .arg("--db")
-            .arg(&db)
-            .args([
-                "--kms",
-                &format!("aws:{}", f.key_arn),
-                "--kms-endpoint",
-                &f.endpoint,
-            ])
-            .args(["--region", "us-east-1", "--account", ACCOUNT])
-            .args(args)
-            .output()
-    };
-    for args in [
-        &["create-table", "Books"][..],
-        &["put", "Books", "dune", "Frank Herbert"],
-        &["flush"],
-    ] {
-        let out = run(args)?;
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let out = run(&["get", "Books", "dune"])?;
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Frank Herbert");
-    let out = run(&["audit"])?;
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "the local audit needs the local KMS"
-    );
     Ok(())
 }

@@ -164,6 +164,7 @@ impl BlockCache {
     }
 
     /// The configured capacity in bytes.
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.shards.iter().map(|s| s.lock().capacity).sum()
     }

@@ -52,6 +52,7 @@ impl TableCache {
     }
 
     /// Open readers right now.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.open.lock().len()
     }

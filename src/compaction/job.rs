@@ -214,7 +214,10 @@ impl DbInner {
         b: TableBuilder,
     ) -> Result<Arc<FileHandle>> {
         let summary = b.finish()?;
-        Ok(Arc::new(self.file_handle(t, n, level, &summary)?))
+        let handle = self.file_handle(t, n, level, &summary)?;
+        // Read back before the manifest may name it; on failure the inputs stay.
+        crate::db::check_new_table_file(&*self.env, t, &handle, self.opts.paranoid_checks)?;
+        Ok(Arc::new(handle))
     }
 
     /// Records the result in the manifest (one record: the inputs removed, the outputs

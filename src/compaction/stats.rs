@@ -39,7 +39,9 @@ pub struct DbStats {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct TableStats {
+    /// The table's name.
     pub name: String,
+    /// Per level, from L0 down.
     pub levels: Vec<LevelStats>,
     /// Bytes in all of the table's files.
     pub total_bytes: u64,
@@ -51,8 +53,11 @@ pub struct TableStats {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct LevelStats {
+    /// The level number (0 is the newest).
     pub level: u8,
+    /// SSTables in the level.
     pub files: usize,
+    /// Their total size in bytes.
     pub bytes: u64,
     /// The level's byte target; `None` for level 0 (file count) and the last level.
     pub target_bytes: Option<u64>,

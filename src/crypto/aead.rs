@@ -17,10 +17,10 @@ use super::{KEY_LEN, NONCE_LEN, TAG_LEN};
 
 /// Which implementation seals and opens units in this build.
 #[cfg(feature = "aws-lc")]
-pub(crate) const BACKEND: &str = "aws-lc-rs";
+pub const BACKEND: &str = "aws-lc-rs";
 /// Which implementation seals and opens units in this build.
 #[cfg(not(feature = "aws-lc"))]
-pub(crate) const BACKEND: &str = "aes-gcm (RustCrypto)";
+pub const BACKEND: &str = "aes-gcm (RustCrypto)";
 
 /// A failed seal (input too large) or open (wrong key, nonce, associated data or bytes).
 /// Deliberately carries nothing.

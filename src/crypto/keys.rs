@@ -14,7 +14,8 @@ pub struct TableKey([u8; KEY_LEN]);
 
 impl TableKey {
     /// Takes ownership of raw key bytes (from a KMS `GenerateDataKey` or `Decrypt`).
-    /// The caller's copy should be a zeroizing buffer too.
+    /// The caller's copy should be a zeroizing buffer too. Test and fixture code only.
+    #[cfg(any(test, feature = "fuzzing", feature = "bench-internals"))]
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> TableKey {
         TableKey(bytes)
     }

@@ -9,7 +9,7 @@ mod keys;
 mod unit;
 mod wrap;
 
-pub(crate) use aead::BACKEND;
+pub use aead::BACKEND;
 pub(crate) use keys::DataKey;
 pub use keys::TableKey;
 pub(crate) use unit::{FileKind, UnitContext, UnitKind, UnitOpener, UnitSealer, FORMAT_VERSION};

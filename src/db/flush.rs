@@ -127,6 +127,7 @@ impl DbInner {
                 self.build_options(t),
                 number,
                 mem,
+                self.opts.paranoid_checks,
             )?;
             self.bg.lock().compaction.flush_bytes += file.size;
             Some(Arc::new(file))
@@ -265,6 +266,8 @@ impl DbInner {
         {
             let mut ws = self.write.lock();
             for t in self.all_tables() {
+                // A failure from before this call is retried, not reported again.
+                *t.maintenance_error.lock() = None;
                 if !t.super_version().mem.is_empty() {
                     self.switch_memtable(&mut ws, &t)?;
                 }
@@ -325,7 +328,9 @@ pub(super) fn protection_with_key(
 }
 
 /// Writes memtable `mem` of table `t` to level-0 SSTable `number` in `dir` (synced, with
-/// its directory entry synced) and returns its handle. A partial file is removed on error.
+/// its directory entry synced), reads it back (`check_new_table_file`) and returns its
+/// handle. The file is removed on error.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build_table_file(
     env: &Arc<dyn Env>,
     dir: &Path,
@@ -334,6 +339,7 @@ pub(super) fn build_table_file(
     options: TableBuildOptions,
     number: FileNumber,
     mem: &Arc<MemTable>,
+    paranoid: bool,
 ) -> Result<FileHandle> {
     let path = dir.join(names::table(number));
     let built = (|| {
@@ -352,7 +358,9 @@ pub(super) fn build_table_file(
         // refers to it.
         env.sync_dir(dir)
             .map_err(|e| Error::io("syncing the data directory", e))?;
-        file_handle_for(env, dir, t, number, Level(0), &summary)
+        let handle = file_handle_for(env, dir, t, number, Level(0), &summary)?;
+        super::read::check_new_table_file(&**env, t, &handle, paranoid)?;
+        Ok(handle)
     })();
     if built.is_err() {
         let _ = env.remove_file(&path);

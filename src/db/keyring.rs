@@ -107,8 +107,11 @@ type Entries = HashMap<String, HashMap<String, Arc<CachedKey>>>;
 
 /// One cache entry as `encryption_status` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CacheEntryStatus {
+    /// The principal the cached key was unwrapped for (its ARN).
     pub principal: String,
+    /// The table whose key it is.
     pub table: String,
     /// Time since the KMS last confirmed access.
     pub age: Duration,

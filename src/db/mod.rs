@@ -29,7 +29,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::cache::BlockCache;
 use crate::compaction::DbStats;
 use crate::crypto::TableKey;
-use crate::error::{Error, Result};
+use crate::error::{Error, Poison, Result};
 use crate::kms::Principal;
 use crate::manifest::{DatabaseKeyMeta, ManifestWriter, TableMeta, VersionEdit};
 use crate::storage::{Env, FileLock};
@@ -53,8 +53,11 @@ pub(crate) use table::TableState;
 // For the compaction subsystem (`crate::compaction`).
 pub(crate) use level_iter::LevelIterator;
 pub(crate) use merge_iter::MergingIterator;
+pub(crate) use read::check_new_table_file;
 pub(crate) use table::SuperVersion;
 pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
+#[cfg(feature = "fuzzing")]
+pub(crate) use write_batch::{decode_section, SectionEntry};
 
 /// File names in the data directory.
 pub(crate) mod names {
@@ -170,7 +173,7 @@ pub(crate) struct DbInner {
     pub(crate) wal_segments: Mutex<BTreeSet<FileNumber>>,
     pub(crate) bg: Mutex<BgState>,
     pub(crate) bg_cv: Condvar,
-    pub(crate) poisoned: Mutex<Option<String>>,
+    pub(crate) poisoned: Mutex<Option<Poison>>,
     pub(crate) cache: Arc<BlockCache>,
     pub(crate) table_cache: Arc<crate::cache::TableCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
@@ -419,7 +422,7 @@ impl DbInner {
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &*self.poisoned.lock() {
-            Some(why) => Err(Error::Poisoned(why.clone())),
+            Some(p) => Err(Error::Poisoned(p.clone())),
             None => Ok(()),
         }
     }
@@ -440,7 +443,7 @@ impl DbInner {
         };
         manifest.append(edit, &mac_key).map_err(|e| {
             if manifest.may_hold_failed_record() {
-                self.poison(format!("manifest write failed: {e}"))
+                self.poison("manifest write failed", e)
             } else {
                 e
             }
@@ -449,12 +452,13 @@ impl DbInner {
 
     /// Enters the read-only state after a failed WAL or manifest write or fsync: the page
     /// cache may no longer match the disk, so nothing more is acknowledged (fsyncgate).
-    pub(crate) fn poison(&self, why: String) -> Error {
+    pub(crate) fn poison(&self, why: &str, cause: Error) -> Error {
+        let poison = Poison::caused_by(why, cause);
         let mut p = self.poisoned.lock();
         if p.is_none() {
-            *p = Some(why.clone());
+            *p = Some(poison.clone());
         }
-        Error::Poisoned(why)
+        Error::Poisoned(poison)
     }
 
     /// Checks `principal`'s access to an encrypted table through the table-key cache

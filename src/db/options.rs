@@ -77,6 +77,10 @@ pub struct Options {
     /// and its encrypted tables (or swapped for a plaintext-only one) is an error, not an
     /// emptier database.
     pub require_authenticated_manifest: bool,
+    /// Read back every block of each new SSTable (flush, compaction, recovery) before the
+    /// manifest names it (default false: the size, footer, index, filter and data key are
+    /// always checked). RocksDB's `paranoid_checks` in spirit.
+    pub paranoid_checks: bool,
 }
 
 impl Default for Options {
@@ -107,6 +111,7 @@ impl Default for Options {
             hard_pending_compaction_bytes: 256 << 30,
             disable_auto_compactions: false,
             require_authenticated_manifest: false,
+            paranoid_checks: false,
         }
     }
 }
@@ -137,6 +142,7 @@ impl fmt::Debug for Options {
                 "require_authenticated_manifest",
                 &self.require_authenticated_manifest,
             )
+            .field("paranoid_checks", &self.paranoid_checks)
             .field("level_base_bytes", &self.level_base_bytes)
             .field("level_size_multiplier", &self.level_size_multiplier)
             .field("target_file_size", &self.target_file_size)
@@ -152,7 +158,10 @@ pub enum Encryption {
     Plaintext,
     /// AES-256-GCM under a table key from the KMS: the service default key
     /// (`alias/aws/sealdb`) when `key_id` is `None`, else that customer managed key.
-    Encrypted { key_id: Option<String> },
+    Encrypted {
+        /// The KMS key (id, ARN or alias); `None` for the service default key.
+        key_id: Option<String>,
+    },
 }
 
 /// Whether an encrypted table's per-file range boundaries stay readable in the manifest.
@@ -169,7 +178,9 @@ pub enum Boundaries {
 /// Options fixed when a table is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableOptions {
+    /// Plaintext, or encrypted under which KMS key.
     pub encryption: Encryption,
+    /// Whether the manifest keeps each file's smallest and largest key in plaintext.
     pub boundaries: Boundaries,
     /// Data blocks compressed before they are sealed (default: none).
     pub compression: Compression,
@@ -218,6 +229,7 @@ impl TableOptions {
         self
     }
 
+    /// True for an encrypted table.
     pub fn is_encrypted(&self) -> bool {
         matches!(self.encryption, Encryption::Encrypted { .. })
     }
@@ -244,6 +256,7 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
+    /// Every write waits until the WAL is fsynced.
     pub fn synced() -> WriteOptions {
         WriteOptions { sync: true }
     }

@@ -162,6 +162,38 @@ fn open_reader(
     })
 }
 
+/// Checks a freshly written SSTable before a manifest edit may name it (as LevelDB reads
+/// back every table it builds): its size on disk is what the builder wrote, and its footer,
+/// index, filter and data key open from the disk, not from any cache; with `paranoid`,
+/// every data block is read back and checked too. A file the storage silently dropped or
+/// cut is caught here, while its inputs (memtable, compaction inputs) are still there.
+pub(crate) fn check_new_table_file(
+    env: &dyn Env,
+    t: &TableState,
+    f: &FileHandle,
+    paranoid: bool,
+) -> Result<()> {
+    let on_disk = env
+        .open_read(&f.path)
+        .map_err(|e| Error::io(format!("reading back {}", f.path.display()), e))?
+        .len();
+    if on_disk != f.size {
+        return Err(Error::corruption(
+            names::table(f.number),
+            on_disk,
+            format!(
+                "new file reads back {on_disk} bytes, {} were written: not installed",
+                f.size
+            ),
+        ));
+    }
+    let reader = open_table_file(env, None, t, f)?;
+    if paranoid {
+        reader.verify()?;
+    }
+    Ok(())
+}
+
 /// Reads a file's footer and unwraps its data key with the table key.
 fn open_table_file(
     env: &dyn Env,

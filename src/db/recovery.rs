@@ -293,6 +293,7 @@ pub(super) fn open(
         states: &states,
         next_table_id: state.next_table_id,
         write_buffer_size: opts.write_buffer_size,
+        paranoid: opts.paranoid_checks,
         max_seq: state.last_seq,
     };
     replay.run(&listing, &state, &mut alloc, &mut created)?;
@@ -572,6 +573,7 @@ struct Replay<'a> {
     states: &'a BTreeMap<TableId, Arc<TableState>>,
     next_table_id: u32,
     write_buffer_size: usize,
+    paranoid: bool,
     max_seq: u64,
 }
 
@@ -605,7 +607,8 @@ impl Replay<'_> {
                 super::status::replay_key(states.get(&table), fk, *seg)
             };
             let max_seq = &mut self.max_seq;
-            let (env, dir, write_buffer_size) = (self.env, self.dir, self.write_buffer_size);
+            let (env, dir, write_buffer_size, paranoid) =
+                (self.env, self.dir, self.write_buffer_size, self.paranoid);
             let mut sink = |first_seq: SeqNo,
                             table: TableId,
                             payload: bytes::Bytes|
@@ -624,7 +627,7 @@ impl Replay<'_> {
                 .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))?;
                 // Keep memory bounded while replaying: flush what passed the write buffer.
                 if mem.approximate_bytes() >= write_buffer_size {
-                    flush_recovered(env, dir, t, alloc, created)?;
+                    flush_recovered(env, dir, t, paranoid, alloc, created)?;
                 }
                 Ok(())
             };
@@ -655,7 +658,7 @@ impl Replay<'_> {
         created: &mut Created<'_>,
     ) -> Result<()> {
         for t in self.states.values() {
-            flush_recovered(self.env, self.dir, t, alloc, created)?;
+            flush_recovered(self.env, self.dir, t, self.paranoid, alloc, created)?;
         }
         Ok(())
     }
@@ -666,6 +669,7 @@ fn flush_recovered(
     env: &Arc<dyn Env>,
     dir: &Path,
     t: &Arc<TableState>,
+    paranoid: bool,
     alloc: &mut dyn FnMut() -> FileNumber,
     created: &mut Created<'_>,
 ) -> Result<()> {
@@ -688,6 +692,7 @@ fn flush_recovered(
         super::build_options_for(&t.meta.read()),
         number,
         &sv.mem,
+        paranoid,
     )?;
     let mut version = (*sv.version).clone();
     version.add(Arc::new(file));

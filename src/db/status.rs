@@ -16,8 +16,11 @@ use super::{names, Db, DbInner};
 
 /// Encryption at rest of one table, as `Db::encryption_status` reports it.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct TableEncryptionStatus {
+    /// The table's name.
     pub table: String,
+    /// True for an encrypted table.
     pub encrypted: bool,
     /// The KMS key that protects the table key.
     pub key_arn: Option<String>,
@@ -39,35 +42,54 @@ pub struct TableEncryptionStatus {
 
 /// One file as `Db::inspect` shows it.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct FileLayout {
+    /// The level the file is in.
     pub level: u8,
+    /// The file's name in the data directory.
     pub file: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// Entries (puts and deletes) in it.
     pub entries: u64,
+    /// The smallest sequence number in it.
     pub min_seq: u64,
+    /// The largest sequence number in it.
     pub max_seq: u64,
     /// The smallest and largest user key as the manifest stores them: hex for plaintext
     /// boundaries, `None` when sealed.
     pub smallest: Option<String>,
+    /// The largest user key, hex; `None` when sealed.
     pub largest: Option<String>,
 }
 
 /// A table's files by level.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct TableLayout {
+    /// The table's name.
     pub table: String,
+    /// True for an encrypted table.
     pub encrypted: bool,
+    /// The ARN of the KMS key its table key is under (encrypted tables).
     pub key_arn: Option<String>,
+    /// Its SSTables, by level.
     pub files: Vec<FileLayout>,
+    /// Bytes in its active memtable.
     pub memtable_bytes: usize,
+    /// Immutable memtables waiting for a flush.
     pub immutable_memtables: usize,
 }
 
 /// What `Db::verify` checked.
 #[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
+    /// Tables checked.
     pub tables: usize,
+    /// SSTables authenticated block by block.
     pub sstables: usize,
+    /// WAL segments replayed record by record.
     pub wal_segments: usize,
     /// Files in the directory that no table needs (see `Db::unreferenced_files`): left
     /// by a crash or a failed install, or copied in. Not deleted by open.

@@ -96,7 +96,7 @@ impl DbInner {
                     let protection = self.wal_protection(t, ws.wal.segment())?;
                     ws.wal
                         .register_table(t.id, protection)
-                        .map_err(|e| self.poison(format!("WAL write failed: {e}")))?;
+                        .map_err(|e| self.poison("WAL write failed", e))?;
                 }
             }
             // Only holders of the write lock hand out numbers.
@@ -107,7 +107,7 @@ impl DbInner {
             let before = ws.wal.len();
             ws.wal
                 .append_batch(first_seq, &sections)
-                .map_err(|e| self.poison(format!("WAL append failed: {e}")))?;
+                .map_err(|e| self.poison("WAL append failed", e))?;
             ws.appended += ws.wal.len() - before;
             // The memtables the batch belongs in: those of the segment it was appended to.
             let mems: Vec<Arc<MemTable>> = tables
@@ -125,7 +125,7 @@ impl DbInner {
                 }
             } else {
                 insert_batch(batch, first_seq, &mems)
-                    .map_err(|e| self.poison(format!("memtable insert failed: {e}")))?;
+                    .map_err(|e| self.poison("memtable insert failed", e))?;
                 let mut seqs = self.seqs.lock();
                 seqs.allocated = last_seq;
                 self.publish(&seqs);
@@ -190,7 +190,7 @@ impl DbInner {
         // IMPORTANT: fdatasync of the WAL segment; this is what makes `sync: true` durable.
         syncer
             .and_then(|s| s.sync().map_err(|e| Error::io("syncing the WAL", e)))
-            .map_err(|e| self.poison(format!("WAL fsync failed: {e}")))?;
+            .map_err(|e| self.poison("WAL fsync failed", e))?;
         self.synced.fetch_max(target, Ordering::AcqRel);
         Ok(())
     }
@@ -229,10 +229,10 @@ impl DbInner {
         // far is durable and group-commit waiters on the old segment are satisfied.
         ws.wal
             .sync()
-            .map_err(|e| self.poison(format!("WAL fsync failed: {e}")))?;
+            .map_err(|e| self.poison("WAL fsync failed", e))?;
         self.synced.fetch_max(ws.appended, Ordering::AcqRel);
         ws.wal = WalWriter::create(&*self.env, &self.path, segment)
-            .map_err(|e| self.poison(format!("cannot start WAL segment: {e}")))?;
+            .map_err(|e| self.poison("cannot start WAL segment", e))?;
         // The manifest lists every segment (format 2), so a segment deleted from the middle
         // is missed at open. Recorded before any write lands in it.
         {

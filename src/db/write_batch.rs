@@ -43,6 +43,7 @@ impl Default for Section {
 }
 
 impl WriteBatch {
+    /// An empty batch.
     pub fn new() -> WriteBatch {
         WriteBatch::default()
     }
@@ -62,6 +63,7 @@ impl WriteBatch {
         self.count as usize
     }
 
+    /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

@@ -5,6 +5,9 @@
 //! acknowledged as durable (a synced write or a completed flush); at every other point it
 //! must equal the model exactly.
 //!
+//! Two tables, `t` and `u`: batches across both are atomic (after a crash both tables come
+//! from the same prefix), and compactions run between the operations.
+//!
 //! Input: byte 0 picks the op index of the crash (past the end: no crash); then each op is
 //! two bytes, `code` and `arg`.
 
@@ -20,7 +23,7 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Most ops decoded from one input: enough to cross several flushes.
 const MAX_OPS: usize = 200;
 
-fn open(dir: &Path, env: &FaultEnv) -> crate::Result<(Db, Table)> {
+fn open(dir: &Path, env: &FaultEnv) -> crate::Result<(Db, Table, Table)> {
     let db = Db::open(
         dir,
         Options {
@@ -35,7 +38,11 @@ fn open(dir: &Path, env: &FaultEnv) -> crate::Result<(Db, Table)> {
         Ok(t) => t,
         Err(_) => db.create_table("t", TableOptions::plaintext())?,
     };
-    Ok((db, t))
+    let u = match db.table("u") {
+        Ok(u) => u,
+        Err(_) => db.create_table("u", TableOptions::plaintext())?,
+    };
+    Ok((db, t, u))
 }
 
 fn contents(t: &Table, reverse: bool) -> crate::Result<Model> {
@@ -73,22 +80,23 @@ pub fn engine_model(data: &[u8]) {
     };
     let Ok(dir) = dir else { return };
     let env = FaultEnv::new();
-    let (mut db, mut t) = match open(dir.path(), &env) {
+    let (mut db, mut t, mut u) = match open(dir.path(), &env) {
         Ok(v) => v,
         Err(e) => panic!("open of a new database failed: {e}"),
     };
     let mut model = Model::new();
-    // Model states after each op since the last durable point, oldest first.
-    let mut since_durable: Vec<Model> = vec![Model::new()];
+    let mut model_u = Model::new();
+    // Model states (both tables) after each op since the last durable point, oldest first.
+    let mut since_durable: Vec<(Model, Model)> = vec![(Model::new(), Model::new())];
     let mut snapshot: Option<(crate::Snapshot, Model)> = None;
     for (i, op) in ops.chunks_exact(2).take(MAX_OPS).enumerate() {
         let (code, arg) = (op[0], op[1]);
         let mut durable = false;
         let result: crate::Result<()> = (|| {
-            match code % 10 {
+            match code % 12 {
                 0..=2 => {
                     let v = format!("v{i}-{}", "x".repeat(usize::from(arg) % 90)).into_bytes();
-                    let sync = code % 10 == 2;
+                    let sync = code % 12 == 2;
                     t.put_opt(key(arg), &v, WriteOptions { sync })?;
                     model.insert(key(arg), v);
                     durable = sync;
@@ -131,6 +139,21 @@ pub fn engine_model(data: &[u8]) {
                         assert!(seen == then, "snapshot view differs");
                     }
                 },
+                10 => db.compact_table(if arg & 1 == 0 { "t" } else { "u" })?,
+                11 => {
+                    // Atomic across tables: both or neither after a crash.
+                    let mut b = WriteBatch::new();
+                    let v = format!("x{i}");
+                    b.put(&t, key(arg), &v);
+                    b.put(&u, key(arg), &v);
+                    b.delete(&u, key(arg.wrapping_add(3)));
+                    let sync = arg & 0x40 != 0;
+                    db.write(&b, WriteOptions { sync })?;
+                    model.insert(key(arg), v.clone().into_bytes());
+                    model_u.insert(key(arg), v.into_bytes());
+                    model_u.remove(&key(arg.wrapping_add(3)));
+                    durable = sync;
+                }
                 _ => {}
             }
             Ok(())
@@ -138,51 +161,59 @@ pub fn engine_model(data: &[u8]) {
         if let Err(e) = result {
             panic!("op {i} (code {code}) failed with no fault injected: {e}");
         }
-        if code % 10 == 9 {
+        if code % 12 == 9 {
             // A clean close and reopen keeps everything acknowledged.
             snapshot = None;
-            drop(t);
+            drop((t, u));
             drop(db);
-            (db, t) = match open(dir.path(), &env) {
+            (db, t, u) = match open(dir.path(), &env) {
                 Ok(v) => v,
                 Err(e) => panic!("clean reopen failed: {e}"),
             };
-            match contents(&t, false) {
-                Ok(m) => assert!(m == model, "state differs after a clean reopen"),
-                Err(e) => panic!("scan after a clean reopen failed: {e}"),
+            match (contents(&t, false), contents(&u, true)) {
+                (Ok(m), Ok(mu)) => {
+                    assert!(
+                        m == model && mu == model_u,
+                        "state differs after a clean reopen"
+                    )
+                }
+                (Err(e), _) | (_, Err(e)) => panic!("scan after a clean reopen failed: {e}"),
             }
             durable = true;
         }
         if durable {
             since_durable.clear();
         }
-        since_durable.push(model.clone());
+        since_durable.push((model.clone(), model_u.clone()));
         if i == usize::from(crash_at) {
             snapshot = None;
             env.halt();
-            drop(t);
+            drop((t, u));
             drop(db);
-            if let Err(e) = env.crash() {
+            // The power-loss mode follows from the op code, so inputs explore all four.
+            let mode =
+                crate::storage::fault::PowerLoss::all_modes(u64::from(arg))[usize::from(code >> 6)];
+            if let Err(e) = env.crash_with(mode) {
                 panic!("crash simulation failed: {e}");
             }
-            (db, t) = match open(dir.path(), &env) {
+            (db, t, u) = match open(dir.path(), &env) {
                 Ok(v) => v,
                 Err(e) => panic!("reopen after a crash failed: {e}"),
             };
-            let recovered = match contents(&t, false) {
-                Ok(m) => m,
-                Err(e) => panic!("scan after a crash failed: {e}"),
+            let recovered = match (contents(&t, false), contents(&u, false)) {
+                (Ok(m), Ok(mu)) => (m, mu),
+                (Err(e), _) | (_, Err(e)) => panic!("scan after a crash ({mode:?}) failed: {e}"),
             };
             assert!(
                 since_durable.contains(&recovered),
-                "after a crash the state is no prefix of the ops since the last durable one"
+                "after a crash ({mode:?}) the state is no prefix of the ops since the last durable one"
             );
-            model = recovered;
-            since_durable = vec![model.clone()];
+            (model, model_u) = recovered;
+            since_durable = vec![(model.clone(), model_u.clone())];
         }
     }
-    match contents(&t, true) {
-        Ok(m) => assert!(m == model, "final reverse scan differs"),
-        Err(e) => panic!("final scan failed: {e}"),
+    match (contents(&t, true), contents(&u, true)) {
+        (Ok(m), Ok(mu)) => assert!(m == model && mu == model_u, "final reverse scan differs"),
+        (Err(e), _) | (_, Err(e)) => panic!("final scan failed: {e}"),
     }
 }

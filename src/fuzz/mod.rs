@@ -6,6 +6,8 @@
 //! the corpora run under plain `cargo test` on the stable toolchain too.
 
 mod engine_model;
+mod files;
+mod sstable;
 
 use crate::crypto::{
     unwrap_data_key, wrap_data_key, DataKey, FileKind, TableKey, WrapContext, KEY_LEN,
@@ -14,9 +16,11 @@ use crate::kms::{Caller, EncryptionContext, KeyPolicy, Principal};
 use crate::types::{FileNumber, TableId};
 
 pub use engine_model::engine_model;
+pub use files::{current, keystore, wal_batch, KEYSTORE_ROOT_KEY};
+pub use sstable::{sstable_roundtrip, sstable_tamper};
 
 /// The fuzz targets, by the name of their directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 14] = [
     "data_block",
     "sstable",
     "wal_replay",
@@ -26,6 +30,11 @@ pub const TARGETS: [&str; 9] = [
     "key_policy",
     "audit_query",
     "engine_model",
+    "sstable_roundtrip",
+    "sstable_tamper",
+    "keystore",
+    "current",
+    "wal_batch",
 ];
 
 /// Runs target `name` on `data`; false for an unknown name.
@@ -42,6 +51,11 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "key_policy" => key_policy(data),
         "audit_query" => audit_query(data),
         "engine_model" => engine_model(data),
+        "sstable_roundtrip" => sstable_roundtrip(data),
+        "sstable_tamper" => sstable_tamper(data),
+        "keystore" => keystore(data),
+        "current" => current(data),
+        "wal_batch" => wal_batch(data),
         _ => return false,
     }
     true

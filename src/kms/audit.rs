@@ -48,6 +48,7 @@ pub struct AuditQuery {
     pub table: Option<String>,
     /// Inclusive bounds on `eventTime`.
     pub since: Option<SystemTime>,
+    /// Only events before this time.
     pub until: Option<SystemTime>,
 }
 

@@ -69,10 +69,12 @@ impl EncryptionContext {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// True when the context has no pairs.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The number of key-value pairs.
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -1,6 +1,7 @@
 //! Errors of KMS operations, mirroring AWS KMS's exception names.
 
 use std::fmt;
+use std::io;
 
 /// A KMS call failed. Variants mirror AWS KMS's exceptions.
 #[derive(Debug)]
@@ -10,8 +11,11 @@ pub enum KmsError {
     NotFound(String),
     /// `AccessDeniedException`: the caller is not allowed this action on this key.
     AccessDenied {
+        /// The caller's ARN.
         principal: String,
+        /// The action refused (`kms:Decrypt`, ...).
         action: String,
+        /// The key's ARN.
         key: String,
     },
     /// `InvalidCiphertextException`: the blob is malformed, was modified, or its encryption
@@ -20,7 +24,12 @@ pub enum KmsError {
     /// `DisabledException`: the key is disabled.
     Disabled(String),
     /// `KMSInvalidStateException`: the key's state forbids the call (e.g. pending deletion).
-    InvalidState { key: String, state: String },
+    InvalidState {
+        /// The key's ARN.
+        key: String,
+        /// Its state (`PendingDeletion`, ...).
+        state: String,
+    },
     /// `ValidationException` / `InvalidArnException` and friends: a malformed request.
     InvalidArgument(String),
     /// `AlreadyExistsException`.
@@ -36,6 +45,14 @@ pub enum KmsError {
     Keystore(String),
     /// `IncorrectKeyException`: Decrypt named a key other than the one the blob is under.
     IncorrectKey(String),
+    /// The local keystore's files could not be read or written (the operating system's
+    /// error is the `source()`).
+    Io {
+        /// What was being done, and on which path.
+        context: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
 }
 
 impl KmsError {
@@ -52,7 +69,7 @@ impl KmsError {
             KmsError::MalformedPolicy(_) => "MalformedPolicyDocumentException",
             KmsError::InvalidGrant(_) => "InvalidGrantIdException",
             KmsError::Unavailable(_) => "KMSUnavailable",
-            KmsError::Keystore(_) => "KeystoreError",
+            KmsError::Keystore(_) | KmsError::Io { .. } => "KeystoreError",
             KmsError::IncorrectKey(_) => "IncorrectKeyException",
         }
     }
@@ -82,8 +99,37 @@ impl fmt::Display for KmsError {
             KmsError::IncorrectKey(k) => {
                 write!(f, "the ciphertext was not encrypted under the key {k}")
             }
+            KmsError::Io { context, source } => write!(f, "keystore: {context}: {source}"),
         }
     }
 }
 
-impl std::error::Error for KmsError {}
+impl std::error::Error for KmsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KmsError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn io_failures_keep_their_source() {
+        let e = KmsError::Io {
+            context: "cannot read /k/keystore.bin".into(),
+            source: io::Error::new(io::ErrorKind::PermissionDenied, "denied"),
+        };
+        let src = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            src.map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        assert_eq!(e.code(), "KeystoreError");
+        assert!(KmsError::InvalidCiphertext.source().is_none());
+    }
+}

@@ -11,14 +11,23 @@ use super::{EncryptionContext, KmsError};
 /// An operation a grant can allow (AWS's `GrantOperation`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum GrantOperation {
+    /// `kms:Decrypt`.
     Decrypt,
+    /// `kms:Encrypt`.
     Encrypt,
+    /// `kms:GenerateDataKey`.
     GenerateDataKey,
+    /// `kms:GenerateDataKeyWithoutPlaintext`.
     GenerateDataKeyWithoutPlaintext,
+    /// `kms:ReEncryptFrom`.
     ReEncryptFrom,
+    /// `kms:ReEncryptTo`.
     ReEncryptTo,
+    /// `kms:CreateGrant`.
     CreateGrant,
+    /// `kms:RetireGrant`.
     RetireGrant,
+    /// `kms:DescribeKey`.
     DescribeKey,
 }
 
@@ -125,12 +134,17 @@ impl GrantConstraints {
 /// The request of CreateGrant.
 #[derive(Clone, Debug)]
 pub struct CreateGrantRequest {
+    /// The key the grant is on (id, ARN or alias).
     pub key_id: String,
     /// The principal the grant lets use the key: an ARN or a service principal name.
     pub grantee_principal: String,
+    /// Who may retire the grant, besides the grantee when allowed.
     pub retiring_principal: Option<String>,
+    /// The operations the grant allows.
     pub operations: Vec<GrantOperation>,
+    /// Encryption-context conditions the grant requires.
     pub constraints: Option<GrantConstraints>,
+    /// A name for the grant (idempotent creation).
     pub name: Option<String>,
 }
 
@@ -146,14 +160,21 @@ pub struct CreateGrantResponse {
 pub struct GrantEntry {
     /// The key's ARN.
     pub key_id: String,
+    /// The grant's id.
     pub grant_id: String,
+    /// Its name, if given.
     pub name: Option<String>,
+    /// When it was created.
     pub creation_date: SystemTime,
+    /// Who it lets use the key.
     pub grantee_principal: String,
+    /// Who may retire it.
     pub retiring_principal: Option<String>,
     /// The account of the principal that created the grant.
     pub issuing_account: String,
+    /// The operations it allows.
     pub operations: Vec<GrantOperation>,
+    /// Its encryption-context conditions.
     pub constraints: Option<GrantConstraints>,
 }
 

@@ -101,12 +101,16 @@ impl<'de> Deserialize<'de> for BackingKey {
 /// `KeyState` as AWS names it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum KeyState {
+    /// Usable.
     Enabled,
+    /// Refuses cryptographic operations until enabled.
     Disabled,
+    /// Scheduled for deletion; refuses cryptographic operations.
     PendingDeletion,
 }
 
 impl KeyState {
+    /// The state's name as AWS KMS writes it (`Enabled`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             KeyState::Enabled => "Enabled",
@@ -121,6 +125,7 @@ impl KeyState {
 pub enum KeyManager {
     /// An AWS managed key (`alias/aws/sealdb`): policy fixed, cannot be disabled or deleted.
     Aws,
+    /// A customer managed key.
     Customer,
 }
 
@@ -131,13 +136,19 @@ pub struct KeyMetadata {
     pub key_id: String,
     /// `arn:aws:kms:<region>:<account>:key/<key_id>`.
     pub arn: String,
+    /// The account that owns the key.
     pub aws_account_id: String,
+    /// The key's description.
     pub description: String,
+    /// When the key was created.
     pub creation_date: SystemTime,
+    /// True when the key is enabled.
     pub enabled: bool,
+    /// The key's state.
     pub key_state: KeyState,
     /// When a key pending deletion will be deleted.
     pub deletion_date: Option<SystemTime>,
+    /// Who manages the key (AWS or the customer).
     pub key_manager: KeyManager,
     /// Always `ENCRYPT_DECRYPT` (symmetric keys only).
     pub key_usage: &'static str,
@@ -146,6 +157,7 @@ pub struct KeyMetadata {
 /// The request of CreateKey.
 #[derive(Clone, Default, Debug)]
 pub struct CreateKeyRequest {
+    /// A description for the new key.
     pub description: String,
     /// A key policy document; `None` gives AWS's default policy (the account root, and so
     /// every principal of the account, may do everything).
@@ -155,7 +167,9 @@ pub struct CreateKeyRequest {
 /// GenerateDataKey's `KeySpec` / `NumberOfBytes`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DataKeySpec {
+    /// A 256-bit key (32 bytes).
     Aes256,
+    /// A 128-bit key (16 bytes).
     Aes128,
     /// 1 to 1024 bytes.
     NumberOfBytes(u16),

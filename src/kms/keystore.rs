@@ -86,7 +86,10 @@ pub(crate) struct Keystore {
 }
 
 fn ks_err(what: &str, path: &Path, e: io::Error) -> KmsError {
-    KmsError::Keystore(format!("{what} {}: {e}", path.display()))
+    KmsError::Io {
+        context: format!("{what} {}", path.display()),
+        source: e,
+    }
 }
 
 impl Keystore {

@@ -54,7 +54,9 @@ pub fn fuzz_parse_blob(data: &[u8]) -> bool {
 
 /// What GenerateDataKey returns: the plaintext key (zeroized on drop) and its blob.
 pub struct GeneratedDataKey {
+    /// The data key in plaintext (zeroized on drop).
     pub plaintext: Zeroizing<Vec<u8>>,
+    /// The data key encrypted under the KMS key.
     pub ciphertext_blob: Vec<u8>,
     /// The ARN of the KMS key that protects it.
     pub key_arn: String,
@@ -78,6 +80,7 @@ impl fmt::Debug for GeneratedDataKey {
 
 /// What Decrypt returns.
 pub struct DecryptedKey {
+    /// The decrypted data (zeroized on drop).
     pub plaintext: Zeroizing<Vec<u8>>,
     /// The ARN of the KMS key that protected it.
     pub key_arn: String,
@@ -148,17 +151,20 @@ pub trait Kms: Send + Sync {
         dest_key_id: &str,
         dest_ctx: &EncryptionContext,
     ) -> Result<Vec<u8>, KmsError>;
+    /// `CreateGrant`: lets a grantee use a key; returns the grant id and token.
     fn create_grant(
         &self,
         caller: &Caller,
         req: CreateGrantRequest,
     ) -> Result<CreateGrantResponse, KmsError>;
+    /// `ListGrants`: the grants on a key.
     fn list_grants(&self, caller: &Caller, key_id: &str) -> Result<Vec<GrantEntry>, KmsError>;
     /// RetireGrant: by the grant's retiring principal, or its grantee if the grant
     /// includes RetireGrant.
     fn retire_grant(&self, caller: &Caller, key_id: &str, grant_id: &str) -> Result<(), KmsError>;
     /// RevokeGrant: by a principal the key policy allows `kms:RevokeGrant`.
     fn revoke_grant(&self, caller: &Caller, key_id: &str, grant_id: &str) -> Result<(), KmsError>;
+    /// `GetKeyPolicy`: the key's policy document (JSON).
     fn get_key_policy(&self, caller: &Caller, key_id: &str) -> Result<String, KmsError>;
     /// PutKeyPolicy: customer managed keys only.
     fn put_key_policy(
@@ -167,7 +173,9 @@ pub trait Kms: Send + Sync {
         key_id: &str,
         policy_json: &str,
     ) -> Result<(), KmsError>;
+    /// `EnableKey`.
     fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError>;
+    /// `DisableKey`: refuses cryptographic operations under the key.
     fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError>;
     /// ScheduleKeyDeletion: 7 to 30 days; the key is unusable meanwhile and destroyed
     /// (with every blob under it) when the date passes.
@@ -177,6 +185,7 @@ pub trait Kms: Send + Sync {
         key_id: &str,
         pending_days: u32,
     ) -> Result<(), KmsError>;
+    /// `CancelKeyDeletion`: back to `Disabled`.
     fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError>;
 }
 

@@ -142,15 +142,19 @@ struct Statement {
 /// What the evaluator needs to know about a request.
 #[derive(Clone, Copy, Debug)]
 pub struct PolicyRequest<'a> {
+    /// Who calls, and through which service.
     pub caller: &'a Caller,
     /// The action, e.g. `kms:Decrypt`.
     pub action: &'a str,
     /// The key's ARN (the `Resource`).
     pub key_arn: &'a str,
+    /// The request's encryption context, if it has one.
     pub encryption_context: Option<&'a EncryptionContext>,
     /// For CreateGrant: the operations, grantee and retiring principal of the new grant.
     pub grant_operations: &'a [&'a str],
+    /// `CreateGrant`'s grantee, for grant conditions.
     pub grantee_principal: Option<&'a str>,
+    /// `CreateGrant`'s retiring principal.
     pub retiring_principal: Option<&'a str>,
 }
 
@@ -179,9 +183,15 @@ impl<'a> PolicyRequest<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PolicyDecision {
     /// A `Deny` statement matched; nothing (not even a grant) can allow the request.
-    ExplicitDeny { sid: Option<String> },
+    ExplicitDeny {
+        /// The matching statement's `Sid`, if it has one.
+        sid: Option<String>,
+    },
     /// An `Allow` statement matched.
-    Allow { sid: Option<String> },
+    Allow {
+        /// The matching statement's `Sid`, if it has one.
+        sid: Option<String>,
+    },
     /// No statement matched; a grant may still allow the request.
     ImplicitDeny,
 }

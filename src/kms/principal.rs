@@ -22,10 +22,15 @@ pub struct Principal {
 /// What kind of identity a principal is, as CloudTrail's `userIdentity.type` names it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PrincipalKind {
+    /// An account's root user.
     Root,
+    /// An IAM user.
     IamUser,
+    /// A session of an assumed role.
     AssumedRole,
+    /// An IAM role.
     Role,
+    /// An AWS service principal.
     AwsService,
 }
 
@@ -184,6 +189,7 @@ pub(crate) fn is_account_id(s: &str) -> bool {
 /// Who makes a call, and through which service (the `kms:ViaService` condition key).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Caller {
+    /// The principal calling.
     pub principal: Principal,
     /// `Some("sealdb.<region>.amazonaws.com")` when the engine calls on the principal's behalf.
     pub via_service: Option<String>,

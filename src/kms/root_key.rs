@@ -79,7 +79,9 @@ pub enum RootKeySource {
     /// A passphrase stretched with Argon2id. `kdf` applies when the keystore is created;
     /// an existing keystore's header names its own parameters.
     Passphrase {
+        /// The passphrase (zeroized on drop).
         passphrase: Zeroizing<String>,
+        /// The Argon2id cost parameters.
         kdf: KdfParams,
     },
     /// A file holding the 32-byte root key, raw or as 64 hex digits. It must exist.

@@ -155,7 +155,7 @@ impl ManifestWriter {
     /// unusable (poisoned): the engine must write a new one.
     pub(crate) fn append(&mut self, edit: &VersionEdit, mac_keys: MacKeys<'_>) -> Result<()> {
         if self.poisoned {
-            return Err(Error::Poisoned(format!(
+            return Err(Error::poisoned(format!(
                 "an earlier write to manifest {} failed",
                 self.path.display()
             )));

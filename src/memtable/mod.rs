@@ -89,6 +89,7 @@ impl MemTable {
         self.map.is_empty()
     }
 
+    #[cfg(feature = "bench-internals")]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }

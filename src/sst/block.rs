@@ -95,11 +95,6 @@ impl Block {
         self.data
     }
 
-    /// The file offset of the block's stored form.
-    pub(crate) fn file_offset(&self) -> u64 {
-        self.offset
-    }
-
     pub(crate) fn iter(self: &Arc<Self>) -> BlockIter {
         self.iter_with_buffer(Vec::new())
     }

@@ -79,11 +79,6 @@ impl BlockBuilder {
         self.entries == 0
     }
 
-    /// The last key added (empty when none).
-    pub(crate) fn last_key(&self) -> &[u8] {
-        &self.last_key
-    }
-
     /// Appends the restart array, returns the block's bytes; `reset` before reuse.
     pub(crate) fn finish(&mut self) -> Result<&[u8]> {
         for r in &self.restarts {

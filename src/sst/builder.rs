@@ -227,6 +227,7 @@ impl TableBuilder {
     }
 
     /// Entries added so far.
+    #[cfg(test)]
     pub(crate) fn entries(&self) -> u64 {
         self.props.entries
     }

@@ -116,28 +116,20 @@ impl Table {
         }))
     }
 
-    /// The file's name, as used in errors.
-    pub(crate) fn label(&self) -> &Arc<str> {
-        &self.label
-    }
-
     pub(crate) fn properties(&self) -> &TableProperties {
         &self.props
     }
 
     /// The wrapped data key in the footer (`None`: a plaintext file).
+    #[cfg(test)]
     pub(crate) fn footer_key(&self) -> Option<&FooterKey> {
         self.footer.key.as_ref()
     }
 
     /// True when this file was sealed (encrypted).
+    #[cfg(test)]
     pub(crate) fn is_sealed(&self) -> bool {
         self.opener.is_sealed()
-    }
-
-    /// False only when no version of `user_key` is in this table.
-    pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter.may_contain(user_key)
     }
 
     /// Decodes an index entry's value into a data block handle.

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::sst::block::BlockIter;
@@ -25,14 +23,6 @@ impl TableIter {
             index,
             data: None,
         }
-    }
-
-    /// The current value as a zero-copy slice of its block. Requires `valid()`.
-    pub(crate) fn value_bytes(&self) -> Bytes {
-        self.data
-            .as_ref()
-            .map(|(_, d)| d.value_bytes())
-            .unwrap_or_default()
     }
 
     /// Loads the data block the index cursor points at (keeps it if already loaded).

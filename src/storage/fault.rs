@@ -7,17 +7,27 @@
 //! trigger fires the operation fails with EIO or ENOSPC ([`FaultKind`]). A failed append
 //! first lets half its bytes land, as a real short write does.
 //!
-//! Crashes ([`FaultEnv::crash`]), after LevelDB's `fault_injection_test`:
+//! Crashes ([`FaultEnv::crash`] and [`FaultEnv::crash_with`]), after LevelDB's
+//! `fault_injection_test`, in the modes of [`PowerLoss`]:
 //! - every file this env wrote is cut back to the length it had at its last sync
-//!   (a `FileSyncer` sync counts; so does `truncate`, which syncs);
+//!   (a `FileSyncer` sync counts; so does `truncate`, which syncs), or, with
+//!   [`PowerLoss::torn_tail`], keeps a random prefix of its unsynced tail (a torn write);
 //! - a file created since the last sync of its directory is deleted;
 //! - a rename not followed by a sync of the target's directory is undone: the file goes
-//!   back to its old name and the file it replaced, if any, comes back.
+//!   back to its old name and the file it replaced, if any, comes back;
+//! - with [`PowerLoss::lose_unsynced_removes`], a file removed since the last sync of its
+//!   directory comes back with the bytes it had durably;
+//! - a failed sync is honest (fsyncgate): the bytes that sync should have made durable are
+//!   zeroed at the crash even if a later sync of the file succeeded, because the kernel
+//!   drops the dirty pages of a failed writeback and a retried fsync then reports success.
 //!
-//! Not modelled: removals are durable at once (a real crash could resurrect a removed
-//! file), directory creation is durable at once, and data appended but not synced is
-//! dropped whole (a real disk may keep any prefix of it, or torn pages in between; the WAL's
-//! torn-tail tests cover those shapes separately).
+//! Kill points ([`FaultEnv::set_kill_point`]): the k-th call of a kind on a class of file
+//! ([`FileClass`]) simulates the power loss at once (optionally) and aborts the process, so
+//! a crash test can die mid-flush, mid-compaction or mid manifest switch without any hook in
+//! the engine.
+//!
+//! Not modelled: directory creation is durable at once, and a torn write keeps a prefix
+//! (a real disk may also tear pages in the middle; the WAL's torn-tail tests cover those).
 
 use std::collections::HashMap;
 use std::io;
@@ -31,7 +41,7 @@ use parking_lot::Mutex;
 use super::{Env, FileLock, FileSyncer, RandomAccessFile, StdEnv, WritableFile};
 
 /// The kinds of operation a fault can be armed on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultOp {
     /// `Env::create` (opening a file for writing).
     Create,
@@ -79,13 +89,16 @@ pub enum FaultKind {
     Eio,
     /// No space left on the device (ENOSPC).
     Enospc,
+    /// Reads only: the call succeeds but one bit of what it returns is flipped (a disk or
+    /// bus error the device did not report). Other kinds fail with EIO instead.
+    BitFlip,
 }
 
 impl FaultKind {
     fn error(self, op: FaultOp) -> io::Error {
         let errno = match self {
-            FaultKind::Eio => 5,     // EIO
-            FaultKind::Enospc => 28, // ENOSPC
+            FaultKind::Eio | FaultKind::BitFlip => 5, // EIO
+            FaultKind::Enospc => 28,                  // ENOSPC
         };
         let os = io::Error::from_raw_os_error(errno);
         io::Error::new(os.kind(), format!("injected {op:?} fault: {os}"))
@@ -120,6 +133,116 @@ struct Written {
     synced: u64,
     /// Created since the last sync of its directory.
     new_entry: bool,
+    /// Byte ranges a failed sync should have made durable: lost at a crash whatever
+    /// later syncs report.
+    failed_sync: Vec<(u64, u64)>,
+}
+
+/// The classes of file a kill point can be restricted to, by file name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileClass {
+    /// Any file (and calls with no path, such as a `FileSyncer` sync of any file).
+    Any,
+    /// `*.sst`: table files (flush and compaction outputs).
+    Table,
+    /// `*.log`: WAL segments.
+    Wal,
+    /// `MANIFEST-*`.
+    Manifest,
+    /// `CURRENT` and `CURRENT.tmp` (the manifest switch).
+    Current,
+    /// Files outside the database's own names (the KMS keystore and audit log).
+    Other,
+}
+
+impl FileClass {
+    /// Every class, for tests that loop over them.
+    pub const ALL: [FileClass; 6] = [
+        FileClass::Any,
+        FileClass::Table,
+        FileClass::Wal,
+        FileClass::Manifest,
+        FileClass::Current,
+        FileClass::Other,
+    ];
+
+    /// The class of a path, by its file name.
+    pub fn of(path: &Path) -> FileClass {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".sst") {
+            FileClass::Table
+        } else if name.ends_with(".log") {
+            FileClass::Wal
+        } else if name.starts_with("MANIFEST") {
+            FileClass::Manifest
+        } else if name.starts_with("CURRENT") {
+            FileClass::Current
+        } else {
+            FileClass::Other
+        }
+    }
+
+    fn matches(self, path: Option<&Path>) -> bool {
+        match (self, path) {
+            (FileClass::Any, _) => true,
+            (_, None) => false,
+            (c, Some(p)) => FileClass::of(p) == c,
+        }
+    }
+}
+
+/// What a simulated power loss does to what was not made durable. The default is
+/// LevelDB's model: unsynced bytes dropped whole, removals durable at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PowerLoss {
+    /// Each file keeps a random prefix (none to all) of its unsynced tail instead of
+    /// losing it whole: a write torn at an arbitrary byte.
+    pub torn_tail: bool,
+    /// A removal not followed by a sync of its directory is undone: the file comes back
+    /// with its durable bytes.
+    pub lose_unsynced_removes: bool,
+    /// Seeds the torn lengths, so a failing crash replays.
+    pub seed: u64,
+}
+
+impl PowerLoss {
+    /// Every combination of the modes, for tests that loop over them.
+    pub fn all_modes(seed: u64) -> [PowerLoss; 4] {
+        let m = |torn_tail, lose_unsynced_removes| PowerLoss {
+            torn_tail,
+            lose_unsynced_removes,
+            seed,
+        };
+        [
+            m(false, false),
+            m(true, false),
+            m(false, true),
+            m(true, true),
+        ]
+    }
+}
+
+/// Where [`FaultEnv::set_kill_point`] ends the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KillPoint {
+    /// The kind of call.
+    pub op: FaultOp,
+    /// The files whose calls count.
+    pub file: FileClass,
+    /// Matching calls let through before the one that kills (0: the first kills).
+    pub after: u64,
+    /// Simulate this power loss before aborting; `None`: a plain process kill (what the
+    /// OS already has survives).
+    pub power_loss: Option<PowerLoss>,
+}
+
+/// A small deterministic generator (splitmix64) for torn lengths.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 type Shared = Arc<Mutex<Written>>;
@@ -132,11 +255,23 @@ struct PendingRename {
     replaced: Option<Vec<u8>>,
 }
 
+/// A removal whose directory has not been synced since, with the bytes the file had
+/// durably (what a power loss brings back).
+struct PendingRemove {
+    path: PathBuf,
+    durable: Vec<u8>,
+}
+
 #[derive(Default)]
 struct State {
     armed: [Option<Armed>; FaultOp::ALL.len()],
     files: HashMap<PathBuf, Shared>,
     renames: Vec<PendingRename>,
+    removes: Vec<PendingRemove>,
+    /// The kill point, matching calls seen, and whether it aborts (else it only halts).
+    kill: Option<(KillPoint, u64, bool)>,
+    /// A kill point reached, to fire once the caller has left the gate.
+    pending_kill: Option<KillPoint>,
 }
 
 struct Core {
@@ -145,6 +280,10 @@ struct Core {
     injected: [AtomicU64; FaultOp::ALL.len()],
     /// Set by `halt`/`crash`: nothing reaches the disk any more.
     halted: AtomicBool,
+    /// Every mutating call holds this shared while it runs; a kill point takes it
+    /// exclusively, so the power-loss image is taken with no call half done (a call that
+    /// completed is in the image, and only such a call can have been acknowledged).
+    gate: parking_lot::RwLock<()>,
 }
 
 /// The real file system with injectable faults and simulated crashes. Cheap to clone;
@@ -186,6 +325,7 @@ impl FaultEnv {
                 calls: Default::default(),
                 injected: Default::default(),
                 halted: AtomicBool::new(false),
+                gate: parking_lot::RwLock::new(()),
             }),
         }
     }
@@ -199,9 +339,24 @@ impl FaultEnv {
         });
     }
 
-    /// Disarms every fault.
+    /// Disarms every fault (and the kill point).
     pub fn disarm_all(&self) {
-        self.core.state.lock().armed = Default::default();
+        let mut st = self.core.state.lock();
+        st.armed = Default::default();
+        st.kill = None;
+    }
+
+    /// Ends the process at `point` (see the module docs); counting starts now.
+    pub fn set_kill_point(&self, point: KillPoint) {
+        self.core.state.lock().kill = Some((point, 0, true));
+    }
+
+    /// The in-process twin of a kill point: at `point` the env halts (that call and every
+    /// later one fail, nothing more reaches the disk) instead of aborting, so a test can
+    /// drop the database and [`crash_with`](Self::crash_with) as of that instant.
+    /// `point.power_loss` is ignored: the test picks the mode when it crashes.
+    pub fn set_halt_point(&self, point: KillPoint) {
+        self.core.state.lock().kill = Some((point, 0, false));
     }
 
     /// Calls of `op` made through this env.
@@ -226,52 +381,53 @@ impl FaultEnv {
         self.core.halted.store(true, Ordering::SeqCst);
     }
 
-    /// Simulates a power loss (see the module docs for what is modelled), then brings the
-    /// file system back with no fault armed. Halts first; files still mapped by an open
-    /// database must not be among those cut, so drop the database before calling it.
+    /// True once halted (by `halt`, a crash in progress or a kill point being reached).
+    pub fn is_halted(&self) -> bool {
+        self.core.halted.load(Ordering::SeqCst)
+    }
+
+    /// Simulates a power loss in the default mode ([`PowerLoss::default`]).
     pub fn crash(&self) -> io::Result<()> {
+        self.crash_with(PowerLoss::default())
+    }
+
+    /// Simulates a power loss in `mode` (see the module docs for what is modelled), then
+    /// brings the file system back with no fault armed. Halts first; files still mapped by
+    /// an open database must not be among those cut, so drop the database before calling it.
+    pub fn crash_with(&self, mode: PowerLoss) -> io::Result<()> {
         self.halt();
         let mut st = self.core.state.lock();
-        // Undo renames newest first, so chains of renames unwind in order.
-        while let Some(r) = st.renames.pop() {
-            if r.to.exists() {
-                std::fs::rename(&r.to, &r.from)?;
-            }
-            if let Some(tracked) = st.files.remove(&r.to) {
-                st.files.insert(r.from.clone(), tracked);
-            }
-            if let Some(old) = r.replaced {
-                std::fs::write(&r.to, old)?;
-            }
-        }
-        for (path, file) in st.files.drain() {
-            let f = file.lock();
-            if !path.exists() {
-                continue;
-            }
-            if f.new_entry {
-                std::fs::remove_file(&path)?;
-            } else if f.synced < std::fs::metadata(&path)?.len() {
-                let h = std::fs::OpenOptions::new().write(true).open(&path)?;
-                h.set_len(f.synced)?;
-                h.sync_all()?;
-            }
-        }
+        apply_power_loss(&mut st, mode)?;
         st.armed = Default::default();
+        st.kill = None;
         drop(st);
         self.core.halted.store(false, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Counts a call of `op` and decides whether it fails.
-    fn check(&self, op: FaultOp) -> io::Result<()> {
+    /// Counts a call of `op` on `path` and decides whether it fails (or kills).
+    fn check(&self, op: FaultOp, path: Option<&Path>) -> io::Result<Option<FaultKind>> {
         if self.core.halted.load(Ordering::SeqCst) {
             return Err(halted_error());
         }
         self.core.calls[op.index()].fetch_add(1, Ordering::SeqCst);
         let mut st = self.core.state.lock();
+        if let Some((point, seen, abort)) = st.kill.as_mut() {
+            if point.op == op && point.file.matches(path) {
+                if *seen == point.after {
+                    let point = *point;
+                    if *abort {
+                        st.pending_kill = Some(point);
+                    }
+                    st.kill = None;
+                    self.halt();
+                    return Err(halted_error());
+                }
+                *seen += 1;
+            }
+        }
         let Some(armed) = st.armed[op.index()].as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let n = armed.seen;
         armed.seen += 1;
@@ -282,9 +438,45 @@ impl FaultEnv {
         };
         if fire {
             self.core.injected[op.index()].fetch_add(1, Ordering::SeqCst);
-            return Err(armed.kind.error(op));
+            return Ok(Some(armed.kind));
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Like `check`, with a fired fault as its error (a bit flip is an error where the
+    /// call returns no data).
+    fn check_err(&self, op: FaultOp, path: Option<&Path>) -> io::Result<()> {
+        match self.check(op, path)? {
+            None => Ok(()),
+            Some(kind) => Err(kind.error(op)),
+        }
+    }
+
+    /// Runs one call inside the gate, then fires a kill point the call reached.
+    fn guarded<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        let gate = self.core.gate.read();
+        let r = f();
+        drop(gate);
+        let pending = self.core.state.lock().pending_kill.take();
+        if let Some(point) = pending {
+            self.kill(point);
+        }
+        r
+    }
+
+    /// A kill point fired: halt, wait for calls in progress, optionally lose power, and
+    /// abort (no destructor runs, as with SIGKILL).
+    fn kill(&self, point: KillPoint) -> ! {
+        self.halt();
+        let _all = self.core.gate.write();
+        if let Some(mode) = point.power_loss {
+            let mut st = self.core.state.lock();
+            if let Err(e) = apply_power_loss(&mut st, mode) {
+                eprintln!("kill point {point:?}: power-loss simulation failed: {e}");
+            }
+        }
+        eprintln!("kill point {point:?} reached: aborting");
+        std::process::abort();
     }
 
     fn track_new(&self, path: &Path) -> Shared {
@@ -292,24 +484,139 @@ impl FaultEnv {
             new_entry: true,
             ..Written::default()
         }));
-        self.core
-            .state
-            .lock()
-            .files
-            .insert(path.to_path_buf(), Arc::clone(&shared));
+        let mut st = self.core.state.lock();
+        // Re-creating a removed name: the new file is what a crash must reason about.
+        st.removes.retain(|r| r.path != path);
+        st.files.insert(path.to_path_buf(), Arc::clone(&shared));
         shared
     }
 }
 
+/// Puts the disk in the state a power loss in `mode` leaves (see the module docs).
+fn apply_power_loss(st: &mut State, mode: PowerLoss) -> io::Result<()> {
+    let mut rng = mode.seed ^ 0x005e_ed0f_7012_u64;
+    // Undo renames newest first, so chains of renames unwind in order.
+    while let Some(r) = st.renames.pop() {
+        if r.to.exists() {
+            std::fs::rename(&r.to, &r.from)?;
+        }
+        if let Some(tracked) = st.files.remove(&r.to) {
+            st.files.insert(r.from.clone(), tracked);
+        }
+        if let Some(old) = r.replaced {
+            std::fs::write(&r.to, old)?;
+        }
+    }
+    let removes = std::mem::take(&mut st.removes);
+    let mut files: Vec<(PathBuf, Shared)> = st.files.drain().collect();
+    // A fixed order, so the torn lengths follow from the seed alone.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, file) in files {
+        let f = file.lock();
+        if !path.exists() {
+            continue;
+        }
+        if f.new_entry {
+            std::fs::remove_file(&path)?;
+            continue;
+        }
+        let on_disk = std::fs::metadata(&path)?.len();
+        let mut keep = f.synced.min(on_disk);
+        if mode.torn_tail && on_disk > keep {
+            keep += splitmix(&mut rng) % (on_disk - keep + 1);
+        }
+        let h = std::fs::OpenOptions::new().write(true).open(&path)?;
+        if keep < on_disk {
+            h.set_len(keep)?;
+        }
+        for &(from, to) in &f.failed_sync {
+            let to = to.min(keep);
+            if from < to {
+                use std::os::unix::fs::FileExt;
+                let zeros = vec![0u8; usize::try_from(to - from).unwrap_or(0)];
+                h.write_all_at(&zeros, from)?;
+            }
+        }
+        h.sync_all()?;
+    }
+    if mode.lose_unsynced_removes {
+        for r in removes {
+            if !r.path.exists() {
+                std::fs::write(&r.path, &r.durable)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 struct FaultFile {
     env: FaultEnv,
+    path: PathBuf,
     inner: Box<dyn WritableFile>,
     written: Shared,
 }
 
+/// A sync through either handle: on success what was appended before it is durable; on
+/// failure that range is lost for good (see the module docs).
+fn sync_file(
+    env: &FaultEnv,
+    path: &Path,
+    written: &Shared,
+    inner: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let len = written.lock().len;
+    let failed = match env.check(FaultOp::Sync, Some(path)) {
+        Ok(None) => inner().err(),
+        Ok(Some(kind)) => Some(kind.error(FaultOp::Sync)),
+        Err(e) => return Err(e),
+    };
+    let mut w = written.lock();
+    match failed {
+        None => {
+            w.synced = w.synced.max(len);
+            Ok(())
+        }
+        Some(e) => {
+            let from = w.synced;
+            if from < len {
+                w.failed_sync.push((from, len));
+            }
+            Err(e)
+        }
+    }
+}
+
 impl WritableFile for FaultFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.env.check(FaultOp::Append) {
+        let env = self.env.clone();
+        env.guarded(|| self.append_unguarded(data))
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let env = self.env.clone();
+        env.guarded(|| {
+            let inner = &mut self.inner;
+            sync_file(&self.env, &self.path, &self.written, || inner.sync())
+        })
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+
+    fn syncer(&self) -> io::Result<Box<dyn FileSyncer>> {
+        Ok(Box::new(FaultSyncer {
+            env: self.env.clone(),
+            path: self.path.clone(),
+            inner: self.inner.syncer()?,
+            written: Arc::clone(&self.written),
+        }))
+    }
+}
+
+impl FaultFile {
+    fn append_unguarded(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.env.check_err(FaultOp::Append, Some(&self.path)) {
             if !self.env.core.halted.load(Ordering::SeqCst) {
                 // A short write: half the bytes land, then the error.
                 let half = data.get(..data.len() / 2).unwrap_or_default();
@@ -322,55 +629,50 @@ impl WritableFile for FaultFile {
         self.written.lock().len += data.len() as u64;
         Ok(())
     }
-
-    fn sync(&mut self) -> io::Result<()> {
-        let len = self.written.lock().len;
-        self.env.check(FaultOp::Sync)?;
-        self.inner.sync()?;
-        let mut w = self.written.lock();
-        w.synced = w.synced.max(len);
-        Ok(())
-    }
-
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-
-    fn syncer(&self) -> io::Result<Box<dyn FileSyncer>> {
-        Ok(Box::new(FaultSyncer {
-            env: self.env.clone(),
-            inner: self.inner.syncer()?,
-            written: Arc::clone(&self.written),
-        }))
-    }
 }
 
 struct FaultSyncer {
     env: FaultEnv,
+    path: PathBuf,
     inner: Box<dyn FileSyncer>,
     written: Shared,
 }
 
 impl FileSyncer for FaultSyncer {
     fn sync(&self) -> io::Result<()> {
-        let len = self.written.lock().len;
-        self.env.check(FaultOp::Sync)?;
-        self.inner.sync()?;
-        let mut w = self.written.lock();
-        w.synced = w.synced.max(len);
-        Ok(())
+        self.env
+            .guarded(|| sync_file(&self.env, &self.path, &self.written, || self.inner.sync()))
     }
 }
 
+/// Reads of a mapped file: `read_at` is the only way the engine reads a mapping, so a
+/// fault here is a fault of the mmap read path.
 struct FaultReader {
     env: FaultEnv,
+    path: PathBuf,
     inner: Arc<dyn RandomAccessFile>,
+}
+
+/// Flips one bit of `data`, chosen by its length (a deterministic corruption).
+fn flip_a_bit(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    let n = v.len();
+    if let Some(b) = v.get_mut(n / 2) {
+        *b ^= 0x10;
+    }
+    v
 }
 
 impl RandomAccessFile for FaultReader {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
-        self.env.check(FaultOp::Read)?;
-        self.inner.read_at(offset, len)
+        match self.env.check(FaultOp::Read, Some(&self.path))? {
+            None => self.inner.read_at(offset, len),
+            Some(FaultKind::BitFlip) => {
+                let data = self.inner.read_at(offset, len)?;
+                Ok(Bytes::from(flip_a_bit(&data)))
+            }
+            Some(kind) => Err(kind.error(FaultOp::Read)),
+        }
     }
 
     fn len(&self) -> u64 {
@@ -378,40 +680,45 @@ impl RandomAccessFile for FaultReader {
     }
 }
 
-impl Env for FaultEnv {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+impl FaultEnv {
+    fn create_dir_all_unguarded(&self, path: &Path) -> io::Result<()> {
         if self.core.halted.load(Ordering::SeqCst) {
             return Err(halted_error());
         }
         StdEnv.create_dir_all(path)
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.check(FaultOp::Create)?;
+    fn create_unguarded(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.check_err(FaultOp::Create, Some(path))?;
         let inner = StdEnv.create(path)?;
         let written = self.track_new(path);
         Ok(Box::new(FaultFile {
             env: self.clone(),
+            path: path.to_path_buf(),
             inner,
             written,
         }))
     }
 
-    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
-        self.check(FaultOp::OpenRead)?;
+    fn open_read_unguarded(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        self.check_err(FaultOp::OpenRead, Some(path))?;
         Ok(Arc::new(FaultReader {
             env: self.clone(),
+            path: path.to_path_buf(),
             inner: StdEnv.open_read(path)?,
         }))
     }
 
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.check(FaultOp::Read)?;
-        StdEnv.read_all(path)
+    fn read_all_unguarded(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.check(FaultOp::Read, Some(path))? {
+            None => StdEnv.read_all(path),
+            Some(FaultKind::BitFlip) => Ok(flip_a_bit(&StdEnv.read_all(path)?)),
+            Some(kind) => Err(kind.error(FaultOp::Read)),
+        }
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(FaultOp::Rename)?;
+    fn rename_unguarded(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check_err(FaultOp::Rename, Some(to))?;
         let replaced = if to.exists() {
             Some(std::fs::read(to)?)
         } else {
@@ -430,26 +737,49 @@ impl Env for FaultEnv {
         Ok(())
     }
 
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.check(FaultOp::Truncate)?;
+    fn truncate_unguarded(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.check_err(FaultOp::Truncate, Some(path))?;
         StdEnv.truncate(path, len)?;
         if let Some(f) = self.core.state.lock().files.get(path) {
             let mut f = f.lock();
             f.len = len;
             f.synced = len;
+            f.failed_sync.retain(|r| r.0 < len);
         }
         Ok(())
     }
 
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.check(FaultOp::Remove)?;
+    fn remove_file_unguarded(&self, path: &Path) -> io::Result<()> {
+        self.check_err(FaultOp::Remove, Some(path))?;
+        // What a power loss before the next directory sync brings back: the durable
+        // bytes of a file whose entry was durable; nothing for a file never made durable.
+        let durable = {
+            let st = self.core.state.lock();
+            match st.files.get(path) {
+                Some(f) if f.lock().new_entry => None,
+                Some(f) => {
+                    let synced = f.lock().synced;
+                    let mut data = std::fs::read(path).unwrap_or_default();
+                    data.truncate(usize::try_from(synced).unwrap_or(usize::MAX));
+                    Some(data)
+                }
+                None => std::fs::read(path).ok(),
+            }
+        };
         StdEnv.remove_file(path)?;
-        self.core.state.lock().files.remove(path);
+        let mut st = self.core.state.lock();
+        st.files.remove(path);
+        if let Some(durable) = durable {
+            st.removes.push(PendingRemove {
+                path: path.to_path_buf(),
+                durable,
+            });
+        }
         Ok(())
     }
 
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.check(FaultOp::SyncDir)?;
+    fn sync_dir_unguarded(&self, path: &Path) -> io::Result<()> {
+        self.check_err(FaultOp::SyncDir, Some(path))?;
         StdEnv.sync_dir(path)?;
         let mut st = self.core.state.lock();
         for (p, f) in &st.files {
@@ -458,14 +788,60 @@ impl Env for FaultEnv {
             }
         }
         st.renames.retain(|r| parent(&r.to) != path);
+        st.removes.retain(|r| parent(&r.path) != path);
         Ok(())
     }
 
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+    fn list_dir_unguarded(&self, path: &Path) -> io::Result<Vec<String>> {
         if self.core.halted.load(Ordering::SeqCst) {
             return Err(halted_error());
         }
         StdEnv.list_dir(path)
+    }
+
+    fn lock_unguarded(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        if self.core.halted.load(Ordering::SeqCst) {
+            return Err(halted_error());
+        }
+        StdEnv.lock(path)
+    }
+}
+
+impl Env for FaultEnv {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.create_dir_all_unguarded(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.guarded(|| self.create_unguarded(path))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
+        self.open_read_unguarded(path)
+    }
+
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.guarded(|| self.read_all_unguarded(path))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.guarded(|| self.rename_unguarded(from, to))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.guarded(|| self.truncate_unguarded(path, len))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.guarded(|| self.remove_file_unguarded(path))
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.guarded(|| self.sync_dir_unguarded(path))
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.list_dir_unguarded(path)
     }
 
     fn exists(&self, path: &Path) -> bool {
@@ -473,10 +849,7 @@ impl Env for FaultEnv {
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        if self.core.halted.load(Ordering::SeqCst) {
-            return Err(halted_error());
-        }
-        StdEnv.lock(path)
+        self.lock_unguarded(path)
     }
 }
 
@@ -576,5 +949,135 @@ mod tests {
         assert_eq!(std::fs::metadata(dir.path().join("f"))?.len(), 0);
         assert_eq!(env.injected_total(), 0);
         Ok(())
+    }
+    #[test]
+    fn a_torn_tail_keeps_a_prefix_of_the_unsynced_bytes() -> io::Result<()> {
+        let mut lengths = std::collections::BTreeSet::new();
+        for seed in 0..24 {
+            let dir = tempfile::tempdir()?;
+            let d = dir.path();
+            let env = FaultEnv::new();
+            let mut f = env.create(&d.join("wal"))?;
+            f.append(b"synced|")?;
+            f.sync()?;
+            env.sync_dir(d)?;
+            f.append(b"0123456789")?;
+            drop(f);
+            env.crash_with(PowerLoss {
+                torn_tail: true,
+                seed,
+                ..PowerLoss::default()
+            })?;
+            let got = std::fs::read(d.join("wal"))?;
+            assert!(b"synced|0123456789".starts_with(&got), "{got:?}");
+            assert!(got.len() >= 7, "synced bytes lost: {got:?}");
+            lengths.insert(got.len());
+        }
+        // Different seeds tear at different bytes.
+        assert!(lengths.len() > 3, "{lengths:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn an_unsynced_remove_comes_back_only_in_that_mode() -> io::Result<()> {
+        for lose in [false, true] {
+            let dir = tempfile::tempdir()?;
+            let d = dir.path();
+            let env = FaultEnv::new();
+            let mut f = env.create(&d.join("old.log"))?;
+            f.append(b"durable")?;
+            f.sync()?;
+            f.append(b" not")?;
+            drop(f);
+            env.sync_dir(d)?;
+            env.remove_file(&d.join("old.log"))?;
+            // A file never made durable does not come back in any mode.
+            let mut g = env.create(&d.join("new.sst"))?;
+            g.append(b"x")?;
+            g.sync()?;
+            drop(g);
+            env.remove_file(&d.join("new.sst"))?;
+            env.crash_with(PowerLoss {
+                lose_unsynced_removes: lose,
+                ..PowerLoss::default()
+            })?;
+            assert_eq!(d.join("old.log").exists(), lose);
+            if lose {
+                assert_eq!(std::fs::read(d.join("old.log"))?, b"durable");
+            }
+            assert!(!d.join("new.sst").exists());
+            // Once the directory is synced, the removal is durable.
+            let mut f = env.create(&d.join("x"))?;
+            f.sync()?;
+            drop(f);
+            env.sync_dir(d)?;
+            env.remove_file(&d.join("x"))?;
+            env.sync_dir(d)?;
+            env.crash_with(PowerLoss {
+                lose_unsynced_removes: true,
+                ..PowerLoss::default()
+            })?;
+            assert!(!d.join("x").exists());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bytes_whose_sync_failed_are_not_made_durable_by_a_later_sync() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let env = FaultEnv::new();
+        let mut f = env.create(&d.join("wal"))?;
+        f.append(b"aaaa")?;
+        f.sync()?;
+        env.sync_dir(d)?;
+        f.append(b"bbbb")?;
+        env.arm(FaultOp::Sync, Trigger::Nth(0), FaultKind::Eio);
+        assert!(f.sync().is_err());
+        // The retry "succeeds", as Linux reports after dropping the dirty pages.
+        f.append(b"cccc")?;
+        f.sync()?;
+        drop(f);
+        // Before the crash the page cache still shows everything.
+        assert_eq!(std::fs::read(d.join("wal"))?, b"aaaabbbbcccc");
+        env.crash()?;
+        assert_eq!(std::fs::read(d.join("wal"))?, b"aaaa\0\0\0\0cccc");
+        Ok(())
+    }
+
+    #[test]
+    fn a_bit_flip_fault_returns_wrong_bytes_without_an_error() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"0123456789")?;
+        let env = FaultEnv::new();
+        let r = env.open_read(&p)?;
+        env.arm(FaultOp::Read, Trigger::Nth(0), FaultKind::BitFlip);
+        let bad = r.read_at(0, 10)?;
+        assert_ne!(&bad[..], b"0123456789");
+        assert_eq!(&r.read_at(0, 10)?[..], b"0123456789");
+        env.arm(FaultOp::Read, Trigger::Nth(0), FaultKind::BitFlip);
+        assert_ne!(env.read_all(&p)?, b"0123456789");
+        Ok(())
+    }
+
+    #[test]
+    fn file_classes_follow_the_engine_names() {
+        assert_eq!(FileClass::of(Path::new("/d/000012.sst")), FileClass::Table);
+        assert_eq!(FileClass::of(Path::new("/d/7.log")), FileClass::Wal);
+        assert_eq!(
+            FileClass::of(Path::new("/d/MANIFEST-000003")),
+            FileClass::Manifest
+        );
+        assert_eq!(
+            FileClass::of(Path::new("/d/CURRENT.tmp")),
+            FileClass::Current
+        );
+        assert_eq!(
+            FileClass::of(Path::new("/k/keystore.bin")),
+            FileClass::Other
+        );
+        assert!(FileClass::Any.matches(None));
+        assert!(!FileClass::Wal.matches(None));
     }
 }

@@ -155,7 +155,7 @@ impl WalWriter {
 
     fn check_usable(&self) -> Result<()> {
         if self.poisoned {
-            return Err(Error::Poisoned(format!(
+            return Err(Error::poisoned(format!(
                 "an earlier write or sync of WAL segment {} failed",
                 self.label
             )));

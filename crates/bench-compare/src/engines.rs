@@ -1,10 +1,10 @@
-//! The peer engines behind `sealdb::bench::BenchEngine`, configured as equally as each
+//! The peer engines behind `sealdb_bench::BenchEngine`, configured as equally as each
 //! allows: WAL (journal) on, no fsync per write unless `--sync`, the same cache size,
 //! 4 KiB blocks, 10 bloom bits per key, no compression (the values are random anyway).
 
 use std::path::Path;
 
-use sealdb::bench::{BenchConfig, BenchEngine, EngineFactory, EngineResult};
+use sealdb_bench::{BenchConfig, BenchEngine, EngineFactory, EngineResult};
 
 const MEMTABLE: usize = 32 << 20;
 

@@ -9,7 +9,7 @@ mod engines;
 use std::path::PathBuf;
 
 use clap::Parser;
-use sealdb::bench::{
+use sealdb_bench::{
     markdown, parse_workloads, run_with, BenchConfig, BenchReport, EngineFactory, SealdbFactory,
     Workload,
 };
@@ -141,14 +141,14 @@ fn combine(reports: &[BenchReport]) -> String {
     let header: Vec<String> = std::iter::once("ops/s".to_string())
         .chain(names.iter().cloned())
         .collect();
-    let cell = |r: &BenchReport, w: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String| {
+    let cell = |r: &BenchReport, w: &str, f: &dyn Fn(&sealdb_bench::WorkloadReport) -> String| {
         r.results
             .iter()
             .find(|x| x.workload == w)
             .map_or_else(|| "-".to_string(), f)
     };
     let table =
-        |title: &str, f: &dyn Fn(&sealdb::bench::WorkloadReport) -> String, only_writes: bool| {
+        |title: &str, f: &dyn Fn(&sealdb_bench::WorkloadReport) -> String, only_writes: bool| {
             let mut rows = Vec::new();
             for w in &workloads {
                 if only_writes

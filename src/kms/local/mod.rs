@@ -28,7 +28,9 @@ mod ops;
 pub struct LocalKmsOptions {
     /// The account the KMS serves by default (service principals have none of their own).
     pub account: String,
+    /// The region in key ARNs.
     pub region: String,
+    /// Where the root key that seals the keystore comes from.
     pub root_key: RootKeySource,
     /// The source of every time: audit `eventTime`, creation and deletion dates.
     pub clock: Arc<dyn Clock>,
@@ -201,14 +203,17 @@ impl LocalKms {
         self.available.store(available, Ordering::SeqCst);
     }
 
+    /// The keystore directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The account the keystore belongs to.
     pub fn account(&self) -> &str {
         &self.account
     }
 
+    /// The region in its key ARNs.
     pub fn region(&self) -> &str {
         &self.region
     }

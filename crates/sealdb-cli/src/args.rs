@@ -1,0 +1,368 @@
+//! The command line, declared with clap's derive API: global options, then one subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// sealdb: an embedded, encrypted key-value store whose table keys come from a KMS.
+///
+/// Keys and values are UTF-8 text unless `--hex` is given. Exit codes: 0 ok, 1 not found,
+/// 2 usage, 3 access denied, 4 integrity failure, 5 I/O error, 6 any other error,
+/// 7 keystore (wrong passphrase or root key, locked or damaged keystore).
+#[derive(Parser, Debug)]
+#[command(name = "sealdb", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes; each also comes from an environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The database directory.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALDB_DB",
+        default_value = "./sealdb-data"
+    )]
+    pub db: PathBuf,
+    /// The local KMS directory [default: a sibling of the database, <db>.kms], or
+    /// `aws:<key-id-or-alias>` for AWS KMS (a build with the `aws-kms` feature).
+    #[arg(long, global = true, env = "SEALDB_KMS")]
+    pub kms: Option<PathBuf>,
+    /// The AWS KMS endpoint URL (with `--kms aws:...`) [default: the region's].
+    #[arg(long, global = true, env = "SEALDB_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+    /// The principal to act as [default: arn:aws:sts::<account>:assumed-role/Admin/user01].
+    #[arg(long, global = true, env = "SEALDB_PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The account the database and the KMS belong to.
+    #[arg(
+        long,
+        global = true,
+        env = "SEALDB_ACCOUNT",
+        default_value = "111122223333"
+    )]
+    pub account: String,
+    /// The region (part of the engine's service name and of key ARNs).
+    #[arg(
+        long,
+        global = true,
+        env = "SEALDB_REGION",
+        default_value = "us-west-2"
+    )]
+    pub region: String,
+}
+
+/// How keys and values are written on the command line and printed.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Encoding {
+    /// Keys and values are hex (for binary data), in arguments and in output.
+    #[arg(long)]
+    pub hex: bool,
+}
+
+/// Output shape of every command that reports something.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Format {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs a self-contained tour: tables, a load, reads, a flush, status, audit events.
+    Demo(DemoArgs),
+    /// Creates a table (encrypted under the service default key unless told otherwise).
+    CreateTable(CreateTableArgs),
+    /// Drops a table: deletes its files and destroys its wrapped key.
+    DropTable {
+        name: String,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Lists the tables.
+    Tables(Format),
+    /// Stores a value.
+    Put {
+        table: String,
+        key: String,
+        value: String,
+        #[command(flatten)]
+        enc: Encoding,
+        /// Wait until the write is durable (fsync of the WAL).
+        #[arg(long)]
+        sync: bool,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Prints a value; exit code 1 when the key is absent (with --json: a null value).
+    Get {
+        table: String,
+        key: String,
+        #[command(flatten)]
+        enc: Encoding,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Deletes a key.
+    Delete {
+        table: String,
+        key: String,
+        #[command(flatten)]
+        enc: Encoding,
+        /// Wait until the delete is durable (fsync of the WAL).
+        #[arg(long)]
+        sync: bool,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Prints keys and values in key order (`key<TAB>value` lines, or JSON lines).
+    Scan(ScanArgs),
+    /// Reads `key<TAB>value` lines (or JSON lines with --jsonl) from stdin.
+    Import(ImportExportArgs),
+    /// Writes the table as `key<TAB>value` lines (or JSON lines with --jsonl) to stdout.
+    Export(ImportExportArgs),
+    /// Writes generated data, with a progress bar.
+    Load(LoadArgs),
+    /// Flushes every memtable to SSTables.
+    Flush(Format),
+    /// Compacts one table, or every table.
+    Compact {
+        table: Option<String>,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Shows the LSM layout: levels, files, sizes, range boundaries, key ids.
+    Inspect {
+        table: Option<String>,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Authenticates every block of every file.
+    Verify(Format),
+    /// Shows each table's encryption status.
+    Status(Format),
+    /// Prints the KMS audit trail as JSON lines.
+    Audit(AuditArgs),
+    /// Calls the local KMS directly.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+    /// Creates a new grant for the engine on an encrypted table (after a revoke).
+    RenewGrant {
+        table: String,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Runs the db_bench-style benchmarks (fillseq, fillrandom, overwrite, readrandom, ...)
+    /// on their own temporary databases; the global options do not apply.
+    Bench(BenchCmd),
+    /// Prints a shell completion script (e.g. `sealdb completions bash > /etc/bash_completion.d/sealdb`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Prints the manual page (roff), generated from these definitions: `sealdb man | man -l -`.
+    Man,
+}
+
+/// `bench`: the runner's own options. The global options do not apply to it; their hidden
+/// stand-ins here keep them out of `sealdb bench --help` (clap propagates a global option
+/// to a subcommand only where the subcommand has no argument of that id; the types match the
+/// global ones, whose values clap copies in).
+#[derive(Args, Debug)]
+pub struct BenchCmd {
+    #[command(flatten)]
+    pub args: sealdb_bench::BenchArgs,
+    #[arg(id = "db", long = "db", hide = true)]
+    _db: Option<PathBuf>,
+    #[arg(id = "kms", long = "kms", hide = true)]
+    _kms: Option<PathBuf>,
+    #[arg(id = "kms_endpoint", long = "kms-endpoint", hide = true)]
+    _kms_endpoint: Option<String>,
+    #[arg(id = "principal", long = "principal", hide = true)]
+    _principal: Option<String>,
+    #[arg(id = "account", long = "account", hide = true)]
+    _account: Option<String>,
+    #[arg(id = "region", long = "region", hide = true)]
+    _region: Option<String>,
+}
+
+/// The shells `completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Work in this new directory instead of a temporary one (it is kept afterwards; an
+    /// existing directory is refused).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keys to load into each table.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateTableArgs {
+    pub name: String,
+    /// No encryption: a CRC32 on every block and record, no crypto cost.
+    #[arg(long, conflicts_with_all = ["key_id", "sealed_boundaries"])]
+    pub plaintext: bool,
+    /// Encrypt under this customer managed key (id, ARN or alias) instead of the default key.
+    #[arg(long)]
+    pub key_id: Option<String>,
+    /// Encrypt the per-file range boundaries in the manifest too.
+    #[arg(long)]
+    pub sealed_boundaries: bool,
+    /// LZ4-compress data blocks (before encryption; recorded per block).
+    #[arg(long)]
+    pub lz4: bool,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    pub table: String,
+    /// First key (inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last key (exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// At most this many entries.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Descending key order.
+    #[arg(long)]
+    pub reverse: bool,
+    #[command(flatten)]
+    pub enc: Encoding,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportExportArgs {
+    pub table: String,
+    /// One JSON object per line: {"key": ..., "value": ...}.
+    #[arg(long)]
+    pub jsonl: bool,
+    #[command(flatten)]
+    pub enc: Encoding,
+    /// (import) Wait until each batch is durable.
+    #[arg(long)]
+    pub sync: bool,
+    /// (import) All records in one atomic batch: all of them are written, or none.
+    #[arg(long)]
+    pub atomic: bool,
+    /// (import) Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    pub table: String,
+    /// How many keys to write.
+    #[arg(long)]
+    pub count: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Wait until each batch of 1000 writes is durable.
+    #[arg(long)]
+    pub sync: bool,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Only events of this name (e.g. Decrypt; any case).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only events about this table.
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Only events at or after this time (RFC 3339, e.g. 2024-05-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events at or before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many events (the oldest first).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only events about this key (id or ARN).
+    #[arg(long)]
+    pub key_id: Option<String>,
+}
+
+/// The default key the `kms` commands act on.
+pub const DEFAULT_KEY: &str = "alias/aws/sealdb";
+
+#[derive(Subcommand, Debug)]
+pub enum KmsCommand {
+    /// DescribeKey.
+    DescribeKey(KeyArg),
+    /// GetKeyPolicy.
+    GetKeyPolicy(KeyArg),
+    /// ListGrants.
+    ListGrants(KeyArg),
+    /// CreateGrant.
+    CreateGrant(CreateGrantArgs),
+    /// RevokeGrant (by the key's administrators).
+    RevokeGrant(GrantIdArgs),
+    /// RetireGrant (by the grant's retiring principal).
+    RetireGrant(GrantIdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyArg {
+    /// Key id, key ARN or alias.
+    #[arg(long, default_value = DEFAULT_KEY)]
+    pub key_id: String,
+    /// Call through the engine (kms:ViaService = sealdb.<region>.amazonaws.com).
+    #[arg(long)]
+    pub via_service: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateGrantArgs {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Who the grant lets use the key (an ARN or a service principal name).
+    #[arg(long)]
+    pub grantee: String,
+    /// Who may retire the grant.
+    #[arg(long)]
+    pub retiring: Option<String>,
+    /// Comma-separated operations, e.g. Decrypt,Encrypt.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub operations: Vec<String>,
+    /// Constrain the grant to this table's encryption context (subset).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// A name for the grant.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GrantIdArgs {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// The grant id (64 hex characters).
+    pub grant_id: String,
+}

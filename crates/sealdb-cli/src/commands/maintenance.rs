@@ -1,0 +1,244 @@
+//! `flush`, `compact`, `inspect`, `verify`, `status`, `renew-grant`: the database as a whole.
+
+use std::io;
+
+use serde_json::json;
+
+use sealdb::{Db, Error, TableLayout};
+
+use super::Context;
+use crate::args::Format;
+use crate::output::{print_json, print_line, report, CliError};
+
+pub fn flush(ctx: &Context, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    db.flush()?;
+    report(fmt.json, "flushed", json!({"flushed": true}))
+}
+
+pub fn compact(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    match table {
+        Some(t) => db.compact_table(t)?,
+        None => db.compact_all()?,
+    }
+    let stats = db.stats();
+    if fmt.json {
+        let tables: Vec<_> = stats
+            .tables
+            .iter()
+            .filter(|s| table.is_none_or(|n| n == s.name))
+            .map(|t| {
+                let levels: Vec<_> = t
+                    .levels
+                    .iter()
+                    .filter(|l| l.files > 0)
+                    .map(|l| json!({"level": l.level, "files": l.files, "bytes": l.bytes}))
+                    .collect();
+                json!({"table": t.name, "levels": levels})
+            })
+            .collect();
+        return print_json(&json!({"compacted": table, "tables": tables}));
+    }
+    let mut out = io::stdout().lock();
+    print_line(
+        &mut out,
+        &format!("compacted {}", table.unwrap_or("every table")),
+    )?;
+    for t in stats
+        .tables
+        .iter()
+        .filter(|s| table.is_none_or(|n| n == s.name))
+    {
+        let levels: Vec<String> = t
+            .levels
+            .iter()
+            .filter(|l| l.files > 0)
+            .map(|l| format!("L{}: {} files {} bytes", l.level, l.files, l.bytes))
+            .collect();
+        print_line(&mut out, &format!("{}: {}", t.name, levels.join(", ")))?;
+    }
+    Ok(())
+}
+
+pub fn renew_grant(ctx: &Context, table: &str, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let grant = db.renew_grant(table)?;
+    report(
+        fmt.json,
+        &format!("new grant {grant} for table {table}"),
+        json!({"table": table, "grant_id": grant.to_string()}),
+    )
+}
+
+/// A stored boundary (hex from the engine) shown as text when it is printable UTF-8.
+pub fn show_boundary(b: &Option<String>) -> String {
+    let Some(h) = b else {
+        return "(sealed)".to_owned();
+    };
+    match hex::decode(h)
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+    {
+        Some(text) if !text.chars().any(char::is_control) => format!("{text:?}"),
+        _ => format!("0x{h}"),
+    }
+}
+
+/// The lines `inspect` prints for one table.
+pub fn layout_lines(t: &TableLayout) -> Vec<String> {
+    let how = match &t.key_arn {
+        Some(arn) => format!("encrypted under {arn}"),
+        None => "plaintext".to_owned(),
+    };
+    let mut v = vec![format!(
+        "{} ({how}); memtable {} bytes, {} immutable",
+        t.table, t.memtable_bytes, t.immutable_memtables
+    )];
+    for f in &t.files {
+        v.push(format!(
+            "  L{} {} {:>10} bytes {:>8} entries seq {}..{}  [{} .. {}]",
+            f.level,
+            f.file,
+            f.size,
+            f.entries,
+            f.min_seq,
+            f.max_seq,
+            show_boundary(&f.smallest),
+            show_boundary(&f.largest)
+        ));
+    }
+    v
+}
+
+pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    if let Some(name) = table {
+        db.table(name)?;
+    }
+    let layouts: Vec<TableLayout> = db
+        .inspect()
+        .into_iter()
+        .filter(|t| table.is_none_or(|n| n == t.table))
+        .collect();
+    if fmt.json {
+        return print_json(&serde_json::to_value(&layouts)?);
+    }
+    let mut out = io::stdout().lock();
+    for t in &layouts {
+        for line in layout_lines(t) {
+            print_line(&mut out, &line)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn verify(ctx: &Context, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let r = db.verify()?;
+    if fmt.json {
+        return print_json(&serde_json::to_value(&r)?);
+    }
+    let mut out = io::stdout().lock();
+    print_line(
+        &mut out,
+        &format!(
+            "ok: {} tables, {} SSTables and {} WAL segments; every block and record checked",
+            r.tables, r.sstables, r.wal_segments
+        ),
+    )?;
+    if !r.unreferenced.is_empty() {
+        print_line(
+            &mut out,
+            &format!(
+                "unreferenced (no table needs them; not read, not deleted): {}",
+                r.unreferenced.join(" ")
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// One table's encryption status, in DynamoDB's words (`SSEDescription.Status`, and
+/// `INACCESSIBLE_ENCRYPTION_CREDENTIALS` when the principal cannot use the table key).
+pub struct TableStatus {
+    pub table: String,
+    /// `ENABLED`, `DISABLED` (plaintext), or `INACCESSIBLE_ENCRYPTION_CREDENTIALS`.
+    pub status: &'static str,
+    /// Why the table key is not usable, when it is not.
+    pub reason: Option<String>,
+}
+
+/// Checks each table's key by using it: a read of one key makes the engine unwrap the
+/// table key for this principal through the KMS (or its cache).
+pub fn table_statuses(db: &Db) -> Result<Vec<TableStatus>, CliError> {
+    let mut out = Vec::new();
+    for name in db.tables() {
+        let t = db.table(&name)?;
+        let encrypted = t.is_encrypted();
+        let (status, reason) = match (encrypted, t.get(b"")) {
+            (false, _) => ("DISABLED", None),
+            (true, Ok(_)) => ("ENABLED", None),
+            (true, Err(e @ (Error::Kms(_) | Error::TableUnavailable { .. }))) => {
+                ("INACCESSIBLE_ENCRYPTION_CREDENTIALS", Some(e.to_string()))
+            }
+            (true, Err(e)) => return Err(e.into()),
+        };
+        out.push(TableStatus {
+            table: name,
+            status,
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+pub fn status_lines(rows: &[TableStatus]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            let mut line = format!("{}\t{}", r.table, r.status);
+            if let Some(why) = &r.reason {
+                line.push_str(&format!("\t{why}"));
+            }
+            line
+        })
+        .collect()
+}
+
+pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let access = table_statuses(&db)?;
+    let engine = db.encryption_status();
+    if f.json {
+        let mut tables = Vec::new();
+        for e in &engine {
+            let mut v = serde_json::to_value(e)?;
+            let mine = access.iter().find(|a| a.table == e.table);
+            if let (Some(obj), Some(a)) = (v.as_object_mut(), mine) {
+                obj.insert("status".into(), json!(a.status));
+                obj.insert("reason".into(), json!(a.reason));
+            }
+            tables.push(v);
+        }
+        return print_json(&json!({"principal": ctx.principal.arn, "tables": tables}));
+    }
+    let mut out = io::stdout().lock();
+    for (line, a) in status_lines(&access).into_iter().zip(&access) {
+        print_line(&mut out, &line)?;
+        if let Some(e) = engine.iter().find(|e| e.table == a.table) {
+            if let Some(arn) = &e.key_arn {
+                print_line(&mut out, &format!("  key          {arn}"))?;
+            }
+            print_line(&mut out, &format!("  boundaries   {}", e.boundaries))?;
+            print_line(
+                &mut out,
+                &format!(
+                    "  files        {} SSTables, {} data keys",
+                    e.sstables, e.data_keys
+                ),
+            )?;
+            print_line(&mut out, &format!("  maintenance  {}", e.maintenance))?;
+        }
+    }
+    Ok(())
+}

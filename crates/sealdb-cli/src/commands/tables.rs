@@ -1,0 +1,69 @@
+//! `create-table`, `drop-table`, `tables`.
+
+use std::io;
+
+use serde_json::json;
+
+use sealdb::TableOptions;
+
+use super::Context;
+use crate::args::{CreateTableArgs, Format};
+use crate::output::{print_json, print_line, report, CliError};
+
+pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
+    let mut opts = match (&a.key_id, a.plaintext) {
+        (_, true) => TableOptions::plaintext(),
+        (Some(k), false) => TableOptions::encrypted_with(k.clone()),
+        (None, false) => TableOptions::encrypted(),
+    };
+    if a.lz4 {
+        opts = opts.with_compression(sealdb::Compression::Lz4);
+    }
+    if a.sealed_boundaries {
+        opts = opts.with_sealed_boundaries();
+    }
+    let (db, _kms) = ctx.open_db(true)?;
+    let t = db.create_table(&a.name, opts)?;
+    let how = if t.is_encrypted() {
+        "encrypted"
+    } else {
+        "plaintext"
+    };
+    report(
+        a.fmt.json,
+        &format!("created table {} ({how})", a.name),
+        json!({"table": a.name, "encrypted": t.is_encrypted(), "created": true}),
+    )
+}
+
+pub fn drop(ctx: &Context, name: &str, fmt: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    db.drop_table(name)?;
+    report(
+        fmt.json,
+        &format!("dropped table {name}"),
+        json!({"table": name, "dropped": true}),
+    )
+}
+
+pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let mut rows = Vec::new();
+    for name in db.tables() {
+        let t = db.table(&name)?;
+        rows.push((name, t.is_encrypted()));
+    }
+    if f.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(name, enc)| json!({"name": name, "encrypted": enc}))
+            .collect();
+        return print_json(&json!(v));
+    }
+    let mut out = io::stdout().lock();
+    for (name, enc) in rows {
+        let how = if enc { "encrypted" } else { "plaintext" };
+        print_line(&mut out, &format!("{name}\t{how}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Found by the crash loop twice: `sealdb-stress crash --seed 7` iteration 130 (after a
+//! plain SIGKILL, the reopen failed: table "plain" needs 009148.sst but it is missing) and (`sealdb-stress crash --seed 42`, iteration 195, a child with no
+//! fault injected): a manual `compact_range` running while writes, flushes and background
+//! compactions go on failed with "I/O error while opening .../NNNNNN.sst: No such file or
+//! directory" -- it opened a table file that another compaction had already deleted.
+//! Engine bug, the lead's to fix; ignored until then. Likely cause (from reading
+//! src/db/recovery.rs): `drop_table` calls `rewrite_manifest`, whose
+//! `delete_obsolete_files` removes every .sst that is in no table's current version and not
+//! a pending output; a flush or compaction output between leaving `pending_outputs` and
+//! being installed in its table's version (or inputs still used by a running manual
+//! compaction) can be removed while the manifest names it.
+//! This test is the shape of that workload (writers, flushes, manual and background
+//! compactions, a small table cache); it did not fail in two 40-60 s runs here, so the
+//! crash loop with that seed remains the known trigger.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sealdb::{Db, Options, TableOptions, WriteOptions};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[test]
+#[ignore = "engine bug: compact_range opens an SSTable a concurrent compaction deleted (No such file)"]
+fn concurrent_manual_and_background_compactions_never_open_a_deleted_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Arc::new(Db::open(
+        dir.path(),
+        Options {
+            write_buffer_size: 16 << 10,
+            block_size: 512,
+            max_open_files: 8,
+            l0_compaction_trigger: 3,
+            level_base_bytes: Some(64 << 10),
+            target_file_size: 16 << 10,
+            ..Options::default()
+        },
+    )?);
+    let t = db.create_table("t", TableOptions::plaintext())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for w in 0..2u64 {
+        let (t, stop) = (t.clone(), Arc::clone(&stop));
+        handles.push(std::thread::spawn(move || -> sealdb::Result<()> {
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("key{:05}", (i * 7919) % 4000);
+                t.put_opt(
+                    k,
+                    vec![b'v'; 100 + (i % 300) as usize],
+                    WriteOptions { sync: i % 16 == 0 },
+                )?;
+                i += 2;
+            }
+            Ok(())
+        }));
+    }
+    let end = Instant::now()
+        + Duration::from_secs(
+            std::env::var("SEALDB_BUG_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(120),
+        );
+    let mut n = 0u64;
+    let result = loop {
+        if Instant::now() > end {
+            break Ok(());
+        }
+        n += 1;
+        let a = format!("key{:05}", (n * 37) % 4000);
+        let r = if n.is_multiple_of(3) {
+            db.flush()
+        } else {
+            db.compact_range("t", a.as_str()..)
+        };
+        if let Err(e) = r {
+            break Err(format!("after {n} manual operations: {e}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().map_err(|_| "writer panicked")??;
+    }
+    result?;
+    // The other symptom: the manifest names a file the runtime scan removed.
+    drop(t);
+    drop(db);
+    let db = Db::open(dir.path(), Options::default())?;
+    db.table("t")?.iter()?.try_for_each(|r| r.map(|_| ()))?;
+    Ok(())
+}

@@ -5,8 +5,8 @@
 //! - `aws-lc` feature (default): `aws-lc-rs` over AWS-LC's assembly (AES-NI/VAES with
 //!   CLMUL GHASH). The expanded key lives in an `EVP_AEAD_CTX` that AWS-LC allocates and
 //!   cleanses (`OPENSSL_cleanse` in `OPENSSL_free`) when the key is dropped.
-//! - without it: RustCrypto `aes-gcm` (pure Rust). Its `zeroize` feature wipes the round
-//!   keys and the GHASH key on drop.
+//! - without it: RustCrypto `aes-gcm` (pure Rust). The `zeroize` features of `aes` and
+//!   `polyval` (both turned on in Cargo.toml) wipe the round keys and the GHASH key on drop.
 //!
 //! The type is deliberately small: no `Clone`, `Debug` names only the algorithm, errors
 //! say nothing, and callers pass nonces they derive from positions (see `unit.rs`).

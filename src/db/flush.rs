@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{seal_boundary, Boundary, Edit, VersionEdit};
 use crate::memtable::{MemTable, MemTableIter};
-use crate::sst::{TableBuildOptions, TableBuilder, TableProtection};
+use crate::sst::{SstBuildOptions, SstBuilder, SstProtection};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo};
 
@@ -235,7 +235,7 @@ impl DbInner {
         }
     }
 
-    pub(crate) fn build_options(&self, t: &TableState) -> TableBuildOptions {
+    pub(crate) fn build_options(&self, t: &TableState) -> SstBuildOptions {
         super::build_options_for(&t.meta.read())
     }
 
@@ -245,9 +245,9 @@ impl DbInner {
         &self,
         t: &TableState,
         number: FileNumber,
-    ) -> Result<TableProtection> {
+    ) -> Result<SstProtection> {
         if !t.is_encrypted() {
-            return Ok(TableProtection::Plain);
+            return Ok(SstProtection::Plain);
         }
         let key = self.maintenance_key(t)?;
         Ok(protection_with_key(t, &key, number))
@@ -259,7 +259,7 @@ impl DbInner {
         t: &TableState,
         number: FileNumber,
         level: Level,
-        summary: &crate::sst::TableSummary,
+        summary: &crate::sst::SstSummary,
     ) -> Result<FileHandle> {
         file_handle_for(&self.env, &self.path, t, number, level, summary)
     }
@@ -305,7 +305,7 @@ pub(super) fn protection_with_key(
     t: &TableState,
     key: &TableKey,
     number: FileNumber,
-) -> TableProtection {
+) -> SstProtection {
     let key_version = t.meta.read().key_version;
     let dek = DataKey::generate();
     let wrapped_dek = wrap_data_key(
@@ -313,16 +313,16 @@ pub(super) fn protection_with_key(
         &dek,
         &WrapContext {
             table: t.id,
-            file_kind: FileKind::Table,
+            file_kind: FileKind::Sst,
             file: number,
             key_version,
         },
     );
-    TableProtection::Sealed {
+    SstProtection::Sealed {
         sealer_ctx: UnitContext {
             table: t.id,
             file: number,
-            file_kind: FileKind::Table,
+            file_kind: FileKind::Sst,
             label: Arc::from(names::table(number).as_str()),
         },
         dek,
@@ -339,8 +339,8 @@ pub(super) fn build_table_file(
     env: &Arc<dyn Env>,
     dir: &Path,
     t: &TableState,
-    protection: TableProtection,
-    options: TableBuildOptions,
+    protection: SstProtection,
+    options: SstBuildOptions,
     number: FileNumber,
     mem: &Arc<MemTable>,
     paranoid: bool,
@@ -350,7 +350,7 @@ pub(super) fn build_table_file(
         let file = env
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut builder = TableBuilder::new(file, protection, options);
+        let mut builder = SstBuilder::new(file, protection, options);
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         while it.valid() {
@@ -379,7 +379,7 @@ pub(super) fn file_handle_for(
     t: &TableState,
     number: FileNumber,
     level: Level,
-    summary: &crate::sst::TableSummary,
+    summary: &crate::sst::SstSummary,
 ) -> Result<FileHandle> {
     let sealed = t.meta.read().sealed_boundaries;
     let (s, l) = if sealed {

@@ -143,8 +143,8 @@ pub(crate) struct Counters {
 }
 
 /// How new SSTables of a table with `meta` are built.
-pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::TableBuildOptions {
-    crate::sst::TableBuildOptions {
+pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::SstBuildOptions {
+    crate::sst::SstBuildOptions {
         block_size: (meta.block_size as usize).max(256),
         restart_interval: 16,
         bloom_bits_per_key: meta.bloom_bits_per_key as usize,
@@ -182,7 +182,7 @@ pub(crate) struct DbInner {
     pub(crate) bg_cv: Condvar,
     pub(crate) poisoned: Mutex<Option<Poison>>,
     pub(crate) cache: Arc<BlockCache>,
-    pub(crate) table_cache: Arc<crate::cache::TableCache>,
+    pub(crate) sst_cache: Arc<crate::cache::SstCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) keyring: Option<Arc<keyring::Keyring>>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,

@@ -417,7 +417,7 @@ pub(super) fn open(
         path: path.to_path_buf(),
         env: Arc::clone(&env),
         cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
-        table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
+        sst_cache: Arc::new(crate::cache::SstCache::new(opts.max_open_files)),
         opts,
         _lock: lock,
         write: Mutex::new(WriteState {
@@ -822,7 +822,7 @@ fn flush_recovered(
     let protection = match t.table_key() {
         Some(key) => protection_with_key(t, &key, number),
         None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
-        None => crate::sst::TableProtection::Plain,
+        None => crate::sst::SstProtection::Plain,
     };
     created.names.push(names::table(number));
     let file = build_table_file(

@@ -62,7 +62,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
             .map_err(|e| crate::Error::io("open", e))?;
         let mut seen = None;
         let label: Arc<str> = Arc::from(names::table(f.number).as_str());
-        let reader = sst::Table::open(
+        let reader = sst::SstReader::open(
             file,
             Arc::clone(&label),
             f.number.0,
@@ -70,7 +70,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
                 let fk = fk.ok_or_else(|| crate::Error::corruption("t", 0, "plain footer"))?;
                 let ctx = WrapContext {
                     table: state.id,
-                    file_kind: FileKind::Table,
+                    file_kind: FileKind::Sst,
                     file: f.number,
                     key_version: fk.key_version,
                 };
@@ -81,7 +81,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
                     crate::crypto::UnitContext {
                         table: state.id,
                         file: f.number,
-                        file_kind: FileKind::Table,
+                        file_kind: FileKind::Sst,
                         label: Arc::clone(&label),
                     },
                     &dek,
@@ -158,7 +158,7 @@ fn table_cache_keeps_at_most_max_open_files() -> Result<()> {
             let got = t.get(format!("f{f}-{i:03}"))?;
             assert_eq!(got.as_deref(), Some(format!("{f}-{i}").as_bytes()));
         }
-        assert!(db.core().table_cache.len() <= 2);
+        assert!(db.core().sst_cache.len() <= 2);
     }
     assert_eq!(iter.count(), 600);
     Ok(())

@@ -84,6 +84,7 @@ mod crypto;
 )]
 mod db;
 mod error;
+mod filename;
 #[expect(
     clippy::indexing_slicing,
     reason = "the 8-byte trailer split after a length check"

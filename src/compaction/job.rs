@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::db::names;
 use crate::db::{
     DbInner, FileHandle, LevelIterator, MergingIterator, SuperVersion, TableState, NUM_LEVELS,
 };
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::manifest::{Edit, VersionEdit};
@@ -48,7 +48,7 @@ impl Drop for PendingOutputs<'_> {
                 let _ = self
                     .db
                     .env
-                    .remove_file(&self.db.path.join(names::table(*n)));
+                    .remove_file(&self.db.path.join(filename::sst(*n)));
             }
         }
     }
@@ -198,7 +198,7 @@ impl DbInner {
     /// A builder for output file `n`, under a fresh data key wrapped by the table key.
     fn new_output(&self, t: &Arc<TableState>, n: FileNumber) -> Result<SstBuilder> {
         let protection = self.table_protection(t, n)?;
-        let path = self.path.join(names::table(n));
+        let path = self.path.join(filename::sst(n));
         let file = self
             .env
             .create(&path)

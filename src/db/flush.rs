@@ -15,7 +15,8 @@ use crate::types::{FileNumber, Level, SeqNo};
 
 use super::table::{SuperVersion, TableState};
 use super::version::FileHandle;
-use super::{names, DbInner};
+use super::DbInner;
+use crate::filename;
 
 pub(super) fn start_worker(inner: &Arc<DbInner>) -> Result<()> {
     let core = Arc::clone(inner);
@@ -135,7 +136,7 @@ impl DbInner {
         let result = self.install_flush(t, mem, handle);
         if result.is_err() && !self.manifest.lock().may_hold_failed_record() {
             // The manifest never saw the edit: nothing names the new file.
-            let _ = self.env.remove_file(&self.path.join(names::table(number)));
+            let _ = self.env.remove_file(&self.path.join(filename::sst(number)));
         }
         result
     }
@@ -226,7 +227,7 @@ impl DbInner {
         self.wal_segments.lock().retain(|s| *s >= min_log);
         if let Ok(listing) = self.env.list_dir(&self.path) {
             for name in listing {
-                if let Some(n) = names::parse(&name, "log") {
+                if let Some(n) = filename::wal_number(&name) {
                     if n < min_log && !self.retained_wal.contains(&n) {
                         let _ = self.env.remove_file(&self.path.join(&name));
                     }
@@ -323,7 +324,7 @@ pub(super) fn protection_with_key(
             table: t.id,
             file: number,
             file_kind: FileKind::Sst,
-            label: Arc::from(names::table(number).as_str()),
+            label: Arc::from(filename::sst(number).as_str()),
         },
         dek,
         wrapped_dek,
@@ -345,7 +346,7 @@ pub(super) fn build_table_file(
     mem: &Arc<MemTable>,
     paranoid: bool,
 ) -> Result<FileHandle> {
-    let path = dir.join(names::table(number));
+    let path = dir.join(filename::sst(number));
     let built = (|| {
         let file = env
             .create(&path)
@@ -403,7 +404,7 @@ pub(super) fn file_handle_for(
         (summary.min_seq, summary.max_seq),
         (summary.smallest.clone(), summary.largest.clone()),
         (s, l),
-        dir.join(names::table(number)),
+        dir.join(filename::sst(number)),
         Arc::clone(env),
     ))
 }

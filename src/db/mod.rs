@@ -59,27 +59,6 @@ pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
 #[cfg(feature = "fuzzing")]
 pub(crate) use write_batch::{decode_section, SectionEntry};
 
-/// File names in the data directory.
-pub(crate) mod names {
-    use crate::types::FileNumber;
-
-    pub(crate) const LOCK: &str = "LOCK";
-    pub(crate) fn wal(n: FileNumber) -> String {
-        format!("{n}.log")
-    }
-    pub(crate) fn table(n: FileNumber) -> String {
-        format!("{n}.sst")
-    }
-    /// Parses `NNNNNN.<ext>`.
-    pub(crate) fn parse(name: &str, ext: &str) -> Option<FileNumber> {
-        let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
-        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        stem.parse().ok().map(FileNumber)
-    }
-}
-
 /// The tables, by name and by id.
 #[derive(Default)]
 pub(crate) struct Tables {

@@ -21,7 +21,8 @@ use super::merge_iter::MergingIterator;
 use super::range_iter::RangeIter;
 use super::table::{SuperVersion, TableState};
 use super::version::FileHandle;
-use super::{names, DbInner};
+use super::DbInner;
+use crate::filename;
 
 impl DbInner {
     pub(crate) fn get(
@@ -179,7 +180,7 @@ pub(crate) fn check_new_table_file(
         .len();
     if on_disk != f.size {
         return Err(Error::corruption(
-            names::table(f.number),
+            filename::sst(f.number),
             on_disk,
             format!(
                 "new file reads back {on_disk} bytes, {} were written: not installed",
@@ -204,7 +205,7 @@ fn open_table_file(
     let file = env
         .open_read(&f.path)
         .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
-    let label: Arc<str> = Arc::from(names::table(f.number).as_str());
+    let label: Arc<str> = Arc::from(filename::sst(f.number).as_str());
     let encrypted = t.is_encrypted();
     let opener_label = Arc::clone(&label);
     let reader = sst::SstReader::open(
@@ -261,7 +262,7 @@ fn check_matches_manifest(reader: &sst::SstReader, f: &FileHandle) -> Result<()>
     let p = reader.properties();
     if p.smallest != f.smallest || p.largest != f.largest || p.entries != f.entries {
         return Err(Error::corruption(
-            names::table(f.number),
+            filename::sst(f.number),
             0,
             "the file's key range or entry count differs from the manifest's \
              (a swapped, replaced or misplaced file)",

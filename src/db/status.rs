@@ -12,7 +12,8 @@ use crate::wal;
 
 use super::keyring::CacheEntryStatus;
 use super::table::TableState;
-use super::{names, Db, DbInner};
+use super::{Db, DbInner};
+use crate::filename;
 
 /// Encryption at rest of one table, as `Db::encryption_status` reports it.
 #[derive(Clone, Debug, Serialize)]
@@ -182,7 +183,7 @@ impl Db {
                         .files()
                         .map(|f| FileLayout {
                             level: f.level.0,
-                            file: names::table(f.number),
+                            file: filename::sst(f.number),
                             size: f.size,
                             entries: f.entries,
                             min_seq: f.min_seq.0,
@@ -222,7 +223,7 @@ impl DbInner {
         let segments = wal::list_segments(&*self.env, &self.path)?;
         let current = self.write.lock().wal.segment();
         for seg in segments {
-            let path = self.path.join(names::wal(seg));
+            let path = self.path.join(filename::wal(seg));
             let mut resolve = |table, fk: Option<&wal::WalKeyRef<'_>>| {
                 let t = tables.iter().find(|t| t.id == table);
                 replay_key(t, fk, seg)
@@ -260,7 +261,7 @@ pub(crate) fn replay_key(
         Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
         // An encrypted table's section with no key record can only be forged.
         None => Err(Error::corruption(
-            names::wal(seg),
+            filename::wal(seg),
             0,
             format!("a record of encrypted table {:?} has no data key", t.name),
         )),

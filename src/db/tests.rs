@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{names, Db, Options, TableOptions};
+use super::{Db, Options, TableOptions};
 use crate::clock::ManualClock;
 use crate::crypto::{unwrap_data_key, FileKind, UnitOpener, WrapContext};
 use crate::error::Result;
+use crate::filename;
 use crate::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
 use crate::sst;
 use crate::wal;
@@ -61,7 +62,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
             .open_read(&f.path)
             .map_err(|e| crate::Error::io("open", e))?;
         let mut seen = None;
-        let label: Arc<str> = Arc::from(names::table(f.number).as_str());
+        let label: Arc<str> = Arc::from(filename::sst(f.number).as_str());
         let reader = sst::SstReader::open(
             file,
             Arc::clone(&label),
@@ -100,7 +101,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
     assert!(files >= 10, "expected many flushes, got {files}");
 
     for seg in wal::list_segments(&*core.env, &core.path)? {
-        let path = core.path.join(names::wal(seg));
+        let path = core.path.join(filename::wal(seg));
         let mut resolve = |table, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
             assert_eq!(table, state.id);
             let fk = fk.ok_or_else(|| crate::Error::corruption("w", 0, "no key record"))?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::current::read_current_number;
-use super::current::{manifest_file_name, set_current};
+use super::current::set_current;
 use super::edit::{Edit, VersionEdit};
 use super::record::{
     encode_db_mac, encode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN,
@@ -18,6 +18,7 @@ use super::record::{
 };
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env, WritableFile};
 use crate::types::{FileNumber, TableId};
 use crate::wal::frame::{begin_record, encode_file_header_version, finish_record};
@@ -78,7 +79,7 @@ impl ManifestWriter {
         mac_keys: MacKeys<'_>,
         database_key: Option<&TableKey>,
     ) -> Result<ManifestWriter> {
-        let path = join(dir, &manifest_file_name(number));
+        let path = join(dir, &filename::manifest(number));
         let has_key_edit = snapshot
             .first()
             .is_some_and(|g| g.edits.iter().any(|e| matches!(e, Edit::SetDatabaseKey(_))));

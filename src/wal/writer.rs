@@ -14,14 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{begin_record, encode_file_header, finish_record};
-use super::record::{
-    segment_file_name, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC,
-};
+use super::record::{TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC};
 use crate::crypto::{
     wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitSealer, WrapContext,
     WRAPPED_KEY_LEN,
 };
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env, FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId};
 
@@ -104,7 +103,7 @@ impl fmt::Debug for WalWriter {
 impl WalWriter {
     /// Creates segment `segment` in `dir`, writes and syncs its header, and syncs `dir`.
     pub(crate) fn create(env: &dyn Env, dir: &Path, segment: FileNumber) -> Result<WalWriter> {
-        let name = segment_file_name(segment);
+        let name = filename::wal(segment);
         let path = join(dir, &name);
         let ctx = |what: &str| format!("{what} WAL segment {}", path.display());
         let mut file = env

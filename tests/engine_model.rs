@@ -3,7 +3,6 @@
 //! LocalKms). Crashes are the `engine_model` fuzz target's and the crash loop's part.
 
 mod common;
-mod rel_common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,7 +57,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let fail = |e: sealdb::Error| TestCaseError::fail(e.to_string());
     let names = ["t0", "t1"];
     let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(
-        rel_common::local_kms(&dir.path().join("kms"))
+        common::rel::local_kms(&dir.path().join("kms"))
             .map_err(|e| TestCaseError::fail(e.to_string()))?,
     );
     let db_dir = dir.path().join("db");

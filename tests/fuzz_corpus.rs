@@ -5,12 +5,12 @@
 //! The crate's dev-dependency on itself enables the `fuzzing` feature, so plain
 //! `cargo test` runs this file.
 
-mod rel_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rel_common::{local_kms, TestResult};
+use common::rel::{local_kms, TestResult};
 use sealdb::fuzz::{run, TARGETS};
 use sealdb::kms::{
     customer_default_policy, service_default_policy, via_service_name, Caller, EncryptionContext,

@@ -9,6 +9,7 @@
 //! assert what the design still promises (truncation and lowered counters are caught or
 //! harmless through the files) and print what happened for the rest.
 
+mod common;
 mod manifest_craft;
 
 use std::path::Path;

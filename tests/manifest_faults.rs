@@ -10,6 +10,7 @@
 //! land, as `FaultEnv` does. Each fault is aimed at the record the step writes: a dry run
 //! on a copy finds its index, and the real run checks that the failed record is it.
 
+mod common;
 mod manifest_craft;
 
 use std::collections::BTreeSet;

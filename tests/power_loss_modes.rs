@@ -2,12 +2,12 @@
 //! WAL rotations, flushes and compactions, then a power loss in each mode at many points;
 //! after each, every acknowledged synced write is there with its latest value.
 
-mod rel_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rel_common::{local_kms, TestResult};
+use common::rel::{local_kms, TestResult};
 use sealdb::storage::fault::{FaultEnv, FaultOp, FileClass, KillPoint, PowerLoss};
 use sealdb::{Db, Options, TableOptions, WriteOptions};
 

@@ -3,6 +3,7 @@
 //! old manifests) go once the new manifest names what replaced them. Every write of every
 //! cycle reads back at the end.
 
+mod common;
 mod manifest_craft;
 
 use std::time::Instant;

@@ -8,13 +8,13 @@
 //! shortened WAL reads as a torn tail, which a crash can produce, so the loss of its newest
 //! writes (a suffix of the write order, nothing else) is allowed, never a wrong value.
 
-mod rel_common;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rel_common::{copy_tree, local_kms, value_for, TestResult};
+use common::rel::{copy_tree, local_kms, value_for, TestResult};
 use sealdb::storage::StdEnv;
 use sealdb::{Db, Options, TableOptions, WriteOptions};
 

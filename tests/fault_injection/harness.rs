@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::rel_common::{
+use crate::common::rel::{
     self, copy_tree, local_kms, panic_counter, value_for, with_deadline, TestResult,
 };
 use sealdb::storage::fault::{FaultEnv, FaultKind, FaultOp, PowerLoss, Trigger};
@@ -397,7 +397,7 @@ pub fn run_kinds(ops: &[FaultOp], after_step: u64) -> TestResult {
         panics,
         0,
         "panics: {:?}",
-        rel_common::panic_messages().lock().map(|m| m.clone())
+        rel::panic_messages().lock().map(|m| m.clone())
     );
     Ok(())
 }

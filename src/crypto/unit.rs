@@ -190,8 +190,8 @@ impl UnitSealer {
             } => {
                 if offset < *next_offset {
                     // A repeated offset would repeat a nonce under this key: refuse.
-                    return Err(Error::InvalidArgument(format!(
-                        "internal: unit sealed at offset {offset} of {} below {}",
+                    return Err(Error::Internal(format!(
+                        "unit sealed at offset {offset} of {} below {}",
                         ctx.label, next_offset
                     )));
                 }

@@ -762,8 +762,8 @@ fn relog(
     it.seek_to_first()?;
     let mut last_key: Option<Vec<u8>> = None;
     while it.valid() {
-        let parsed = crate::ikey::parse(it.key())
-            .ok_or_else(|| Error::InvalidArgument("internal: memtable key".into()))?;
+        let parsed =
+            crate::ikey::parse(it.key()).ok_or_else(|| Error::Internal("memtable key".into()))?;
         if last_key.as_deref() != Some(parsed.user_key) {
             batch.add(t.id, parsed.kind, parsed.user_key, it.value());
             last_key = Some(parsed.user_key.to_vec());
@@ -793,7 +793,7 @@ fn relog(
         decode_section(section.payload(), first_seq, |e| {
             fresh.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
     }
     let sv = t.super_version();
     *t.sv.write() = Arc::new(SuperVersion {

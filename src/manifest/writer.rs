@@ -84,8 +84,8 @@ impl ManifestWriter {
             .first()
             .is_some_and(|g| g.edits.iter().any(|e| matches!(e, Edit::SetDatabaseKey(_))));
         if database_key.is_some() != has_key_edit {
-            return Err(Error::InvalidArgument(
-                "internal: the database key edit must open an authenticated snapshot".into(),
+            return Err(Error::Internal(
+                "the database key edit must open an authenticated snapshot".into(),
             ));
         }
         let mut db_chain = database_key
@@ -233,18 +233,16 @@ fn encode_record(
                 prev: CHAIN_START,
             },
             (Edit::CreateTable { .. }, Some(_)) => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: table id {table} created twice"
-                )))
+                return Err(Error::Internal(format!("table id {table} created twice")))
             }
             (_, None) => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: manifest edit for unknown table {table}"
+                return Err(Error::Internal(format!(
+                    "manifest edit for unknown table {table}"
                 )))
             }
             (_, Some(c)) if c.dropped => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: manifest edit for dropped table {table}"
+                return Err(Error::Internal(format!(
+                    "manifest edit for dropped table {table}"
                 )))
             }
             (Edit::SetTableKey { meta, .. }, Some(c)) if meta.encrypted != c.encrypted => {

@@ -27,7 +27,7 @@
 //!
 //! let db = Db::open(
 //!     dir.path().join("data"),
-//!     Options { kms: Some(kms.clone()), ..Options::default() },
+//!     Options::with_kms(kms.clone()),
 //! )?;
 //! let books = db.create_table("Books", TableOptions::encrypted())?;
 //! books.put("dune", "Frank Herbert")?;

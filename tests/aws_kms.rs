@@ -461,15 +461,13 @@ fn the_engine_runs_over_aws_kms_and_survives_an_outage_within_the_grace() -> Tes
     let kms = Arc::new(AwsKms::new(options(&proxy.url(), &f.key_arn))?);
     let clock = ManualClock::default();
     let dir = tempfile::tempdir()?;
-    let opts = Options {
-        kms: Some(kms.clone() as Arc<dyn Kms>),
-        clock: Arc::new(clock.clone()),
-        account: ACCOUNT.into(),
-        region: "us-east-1".into(),
-        principal: Principal::user(ACCOUNT, "app"),
-        write_buffer_size: 64 << 10,
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.kms = Some(kms.clone() as Arc<dyn Kms>);
+    opts.clock = Arc::new(clock.clone());
+    opts.account = ACCOUNT.into();
+    opts.region = "us-east-1".into();
+    opts.principal = Principal::user(ACCOUNT, "app");
+    opts.write_buffer_size = 64 << 10;
     {
         let db = Db::open(dir.path(), opts.clone())?;
         let t = db.create_table("Books", TableOptions::encrypted())?;

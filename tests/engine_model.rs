@@ -43,13 +43,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn options(kms: &Arc<dyn sealdb::kms::Kms>) -> Options {
-    Options {
-        kms: Some(Arc::clone(kms)),
-        write_buffer_size: 4 << 10,
-        level_base_bytes: Some(8 << 10),
-        target_file_size: 4 << 10,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.kms = Some(Arc::clone(kms));
+    o.write_buffer_size = 4 << 10;
+    o.level_base_bytes = Some(8 << 10);
+    o.target_file_size = 4 << 10;
+    o
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {

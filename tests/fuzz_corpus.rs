@@ -125,15 +125,13 @@ fn write_seed_corpus() -> TestResult {
     let kms = Arc::new(local_kms(&tmp.path().join("kms"))?);
     let db_dir = tmp.path().join("db");
     {
-        let db = Db::open(
-            &db_dir,
-            Options {
-                block_size: 128,
-                env: Arc::new(StdEnv),
-                kms: Some(kms.clone()),
-                ..Options::default()
-            },
-        )?;
+        let db = Db::open(&db_dir, {
+            let mut o = Options::default();
+            o.block_size = 128;
+            o.env = Arc::new(StdEnv);
+            o.kms = Some(kms.clone());
+            o
+        })?;
         let t = db.create_table("plain", TableOptions::plaintext())?;
         for i in 0..20 {
             t.put(format!("key{i:03}"), format!("value{i}"))?;

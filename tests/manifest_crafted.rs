@@ -739,10 +739,9 @@ fn rewrite_as_plaintext_only(dir: &Path, drop_encrypted: bool) -> BoxResult<()> 
 }
 
 fn pinned(fx: &Fixture) -> sealdb::Options {
-    sealdb::Options {
-        require_authenticated_manifest: true,
-        ..fx.options()
-    }
+    let mut o = fx.options();
+    o.require_authenticated_manifest = true;
+    o
 }
 
 #[test]

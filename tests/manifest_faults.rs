@@ -264,10 +264,9 @@ fn base() -> BoxResult<Fixture> {
 }
 
 fn options(fx: &Fixture, env: Arc<dyn Env>) -> Options {
-    Options {
-        env,
-        ..fx.options()
-    }
+    let mut o = fx.options();
+    o.env = env;
+    o
 }
 
 /// Runs the steps before the faulty one (30 more synced rows per table, and for a

@@ -21,11 +21,10 @@ pub const REGION: &str = sealdb::DEFAULT_REGION;
 
 /// Small buffers so tests exercise flushes and many files quickly.
 pub fn small_options() -> Options {
-    Options {
-        write_buffer_size: 256 << 10,
-        block_cache_bytes: 1 << 20,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = 256 << 10;
+    o.block_cache_bytes = 1 << 20;
+    o
 }
 
 pub fn open(path: &Path) -> sealdb::Result<Db> {
@@ -90,11 +89,10 @@ pub fn local_kms(dir: &Path, clock: Arc<dyn Clock>) -> sealdb::Result<Arc<LocalK
 
 /// Options for a database whose encrypted tables use `kms`, on `clock`.
 pub fn kms_options(kms: &Arc<LocalKms>, clock: Arc<dyn Clock>) -> Options {
-    Options {
-        kms: Some(Arc::clone(kms) as Arc<dyn sealdb::kms::Kms>),
-        clock,
-        ..small_options()
-    }
+    let mut o = small_options();
+    o.kms = Some(Arc::clone(kms) as Arc<dyn sealdb::kms::Kms>);
+    o.clock = clock;
+    o
 }
 
 /// A database directory and a keystore directory side by side, with a manual clock.

@@ -32,13 +32,14 @@ pub fn options(
         Some(d) => Some(Arc::new(local_kms(d)?)),
         None => None,
     };
-    Ok(Options {
-        write_buffer_size: 2 << 10,
-        block_size: 256,
-        block_cache_bytes: 64 << 10,
-        env,
-        kms,
-        ..Options::default()
+    Ok({
+        let mut o = Options::default();
+        o.write_buffer_size = 2 << 10;
+        o.block_size = 256;
+        o.block_cache_bytes = 64 << 10;
+        o.env = env;
+        o.kms = kms;
+        o
     })
 }
 

@@ -33,18 +33,16 @@ pub fn tmpdir() -> std::io::Result<tempfile::TempDir> {
 
 pub fn open(root: &Path, env: Arc<dyn Env>) -> sealdb::Result<(Db, Vec<Table>)> {
     let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(local_kms(&root.join("kms"))?);
-    let db = Db::open(
-        root.join("db"),
-        Options {
-            write_buffer_size: 4 << 20,
-            block_size: 256,
-            block_cache_bytes: 16 << 10,
-            disable_auto_compactions: true,
-            env,
-            kms: Some(kms),
-            ..Options::default()
-        },
-    )?;
+    let db = Db::open(root.join("db"), {
+        let mut o = Options::default();
+        o.write_buffer_size = 4 << 20;
+        o.block_size = 256;
+        o.block_cache_bytes = 16 << 10;
+        o.disable_auto_compactions = true;
+        o.env = env;
+        o.kms = Some(kms);
+        o
+    })?;
     let mut tables = Vec::new();
     for (i, name) in TABLES.iter().enumerate() {
         tables.push(match db.table(name) {

@@ -68,16 +68,17 @@ impl Fixture {
     /// Large buffers by default (only explicit flushes write SSTables), small blocks, no background
     /// compaction (the manifest's records then follow the test's steps).
     pub fn options(&self) -> Options {
-        Options {
-            write_buffer_size: self.write_buffer_size,
-            block_size: 256,
-            block_cache_bytes: 256 << 10,
-            disable_auto_compactions: true,
-            kms: self
+        {
+            let mut o = Options::default();
+            o.write_buffer_size = self.write_buffer_size;
+            o.block_size = 256;
+            o.block_cache_bytes = 256 << 10;
+            o.disable_auto_compactions = true;
+            o.kms = self
                 .kms
                 .as_ref()
-                .map(|k| Arc::clone(k) as Arc<dyn sealdb::kms::Kms>),
-            ..Options::default()
+                .map(|k| Arc::clone(k) as Arc<dyn sealdb::kms::Kms>);
+            o
         }
     }
 

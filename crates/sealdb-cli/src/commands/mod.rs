@@ -194,14 +194,12 @@ pub fn open_db_at(
     create: bool,
 ) -> Result<Db, CliError> {
     let kms: Arc<dyn Kms> = Arc::clone(kms);
-    let opts = Options {
-        create_if_missing: create,
-        kms: Some(kms),
-        account: ctx.account.clone(),
-        region: ctx.region.clone(),
-        principal: ctx.principal.clone(),
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.create_if_missing = create;
+    opts.kms = Some(kms);
+    opts.account = ctx.account.clone();
+    opts.region = ctx.region.clone();
+    opts.principal = ctx.principal.clone();
     Ok(Db::open(dir, opts)?)
 }
 

@@ -29,6 +29,10 @@ pub struct TableEncryptionStatus {
     pub grant_id: Option<String>,
     /// `ok`, or why background maintenance last failed (e.g. the grant was revoked).
     pub maintenance: String,
+    /// Why the last background compaction of this table failed, while it is the latest
+    /// compaction outcome (a later success clears it); writes stall on it past the level-0
+    /// stop trigger.
+    pub compaction_error: Option<String>,
     /// Whether the files' key-range boundaries are readable in the manifest.
     pub boundaries: &'static str,
     /// SSTables, each with its own data key.
@@ -115,6 +119,7 @@ impl Db {
             .map(|k| k.cache_status())
             .unwrap_or_default();
         let wal_keys = core.write.lock().wal.registered_tables();
+        let compaction_error = core.bg.lock().compaction.last_error.clone();
         core.all_tables()
             .iter()
             .map(|t| {
@@ -131,6 +136,10 @@ impl Db {
                         .lock()
                         .clone()
                         .unwrap_or_else(|| "ok".to_owned()),
+                    compaction_error: compaction_error
+                        .as_ref()
+                        .filter(|(id, _)| *id == t.id)
+                        .map(|(_, why)| why.clone()),
                     boundaries: match (meta.encrypted, meta.sealed_boundaries) {
                         (false, _) => "plaintext (table not encrypted)",
                         (true, false) => "plaintext (range boundaries only)",

@@ -137,8 +137,8 @@ impl TableEvents {
         if str_at(e, "/eventID").is_some_and(|id| self.ids.contains(&id)) {
             return true;
         }
-        if names_a_table(e) {
-            return false; // another table's
+        if names_an_owner(e) {
+            return false; // another table's, or the database's
         }
         if let Some(g) = str_at(e, "/requestParameters/grantId") {
             return self.grants.contains(&g);
@@ -183,13 +183,18 @@ fn key_arns(e: &Value) -> impl Iterator<Item = String> + '_ {
         .filter_map(|r| r.get("ARN").and_then(Value::as_str).map(str::to_owned))
 }
 
-/// True when a context or constraint of the event names a table (any table).
-fn names_a_table(v: &Value) -> bool {
+/// The context entry that names a database's own key material (its manifest key), not a
+/// table's (the engine's `sealdb:databaseId`).
+const DATABASE_ID_CONTEXT_KEY: &str = "sealdb:databaseId";
+
+/// True when a context or constraint of the event names its owner: a table (any table)
+/// or a database's own key.
+fn names_an_owner(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m
-            .iter()
-            .any(|(k, v)| k == TABLE_NAME_CONTEXT_KEY || names_a_table(v)),
-        Value::Array(a) => a.iter().any(names_a_table),
+        Value::Object(m) => m.iter().any(|(k, v)| {
+            k == TABLE_NAME_CONTEXT_KEY || k == DATABASE_ID_CONTEXT_KEY || names_an_owner(v)
+        }),
+        Value::Array(a) => a.iter().any(names_an_owner),
         _ => false,
     }
 }

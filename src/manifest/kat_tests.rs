@@ -109,30 +109,35 @@ fn table_chain_mac_is_the_documented_layout() -> Result<()> {
 }
 
 /// db_mac = HMAC-SHA256(HKDF(database_key, "manifest-db-mac"), "sealdb-manifest-db-mac" ||
-/// 2 || manifest u64 LE || prev_db [32] || covered_len u32 LE || covered).
+/// version u8 (the manifest header's: 2 or 3) || manifest u64 LE || prev_db [32] ||
+/// covered_len u32 LE || covered).
 #[test]
 fn database_chain_mac_is_the_documented_layout() -> Result<()> {
     let key = [0x0b; KEY_LEN];
     let prev = [0x5a; MAC_LEN];
     let covered = b"the record payload";
-    let db = DbChainKey::new(&TableKey::from_bytes(key))?;
-    let ours = db.compute(FileNumber(0x0102_0304_0506_0708), &prev, covered);
-    let fields = unhex("02  0807060504030201");
-    let len = unhex("12000000");
-    let reference = hmac(
-        &subkey(&key, b"manifest-db-mac"),
-        &[b"sealdb-manifest-db-mac", &fields, &prev, &len, covered],
-    );
-    assert_eq!(ours, reference);
-    assert!(db.verify(
-        FileNumber(0x0102_0304_0506_0708),
-        &prev,
-        covered,
-        &reference
-    ));
-    assert_eq!(
-        hex::encode(ours),
-        "2040c19c638729869f505079c52587e77ec21d4f591ea7ef362424f82c410b3f"
-    );
+    let manifest = FileNumber(0x0102_0304_0506_0708);
+    for (version, pinned) in [
+        (
+            2u8,
+            "2040c19c638729869f505079c52587e77ec21d4f591ea7ef362424f82c410b3f",
+        ),
+        (
+            3u8,
+            "fa9a4299d89cac60f300ba3c8f65ba570bdda883ff58eeed9d678e9e04e32135",
+        ),
+    ] {
+        let db = DbChainKey::new(&TableKey::from_bytes(key), version)?;
+        let ours = db.compute(manifest, &prev, covered);
+        let fields = unhex(&format!("{version:02x}  0807060504030201"));
+        let len = unhex("12000000");
+        let reference = hmac(
+            &subkey(&key, b"manifest-db-mac"),
+            &[b"sealdb-manifest-db-mac", &fields, &prev, &len, covered],
+        );
+        assert_eq!(ours, reference, "version {version}");
+        assert!(db.verify(manifest, &prev, covered, &reference));
+        assert_eq!(hex::encode(ours), pinned, "version {version}");
+    }
     Ok(())
 }

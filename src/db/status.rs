@@ -29,15 +29,15 @@ pub struct TableEncryptionStatus {
     pub grant_id: Option<String>,
     /// `ok`, or why background maintenance last failed (e.g. the grant was revoked).
     pub maintenance: String,
+    /// Why the last background compaction of this table failed, while it is the latest
+    /// compaction outcome (a later success clears it); writes stall on it past the level-0
+    /// stop trigger.
+    pub compaction_error: Option<String>,
     /// Why the table is locked (its key cannot be had: `grant revoked`, `key disabled`,
     /// `key pending deletion`, `key deleted`, `KMS unavailable`, `access denied`), if it is.
     pub locked: Option<String>,
     /// The KMS's words about the lock, if locked.
     pub locked_detail: Option<String>,
-    /// Why the last background compaction of this table failed, while it is the latest
-    /// compaction outcome (a later success clears it); writes stall on it past the level-0
-    /// stop trigger.
-    pub compaction_error: Option<String>,
     /// Whether the files' key-range boundaries are readable in the manifest.
     pub boundaries: &'static str,
     /// SSTables, each with its own data key.

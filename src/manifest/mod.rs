@@ -13,6 +13,8 @@ mod record;
 mod writer;
 
 #[cfg(test)]
+mod kat_tests;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use boundary::{open_boundary, seal_boundary};

@@ -264,14 +264,14 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
                 )?;
             }
             print_line(&mut out, &format!("  maintenance  {}", e.maintenance))?;
-            if let (Some(why), Some(detail)) = (&e.locked, &e.locked_detail) {
-                print_line(&mut out, &format!("  locked       {why} ({detail})"))?;
-            }
             let compaction = match &e.compaction_error {
                 Some(why) => format!("failing: {why}"),
                 None => "ok".to_owned(),
             };
             print_line(&mut out, &format!("  compaction   {compaction}"))?;
+            if let (Some(why), Some(detail)) = (&e.locked, &e.locked_detail) {
+                print_line(&mut out, &format!("  locked       {why} ({detail})"))?;
+            }
         }
     }
     Ok(())

@@ -96,7 +96,6 @@ mod iter;
     reason = "ARN and policy parsing index split parts whose count was checked first"
 )]
 pub mod kms;
-#[allow(dead_code, unused_imports)]
 #[expect(
     clippy::indexing_slicing,
     reason = "boundary subkey layout; manifest/ is being rewritten (issue 13)"
@@ -111,7 +110,6 @@ mod memtable;
 mod sst;
 pub mod storage;
 mod types;
-#[allow(dead_code, unused_imports)]
 #[expect(
     clippy::indexing_slicing,
     reason = "record header slicing after its length check; wal/ is being rewritten (issue 13)"

@@ -18,10 +18,14 @@ mod kat_tests;
 mod tests;
 
 pub(crate) use boundary::{open_boundary, seal_boundary};
-pub(crate) use current::{current_manifest_number, set_current};
+pub(crate) use current::current_manifest_number;
+#[cfg(feature = "fuzzing")]
+pub(crate) use current::set_current;
 pub(crate) use edit::{Boundary, DatabaseKeyMeta, Edit, TableMeta, VersionEdit};
-pub(crate) use reader::{parse_manifest, read_current, read_manifest, ManifestContents};
-pub(crate) use writer::{MacKeys, ManifestWriter};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use reader::parse_manifest;
+pub(crate) use reader::{read_current, read_manifest, ManifestContents};
+pub(crate) use writer::ManifestWriter;
 
 /// Runs the manifest decoder over arbitrary bytes (as manifest 1), and verifies every
 /// table's chain under a fixed key. Never panics.

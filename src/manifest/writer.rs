@@ -147,15 +147,11 @@ impl ManifestWriter {
         self.poisoned
     }
 
-    /// True when every record carries a database MAC.
-    pub(crate) fn is_authenticated(&self) -> bool {
-        self.db_chain.is_some()
-    }
-
     pub(crate) fn number(&self) -> FileNumber {
         self.number
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
         self.file.len()
     }

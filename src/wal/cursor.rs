@@ -36,10 +36,6 @@ impl<'a> Cursor<'a> {
         self.pos >= self.buf.len()
     }
 
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-
     /// A corruption error at file offset `offset` of this cursor's file.
     pub(crate) fn error_at(&self, offset: u64, what: impl Into<String>) -> Error {
         Error::corruption(self.label, offset, what)

@@ -18,9 +18,9 @@ pub(crate) mod fault_env;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use reader::{
-    list_segments, replay_bytes, replay_segment, ReplayKey, ReplayOutcome, WalKeyRef,
-};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use reader::replay_bytes;
+pub(crate) use reader::{list_segments, replay_segment, ReplayKey, WalKeyRef};
 pub(crate) use writer::{WalTableProtection, WalWriter};
 
 /// Runs the segment decoder over arbitrary bytes (as segment 1, last, every table plain

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::cursor::Cursor;
 use crate::crypto::WRAPPED_KEY_LEN;
 use crate::error::Result;
-use crate::types::{FileNumber, SeqNo, TableId};
+use crate::types::{SeqNo, TableId};
 
 /// Magic at the start of every WAL segment.
 pub(crate) const WAL_MAGIC: &[u8; 8] = b"SEALWAL\0";
@@ -53,12 +53,8 @@ impl TryFrom<u8> for WalRecordType {
 
 /// Section flag: the stored bytes are AES-256-GCM sealed (else CRC32-protected plaintext).
 pub(crate) const SECTION_SEALED: u8 = 0x01;
-/// Bytes of a section header (table, flags, stored_len).
-pub(crate) const SECTION_HEADER_LEN: usize = 4 + 1 + 4;
 /// Bytes of the sequence number repeated inside a sealed section.
 pub(crate) const SEALED_SEQ_LEN: usize = std::mem::size_of::<u64>();
-/// Bytes of a TableKey payload.
-pub(crate) const TABLE_KEY_PAYLOAD_LEN: usize = 4 + 4 + WRAPPED_KEY_LEN;
 
 /// A table's data key for one segment, wrapped under its table key.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -138,6 +134,9 @@ pub(crate) fn decode_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes of a TableKey payload.
+    const TABLE_KEY_PAYLOAD_LEN: usize = 4 + 4 + WRAPPED_KEY_LEN;
 
     #[test]
     fn record_types_are_frozen() {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::reader::ReplayOutcome;
 use super::*;
 use crate::crypto::{DataKey, TableKey, KEY_LEN};
 use crate::error::{Error, Result};

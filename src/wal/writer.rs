@@ -134,6 +134,7 @@ impl WalWriter {
         self.segment
     }
 
+    #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }

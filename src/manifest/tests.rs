@@ -1,7 +1,6 @@
 //! Manifest behaviour: round trip, torn tail, damage, the MAC chain, the CURRENT switch.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,9 +10,9 @@ use super::*;
 use crate::crypto::{TableKey, KEY_LEN};
 use crate::error::{Error, Result};
 use crate::filename::CURRENT;
+use crate::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
 use crate::storage::StdEnv;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
-use crate::wal::fault_env::FaultEnv;
 use crate::wal::frame::{begin_record, finish_record, FrameScanner, Scan, FILE_HEADER_LEN};
 
 const ENC: TableId = TableId(1);
@@ -493,13 +492,13 @@ fn current_switch_leaves_the_old_or_the_new_manifest() -> Result<()> {
     let old = snapshot();
     create(&env, dir.path(), 1, &old)?;
     let new = vec![old[0].clone(), old[1].clone()];
-    env.fail_rename.store(true, Ordering::SeqCst);
+    env.arm(FaultOp::Rename, Trigger::Always, FaultKind::Eio);
     assert!(create(&env, dir.path(), 2, &new).is_err());
     // CURRENT still names the old manifest, and the new one, named by nothing, is gone.
     assert!(!dir.path().join("MANIFEST-000002").exists());
     let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
     assert_eq!((m.number, m.edits), (FileNumber(1), with_end(&old)));
-    env.fail_rename.store(false, Ordering::SeqCst);
+    env.disarm_all();
     create(&env, dir.path(), 2, &new)?;
     let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;
     assert_eq!((m.number, m.edits), (FileNumber(2), with_end(&new)));
@@ -543,11 +542,12 @@ fn a_failed_append_poisons_and_is_dropped_as_torn() -> Result<()> {
     let env = FaultEnv::default();
     let mut w = create(&env, dir.path(), 1, &snapshot())?;
     w.append(&VersionEdit::new(vec![add_file(ENC, 5)]), &keys)?;
-    env.fail.store(true, Ordering::SeqCst);
+    env.arm(FaultOp::Append, Trigger::Always, FaultKind::Eio);
+    env.arm(FaultOp::Sync, Trigger::Always, FaultKind::Eio);
     assert!(w
         .append(&VersionEdit::new(vec![add_file(ENC, 6)]), &keys)
         .is_err());
-    env.fail.store(false, Ordering::SeqCst);
+    env.disarm_all();
     let next = VersionEdit::new(vec![add_file(ENC, 7)]);
     assert!(matches!(w.append(&next, &keys), Err(Error::Poisoned(_))));
     let m = read_current(&env, dir.path())?.ok_or_else(|| Error::InvalidArgument("none".into()))?;

@@ -14,8 +14,6 @@ mod record;
 mod writer;
 
 #[cfg(test)]
-pub(crate) mod fault_env;
-#[cfg(test)]
 mod tests;
 
 #[cfg(any(test, feature = "fuzzing"))]

@@ -473,10 +473,14 @@ mod model {
 }
 
 mod faults {
-    use std::sync::atomic::Ordering;
-
     use super::*;
-    use crate::wal::fault_env::FaultEnv;
+    use crate::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
+
+    /// Appends (half-written) and syncs fail from now until `disarm_all`.
+    fn fail_writes(env: &FaultEnv) {
+        env.arm(FaultOp::Append, Trigger::Always, FaultKind::Eio);
+        env.arm(FaultOp::Sync, Trigger::Always, FaultKind::Eio);
+    }
 
     #[test]
     fn a_failed_append_poisons_and_leaves_a_torn_tail() -> Result<()> {
@@ -486,9 +490,9 @@ mod faults {
         register_all(&mut w)?;
         w.append_batch(SeqNo(1), &[(PLAIN, b"one"), (SEALED, b"two")])?;
         w.sync()?;
-        env.fail.store(true, Ordering::SeqCst);
+        fail_writes(&env);
         assert!(w.append_batch(SeqNo(2), &[(SEALED, b"three")]).is_err());
-        env.fail.store(false, Ordering::SeqCst);
+        env.disarm_all();
         // Poisoned: nothing more is appended or acknowledged.
         assert!(matches!(
             w.append_batch(SeqNo(3), &[(PLAIN, b"x")]),
@@ -510,12 +514,12 @@ mod faults {
         let mut w = WalWriter::create(&env, dir.path(), FileNumber(1))?;
         w.register_table(PLAIN, WalTableProtection::Plain)?;
         w.append_batch(SeqNo(1), &[(PLAIN, b"one")])?;
-        env.fail.store(true, Ordering::SeqCst);
+        fail_writes(&env);
         assert!(matches!(w.sync(), Err(Error::Io { .. })));
-        env.fail.store(false, Ordering::SeqCst);
+        env.disarm_all();
         assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
         // Creating a segment whose header cannot be synced fails outright.
-        env.fail.store(true, Ordering::SeqCst);
+        fail_writes(&env);
         assert!(WalWriter::create(&env, dir.path(), FileNumber(2)).is_err());
         Ok(())
     }

@@ -223,7 +223,7 @@ impl Drop for Created<'_> {
                     // if a power loss undoes the removal it holds no writes.
                     let _ = self
                         .env
-                        .truncate(&p, crate::wal::frame::FILE_HEADER_LEN as u64);
+                        .truncate(&p, crate::framing::FILE_HEADER_LEN as u64);
                 }
                 let _ = self.env.remove_file(&p);
             }
@@ -538,7 +538,7 @@ fn check_new_directory(env: &dyn Env, dir: &Path, listing: &Listing) -> Result<(
     let segment_with_records = listing.segments.iter().any(|s| {
         let p = dir.join(filename::wal(*s));
         env.open_read(&p)
-            .map(|f| f.len() > crate::wal::frame::FILE_HEADER_LEN as u64)
+            .map(|f| f.len() > crate::framing::FILE_HEADER_LEN as u64)
             .unwrap_or(true)
     });
     if !listing.tables.is_empty() || segment_with_records || listing.manifests.len() > 1 {
@@ -775,7 +775,7 @@ impl Replay<'_> {
         };
         let last_with_records = live
             .iter()
-            .rposition(|s| seg_len(s) > crate::wal::frame::FILE_HEADER_LEN as u64)
+            .rposition(|s| seg_len(s) > crate::framing::FILE_HEADER_LEN as u64)
             .unwrap_or(0);
         self.torn_from = live
             .get(last_with_records)
@@ -963,9 +963,7 @@ fn skipped_segments_with_records(
         .filter(|s| is_leftover_segment(state, *s))
         .filter(|s| {
             env.open_read(&dir.join(filename::wal(*s)))
-                .map_or(true, |f| {
-                    f.len() > crate::wal::frame::FILE_HEADER_LEN as u64
-                })
+                .map_or(true, |f| f.len() > crate::framing::FILE_HEADER_LEN as u64)
         })
         .collect()
 }

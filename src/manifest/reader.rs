@@ -35,9 +35,9 @@ use super::writer::drop_only;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::filename;
+use crate::framing::{check_file_header_versions, FrameScanner, Scan, FILE_HEADER_LEN};
 use crate::storage::{join, Env};
 use crate::types::{FileNumber, TableId};
-use crate::wal::frame::{check_file_header_versions, FrameScanner, Scan, FILE_HEADER_LEN};
 
 /// One record in a table's chain.
 #[derive(Debug)]

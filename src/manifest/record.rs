@@ -1,7 +1,7 @@
 //! A manifest record's payload, and the per-table MAC chain that authenticates it.
 //!
 //! ```text
-//! record payload (framed by wal::frame, record type 1 = Edit):
+//! record payload (framed by crate::framing, record type 1 = Edit):
 //!   edits_len : u32 LE
 //!   edits     : [u8; edits_len]          VersionEdit encoding (edit.rs)
 //!   mac_count : u32 LE

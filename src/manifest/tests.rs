@@ -10,10 +10,10 @@ use super::*;
 use crate::crypto::{TableKey, KEY_LEN};
 use crate::error::{Error, Result};
 use crate::filename::CURRENT;
+use crate::framing::{begin_record, finish_record, FrameScanner, Scan, FILE_HEADER_LEN};
 use crate::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
 use crate::storage::StdEnv;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
-use crate::wal::frame::{begin_record, finish_record, FrameScanner, Scan, FILE_HEADER_LEN};
 
 const ENC: TableId = TableId(1);
 const PLAIN: TableId = TableId(2);
@@ -472,11 +472,7 @@ fn mac_chain_detects_edited_reordered_and_removed_records() -> Result<()> {
 
     // The whole manifest copied under another number: the number is in every MAC.
     let mut moved = rebuild(
-        &crate::wal::frame::encode_file_header_version(
-            b"SEALMAN\0",
-            FileNumber(2),
-            MANIFEST_VERSION,
-        ),
+        &crate::framing::encode_file_header_version(b"SEALMAN\0", FileNumber(2), MANIFEST_VERSION),
         &recs,
     )?;
     let m = parse_manifest(Bytes::from(std::mem::take(&mut moved)), FileNumber(2), "m")?;

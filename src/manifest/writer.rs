@@ -20,9 +20,9 @@ use super::record::{
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::filename;
+use crate::framing::{begin_record, encode_file_header_version, finish_record};
 use crate::storage::{join, Env, WritableFile};
 use crate::types::{FileNumber, TableId};
-use crate::wal::frame::{begin_record, encode_file_header_version, finish_record};
 
 /// Where each table's MAC chain stands in the manifest being written.
 #[derive(Clone, Copy)]

@@ -8,7 +8,6 @@
 //! DESIGN.md section 5; the layouts are atop `frame.rs` and `record.rs`.
 
 pub(crate) mod cursor;
-pub(crate) mod frame;
 mod reader;
 mod record;
 mod writer;

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::frame::{check_file_header, encode_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
 use super::record::{decode_batch, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC};
 use crate::crypto::{
     unwrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitOpener, WrapContext,
@@ -28,6 +27,7 @@ use crate::crypto::{
 };
 use crate::error::{Error, Result};
 use crate::filename;
+use crate::framing::{check_file_header, encode_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
 use crate::storage::Env;
 use crate::types::{FileNumber, SeqNo, TableId};
 

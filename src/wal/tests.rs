@@ -152,11 +152,14 @@ fn truncation_at_every_byte_of_the_last_record_keeps_earlier_records() -> Result
         }
     }
     // Header-only and cut headers of the last segment are fine; garbage is not.
-    for cut in 0..=frame::FILE_HEADER_LEN {
+    for cut in 0..=crate::framing::FILE_HEADER_LEN {
         std::fs::write(&cut_path, &full[..cut]).map_err(|e| Error::io("write", e))?;
         let (got, out) = replay(&cut_path, FileNumber(2), true)?;
         assert!(got.is_empty());
-        assert_eq!(out.torn_tail, cut != 0 && cut != frame::FILE_HEADER_LEN);
+        assert_eq!(
+            out.torn_tail,
+            cut != 0 && cut != crate::framing::FILE_HEADER_LEN
+        );
     }
     std::fs::write(&cut_path, b"SEALXXX").map_err(|e| Error::io("write", e))?;
     assert!(replay(&cut_path, FileNumber(2), true).is_err());
@@ -192,11 +195,12 @@ fn flipped_byte_before_the_last_record_is_an_error() -> Result<()> {
 
 /// Rewrites a record's table id (fixing the frame checksums), as an attacker could.
 fn refix_frames(data: &mut [u8]) {
-    let mut pos = frame::FILE_HEADER_LEN;
-    while pos + frame::RECORD_HEADER_LEN <= data.len() {
+    let mut pos = crate::framing::FILE_HEADER_LEN;
+    while pos + crate::framing::RECORD_HEADER_LEN <= data.len() {
         let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap_or_default()) as usize;
         let rtype = data[pos + 8];
-        let payload = pos + frame::RECORD_HEADER_LEN..pos + frame::RECORD_HEADER_LEN + len;
+        let payload =
+            pos + crate::framing::RECORD_HEADER_LEN..pos + crate::framing::RECORD_HEADER_LEN + len;
         let mut h = crc32fast::Hasher::new();
         h.update(&[rtype]);
         h.update(&data[payload.clone()]);
@@ -250,7 +254,8 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     let (p11, f11) = &files[1];
     assert_eq!(f10.len(), f11.len());
     // Segment 10's batch record spliced into segment 11 at the same offset.
-    let batch_start = frame::FILE_HEADER_LEN + 2 * (frame::RECORD_HEADER_LEN + 68);
+    let batch_start =
+        crate::framing::FILE_HEADER_LEN + 2 * (crate::framing::RECORD_HEADER_LEN + 68);
     let mut spliced = f11.clone();
     spliced[batch_start..].copy_from_slice(&f10[batch_start..]);
     std::fs::write(p11, &spliced).map_err(|e| Error::io("w", e))?;
@@ -258,7 +263,7 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     // The section relabelled as the other encrypted table (same key bytes, other table).
     let mut moved = f10.clone();
-    let section_table = batch_start + frame::RECORD_HEADER_LEN + 8;
+    let section_table = batch_start + crate::framing::RECORD_HEADER_LEN + 8;
     moved[section_table..section_table + 4].copy_from_slice(&SEALED2.0.to_le_bytes());
     refix_frames(&mut moved);
     std::fs::write(p10, &moved).map_err(|e| Error::io("w", e))?;
@@ -266,7 +271,7 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     // The first sequence number rewritten in the plaintext frame.
     let mut reseq = f10.clone();
-    let seq_at = batch_start + frame::RECORD_HEADER_LEN;
+    let seq_at = batch_start + crate::framing::RECORD_HEADER_LEN;
     reseq[seq_at] ^= 0x04;
     refix_frames(&mut reseq);
     std::fs::write(p10, &reseq).map_err(|e| Error::io("w", e))?;
@@ -275,8 +280,10 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     // A whole segment renamed: its key record no longer unwraps.
     let renamed = dir.path().join("000012.log");
     let mut f = f10.clone();
-    f[..frame::FILE_HEADER_LEN]
-        .copy_from_slice(&frame::encode_file_header(b"SEALWAL\0", FileNumber(12)));
+    f[..crate::framing::FILE_HEADER_LEN].copy_from_slice(&crate::framing::encode_file_header(
+        b"SEALWAL\0",
+        FileNumber(12),
+    ));
     std::fs::write(&renamed, &f).map_err(|e| Error::io("w", e))?;
     let err = err_of(replay(&renamed, FileNumber(12), false))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");

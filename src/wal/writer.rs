@@ -13,7 +13,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::frame::{begin_record, encode_file_header, finish_record};
 use super::record::{TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC};
 use crate::crypto::{
     wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitSealer, WrapContext,
@@ -21,6 +20,7 @@ use crate::crypto::{
 };
 use crate::error::{Error, Result};
 use crate::filename;
+use crate::framing::{begin_record, encode_file_header, finish_record};
 use crate::storage::{join, Env, FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId};
 

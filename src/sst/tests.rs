@@ -622,7 +622,10 @@ fn a_scan_caches_only_the_blocks_around_its_seek_and_reads_every_entry() -> Resu
         assert!(t.get(ikey::user_key(k), SeqNo::MAX)?.is_some());
         let hits = cache.hits();
         assert_eq!(collect_forward(&t)?, entries);
-        assert!(cache.hits() > hits, "sealed={sealed}: the cached block was not used");
+        assert!(
+            cache.hits() > hits,
+            "sealed={sealed}: the cached block was not used"
+        );
     }
     Ok(())
 }

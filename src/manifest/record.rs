@@ -51,12 +51,15 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
-/// The manifest format this code writes: database MACs, the snapshot end, WAL segments.
-pub(crate) const MANIFEST_VERSION: u8 = 2;
+/// The manifest format this code writes: format 2, and a snapshot may carry a locked
+/// table's records without their table MACs (the database MAC covers them).
+pub(crate) const MANIFEST_VERSION: u8 = 3;
+/// Database MACs, the snapshot end, WAL segments. Still read.
+pub(crate) const MANIFEST_V2: u8 = 2;
 /// The first manifest format (table MAC chains only). Still read.
 pub(crate) const MANIFEST_V1: u8 = 1;
 /// Every manifest format this code reads.
-pub(crate) const MANIFEST_VERSIONS: [u8; 2] = [MANIFEST_V1, MANIFEST_VERSION];
+pub(crate) const MANIFEST_VERSIONS: [u8; 3] = [MANIFEST_V1, MANIFEST_V2, MANIFEST_VERSION];
 /// Bytes of a MAC.
 pub(crate) const MAC_LEN: usize = 32;
 /// The chain's starting value.
@@ -67,8 +70,12 @@ const SUBKEY_INFO: &[u8] = b"manifest-mac";
 const DB_MAC_LABEL: &[u8] = b"sealdb-manifest-db-mac";
 const DB_SUBKEY_INFO: &[u8] = b"manifest-db-mac";
 
-/// The database's MAC chain key (format 2): covers every record of the manifest.
-pub(crate) struct DbChainKey(Hmac<Sha256>);
+/// The database's MAC chain key (format 2 and later): covers every record of the manifest.
+/// Each MAC binds the manifest's format version.
+pub(crate) struct DbChainKey {
+    mac: Hmac<Sha256>,
+    version: u8,
+}
 
 /// HMAC-SHA256 keyed with the subkey `info` of `key`.
 fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
@@ -78,14 +85,15 @@ fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
 }
 
 impl DbChainKey {
-    pub(crate) fn new(database_key: &TableKey) -> Result<DbChainKey> {
-        mac_under(database_key, DB_SUBKEY_INFO).map(DbChainKey)
+    /// The key for a manifest of format `version`.
+    pub(crate) fn new(database_key: &TableKey, version: u8) -> Result<DbChainKey> {
+        mac_under(database_key, DB_SUBKEY_INFO).map(|mac| DbChainKey { mac, version })
     }
 
     fn start(&self, manifest: FileNumber, prev: &[u8; MAC_LEN], covered: &[u8]) -> Hmac<Sha256> {
-        let mut m = self.0.clone();
+        let mut m = self.mac.clone();
         m.update(DB_MAC_LABEL);
-        m.update(&[MANIFEST_VERSION]);
+        m.update(&[self.version]);
         m.update(&manifest.0.to_le_bytes());
         m.update(prev);
         m.update(
@@ -252,7 +260,7 @@ pub(crate) fn decode_payload<'a>(
     }
     let covered_len = usize::try_from(c.offset() - offset).map_err(|_| c.error("record length"))?;
     let mut db_mac = None;
-    if version >= MANIFEST_VERSION {
+    if version >= MANIFEST_V2 {
         let at = c.offset();
         match c.u8("database MAC length")? {
             0 => {}

@@ -207,22 +207,36 @@ fn combine(reports: &[BenchReport]) -> String {
 }
 
 /// The ratio table: encrypted sealdb's ops/s over plaintext sealdb's, and over the
-/// better of RocksDB and fjall, per workload (of the engines present in `reports`).
+/// better of RocksDB and fjall, per workload (of the engines present in `reports`); then the
+/// same two ratios of CPU time per operation (plaintext's or the peer's over encrypted's, so
+/// above 1 still means encrypted sealdb is ahead), which the other work on a shared machine
+/// moves much less than ops/s.
 fn ratios(reports: &[BenchReport], workloads: &[String]) -> Option<String> {
-    let ops = |engine: &str, w: &str| {
+    let result = |engine: &str, w: &str| {
         reports
             .iter()
             .find(|r| r.engine == engine)?
             .results
             .iter()
             .find(|x| x.workload == w)
-            .map(|x| x.ops_per_sec)
+            .cloned()
+    };
+    let ops = |engine: &str, w: &str| result(engine, w).map(|x| x.ops_per_sec);
+    let cpu_per_op = |engine: &str, w: &str| {
+        result(engine, w).and_then(|x| x.cpu_secs.filter(|_| x.ops > 0).map(|c| c / x.ops as f64))
     };
     reports.iter().find(|r| r.engine == "sealdb-encrypted")?;
-    let header: Vec<String> = ["ratio", "enc/plain", "enc/best peer", "best peer"]
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
+    let header: Vec<String> = [
+        "ratio",
+        "enc/plain",
+        "enc/best peer",
+        "best peer",
+        "CPU plain/enc",
+        "CPU best peer/enc",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "-".to_string(),
@@ -235,11 +249,14 @@ fn ratios(reports: &[BenchReport], workloads: &[String]) -> Option<String> {
                 .iter()
                 .filter_map(|p| ops(p, w).map(|o| (*p, o)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
+            let enc_cpu = cpu_per_op("sealdb-encrypted", w);
             vec![
                 w.clone(),
                 ratio(enc, ops("sealdb-plaintext", w)),
                 ratio(enc, best.map(|b| b.1)),
                 best.map_or("-".to_string(), |b| b.0.to_string()),
+                ratio(cpu_per_op("sealdb-plaintext", w), enc_cpu),
+                ratio(best.and_then(|b| cpu_per_op(b.0, w)), enc_cpu),
             ]
         })
         .collect();

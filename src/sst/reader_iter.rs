@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::sst::block::BlockIter;
-use crate::sst::table::Table;
+use crate::sst::reader::SstReader;
 
 /// Blocks a cursor reaches by stepping (`next`/`prev` across a block boundary) since its
 /// last seek that still go through the block cache like the seek's own block (a short range
@@ -14,8 +14,8 @@ use crate::sst::table::Table;
 /// missing from the cache is opened into the cursor's own recycled buffer and not cached.
 const CACHED_STEPS: u32 = 1;
 
-pub(crate) struct TableIter {
-    table: Arc<Table>,
+pub(crate) struct SstIter {
+    table: Arc<SstReader>,
     index: BlockIter,
     /// The data block under the index cursor, with its file offset.
     data: Option<(u64, BlockIter)>,
@@ -23,10 +23,10 @@ pub(crate) struct TableIter {
     stepped: u32,
 }
 
-impl TableIter {
-    pub(crate) fn new(table: Arc<Table>) -> TableIter {
+impl SstIter {
+    pub(crate) fn new(table: Arc<SstReader>) -> SstIter {
         let index = table.index.iter();
-        TableIter {
+        SstIter {
             table,
             index,
             data: None,
@@ -118,7 +118,7 @@ impl TableIter {
     }
 }
 
-impl InternalIterator for TableIter {
+impl InternalIterator for SstIter {
     fn valid(&self) -> bool {
         self.data_valid()
     }

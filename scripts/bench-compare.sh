@@ -22,9 +22,12 @@ done
 
 OUT="${BENCH_OUT:-target/bench-compare/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
-export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/x86_64-linux-gnu}" ROCKSDB_INCLUDE_DIR="${ROCKSDB_INCLUDE_DIR:-/usr/include}"
-cargo build --release -p bench-compare
-BIN=target/release/bench-compare
+# RocksDB is the `rocksdb` crate's bundled copy, compiled from source (about 30 min on 2
+# cores; needs clang/libclang for bindgen): point CARGO_TARGET_DIR at a directory outside
+# the repo that keeps the build. Its C++ is built without debug info (faster, smaller).
+TARGET="${CARGO_TARGET_DIR:-target}"
+cargo build --release -p bench-compare --config 'profile.release.package.librocksdb-sys.debug=0'
+BIN="$TARGET/release/bench-compare"
 
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores; num=$NUM ${EXTRA[*]:-}" | tee "$OUT/summary.md"
 JSONS=()

@@ -55,6 +55,8 @@ struct CachedKey {
     key: Arc<TableKey>,
     /// When the KMS last confirmed this principal's access.
     confirmed: SystemTime,
+    /// `confirmed` in nanoseconds since the Unix epoch (the memo's integer check).
+    confirmed_nanos: u64,
     /// When the key was last used, in nanoseconds since the Unix epoch.
     last_used: AtomicU64,
     /// Cleared (under the cache lock) when the entry leaves the cache: a memo holding it
@@ -67,6 +69,7 @@ impl CachedKey {
         Arc::new(CachedKey {
             key,
             confirmed: now,
+            confirmed_nanos: nanos(now),
             last_used: AtomicU64::new(nanos(now)),
             live: AtomicBool::new(true),
         })
@@ -99,6 +102,9 @@ struct RecentKey {
 thread_local! {
     static RECENT: RefCell<Option<RecentKey>> = const { RefCell::new(None) };
 }
+
+/// How stale a memo hit may leave an entry's last-use time (see `recent_key`).
+const TOUCH_GRANULARITY_NANOS: u64 = 1_000_000;
 
 /// Tells keyrings apart in the threads' memos (never reused in the process).
 static NEXT_KEYRING_ID: AtomicU64 = AtomicU64::new(1);
@@ -380,21 +386,48 @@ impl Keyring {
         table: &str,
         now: SystemTime,
     ) -> Option<Arc<TableKey>> {
+        self.recent_entry(principal, table, now, |e| Arc::clone(&e.key))
+    }
+
+    /// `found(entry)` for this thread's memo entry if it is usable at `now` (see
+    /// `recent_key`), recording the use.
+    fn recent_entry<T>(
+        &self,
+        principal: &Principal,
+        table: &str,
+        now: SystemTime,
+        found: impl FnOnce(&CachedKey) -> T,
+    ) -> Option<T> {
         RECENT.with_borrow(|recent| {
             let r = recent.as_ref()?;
             if r.keyring != self.id || r.table != table || r.principal != principal.arn {
                 return None;
             }
             let e = r.entry.upgrade()?;
+            // The same two checks as the locked path, on integer nanoseconds.
+            let n = nanos(now);
+            let last = e.last_used.load(Ordering::Relaxed);
             let usable = e.live.load(Ordering::Acquire)
-                && elapsed(e.confirmed, now) < self.max_age
-                && e.idle(now) < self.recheck_after_idle;
+                && u128::from(n.saturating_sub(e.confirmed_nanos)) < self.max_age.as_nanos()
+                && u128::from(n.saturating_sub(last)) < self.recheck_after_idle.as_nanos();
             if !usable {
                 return None;
             }
-            e.touch(now);
-            Some(Arc::clone(&e.key))
+            // A use within a millisecond of the recorded one is not written again: the
+            // threads reading one table do not all write the entry's line on every read
+            // (the idle time can only come out up to 1 ms longer: a re-check comes sooner).
+            if n.saturating_sub(last) >= TOUCH_GRANULARITY_NANOS {
+                e.last_used.fetch_max(n, Ordering::Relaxed);
+            }
+            Some(found(&e))
         })
+    }
+
+    /// Whether this thread's memo holds a usable key for (`table`, `principal`) at the
+    /// clock's current time (`recent_key` without handing out a reference).
+    pub(crate) fn has_recent_key(&self, principal: &Principal, table: &str) -> bool {
+        let now = self.clock.now();
+        self.recent_entry(principal, table, now, |_| ()).is_some()
     }
 
     fn remember_recent(&self, principal: &Principal, table: &str, entry: &Arc<CachedKey>) {

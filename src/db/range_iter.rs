@@ -26,6 +26,8 @@ pub struct RangeIter {
     done: bool,
     /// Forward: the user key most recently returned or skipped (older versions follow it).
     last_key: Option<Vec<u8>>,
+    /// Reverse: the user key being resolved (a buffer reused across entries).
+    reverse_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for RangeIter {
@@ -56,6 +58,7 @@ impl RangeIter {
             started: false,
             done: false,
             last_key: None,
+            reverse_key: Vec::new(),
         }
     }
 
@@ -106,33 +109,34 @@ impl RangeIter {
         Ok(())
     }
 
-    fn parse_current(&self) -> Result<(Vec<u8>, SeqNo, ValueKind)> {
-        let p = ikey::parse(self.inner.key()).ok_or_else(|| Error::Corruption {
-            file: "<merged view>".into(),
-            offset: 0,
-            what: "malformed internal key".into(),
-        })?;
-        Ok((p.user_key.to_vec(), p.seq, p.kind))
-    }
-
     fn next_forward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         while self.inner.valid() {
-            let (key, seq, kind) = self.parse_current()?;
-            if self.above_upper(&key) {
+            // Borrowed from the cursor: a skipped version costs no copy.
+            let (key, seq, kind) = parse(self.inner.key())?;
+            if self.above_upper(key) {
                 return Ok(None);
             }
-            if seq > self.seq
-                || self.last_key.as_deref() == Some(key.as_slice())
-                || self.below_lower(&key)
-            {
+            if seq > self.seq || self.last_key.as_deref() == Some(key) || self.below_lower(key) {
                 self.inner.next()?;
                 continue;
             }
-            let value = Bytes::copy_from_slice(self.inner.value());
+            let out = (kind == ValueKind::Put).then(|| {
+                (
+                    Bytes::copy_from_slice(key),
+                    Bytes::copy_from_slice(self.inner.value()),
+                )
+            });
+            // The last key's buffer is reused: one allocation per entry fewer.
+            match &mut self.last_key {
+                Some(last) => {
+                    last.clear();
+                    last.extend_from_slice(key);
+                }
+                None => self.last_key = Some(key.to_vec()),
+            }
             self.inner.next()?;
-            self.last_key = Some(key.clone());
-            if kind == ValueKind::Put {
-                return Ok(Some((Bytes::from(key), value)));
+            if out.is_some() {
+                return Ok(out);
             }
         }
         Ok(None)
@@ -140,31 +144,52 @@ impl RangeIter {
 
     fn next_reverse(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         while self.inner.valid() {
-            let (key, _, _) = self.parse_current()?;
+            let mut key = std::mem::take(&mut self.reverse_key);
+            key.clear();
+            key.extend_from_slice(parse(self.inner.key())?.0);
             if self.below_lower(&key) {
+                self.reverse_key = key;
                 return Ok(None);
             }
             // Backward, one user key's versions come oldest first: keep the last visible one.
             let mut best: Option<(ValueKind, Bytes)> = None;
             while self.inner.valid() {
-                let (k, seq, kind) = self.parse_current()?;
-                if k != key {
+                let (k, seq, kind) = parse(self.inner.key())?;
+                if k != key.as_slice() {
                     break;
                 }
                 if seq <= self.seq {
-                    best = Some((kind, Bytes::copy_from_slice(self.inner.value())));
+                    let value = match kind {
+                        ValueKind::Put => Bytes::copy_from_slice(self.inner.value()),
+                        ValueKind::Delete => Bytes::new(),
+                    };
+                    best = Some((kind, value));
                 }
                 self.inner.prev()?;
             }
-            if self.above_upper(&key) {
-                continue;
-            }
-            if let Some((ValueKind::Put, v)) = best {
-                return Ok(Some((Bytes::from(key), v)));
+            let found = match best {
+                Some((ValueKind::Put, v)) if !self.above_upper(&key) => {
+                    Some((Bytes::copy_from_slice(&key), v))
+                }
+                _ => None,
+            };
+            self.reverse_key = key;
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)
     }
+}
+
+/// The user key, sequence number and kind of an internal key from the merged view.
+fn parse(internal: &[u8]) -> Result<(&[u8], SeqNo, ValueKind)> {
+    let p = ikey::parse(internal).ok_or_else(|| Error::Corruption {
+        file: "<merged view>".into(),
+        offset: 0,
+        what: "malformed internal key".into(),
+    })?;
+    Ok((p.user_key, p.seq, p.kind))
 }
 
 impl Iterator for RangeIter {

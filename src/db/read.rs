@@ -118,7 +118,9 @@ impl DbInner {
         if t.dropped.load(Ordering::Acquire) {
             return Err(Error::TableNotFound(t.name.clone()));
         }
-        if t.is_encrypted() {
+        // Only whether the key is there: no reference-count update of the shared key per
+        // read (two atomic writes to a line every reading thread shares).
+        if t.is_encrypted() && t.key.read().is_none() {
             t.require_key()?;
         }
         Ok(())

@@ -211,6 +211,11 @@ impl BlockIter {
         self.key
     }
 
+    /// Gives back the block and the key buffer.
+    pub(crate) fn into_parts(self) -> (Arc<Block>, Vec<u8>) {
+        (self.block, self.key)
+    }
+
     fn invalidate(&mut self) {
         self.valid = false;
         self.current = self.block.restarts_offset;

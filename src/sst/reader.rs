@@ -163,17 +163,49 @@ impl SstReader {
         Ok(block)
     }
 
+    /// The data block at `handle` for a cursor stepping through the table: from the cache
+    /// if it is there, otherwise opened without being cached, into `recycled` (the cursor's
+    /// previous block of this kind) when nobody else holds that block's bytes. A long scan
+    /// then neither evicts the point reads' working set nor pays the cache's insertion and
+    /// eviction per block, and decrypts every block into the same (CPU-cache-hot) buffer.
+    pub(crate) fn data_block_uncached(
+        &self,
+        handle: BlockHandle,
+        recycled: Option<Arc<Block>>,
+    ) -> Result<Arc<Block>> {
+        if let Some(c) = &self.cache {
+            if let Some(b) = c.get(self.id, handle.offset) {
+                return Ok(b);
+            }
+        }
+        let mut spare = recycled
+            .and_then(Arc::into_inner)
+            .and_then(|b| b.into_data().try_into_mut().ok());
+        self.open_data_block(handle, |len| {
+            spare
+                .take()
+                .unwrap_or_else(|| bytes::BytesMut::with_capacity(len))
+        })
+    }
+
     fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
-        let stored = read_stored(&*self.file, &self.opener, UnitKind::Data, handle)?;
         // A sealed block is decrypted from the map straight into a cache-owned buffer.
+        self.open_data_block(handle, |len| match &self.cache {
+            Some(c) => c.buffer(self.id, handle.offset, len),
+            None => bytes::BytesMut::with_capacity(len),
+        })
+    }
+
+    /// Reads, opens (CRC check or decryption into `buffer(len)`) and decodes a data block.
+    fn open_data_block(
+        &self,
+        handle: BlockHandle,
+        buffer: impl FnOnce(usize) -> bytes::BytesMut,
+    ) -> Result<Arc<Block>> {
+        let stored = read_stored(&*self.file, &self.opener, UnitKind::Data, handle)?;
         let mut payload = self
             .opener
-            .open_with(UnitKind::Data, handle.offset, stored, |len| {
-                match &self.cache {
-                    Some(c) => c.buffer(self.id, handle.offset, len),
-                    None => bytes::BytesMut::with_capacity(len),
-                }
-            })?;
+            .open_with(UnitKind::Data, handle.offset, stored, buffer)?;
         if self.footer.blocks_framed() {
             // Opened (authenticated) first, then decompressed: the decompressor only
             // ever sees bytes the writer produced, or a plaintext table's CRC-checked ones.

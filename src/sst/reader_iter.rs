@@ -8,11 +8,19 @@ use crate::iter::InternalIterator;
 use crate::sst::block::BlockIter;
 use crate::sst::reader::SstReader;
 
+/// Blocks a cursor reaches by stepping (`next`/`prev` across a block boundary) since its
+/// last seek that still go through the block cache like the seek's own block (a short range
+/// read usually ends within them). From the next one on the cursor is scanning: a block
+/// missing from the cache is opened into the cursor's own recycled buffer and not cached.
+const CACHED_STEPS: u32 = 1;
+
 pub(crate) struct SstIter {
     table: Arc<SstReader>,
     index: BlockIter,
     /// The data block under the index cursor, with its file offset.
     data: Option<(u64, BlockIter)>,
+    /// Blocks loaded by stepping since the last seek.
+    stepped: u32,
 }
 
 impl SstIter {
@@ -22,26 +30,41 @@ impl SstIter {
             table,
             index,
             data: None,
+            stepped: 0,
         }
     }
 
     /// Loads the data block the index cursor points at (keeps it if already loaded).
-    fn load_block(&mut self) -> Result<bool> {
+    /// `stepping`: the cursor reached it by `next`/`prev`, not by a seek.
+    fn load_block(&mut self, stepping: bool) -> Result<bool> {
         if !self.index.valid() {
             self.data = None;
             return Ok(false);
         }
         let handle = self.table.data_handle(self.index.value())?;
-        if !matches!(&self.data, Some((off, _)) if *off == handle.offset) {
-            let block = self.table.data_block(handle)?;
-            // The previous block's key buffer serves the next: a scan allocates none.
-            let buf = self
-                .data
-                .take()
-                .map(|(_, d)| d.into_buffer())
-                .unwrap_or_default();
-            self.data = Some((handle.offset, block.iter_with_buffer(buf)));
+        if matches!(&self.data, Some((off, _)) if *off == handle.offset) {
+            return Ok(true);
         }
+        self.stepped = if stepping {
+            self.stepped.saturating_add(1)
+        } else {
+            0
+        };
+        // The previous block's key buffer serves the next: a scan allocates none.
+        let (previous, buf) = match self.data.take() {
+            Some((_, d)) => {
+                let (block, buf) = d.into_parts();
+                (Some(block), buf)
+            }
+            None => (None, Vec::new()),
+        };
+        let block = if self.stepped > CACHED_STEPS {
+            self.table.data_block_uncached(handle, previous)?
+        } else {
+            drop(previous);
+            self.table.data_block(handle)?
+        };
+        self.data = Some((handle.offset, block.iter_with_buffer(buf)));
         Ok(true)
     }
 
@@ -57,7 +80,7 @@ impl SstIter {
                 return Ok(());
             }
             self.index.next()?;
-            if !self.load_block()? {
+            if !self.load_block(true)? {
                 return Ok(());
             }
             if let Some((_, d)) = &mut self.data {
@@ -75,7 +98,7 @@ impl SstIter {
                 return Ok(());
             }
             self.index.prev()?;
-            if !self.load_block()? {
+            if !self.load_block(true)? {
                 return Ok(());
             }
             if let Some((_, d)) = &mut self.data {
@@ -103,7 +126,7 @@ impl InternalIterator for SstIter {
     fn seek_to_first(&mut self) -> Result<()> {
         self.guard(|s| {
             s.index.seek_to_first()?;
-            if s.load_block()? {
+            if s.load_block(false)? {
                 if let Some((_, d)) = &mut s.data {
                     d.seek_to_first()?;
                 }
@@ -115,7 +138,7 @@ impl InternalIterator for SstIter {
     fn seek_to_last(&mut self) -> Result<()> {
         self.guard(|s| {
             s.index.seek_to_last()?;
-            if s.load_block()? {
+            if s.load_block(false)? {
                 if let Some((_, d)) = &mut s.data {
                     d.seek_to_last()?;
                 }
@@ -128,7 +151,7 @@ impl InternalIterator for SstIter {
         self.guard(|s| {
             // The first block whose last key is >= target holds the first entry >= target.
             s.index.seek(target)?;
-            if s.load_block()? {
+            if s.load_block(false)? {
                 if let Some((_, d)) = &mut s.data {
                     d.seek(target)?;
                 }
@@ -146,7 +169,7 @@ impl InternalIterator for SstIter {
             if !s.index.valid() {
                 s.index.seek_to_last()?;
             }
-            if s.load_block()? {
+            if s.load_block(false)? {
                 if let Some((_, d)) = &mut s.data {
                     d.seek_for_prev(target)?;
                 }

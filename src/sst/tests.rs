@@ -597,3 +597,35 @@ fn a_table_sealed_by_the_rustcrypto_backend_still_opens() -> Result<()> {
     assert!(t.verify().is_err_and(|e| e.is_integrity_failure()));
     Ok(())
 }
+
+#[test]
+fn a_scan_caches_only_the_blocks_around_its_seek_and_reads_every_entry() -> Result<()> {
+    for sealed in [false, true] {
+        let entries = sample_entries(500);
+        let (bytes, summary) = build(&entries, sealed, 4, small_opts())?;
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let t = open(bytes, sealed, 4, Some(Arc::clone(&cache)))?;
+        let blocks = t.properties().data_blocks;
+        assert!(blocks > 20, "{blocks} blocks");
+        // Forward and backward scans see every entry, in order...
+        assert_eq!(collect_forward(&t)?, entries, "sealed={sealed}");
+        assert_eq!(collect_backward(&t)?, entries, "sealed={sealed}");
+        // ...while the cache keeps only each scan's first blocks (the seek's and the next).
+        let cached = cache.usage();
+        assert!(cached > 0, "sealed={sealed}");
+        assert!(
+            cached <= 4 * (summary.size as usize / blocks as usize + 200),
+            "sealed={sealed}: {cached} bytes cached after two scans of {blocks} blocks"
+        );
+        // A block that is in the cache is served from it mid-scan (a hit, not a second open).
+        let k = &entries[250].0;
+        assert!(t.get(ikey::user_key(k), SeqNo::MAX)?.is_some());
+        let hits = cache.hits();
+        assert_eq!(collect_forward(&t)?, entries);
+        assert!(
+            cache.hits() > hits,
+            "sealed={sealed}: the cached block was not used"
+        );
+    }
+    Ok(())
+}

@@ -24,13 +24,13 @@ impl EngineFactory for RocksFactory {
     }
     fn settings(&self, c: &BenchConfig) -> String {
         format!(
-            "rocksdb crate 0.19 on the system librocksdb 7.8.3: WAL on, sync={}, LRU block cache {} MiB, write buffer 32 MiB, 4 KiB blocks, bloom 10 bits/key, no compression, default leveled compaction",
+            "rocksdb crate 0.24, bundled RocksDB 10.4.2 built from source: WAL on, sync={}, LRU block cache {} MiB, write buffer 32 MiB, 4 KiB blocks, bloom 10 bits/key, no compression, default leveled compaction",
             c.sync,
             c.cache_bytes >> 20
         )
     }
     fn open(&self, dir: &Path, c: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {
-        let cache = rocksdb::Cache::new_lru_cache(c.cache_bytes)?;
+        let cache = rocksdb::Cache::new_lru_cache(c.cache_bytes);
         let mut bbo = rocksdb::BlockBasedOptions::default();
         bbo.set_block_cache(&cache);
         bbo.set_block_size(4096);
@@ -111,8 +111,8 @@ impl BenchEngine for Rocks {
 pub struct FjallFactory;
 
 struct Fjall {
+    db: fjall::Database,
     ks: fjall::Keyspace,
-    part: fjall::PartitionHandle,
     sync: bool,
 }
 
@@ -122,26 +122,32 @@ impl EngineFactory for FjallFactory {
     }
     fn settings(&self, c: &BenchConfig) -> String {
         format!(
-            "fjall 2: journal on (each write flushed to the OS), sync={}, cache {} MiB, memtable 32 MiB, 4 KiB blocks, bloom 10 bits/key, no compression",
+            "fjall 3.1: journal on (each write flushed to the OS), sync={}, cache {} MiB, memtable 32 MiB, 4 KiB blocks, bloom 10 bits/key, no compression",
             c.sync,
             c.cache_bytes >> 20
         )
     }
     fn open(&self, dir: &Path, c: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {
-        let ks = fjall::Config::new(dir)
+        use fjall::config::{
+            BlockSizePolicy, BloomConstructionPolicy, CompressionPolicy, FilterPolicy,
+            FilterPolicyEntry,
+        };
+        let db = fjall::Database::builder(dir)
             .cache_size(c.cache_bytes as u64)
             .open()?;
-        let part = ks.open_partition(
-            "bench",
-            fjall::PartitionCreateOptions::default()
-                .max_memtable_size(MEMTABLE as u32)
-                .block_size(4096)
-                .bloom_filter_bits(Some(10))
-                .compression(fjall::CompressionType::None),
-        )?;
+        let ks = db.keyspace("bench", || {
+            fjall::KeyspaceCreateOptions::default()
+                .max_memtable_size(MEMTABLE as u64)
+                .data_block_size_policy(BlockSizePolicy::all(4096))
+                .filter_policy(FilterPolicy::all(FilterPolicyEntry::Bloom(
+                    BloomConstructionPolicy::BitsPerKey(10.0),
+                )))
+                .data_block_compression_policy(CompressionPolicy::disabled())
+                .index_block_compression_policy(CompressionPolicy::disabled())
+        })?;
         Ok(Box::new(Fjall {
+            db,
             ks,
-            part,
             sync: c.sync,
         }))
     }
@@ -150,7 +156,7 @@ impl EngineFactory for FjallFactory {
 impl Fjall {
     fn synced(&self) -> EngineResult<()> {
         if self.sync {
-            self.ks.persist(fjall::PersistMode::SyncData)?;
+            self.db.persist(fjall::PersistMode::SyncData)?;
         }
         Ok(())
     }
@@ -158,38 +164,38 @@ impl Fjall {
 
 impl BenchEngine for Fjall {
     fn put(&self, k: &[u8], v: &[u8]) -> EngineResult<()> {
-        self.part.insert(k, v)?;
+        self.ks.insert(k, v)?;
         self.synced()
     }
     fn put_batch(&self, entries: &[(&[u8], &[u8])]) -> EngineResult<()> {
-        let mut b = self.ks.batch();
+        let mut b = self.db.batch();
         for (k, v) in entries {
-            b.insert(&self.part, *k, *v);
+            b.insert(&self.ks, *k, *v);
         }
         b.commit()?;
         self.synced()
     }
     fn get(&self, k: &[u8]) -> EngineResult<Option<usize>> {
-        Ok(self.part.get(k)?.map(|v| v.len()))
+        Ok(self.ks.get(k)?.map(|v| v.len()))
     }
     fn delete(&self, k: &[u8]) -> EngineResult<()> {
-        self.part.remove(k)?;
+        self.ks.remove(k)?;
         self.synced()
     }
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8])) -> EngineResult<u64> {
         let mut n = 0;
-        let mut each = |kv: fjall::Result<fjall::KvPair>| -> EngineResult<()> {
-            let (k, v) = kv?;
+        let mut each = |g: fjall::Guard| -> EngineResult<()> {
+            let (k, v) = g.into_inner()?;
             visit(&k, &v);
             n += 1;
             Ok(())
         };
         if reverse {
-            for kv in self.part.iter().rev() {
+            for kv in self.ks.iter().rev() {
                 each(kv)?;
             }
         } else {
-            for kv in self.part.iter() {
+            for kv in self.ks.iter() {
                 each(kv)?;
             }
         }
@@ -197,14 +203,14 @@ impl BenchEngine for Fjall {
     }
     fn seek(&self, k: &[u8], n: usize) -> EngineResult<usize> {
         let mut got = 0;
-        for kv in self.part.range(k.to_vec()..).take(n) {
-            kv?;
+        for g in self.ks.range(k.to_vec()..).take(n) {
+            g.into_inner()?;
             got += 1;
         }
         Ok(got)
     }
     fn flush(&self) -> EngineResult<()> {
-        self.part.rotate_memtable_and_wait()?;
+        self.ks.rotate_memtable_and_wait()?;
         Ok(())
     }
 }

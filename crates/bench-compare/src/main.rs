@@ -173,6 +173,10 @@ fn combine(reports: &[BenchReport]) -> String {
         };
     out.push_str(&table("ops/s", &|x| format!("{:.0}", x.ops_per_sec), false));
     out.push('\n');
+    if let Some(r) = ratios(reports, &workloads) {
+        out.push_str(&r);
+        out.push('\n');
+    }
     out.push_str(&table(
         "p99 us",
         &|x| format!("{:.1}", x.latency.p99_us),
@@ -200,6 +204,63 @@ fn combine(reports: &[BenchReport]) -> String {
         false,
     ));
     out
+}
+
+/// The ratio table: encrypted sealdb's ops/s over plaintext sealdb's, and over the
+/// better of RocksDB and fjall, per workload (of the engines present in `reports`); then the
+/// same two ratios of CPU time per operation (plaintext's or the peer's over encrypted's, so
+/// above 1 still means encrypted sealdb is ahead), which the other work on a shared machine
+/// moves much less than ops/s.
+fn ratios(reports: &[BenchReport], workloads: &[String]) -> Option<String> {
+    let result = |engine: &str, w: &str| {
+        reports
+            .iter()
+            .find(|r| r.engine == engine)?
+            .results
+            .iter()
+            .find(|x| x.workload == w)
+            .cloned()
+    };
+    let ops = |engine: &str, w: &str| result(engine, w).map(|x| x.ops_per_sec);
+    let cpu_per_op = |engine: &str, w: &str| {
+        result(engine, w).and_then(|x| x.cpu_secs.filter(|_| x.ops > 0).map(|c| c / x.ops as f64))
+    };
+    reports.iter().find(|r| r.engine == "sealdb-encrypted")?;
+    let header: Vec<String> = [
+        "ratio",
+        "enc/plain",
+        "enc/best peer",
+        "best peer",
+        "CPU plain/enc",
+        "CPU best peer/enc",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".to_string(),
+    };
+    let rows: Vec<Vec<String>> = workloads
+        .iter()
+        .map(|w| {
+            let enc = ops("sealdb-encrypted", w);
+            let best = ["rocksdb", "fjall"]
+                .iter()
+                .filter_map(|p| ops(p, w).map(|o| (*p, o)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let enc_cpu = cpu_per_op("sealdb-encrypted", w);
+            vec![
+                w.clone(),
+                ratio(enc, ops("sealdb-plaintext", w)),
+                ratio(enc, best.map(|b| b.1)),
+                best.map_or("-".to_string(), |b| b.0.to_string()),
+                ratio(cpu_per_op("sealdb-plaintext", w), enc_cpu),
+                ratio(best.and_then(|b| cpu_per_op(b.0, w)), enc_cpu),
+            ]
+        })
+        .collect();
+    Some(render(&header, &rows))
 }
 
 fn render(header: &[String], rows: &[Vec<String>]) -> String {

@@ -1,5 +1,5 @@
-//! Process- and directory-level measurements: peak RSS, bytes written by the process, the
-//! size of a directory tree.
+//! Process- and directory-level measurements: peak RSS, bytes written by the process, CPU
+//! time of the process, the size of a directory tree.
 
 use std::io;
 use std::path::Path;
@@ -18,6 +18,25 @@ pub fn process_bytes_written() -> Option<u64> {
     io.lines()
         .find_map(|l| l.strip_prefix("wchar:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// CPU time the process has used so far (user + system, every thread: background flushes
+/// and compactions included), in seconds: `utime` + `stime` of /proc/self/stat, which Linux
+/// counts in ticks of 1/100 s. On a machine shared with other work this moves much less
+/// than wall time does, so per-operation CPU compares runs that ops/s cannot.
+pub fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+}
+
+/// `utime` + `stime` (fields 14 and 15) of a /proc/PID/stat line. The command name (field
+/// 2) is parenthesised and may contain spaces, so fields are counted after its last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    utime.checked_add(stime)
 }
 
 fn parse_kib_field(text: &str, field: &str) -> Option<u64> {
@@ -52,6 +71,14 @@ pub fn dir_size(dir: &Path) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_cpu_ticks_after_the_command_name() {
+        let s = "123 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 40 0 0 20 0 1 0";
+        assert_eq!(parse_cpu_ticks(s), Some(290));
+        assert_eq!(parse_cpu_ticks("123 (x) S 1 2"), None);
+        assert!(process_cpu_secs().is_some_and(|c| c >= 0.0));
+    }
 
     #[test]
     fn parses_vmhwm() {

@@ -29,6 +29,10 @@ pub struct WorkloadReport {
     pub db_bytes: u64,
     /// Peak resident set size of the process so far (VmHWM).
     pub peak_rss_bytes: Option<u64>,
+    /// CPU time of the whole process during the workload (every thread; the untimed flush
+    /// after it excluded), in seconds. Absent from reports of older runs.
+    #[serde(default)]
+    pub cpu_secs: Option<f64>,
 }
 
 /// Everything one run measured, with what is needed to repeat it.
@@ -66,10 +70,20 @@ impl BenchReport {
             self.started
         );
         let header = [
-            "workload", "ops/s", "MiB/s", "p50 us", "p99 us", "p99.9 us", "found", "WA", "SA",
-            "db MiB", "RSS MiB",
+            "workload",
+            "ops/s",
+            "MiB/s",
+            "p50 us",
+            "p99 us",
+            "p99.9 us",
+            "found",
+            "WA",
+            "SA",
+            "db MiB",
+            "RSS MiB",
+            "CPU us/op",
         ];
-        let rows: Vec<[String; 11]> = self.results.iter().map(row).collect();
+        let rows: Vec<[String; 12]> = self.results.iter().map(row).collect();
         out.push_str(&markdown(&header, &rows));
         out
     }
@@ -80,7 +94,7 @@ impl BenchReport {
     }
 }
 
-fn row(r: &WorkloadReport) -> [String; 11] {
+fn row(r: &WorkloadReport) -> [String; 12] {
     let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
     [
         r.workload.clone(),
@@ -96,6 +110,10 @@ fn row(r: &WorkloadReport) -> [String; 11] {
         r.peak_rss_bytes.map_or_else(
             || "-".to_string(),
             |b| format!("{:.0}", b as f64 / (1 << 20) as f64),
+        ),
+        r.cpu_secs.filter(|_| r.ops > 0).map_or_else(
+            || "-".to_string(),
+            |c| format!("{:.3}", c * 1e6 / r.ops as f64),
         ),
     ]
 }
@@ -166,6 +184,7 @@ mod tests {
                 space_amp: Some(1.1),
                 db_bytes: 3 << 20,
                 peak_rss_bytes: Some(50 << 20),
+                cpu_secs: Some(0.25),
             }],
         }
     }

@@ -12,7 +12,7 @@ use super::config::{BenchConfig, Workload, FILL_BATCH_SIZE, SEEK_NEXTS};
 use super::engine::{BenchEngine, EngineError, EngineFactory, EngineResult};
 use super::keys::{key, key_of, permutation, share, UniformKeys, ValueSource, KEY_LEN};
 use super::latency::LatencyRecorder;
-use super::process::{dir_size, peak_rss_bytes, process_bytes_written};
+use super::process::{dir_size, peak_rss_bytes, process_bytes_written, process_cpu_secs};
 use super::report::{BenchReport, WorkloadReport};
 use crate::error::{BenchError, Result};
 
@@ -135,6 +135,7 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
         Vec::new()
     };
     let (written_before, from_engine) = written(engine);
+    let cpu_before = process_cpu_secs();
     let start = Instant::now();
     let outcomes: Vec<EngineResult<ThreadOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..cfg.threads)
@@ -152,6 +153,9 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
             .collect()
     });
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu_secs = cpu_before
+        .zip(process_cpu_secs())
+        .map(|(before, after)| (after - before).max(0.0));
     let mut total = ThreadOutcome::default();
     for o in outcomes {
         let o = o.map_err(|e| engine_err(w.name(), e))?;
@@ -200,6 +204,7 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
         space_amp: (live_bytes > 0).then(|| db_bytes as f64 / live_bytes as f64),
         db_bytes,
         peak_rss_bytes: peak_rss_bytes(),
+        cpu_secs,
     };
     Ok((report, from_engine))
 }

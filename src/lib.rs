@@ -84,6 +84,7 @@ mod crypto;
 )]
 mod db;
 mod error;
+mod index;
 #[expect(
     clippy::indexing_slicing,
     reason = "the 8-byte trailer split after a length check"
@@ -127,6 +128,9 @@ pub use db::{
     DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
 pub use error::{Error, Poison, Result};
+pub use index::{
+    ExtractorFn, Index, IndexEntry, IndexExtractors, IndexIter, IndexSpec, IndexStatus,
+};
 pub use sst::Compression;
 pub use types::{SeqNo, MAX_KEY_LEN, MAX_VALUE_LEN};
 

@@ -42,6 +42,7 @@ pub use options::{
     DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
 pub use range_iter::RangeIter;
+pub(crate) use range_iter::prefix_successor;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
@@ -56,8 +57,9 @@ pub(crate) use merge_iter::MergingIterator;
 pub(crate) use read::check_new_table_file;
 pub(crate) use table::SuperVersion;
 pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
+pub(crate) use write_batch::decode_section;
 #[cfg(feature = "fuzzing")]
-pub(crate) use write_batch::{decode_section, SectionEntry};
+pub(crate) use write_batch::SectionEntry;
 
 /// File names in the data directory.
 pub(crate) mod names {
@@ -245,10 +247,13 @@ impl Db {
         });
         let core = recovery::open(path.as_ref(), opts, keyring)?;
         flush::start_worker(&core)?;
-        Ok(Db {
+        let db = Db {
             inner: Arc::new(DbHandle { core }),
             principal,
-        })
+        };
+        // Secondary indexes: finish a backfill a crash interrupted (crate::index).
+        db.core().resume_backfills()?;
+        Ok(db)
     }
 
     /// The same database as seen by another principal: its reads and writes of encrypted

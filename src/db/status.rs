@@ -121,7 +121,7 @@ impl Db {
                 let sstables = t.super_version().version.files().count();
                 let in_wal = usize::from(meta.encrypted && wal_keys.contains(&t.id));
                 TableEncryptionStatus {
-                    table: t.name.clone(),
+                    table: t.display_name(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
                     grant_id: meta.encrypted.then(|| meta.grant_id.clone()),
@@ -174,7 +174,7 @@ impl Db {
                 let sv = t.super_version();
                 let meta = t.meta.read().clone();
                 TableLayout {
-                    table: t.name.clone(),
+                    table: t.display_name(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
                     files: sv

@@ -19,7 +19,9 @@ pub(crate) use boundary::{open_boundary, seal_boundary};
 pub(crate) use current::{
     current_manifest_number, manifest_file_name, parse_manifest_file_name, set_current, CURRENT,
 };
-pub(crate) use edit::{Boundary, DatabaseKeyMeta, Edit, TableMeta, VersionEdit};
+pub(crate) use edit::{
+    Boundary, DatabaseKeyMeta, Edit, ExtractorKind, IndexDecl, TableMeta, VersionEdit,
+};
 pub(crate) use reader::{parse_manifest, read_current, read_manifest, ManifestContents};
 pub(crate) use writer::{MacKeys, ManifestWriter};
 

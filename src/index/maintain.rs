@@ -27,7 +27,9 @@ type Overlays = HashMap<TableId, BTreeMap<Vec<u8>, bool>>;
 /// when it touches no indexed table. Reads at `seq`, the newest sequence number handed
 /// out: the caller holds the write lock and no synced write to an indexed table is between
 /// its append and its memtable insert, so every older write is in the memtables.
-/// A unique-key conflict is `Error::UniqueViolation` and nothing is applied.
+/// A unique-key conflict is `Error::UniqueViolation` and nothing is applied. Uniqueness is
+/// checked against the state the whole batch leaves (the batch is atomic), so a batch may
+/// move a key from one item to another.
 pub(crate) fn index_ops(
     core: &DbInner,
     batch: &WriteBatch,
@@ -36,6 +38,8 @@ pub(crate) fn index_ops(
 ) -> Result<Option<WriteBatch>> {
     let mut out: Option<WriteBatch> = None;
     let mut overlays = Overlays::new();
+    // (table, index, index key, item) of every unique key the batch adds.
+    let mut checks: Vec<(Arc<TableState>, Arc<TableState>, Vec<u8>, Vec<u8>)> = Vec::new();
     for (table_id, section) in batch.sections() {
         let Some(t) = core.table_by_id(table_id) else {
             continue;
@@ -72,7 +76,7 @@ pub(crate) fn index_ops(
                 }
                 for k in new_keys.difference(&old_keys) {
                     if def.decl.unique {
-                        check_unique(core, &t, index, k, &pk, seq, overlay)?;
+                        checks.push((Arc::clone(&t), Arc::clone(index), k.clone(), pk.clone()));
                     }
                     let entry = key::encode(k, &pk);
                     out.add(index.id, ValueKind::Put, &entry, &[]);
@@ -92,7 +96,12 @@ pub(crate) fn index_ops(
             let current = core.get(chunk.table, pk, Some(seq))?;
             for k in def.extractor.keys(current.as_deref()) {
                 if def.decl.unique {
-                    check_unique(core, chunk.table, chunk.index, &k, pk, seq, overlay)?;
+                    checks.push((
+                        Arc::clone(chunk.table),
+                        Arc::clone(chunk.index),
+                        k.clone(),
+                        pk.clone(),
+                    ));
                 }
                 let entry = key::encode(&k, pk);
                 out.add(chunk.index.id, ValueKind::Put, &entry, &[]);
@@ -100,11 +109,16 @@ pub(crate) fn index_ops(
             }
         }
     }
+    let empty = BTreeMap::new();
+    for (t, index, k, pk) in &checks {
+        let overlay = overlays.get(&index.id).unwrap_or(&empty);
+        check_unique(core, t, index, k, pk, seq, overlay)?;
+    }
     Ok(out)
 }
 
-/// Fails if an item other than `pk` has index key `k` in `index`: in the index as of
-/// `seq`, or in what this batch has done to it so far (`overlay`).
+/// Fails if an item other than `pk` has index key `k` in `index` once the batch is applied:
+/// in the index as of `seq` unless the batch removed it, or added by the batch (`overlay`).
 fn check_unique(
     core: &DbInner,
     table: &TableState,

@@ -85,8 +85,8 @@ pub struct IndexStatus {
     pub unique: bool,
     /// True once its backfill committed: only then can it be read.
     pub ready: bool,
-    /// Items of the table the backfill has indexed so far (equal to the table's items
-    /// when it is ready).
+    /// Items the backfill has indexed so far in this process: its progress while
+    /// `ready` is false; 0 for an index completed before this open.
     pub backfilled: u64,
     /// Whether its files' range boundaries are sealed in the manifest (always, for an
     /// encrypted table: they are attribute values).

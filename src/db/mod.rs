@@ -538,17 +538,23 @@ impl DbInner {
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
-            self.append_edit(
-                &mut manifest,
-                &VersionEdit {
-                    edits: vec![crate::manifest::Edit::SetTableKey {
-                        table: t.id,
-                        meta: meta.clone(),
-                    }],
-                },
-                None,
-            )?;
+            // The table's indexes are under the same key and grant: same record.
+            let indexes = t.indexes.read().clone();
+            let index_meta = crate::index::index_meta(&meta);
+            let mut edits = vec![crate::manifest::Edit::SetTableKey {
+                table: t.id,
+                meta: meta.clone(),
+            }];
+            edits.extend(indexes.iter().map(|i| crate::manifest::Edit::SetTableKey {
+                table: i.id,
+                meta: index_meta.clone(),
+            }));
+            self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
             *t.meta.write() = meta;
+            for i in &indexes {
+                *i.meta.write() = index_meta.clone();
+                *i.maintenance_error.lock() = None;
+            }
         }
         keyring.forget_maintenance(name);
         *t.maintenance_error.lock() = None;

@@ -192,7 +192,10 @@ impl fmt::Display for Error {
                 table,
                 index,
                 reason,
-            } => write!(f, "index {index:?} of table {table:?} is unavailable: {reason}"),
+            } => write!(
+                f,
+                "index {index:?} of table {table:?} is unavailable: {reason}"
+            ),
         }
     }
 }

@@ -84,12 +84,12 @@ mod crypto;
 )]
 mod db;
 mod error;
-mod index;
 #[expect(
     clippy::indexing_slicing,
     reason = "the 8-byte trailer split after a length check"
 )]
 mod ikey;
+mod index;
 mod iter;
 #[expect(
     clippy::indexing_slicing,

@@ -35,7 +35,9 @@ fn assert_exact(db: &Db) -> TestResult {
     for e in t.index("by_group")?.range::<&str>(..)? {
         let e = e?;
         let g = String::from_utf8(e.index_key.to_vec())?;
-        assert!(got.insert((g, e.primary_key.to_vec()), e.value.to_vec()).is_none());
+        assert!(got
+            .insert((g, e.primary_key.to_vec()), e.value.to_vec())
+            .is_none());
     }
     assert_eq!(got.len(), want.len());
     assert!(got == want, "index differs from its table");
@@ -84,7 +86,10 @@ fn backfill_under_writes_crash_and_resume_is_exact() -> TestResult {
             break;
         }
         if s.backfilled > 0 && !copied_mid_backfill {
-            assert!(matches!(t.index("by_group"), Err(Error::IndexUnavailable { .. })));
+            assert!(matches!(
+                t.index("by_group"),
+                Err(Error::IndexUnavailable { .. })
+            ));
             common::copy_dir(dir.path(), copy.path())?;
             copied_mid_backfill = true;
         }
@@ -94,7 +99,10 @@ fn backfill_under_writes_crash_and_resume_is_exact() -> TestResult {
     stop.store(true, Ordering::Release);
     let rounds = writer.join().map_err(|_| "writer panicked")??;
     assert!(rounds > 1, "the writer ran during the backfill");
-    assert!(copied_mid_backfill, "the backfill finished before it could be copied");
+    assert!(
+        copied_mid_backfill,
+        "the backfill finished before it could be copied"
+    );
     assert_exact(&db)?;
     db.flush()?;
     assert_exact(&db)?;

@@ -37,7 +37,10 @@ fn encrypted_index_entries_and_boundaries_appear_in_no_file() -> TestResult {
             .step_by(37)
             .filter(|i| !files_containing(&data, marker("pattr", *i).as_bytes()).is_empty())
             .count();
-        assert!(seen > 0, "{stage}: the plaintext table's attributes are not found");
+        assert!(
+            seen > 0,
+            "{stage}: the plaintext table's attributes are not found"
+        );
         Ok(())
     };
     check("WAL only")?;
@@ -51,13 +54,19 @@ fn encrypted_index_entries_and_boundaries_appear_in_no_file() -> TestResult {
     check("after overwrite, flush and compaction")?;
     // inspect: the index's boundaries are sealed, the table's are not.
     let layout = db.inspect();
-    let table = layout.iter().find(|l| l.table == "secret").ok_or("no table")?;
+    let table = layout
+        .iter()
+        .find(|l| l.table == "secret")
+        .ok_or("no table")?;
     let index = layout
         .iter()
         .find(|l| l.table == "secret/by_author")
         .ok_or("no index")?;
     assert!(!index.files.is_empty());
-    assert!(index.files.iter().all(|f| f.smallest.is_none() && f.largest.is_none()));
+    assert!(index
+        .files
+        .iter()
+        .all(|f| f.smallest.is_none() && f.largest.is_none()));
     assert!(table.files.iter().all(|f| f.smallest.is_some()));
     let status = secret.indexes();
     assert!(status.first().is_some_and(|s| s.sealed_boundaries));

@@ -12,12 +12,15 @@ use sealdb::{Db, Error, IndexSpec, Options, Snapshot, TableOptions, WriteBatch};
 
 type Model = BTreeMap<String, String>;
 
+/// Author letter and unique code (if any) of a put.
+type Doc = (u8, Option<u8>);
+
 #[derive(Debug, Clone)]
 enum Op {
     /// Item, author letter, unique code (if any).
     Put(u8, u8, Option<u8>),
     Delete(u8),
-    Batch(Vec<(u8, Option<(u8, Option<u8>)>)>),
+    Batch(Vec<(u8, Option<Doc>)>),
     Flush,
     Compact,
     Reopen,
@@ -86,7 +89,13 @@ fn codes_unique(m: &Model) -> bool {
     distinct.len() == codes.len()
 }
 
-fn check(db: &Db, m: &Model, snap: Option<&Snapshot>, letter: u8, reverse: bool) -> Result<(), TestCaseError> {
+fn check(
+    db: &Db,
+    m: &Model,
+    snap: Option<&Snapshot>,
+    letter: u8,
+    reverse: bool,
+) -> Result<(), TestCaseError> {
     let fail = |e: Error| TestCaseError::fail(e.to_string());
     let t = db.table("t").map_err(fail)?;
     let by_author = t.index("by_author").map_err(fail)?;
@@ -121,16 +130,16 @@ fn check(db: &Db, m: &Model, snap: Option<&Snapshot>, letter: u8, reverse: bool)
     prop_assert_eq!(&got, &want);
     // A prefix of one author.
     let a = char::from(b'a' + letter).to_string();
-    let n = by_author
-        .prefix_at(&a, snap)
-        .map_err(fail)?
-        .count();
+    let n = by_author.prefix_at(&a, snap).map_err(fail)?.count();
     prop_assert_eq!(n, want.iter().filter(|(k, _, _)| k.starts_with(&a)).count());
     // The unique index: every code finds its one item.
     let by_code = t.index("by_code").map_err(fail)?;
     for code in 0..12u8 {
         let c = format!("c{code}");
-        let want = index_of(m, "code").into_iter().find(|(k, _)| *k == c).map(|(_, p)| p);
+        let want = index_of(m, "code")
+            .into_iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, p)| p);
         let got = by_code
             .get_at(&c, snap)
             .map_err(fail)?
@@ -146,9 +155,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut dirs = vec![tempfile::tempdir().map_err(io)?];
     let path = |dirs: &Vec<tempfile::TempDir>| dirs.last().map(|d| d.path().to_path_buf());
     let mut db = Db::open(path(&dirs).unwrap_or_default(), options()).map_err(fail)?;
-    let t = db.create_table("t", TableOptions::plaintext()).map_err(fail)?;
-    t.create_index("by_author", IndexSpec::json_pointer("/author")).map_err(fail)?;
-    t.create_index("by_code", IndexSpec::json_pointer("/code").unique()).map_err(fail)?;
+    let t = db
+        .create_table("t", TableOptions::plaintext())
+        .map_err(fail)?;
+    t.create_index("by_author", IndexSpec::json_pointer("/author"))
+        .map_err(fail)?;
+    t.create_index("by_code", IndexSpec::json_pointer("/code").unique())
+        .map_err(fail)?;
     drop(t);
     let mut model = Model::new();
     let mut snaps: Vec<(Snapshot, Model)> = Vec::new();

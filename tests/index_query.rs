@@ -4,7 +4,9 @@
 mod common;
 
 use common::{open, TestResult};
-use sealdb::{Db, Error, IndexEntry, IndexExtractors, IndexSpec, Options, TableOptions, WriteBatch};
+use sealdb::{
+    Db, Error, IndexEntry, IndexExtractors, IndexSpec, Options, TableOptions, WriteBatch,
+};
 
 fn doc(author: &str, city: &str) -> String {
     format!(r#"{{"author":"{author}","address":{{"city":"{city}"}}}}"#)
@@ -40,7 +42,10 @@ fn backfill_then_range_prefix_reverse_and_snapshot() -> TestResult {
     books.create_index("by_city", IndexSpec::json_pointer("/address/city"))?;
     let status = books.indexes();
     assert_eq!(status.len(), 2);
-    assert!(status.iter().all(|s| s.ready && s.backfilled == 4), "{status:?}");
+    assert!(
+        status.iter().all(|s| s.ready && s.backfilled == 4),
+        "{status:?}"
+    );
 
     let by_author = books.index("by_author")?;
     assert_eq!(
@@ -53,13 +58,19 @@ fn backfill_then_range_prefix_reverse_and_snapshot() -> TestResult {
     );
     assert_eq!(pks(collect(by_author.prefix("an")?)?), ["ann=b1", "ann=b3"]);
     assert_eq!(pks(collect(by_author.range("b".."c")?)?), ["bob=b2"]);
-    assert_eq!(pks(collect(by_author.range("ann"..="ann")?)?), ["ann=b1", "ann=b3"]);
+    assert_eq!(
+        pks(collect(by_author.range("ann"..="ann")?)?),
+        ["ann=b1", "ann=b3"]
+    );
     assert_eq!(
         pks(collect(books.index("by_city")?.prefix("Rome")?)?),
         ["Rome=b2", "Rome=b3"]
     );
     let first = collect(by_author.prefix("bob")?)?;
-    assert_eq!(first.first().map(|e| e.value.to_vec()), Some(doc("bob", "Rome").into_bytes()));
+    assert_eq!(
+        first.first().map(|e| e.value.to_vec()),
+        Some(doc("bob", "Rome").into_bytes())
+    );
 
     // A snapshot sees the index as it was; the live view sees the overwrite and delete.
     let snap = db.snapshot();
@@ -75,7 +86,10 @@ fn backfill_then_range_prefix_reverse_and_snapshot() -> TestResult {
     );
     // Written after the index existed: maintained by the write itself.
     books.put("b5", doc("ann", "Oslo"))?;
-    assert_eq!(pks(collect(by_author.prefix("ann")?)?), ["ann=b3", "ann=b5"]);
+    assert_eq!(
+        pks(collect(by_author.prefix("ann")?)?),
+        ["ann=b3", "ann=b5"]
+    );
     Ok(())
 }
 
@@ -90,7 +104,10 @@ fn overwrites_and_deletes_leave_no_stale_entry() -> TestResult {
     let idx = t.index("by_author")?;
     for round in 0..3 {
         for i in 0..200 {
-            t.put(format!("k{i:03}"), doc(&format!("a{}", (i + round) % 7), "x"))?;
+            t.put(
+                format!("k{i:03}"),
+                doc(&format!("a{}", (i + round) % 7), "x"),
+            )?;
         }
         for i in (0..200).step_by(5) {
             t.delete(format!("k{i:03}"))?;
@@ -230,6 +247,9 @@ fn a_named_extractor_must_be_registered_at_every_open() -> TestResult {
         other => panic!("open without the extractor: {other:?}"),
     }
     let db = Db::open(dir.path(), with())?;
-    assert_eq!(collect(db.table("t")?.index("ci")?.prefix("ann")?)?.len(), 2);
+    assert_eq!(
+        collect(db.table("t")?.index("ci")?.prefix("ann")?)?.len(),
+        2
+    );
     Ok(())
 }

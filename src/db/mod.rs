@@ -41,8 +41,8 @@ pub use options::{
     Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_ACCOUNT,
     DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
-pub use range_iter::RangeIter;
 pub(crate) use range_iter::prefix_successor;
+pub use range_iter::RangeIter;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;

@@ -249,8 +249,7 @@ impl DbInner {
                 .iter()
                 .any(|t| t.synced_inflight.load(Ordering::Acquire) > 0)
             {
-                self.seqs_cv
-                    .wait_for(&mut seqs, Duration::from_millis(5));
+                self.seqs_cv.wait_for(&mut seqs, Duration::from_millis(5));
             }
         }
     }

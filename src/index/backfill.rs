@@ -39,7 +39,8 @@ impl DbInner {
         check_index_name(name)?;
         self.check_poisoned()?;
         self.authorize(principal, table)?;
-        let extractor = Extractor::resolve(spec.kind, &spec.extractor, &self.opts.index_extractors)?;
+        let extractor =
+            Extractor::resolve(spec.kind, &spec.extractor, &self.opts.index_extractors)?;
         let state = {
             let ws = self.write.lock();
             let mut manifest = self.manifest.lock();
@@ -126,11 +127,7 @@ impl DbInner {
             if keys.is_empty() {
                 return Ok(());
             }
-            let chunk = BackfillChunk {
-                table,
-                index,
-                keys,
-            };
+            let chunk = BackfillChunk { table, index, keys };
             self.write_with(
                 None,
                 &WriteBatch::new(),

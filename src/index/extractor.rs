@@ -195,7 +195,10 @@ mod tests {
             keys("/address/city", r#"{"address":{"city":"Oslo"}}"#),
             ["Oslo"]
         );
-        assert_eq!(keys("/tags", r#"{"tags":["b","a","b",1]}"#), ["1", "a", "b"]);
+        assert_eq!(
+            keys("/tags", r#"{"tags":["b","a","b",1]}"#),
+            ["1", "a", "b"]
+        );
         assert_eq!(keys("/a~1b", r#"{"a/b":true}"#), ["true"]);
         assert_eq!(keys("/n", r#"{"n":12}"#), ["12"]);
         assert!(keys("/missing", r#"{"a":1}"#).is_empty());

@@ -23,6 +23,10 @@ pub(crate) struct BackfillChunk<'a> {
 /// the index at `seq` do not see yet.
 type Overlays = HashMap<TableId, BTreeMap<Vec<u8>, bool>>;
 
+/// A unique key the batch adds: (table, index, index key, item), checked once the whole
+/// batch's entries are known.
+type UniqueCheck = (Arc<TableState>, Arc<TableState>, Vec<u8>, Vec<u8>);
+
 /// `batch` with the index entries it causes added (and those of `backfill`), or `None`
 /// when it touches no indexed table. Reads at `seq`, the newest sequence number handed
 /// out: the caller holds the write lock and no synced write to an indexed table is between
@@ -38,8 +42,7 @@ pub(crate) fn index_ops(
 ) -> Result<Option<WriteBatch>> {
     let mut out: Option<WriteBatch> = None;
     let mut overlays = Overlays::new();
-    // (table, index, index key, item) of every unique key the batch adds.
-    let mut checks: Vec<(Arc<TableState>, Arc<TableState>, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut checks: Vec<UniqueCheck> = Vec::new();
     for (table_id, section) in batch.sections() {
         let Some(t) = core.table_by_id(table_id) else {
             continue;
@@ -89,7 +92,9 @@ pub(crate) fn index_ops(
     if let Some(chunk) = backfill {
         let out = out.get_or_insert_with(|| batch.clone());
         let Some(def) = chunk.index.index.get() else {
-            return Err(Error::Internal("backfill of a table that is no index".into()));
+            return Err(Error::Internal(
+                "backfill of a table that is no index".into(),
+            ));
         };
         let overlay = overlays.entry(chunk.index.id).or_default();
         for pk in chunk.keys {

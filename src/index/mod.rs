@@ -28,8 +28,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::manifest::{Edit, ExtractorKind, IndexDecl, TableMeta};
 
-pub use extractor::{ExtractorFn, IndexExtractors};
 pub(crate) use extractor::Extractor;
+pub use extractor::{ExtractorFn, IndexExtractors};
 pub(crate) use maintain::{index_ops, BackfillChunk};
 pub use query::{Index, IndexEntry, IndexIter};
 
@@ -193,7 +193,10 @@ pub(crate) fn attach(
             )));
         };
         if decl.table == *id || decls.contains_key(&decl.table) {
-            return Err(bad(format!("index {:?} (#{id}) indexes an index", decl.name)));
+            return Err(bad(format!(
+                "index {:?} (#{id}) indexes an index",
+                decl.name
+            )));
         }
         {
             let (im, tm) = (index.meta.read(), table.meta.read());
@@ -204,12 +207,10 @@ pub(crate) fn attach(
                 )));
             }
         }
-        let extractor = Extractor::resolve(decl.kind, &decl.extractor, registered).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "table {:?} index {:?}: {e}",
-                table.name, decl.name
-            ))
-        })?;
+        let extractor =
+            Extractor::resolve(decl.kind, &decl.extractor, registered).map_err(|e| {
+                Error::InvalidArgument(format!("table {:?} index {:?}: {e}", table.name, decl.name))
+            })?;
         index
             .index
             .set(Arc::new(IndexDef::new(decl.clone(), extractor, *ready)))

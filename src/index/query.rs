@@ -54,10 +54,7 @@ fn owned<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<Vec<u8>> {
 }
 
 /// The entry-key range holding exactly the entries whose index key is in (`lower`, `upper`).
-fn entry_bounds(
-    lower: Bound<Vec<u8>>,
-    upper: Bound<Vec<u8>>,
-) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+fn entry_bounds(lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     // Every entry of index key k lies in [exact_prefix(k), successor(exact_prefix(k))).
     let after = |k: &[u8]| prefix_successor(&key::exact_prefix(k));
     let lo = match lower {

@@ -11,9 +11,7 @@ use sealdb::IndexSpec;
 use super::transfer::progress_bar;
 use super::Context;
 use crate::args::{CreateIndexArgs, Format, QueryArgs};
-use crate::output::{
-    decode_arg, encode_bytes, print_json, print_line, report, CliError,
-};
+use crate::output::{decode_arg, encode_bytes, print_json, print_line, report, CliError};
 
 pub fn create(ctx: &Context, a: CreateIndexArgs) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
@@ -65,7 +63,11 @@ pub fn create(ctx: &Context, a: CreateIndexArgs) -> Result<(), CliError> {
             if st.unique { ", unique" } else { "" },
             st.backfilled,
             elapsed,
-            if st.sealed_boundaries { "sealed" } else { "plaintext (table not encrypted)" },
+            if st.sealed_boundaries {
+                "sealed"
+            } else {
+                "plaintext (table not encrypted)"
+            },
         ),
         json!({
             "table": a.table,
@@ -104,7 +106,11 @@ pub fn list(ctx: &Context, table: &str, fmt: Format) -> Result<(), CliError> {
             } else {
                 format!("backfilling ({} items so far)", i.backfilled)
             },
-            if i.sealed_boundaries { "sealed" } else { "plaintext" },
+            if i.sealed_boundaries {
+                "sealed"
+            } else {
+                "plaintext"
+            },
         );
         print_line(&mut out, &line)?;
     }

@@ -219,3 +219,72 @@ pub(crate) fn attach(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ManifestWriter, VersionEdit};
+    use crate::storage::StdEnv;
+    use crate::types::{FileNumber, TableId};
+    use crate::wal::frame::encode_file_header_version;
+
+    /// Index edits read back from a format-3 manifest, and are corruption in a format-2
+    /// one (the same bytes with the header's version set to 2).
+    #[test]
+    fn index_edits_need_manifest_format_3() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let meta = TableMeta::default();
+        let decl = IndexDecl {
+            index: TableId(2),
+            table: TableId(1),
+            name: "by_author".into(),
+            unique: false,
+            kind: ExtractorKind::JsonPointer,
+            extractor: "/author".into(),
+        };
+        let snapshot = vec![
+            VersionEdit::new(vec![Edit::CreateTable {
+                id: TableId(1),
+                name: "t".into(),
+                meta: meta.clone(),
+            }]),
+            VersionEdit::new(vec![
+                Edit::CreateTable {
+                    id: TableId(2),
+                    name: "t".into(),
+                    meta: index_meta(&meta),
+                },
+                Edit::DeclareIndex(decl.clone()),
+                Edit::IndexReady { index: TableId(2) },
+            ]),
+        ];
+        drop(ManifestWriter::create(
+            &StdEnv,
+            dir.path(),
+            FileNumber(1),
+            &snapshot,
+            &|_| None,
+            None,
+        )?);
+        let path = dir.path().join(crate::manifest::manifest_file_name(FileNumber(1)));
+        let mut bytes = std::fs::read(&path).map_err(|e| Error::io("reading", e))?;
+        let m = crate::manifest::parse_manifest(bytes.clone().into(), FileNumber(1), "m")?;
+        assert_eq!(m.version, 3);
+        assert!(m
+            .edits
+            .iter()
+            .any(|e| e.edits.contains(&Edit::DeclareIndex(decl.clone()))));
+        let header = encode_file_header_version(b"SEALMAN\0", FileNumber(1), 2);
+        bytes
+            .get_mut(..header.len())
+            .ok_or_else(|| Error::Internal("short manifest".into()))?
+            .copy_from_slice(&header);
+        match crate::manifest::parse_manifest(bytes.into(), FileNumber(1), "m") {
+            Err(Error::Corruption { what, .. }) => {
+                assert!(what.contains("index catalogue edit"), "{what}")
+            }
+            other => panic!("format 2 with index edits: {other:?}"),
+        }
+        Ok(())
+    }
+}

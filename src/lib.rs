@@ -129,7 +129,7 @@ pub use db::{
 };
 pub use error::{Error, Poison, Result};
 pub use index::{
-    ExtractorFn, Index, IndexEntry, IndexExtractors, IndexIter, IndexSpec, IndexStatus,
+    ExtractorFn, Index, IndexCheck, IndexEntry, IndexExtractors, IndexIter, IndexSpec, IndexStatus,
 };
 pub use sst::Compression;
 pub use types::{SeqNo, MAX_KEY_LEN, MAX_VALUE_LEN};

@@ -39,6 +39,8 @@ fn assert_exact(db: &Db) -> TestResult {
             .insert((g, e.primary_key.to_vec()), e.value.to_vec())
             .is_none());
     }
+    let c = t.index("by_group")?.check()?;
+    assert_eq!((c.stale, c.missing), (0, 0), "{c:?}");
     assert_eq!(got.len(), want.len());
     assert!(got == want, "index differs from its table");
     Ok(())

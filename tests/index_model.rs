@@ -128,6 +128,13 @@ fn check(
         want.reverse();
     }
     prop_assert_eq!(&got, &want);
+    if snap.is_none() {
+        // The index itself, not only what queries return: no stale entry, none missing.
+        for name in ["by_author", "by_code"] {
+            let c = t.index(name).map_err(fail)?.check().map_err(fail)?;
+            prop_assert_eq!((c.stale, c.missing), (0, 0), "{}: {:?}", name, c);
+        }
+    }
     // A prefix of one author.
     let a = char::from(b'a' + letter).to_string();
     let n = by_author.prefix_at(&a, snap).map_err(fail)?.count();

@@ -124,6 +124,9 @@ fn overwrites_and_deletes_leave_no_stale_entry() -> TestResult {
             .map(str::to_owned);
         assert_eq!(author.as_deref().map(str::as_bytes), Some(&e.index_key[..]));
     }
+    // The index LSM itself holds exactly the live items' entries: no stale one.
+    let c = idx.check()?;
+    assert_eq!((c.entries, c.stale, c.missing), (160, 0, 0), "{c:?}");
     // Each live item is found exactly once, under its current key only.
     let mut seen: Vec<_> = got.iter().map(|e| e.primary_key.clone()).collect();
     seen.sort();

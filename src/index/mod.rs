@@ -31,7 +31,7 @@ use crate::manifest::{Edit, ExtractorKind, IndexDecl, TableMeta};
 pub(crate) use extractor::Extractor;
 pub use extractor::{ExtractorFn, IndexExtractors};
 pub(crate) use maintain::{index_ops, BackfillChunk};
-pub use query::{Index, IndexEntry, IndexIter};
+pub use query::{Index, IndexCheck, IndexEntry, IndexIter};
 
 /// How to build an index: its key extractor and whether its keys are unique.
 #[derive(Clone, Debug)]
@@ -266,7 +266,9 @@ mod tests {
             &|_| None,
             None,
         )?);
-        let path = dir.path().join(crate::manifest::manifest_file_name(FileNumber(1)));
+        let path = dir
+            .path()
+            .join(crate::manifest::manifest_file_name(FileNumber(1)));
         let mut bytes = std::fs::read(&path).map_err(|e| Error::io("reading", e))?;
         let m = crate::manifest::parse_manifest(bytes.clone().into(), FileNumber(1), "m")?;
         assert_eq!(m.version, 3);

@@ -167,6 +167,53 @@ impl Index {
         self.entries_at(lo, hi, snapshot)?.next().transpose()
     }
 
+    /// Checks the index against its table at one snapshot, entry by entry: how many
+    /// entries it holds, how many are stale (their item is gone or no longer has that key;
+    /// queries skip them, maintenance should leave none) and how many of the items' keys
+    /// have no entry. Reads the whole index and the whole table.
+    pub fn check(&self) -> Result<IndexCheck> {
+        let snap = self.table.db.snapshot();
+        let seq = Some(snap.seq());
+        let mut report = IndexCheck::default();
+        let mut entries = std::collections::BTreeSet::new();
+        for item in self
+            .table
+            .db
+            .range(&self.state, Bound::Unbounded, Bound::Unbounded, seq)?
+        {
+            let (entry, _) = item?;
+            report.entries += 1;
+            let (index_key, pk) = key::decode(&entry).ok_or_else(|| Error::Corruption {
+                file: format!("index {:?}", self.def.decl.name),
+                offset: 0,
+                what: "an index entry key without its terminator".into(),
+            })?;
+            let value = self.table.db.get(&self.table.state, pk, seq)?;
+            if !self
+                .def
+                .extractor
+                .keys(value.as_deref())
+                .contains(&index_key)
+            {
+                report.stale += 1;
+            }
+            entries.insert(entry.to_vec());
+        }
+        for item in
+            self.table
+                .db
+                .range(&self.table.state, Bound::Unbounded, Bound::Unbounded, seq)?
+        {
+            let (pk, value) = item?;
+            for k in self.def.extractor.keys(Some(&value)) {
+                if !entries.contains(&key::encode(&k, &pk)) {
+                    report.missing += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
     fn iter_at(
         &self,
         lower: Bound<Vec<u8>>,
@@ -199,6 +246,18 @@ impl Index {
             _snapshot: own,
         })
     }
+}
+
+/// What [`Index::check`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct IndexCheck {
+    /// Entries in the index.
+    pub entries: u64,
+    /// Entries whose item is gone or no longer gives that key.
+    pub stale: u64,
+    /// Index keys of items that have no entry.
+    pub missing: u64,
 }
 
 /// Items found through an index, with their values at one snapshot.

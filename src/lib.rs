@@ -27,7 +27,7 @@
 //!
 //! let db = Db::open(
 //!     dir.path().join("data"),
-//!     Options { kms: Some(kms.clone()), ..Options::default() },
+//!     Options::with_kms(kms.clone()),
 //! )?;
 //! let books = db.create_table("Books", TableOptions::encrypted())?;
 //! books.put("dune", "Frank Herbert")?;
@@ -84,6 +84,7 @@ mod crypto;
 )]
 mod db;
 mod error;
+mod filename;
 #[expect(
     clippy::indexing_slicing,
     reason = "the 8-byte trailer split after a length check"
@@ -123,9 +124,10 @@ pub use compaction::{DbStats, LevelStats, TableStats};
 /// `aes-gcm` without the `aws-lc` feature), for reports such as benchmark headers.
 pub use crypto::BACKEND as AEAD_BACKEND;
 pub use db::{
-    Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, Options, RangeIter, Snapshot, Table,
-    TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch, WriteOptions,
-    DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
+    Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, LockReason, Options, RangeIter,
+    Snapshot, Table, TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch,
+    WriteOptions, DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE,
+    DEFAULT_REGION,
 };
 pub use error::{Error, Poison, Result};
 pub use index::{

@@ -25,18 +25,16 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 #[ignore = "engine bug: compact_range opens an SSTable a concurrent compaction deleted (No such file)"]
 fn concurrent_manual_and_background_compactions_never_open_a_deleted_file() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let db = Arc::new(Db::open(
-        dir.path(),
-        Options {
-            write_buffer_size: 16 << 10,
-            block_size: 512,
-            max_open_files: 8,
-            l0_compaction_trigger: 3,
-            level_base_bytes: Some(64 << 10),
-            target_file_size: 16 << 10,
-            ..Options::default()
-        },
-    )?);
+    let db = Arc::new(Db::open(dir.path(), {
+        let mut o = Options::default();
+        o.write_buffer_size = 16 << 10;
+        o.block_size = 512;
+        o.max_open_files = 8;
+        o.l0_compaction_trigger = 3;
+        o.level_base_bytes = Some(64 << 10);
+        o.target_file_size = 16 << 10;
+        o
+    })?);
     let t = db.create_table("t", TableOptions::plaintext())?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
@@ -49,7 +47,7 @@ fn concurrent_manual_and_background_compactions_never_open_a_deleted_file() -> T
                 t.put_opt(
                     k,
                     vec![b'v'; 100 + (i % 300) as usize],
-                    WriteOptions { sync: i % 16 == 0 },
+                    WriteOptions::with_sync(i % 16 == 0),
                 )?;
                 i += 2;
             }

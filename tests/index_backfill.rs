@@ -11,10 +11,9 @@ use common::TestResult;
 use sealdb::{Db, Error, IndexSpec, Options, TableOptions};
 
 fn options() -> Options {
-    Options {
-        write_buffer_size: 1 << 20,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = 1 << 20;
+    o
 }
 
 fn doc(i: u64, gen: u64) -> String {

@@ -61,12 +61,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn options() -> Options {
-    Options {
-        write_buffer_size: 4 << 10,
-        level_base_bytes: Some(8 << 10),
-        target_file_size: 4 << 10,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = 4 << 10;
+    o.level_base_bytes = Some(8 << 10);
+    o.target_file_size = 4 << 10;
+    o
 }
 
 /// The model's index entries: (index key, primary key), sorted.

@@ -4,9 +4,7 @@
 mod common;
 
 use common::{open, TestResult};
-use sealdb::{
-    Db, Error, IndexEntry, IndexExtractors, IndexSpec, Options, TableOptions, WriteBatch,
-};
+use sealdb::{Db, Error, IndexEntry, IndexExtractors, IndexSpec, TableOptions, WriteBatch};
 
 fn doc(author: &str, city: &str) -> String {
     format!(r#"{{"author":"{author}","address":{{"city":"{city}"}}}}"#)
@@ -231,10 +229,9 @@ fn a_named_extractor_must_be_registered_at_every_open() -> TestResult {
     let with = || {
         let mut x = IndexExtractors::new();
         x.register("lower", |v: &[u8]| vec![v.to_ascii_lowercase()]);
-        Options {
-            index_extractors: x,
-            ..common::small_options()
-        }
+        let mut o = common::small_options();
+        o.index_extractors = x;
+        o
     };
     {
         let db = Db::open(dir.path(), with())?;
@@ -276,9 +273,9 @@ fn concurrent_synced_and_unsynced_overwrites_keep_the_index_exact() -> TestResul
                     let k = format!("k{:02}", (x >> 33) % 20);
                     let v = doc(&format!("w{w}-{}", (x >> 40) % 5), "c");
                     if (x >> 20) % 7 == 0 {
-                        t.delete_opt(&k, sealdb::WriteOptions { sync: w % 2 == 0 })?;
+                        t.delete_opt(&k, sealdb::WriteOptions::with_sync(w % 2 == 0))?;
                     } else {
-                        t.put_opt(&k, v, sealdb::WriteOptions { sync: w % 2 == 0 })?;
+                        t.put_opt(&k, v, sealdb::WriteOptions::with_sync(w % 2 == 0))?;
                     }
                 }
                 Ok(())

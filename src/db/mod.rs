@@ -4,6 +4,7 @@
 mod flush;
 mod keyring;
 mod level_iter;
+mod locked;
 mod merge_iter;
 mod options;
 mod range_iter;
@@ -37,6 +38,7 @@ use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;
 
 pub use keyring::CacheEntryStatus;
+pub use locked::LockReason;
 pub use options::{
     Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_ACCOUNT,
     DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
@@ -60,27 +62,6 @@ pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
 pub(crate) use write_batch::decode_section;
 #[cfg(feature = "fuzzing")]
 pub(crate) use write_batch::SectionEntry;
-
-/// File names in the data directory.
-pub(crate) mod names {
-    use crate::types::FileNumber;
-
-    pub(crate) const LOCK: &str = "LOCK";
-    pub(crate) fn wal(n: FileNumber) -> String {
-        format!("{n}.log")
-    }
-    pub(crate) fn table(n: FileNumber) -> String {
-        format!("{n}.sst")
-    }
-    /// Parses `NNNNNN.<ext>`.
-    pub(crate) fn parse(name: &str, ext: &str) -> Option<FileNumber> {
-        let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
-        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        stem.parse().ok().map(FileNumber)
-    }
-}
 
 /// The tables, by name and by id.
 #[derive(Default)]
@@ -145,8 +126,8 @@ pub(crate) struct Counters {
 }
 
 /// How new SSTables of a table with `meta` are built.
-pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::TableBuildOptions {
-    crate::sst::TableBuildOptions {
+pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::SstBuildOptions {
+    crate::sst::SstBuildOptions {
         block_size: (meta.block_size as usize).max(256),
         restart_interval: 16,
         bloom_bits_per_key: meta.bloom_bits_per_key as usize,
@@ -184,7 +165,7 @@ pub(crate) struct DbInner {
     pub(crate) bg_cv: Condvar,
     pub(crate) poisoned: Mutex<Option<Poison>>,
     pub(crate) cache: Arc<BlockCache>,
-    pub(crate) table_cache: Arc<crate::cache::TableCache>,
+    pub(crate) sst_cache: Arc<crate::cache::SstCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) keyring: Option<Arc<keyring::Keyring>>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
@@ -491,10 +472,11 @@ impl DbInner {
 
     /// Checks `principal`'s access to an encrypted table through the table-key cache
     /// (a KMS Decrypt on first use and after the idle interval). Plaintext tables need none.
-    pub(crate) fn authorize(&self, principal: &Principal, t: &TableState) -> Result<()> {
+    pub(crate) fn authorize(&self, principal: &Principal, t: &Arc<TableState>) -> Result<()> {
         if !t.is_encrypted() {
             return Ok(());
         }
+        self.check_unlocked(principal, t)?;
         let key = self
             .keyring_for(t)?
             .key_for(principal, &t.name, &t.meta.read())?;
@@ -535,6 +517,15 @@ impl DbInner {
         }
         let grant_id = keyring.create_grant(principal, &meta.key_arn, name)?;
         meta.grant_id = grant_id.clone();
+        if t.is_locked() {
+            // Locked because the grant was gone: the new one lets the engine unwrap the
+            // key now (and the edit below needs it for its MAC).
+            keyring.forget_maintenance(name);
+            if let Some(l) = t.lock.lock().as_mut() {
+                l.retry_now();
+            }
+            self.check_unlocked(principal, &t)?;
+        }
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();

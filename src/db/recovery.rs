@@ -19,8 +19,8 @@ use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{
-    self, open_boundary, parse_manifest_file_name, Boundary, DatabaseKeyMeta, Edit,
-    ManifestContents, ManifestWriter, TableMeta, VersionEdit,
+    self, open_boundary, Boundary, DatabaseKeyMeta, Edit, ManifestContents, ManifestWriter,
+    TableMeta, VersionEdit,
 };
 use crate::memtable::MemTable;
 use crate::storage::Env;
@@ -29,11 +29,13 @@ use crate::wal::{self, WalWriter};
 
 use super::flush::{build_table_file, protection_with_key};
 use super::keyring::Keyring;
+use super::locked::LockReason;
 use super::snapshot::SnapshotList;
 use super::table::{SuperVersion, TableState};
 use super::version::{FileHandle, Version};
 use super::write_batch::decode_section;
-use super::{names, BgState, DatabaseKey, DbInner, Options, Tables, WriteState};
+use super::{BgState, DatabaseKey, DbInner, Options, Tables, WriteState};
+use crate::filename;
 
 /// One table as the manifest's edits leave it.
 struct TableRecord {
@@ -195,13 +197,13 @@ impl Listing {
             next_file: 1,
         };
         for n in &names_on_disk {
-            let number = if let Some(f) = names::parse(n, "log") {
+            let number = if let Some(f) = filename::wal_number(n) {
                 l.segments.push(f);
                 f
-            } else if let Some(f) = names::parse(n, "sst") {
+            } else if let Some(f) = filename::sst_number(n) {
                 l.tables.insert(f);
                 f
-            } else if let Some(f) = parse_manifest_file_name(n) {
+            } else if let Some(f) = filename::manifest_number(n) {
                 l.manifests.push(f);
                 f
             } else {
@@ -228,7 +230,7 @@ impl Drop for Created<'_> {
         if !self.committed {
             for n in &self.names {
                 let p = self.dir.join(n);
-                if n.ends_with(".log") {
+                if filename::wal_number(n).is_some() {
                     // A WAL segment first loses its records (truncate is durable), so even
                     // if a power loss undoes the removal it holds no writes.
                     let _ = self
@@ -279,7 +281,7 @@ pub(super) fn open(
         env.create_dir_all(path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     }
-    let lock = env.lock(&path.join(names::LOCK)).map_err(|e| {
+    let lock = env.lock(&path.join(filename::LOCK)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::AlreadyOpen(path.to_path_buf())
         } else {
@@ -309,7 +311,30 @@ pub(super) fn open(
     };
 
     let database_key = unlock_database_key(&state, contents.as_ref(), keyring.as_deref())?;
-    let table_keys = unlock_table_keys(&state, contents.as_ref(), keyring.as_deref())?;
+    let table_keys = unlock_table_keys(
+        &state,
+        contents.as_ref(),
+        keyring.as_deref(),
+        &opts.principal,
+    )?;
+    if !table_keys.locked.is_empty() && contents.as_ref().is_some_and(|c| c.version < 2) {
+        // A format-1 manifest has no database MAC to carry a locked table's records under.
+        let (id, (reason, _)) = table_keys
+            .locked
+            .iter()
+            .next()
+            .into_iter()
+            .next()
+            .ok_or(Error::Internal("a locked table vanished".into()))?;
+        return Err(Error::TableLocked {
+            table: state
+                .tables
+                .get(id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            reason: *reason,
+        });
+    }
     check_files(&state, &listing, contents.as_ref())?;
 
     let states = table_states(path, &env, &state, &table_keys)?;
@@ -320,7 +345,7 @@ pub(super) fn open(
         &opts.index_extractors,
         &contents
             .as_ref()
-            .map(|c| manifest::manifest_file_name(c.number))
+            .map(|c| crate::filename::manifest(c.number))
             .unwrap_or_default(),
     )?;
     let retained_wal = skipped_segments_with_records(&*env, path, &listing, &state);
@@ -347,14 +372,14 @@ pub(super) fn open(
         write_buffer_size: opts.write_buffer_size,
         paranoid: opts.paranoid_checks,
         max_seq: state.last_seq,
+        torn_from: FileNumber(0),
+        locked: &table_keys.locked,
     };
     replay.run(&listing, &state, &mut alloc, &mut created)?;
 
     // The new WAL segment first, so the manifest can list it as existing.
     let wal_number = alloc();
-    created
-        .names
-        .push(crate::wal::segment_file_name(wal_number));
+    created.names.push(filename::wal(wal_number));
     let mut wal = WalWriter::create(&*env, path, wal_number)?;
     // What the old segments held moves on: written again into the new segment when it
     // fits the write buffer (so an open adds no file), else to level-0 files. Either way
@@ -362,7 +387,7 @@ pub(super) fn open(
     let mut max_seq = replay.max_seq;
     for t in states.values() {
         let mem = Arc::clone(&t.super_version().mem);
-        if mem.is_empty() {
+        if mem.is_empty() || table_keys.locked.contains_key(&t.id) {
             continue;
         }
         if mem.approximate_bytes() < opts.write_buffer_size {
@@ -382,7 +407,17 @@ pub(super) fn open(
     // segments obsolete.
     wal.sync()?;
     for t in states.values() {
-        t.set_log_number(wal_number);
+        match table_keys.locked.get(&t.id) {
+            // Its sealed records stay where they are, in segments kept for it.
+            Some((reason, detail)) => t.set_locked(super::locked::Lock::new(
+                *reason,
+                detail.clone(),
+                wal_number,
+                replay.torn_from,
+                opts.clock.now(),
+            )),
+            None => t.set_log_number(wal_number),
+        }
     }
     let manifest_number = alloc();
     let database_key = match database_key {
@@ -403,14 +438,26 @@ pub(super) fn open(
         last_seq: SeqNo(max_seq),
         next_table_id: TableId(state.next_table_id),
     };
-    let segments: BTreeSet<FileNumber> = std::iter::once(wal_number).collect();
+    // The new segment, and the older ones that hold a locked table's records.
+    let min_locked_log = states
+        .values()
+        .filter(|t| t.is_locked())
+        .map(|t| t.log_number())
+        .min();
+    let segments: BTreeSet<FileNumber> = listing
+        .segments
+        .iter()
+        .copied()
+        .filter(|s| min_locked_log.is_some_and(|m| *s >= m) && !is_leftover_segment(&state, *s))
+        .chain(std::iter::once(wal_number))
+        .collect();
     let snapshot = snapshot_edits(
         database_key.as_ref().map(|k| &k.meta),
         states.values(),
         &segments,
         &counters,
     );
-    let mac_key = |t: TableId| table_keys.get(&t).cloned();
+    let mac_key = |t: TableId| table_keys.keys.get(&t).cloned();
     let manifest = ManifestWriter::create(
         &*env,
         path,
@@ -442,7 +489,7 @@ pub(super) fn open(
         path: path.to_path_buf(),
         env: Arc::clone(&env),
         cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
-        table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
+        sst_cache: Arc::new(crate::cache::SstCache::new(opts.max_open_files)),
         opts,
         _lock: lock,
         write: Mutex::new(WriteState {
@@ -494,14 +541,14 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
     // manifest (SetLastSeq, an AddFile's max_seq) is damage, and would wrap new writes.
     if state.last_seq > SeqNo::MAX.0 {
         return Err(Error::corruption(
-            manifest::manifest_file_name(c.number),
+            filename::manifest(c.number),
             0,
             format!("sequence number {} is past the largest one", state.last_seq),
         ));
     }
     if opts.require_authenticated_manifest && !c.is_authenticated() {
         return Err(Error::Integrity {
-            file: manifest::manifest_file_name(c.number),
+            file: filename::manifest(c.number),
             offset: 0,
         });
     }
@@ -514,14 +561,14 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
 /// empty would hide every table.
 fn check_new_directory(env: &dyn Env, dir: &Path, listing: &Listing) -> Result<()> {
     let segment_with_records = listing.segments.iter().any(|s| {
-        let p = dir.join(names::wal(*s));
+        let p = dir.join(filename::wal(*s));
         env.open_read(&p)
             .map(|f| f.len() > crate::wal::frame::FILE_HEADER_LEN as u64)
             .unwrap_or(true)
     });
     if !listing.tables.is_empty() || segment_with_records || listing.manifests.len() > 1 {
         return Err(Error::corruption(
-            manifest::CURRENT,
+            filename::CURRENT,
             0,
             "CURRENT is missing but the directory holds database files",
         ));
@@ -552,26 +599,51 @@ fn unlock_database_key(
     }))
 }
 
-/// The engine unwraps each encrypted table's key for recovery and upkeep, and verifies the
-/// table's MAC chain.
+/// The encrypted tables' keys at open, and the tables that open locked.
+#[derive(Default)]
+struct TableKeys {
+    keys: BTreeMap<TableId, Arc<TableKey>>,
+    /// Tables whose key cannot be had: why, with the KMS's words.
+    locked: BTreeMap<TableId, (LockReason, String)>,
+    /// Tables opened through the opening principal's own access (the engine's grant is
+    /// gone): their upkeep stops until `renew_grant`.
+    maintenance_stopped: BTreeMap<TableId, String>,
+}
+
+/// Unwraps each encrypted table's key for recovery and upkeep (through the engine's grant,
+/// else the opening principal's own access) and verifies the table's MAC chain. A table
+/// whose key cannot be had opens locked; damage (a chain that fails, a wrapped key the KMS
+/// calls invalid) fails the open.
 fn unlock_table_keys(
     state: &ManifestState,
     contents: Option<&ManifestContents>,
     keyring: Option<&Keyring>,
-) -> Result<BTreeMap<TableId, Arc<TableKey>>> {
-    let mut keys = BTreeMap::new();
+    principal: &crate::kms::Principal,
+) -> Result<TableKeys> {
+    let mut out = TableKeys::default();
     for (id, t) in &state.tables {
         if !t.meta.encrypted {
             continue;
         }
         let keyring = keyring.ok_or_else(|| super::no_kms(&t.name))?;
-        let key = keyring.maintenance_key(&t.name, &t.meta)?;
+        let unwrapped = match super::locked::unwrap_table_key(keyring, principal, &t.name, &t.meta)
+        {
+            Ok(u) => u,
+            Err(super::locked::Unavailable::Locked(reason, detail)) => {
+                out.locked.insert(*id, (reason, detail));
+                continue;
+            }
+            Err(super::locked::Unavailable::Failed(e)) => return Err(e),
+        };
         if let Some(c) = contents {
-            c.verify_table_chain(*id, &key)?;
+            c.verify_table_chain(*id, &unwrapped.key)?;
         }
-        keys.insert(*id, key);
+        if let Some(why) = unwrapped.maintenance_stopped {
+            out.maintenance_stopped.insert(*id, why);
+        }
+        out.keys.insert(*id, unwrapped.key);
     }
-    Ok(keys)
+    Ok(out)
 }
 
 /// Every file and WAL segment the manifest relies on must be there: a missing one means
@@ -585,7 +657,7 @@ fn check_files(
         for f in t.files.keys() {
             if !listing.tables.contains(f) {
                 return Err(Error::corruption(
-                    names::table(*f),
+                    filename::sst(*f),
                     0,
                     format!("table {:?} needs this file but it is missing", t.name),
                 ));
@@ -600,7 +672,7 @@ fn check_files(
         for s in state.wal_segments.range(min_log..) {
             if listing.segments.binary_search(s).is_err() {
                 return Err(Error::corruption(
-                    names::wal(*s),
+                    filename::wal(*s),
                     0,
                     "the manifest lists this WAL segment but it is missing",
                 ));
@@ -613,7 +685,7 @@ fn check_files(
                 && listing.segments.iter().any(|s| *s > t.log_number)
             {
                 return Err(Error::corruption(
-                    names::wal(t.log_number),
+                    filename::wal(t.log_number),
                     0,
                     format!(
                         "table {:?} needs WAL segment {} but it is missing (damaged directory or rolled-back manifest)",
@@ -631,15 +703,22 @@ fn table_states(
     path: &Path,
     env: &Arc<dyn Env>,
     state: &ManifestState,
-    table_keys: &BTreeMap<TableId, Arc<TableKey>>,
+    table_keys: &TableKeys,
 ) -> Result<BTreeMap<TableId, Arc<TableState>>> {
     let mut states = BTreeMap::new();
     for (id, t) in &state.tables {
-        let key = table_keys.get(id).cloned();
+        let key = table_keys.keys.get(id).cloned();
+        let locked = table_keys.locked.contains_key(id);
         let mut version = Version::empty();
         for (number, f) in &t.files {
-            let smallest = boundary_bytes(&f.smallest, key.as_deref(), *id, *number, false)?;
-            let largest = boundary_bytes(&f.largest, key.as_deref(), *id, *number, true)?;
+            // A locked table's sealed boundaries stay sealed (empty placeholders) until its
+            // key is back; nothing reads or compacts it meanwhile.
+            let bound = |b: &Boundary, largest: bool| match b {
+                Boundary::Sealed(_) if locked => Ok(Vec::new()),
+                b => boundary_bytes(b, key.as_deref(), *id, *number, largest),
+            };
+            let smallest = bound(&f.smallest, false)?;
+            let largest = bound(&f.largest, true)?;
             version.add(Arc::new(FileHandle::new(
                 *id,
                 *number,
@@ -649,7 +728,7 @@ fn table_states(
                 (f.min_seq, f.max_seq),
                 (smallest, largest),
                 (f.smallest.clone(), f.largest.clone()),
-                path.join(names::table(*number)),
+                path.join(filename::sst(*number)),
                 Arc::clone(env),
             )));
         }
@@ -661,6 +740,9 @@ fn table_states(
         ));
         ts.set_log_number(t.log_number);
         *ts.key.write() = key;
+        if let Some(why) = table_keys.maintenance_stopped.get(id) {
+            *ts.maintenance_error.lock() = Some(why.clone());
+        }
         states.insert(*id, ts);
     }
     Ok(states)
@@ -675,6 +757,10 @@ struct Replay<'a> {
     write_buffer_size: usize,
     paranoid: bool,
     max_seq: u64,
+    /// The first segment replayed as possibly torn at its end (the last with records).
+    torn_from: FileNumber,
+    /// Tables opening locked: their records are skipped.
+    locked: &'a BTreeMap<TableId, (LockReason, String)>,
 }
 
 impl Replay<'_> {
@@ -708,7 +794,7 @@ impl Replay<'_> {
         // newest write, as a crash leaves it.
         let seg_len = |seg: &FileNumber| {
             self.env
-                .open_read(&self.dir.join(names::wal(*seg)))
+                .open_read(&self.dir.join(filename::wal(*seg)))
                 .map(|f| f.len())
                 .unwrap_or(u64::MAX)
         };
@@ -716,42 +802,50 @@ impl Replay<'_> {
             .iter()
             .rposition(|s| seg_len(s) > crate::wal::frame::FILE_HEADER_LEN as u64)
             .unwrap_or(0);
+        self.torn_from = live
+            .get(last_with_records)
+            .copied()
+            .unwrap_or(FileNumber(0));
         for (i, seg) in live.iter().enumerate() {
             let is_last = i >= last_with_records;
-            let seg_path = self.dir.join(names::wal(*seg));
+            let seg_path = self.dir.join(filename::wal(*seg));
             let states = self.states;
             let next_table_id = self.next_table_id;
+            let locked = self.locked;
             let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| {
                 if table.0 >= next_table_id {
                     return Err(unknown_table(*seg, table));
+                }
+                if locked.contains_key(&table) {
+                    return Ok(wal::ReplayKey::Skip);
                 }
                 super::status::replay_key(states.get(&table), fk, *seg)
             };
             let max_seq = &mut self.max_seq;
             let (env, dir, write_buffer_size, paranoid) =
                 (self.env, self.dir, self.write_buffer_size, self.paranoid);
-            let mut sink = |first_seq: SeqNo,
-                            table: TableId,
-                            payload: bytes::Bytes|
-             -> Result<()> {
-                let Some(t) = states.get(&table) else {
-                    return Ok(());
+            let mut sink =
+                |first_seq: SeqNo, table: TableId, payload: bytes::Bytes| -> Result<()> {
+                    let Some(t) = states.get(&table) else {
+                        return Ok(());
+                    };
+                    if *seg < t.log_number() {
+                        return Ok(());
+                    }
+                    let mem = Arc::clone(&t.super_version().mem);
+                    decode_section(&payload, first_seq, |e| {
+                        *max_seq = (*max_seq).max(e.seq.0);
+                        mem.insert(e.key, e.seq, e.kind, e.value);
+                    })
+                    .ok_or_else(|| {
+                        Error::corruption(filename::wal(*seg), 0, "malformed batch section")
+                    })?;
+                    // Keep memory bounded while replaying: flush what passed the write buffer.
+                    if mem.approximate_bytes() >= write_buffer_size {
+                        flush_recovered(env, dir, t, paranoid, alloc, created)?;
+                    }
+                    Ok(())
                 };
-                if *seg < t.log_number() {
-                    return Ok(());
-                }
-                let mem = Arc::clone(&t.super_version().mem);
-                decode_section(&payload, first_seq, |e| {
-                    *max_seq = (*max_seq).max(e.seq.0);
-                    mem.insert(e.key, e.seq, e.kind, e.value);
-                })
-                .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))?;
-                // Keep memory bounded while replaying: flush what passed the write buffer.
-                if mem.approximate_bytes() >= write_buffer_size {
-                    flush_recovered(env, dir, t, paranoid, alloc, created)?;
-                }
-                Ok(())
-            };
             let outcome = wal::replay_segment(
                 &**self.env,
                 &seg_path,
@@ -760,10 +854,13 @@ impl Replay<'_> {
                 &mut resolve,
                 &mut sink,
             )?;
+            // A locked table's sealed sections are skipped unread: their entries are
+            // numbered below this bound, and new writes must come after them.
+            self.max_seq = self.max_seq.max(outcome.skipped_seq_bound);
             let unrecorded = newest_recorded.is_some_and(|n| *seg > n);
             if unrecorded && outcome.batches > 0 {
                 return Err(Error::corruption(
-                    names::wal(*seg),
+                    filename::wal(*seg),
                     0,
                     "this WAL segment holds writes but the manifest does not list it (manifest cut short or rolled back)",
                 ));
@@ -788,8 +885,8 @@ fn relog(
     it.seek_to_first()?;
     let mut last_key: Option<Vec<u8>> = None;
     while it.valid() {
-        let parsed = crate::ikey::parse(it.key())
-            .ok_or_else(|| Error::InvalidArgument("internal: memtable key".into()))?;
+        let parsed =
+            crate::ikey::parse(it.key()).ok_or_else(|| Error::Internal("memtable key".into()))?;
         if last_key.as_deref() != Some(parsed.user_key) {
             batch.add(t.id, parsed.kind, parsed.user_key, it.value());
             last_key = Some(parsed.user_key.to_vec());
@@ -819,7 +916,7 @@ fn relog(
         decode_section(section.payload(), first_seq, |e| {
             fresh.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
     }
     let sv = t.super_version();
     *t.sv.write() = Arc::new(SuperVersion {
@@ -847,9 +944,9 @@ fn flush_recovered(
     let protection = match t.table_key() {
         Some(key) => protection_with_key(t, &key, number),
         None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
-        None => crate::sst::TableProtection::Plain,
+        None => crate::sst::SstProtection::Plain,
     };
-    created.names.push(names::table(number));
+    created.names.push(filename::sst(number));
     let file = build_table_file(
         env,
         dir,
@@ -890,16 +987,17 @@ fn skipped_segments_with_records(
         .copied()
         .filter(|s| is_leftover_segment(state, *s))
         .filter(|s| {
-            env.open_read(&dir.join(names::wal(*s))).map_or(true, |f| {
-                f.len() > crate::wal::frame::FILE_HEADER_LEN as u64
-            })
+            env.open_read(&dir.join(filename::wal(*s)))
+                .map_or(true, |f| {
+                    f.len() > crate::wal::frame::FILE_HEADER_LEN as u64
+                })
         })
         .collect()
 }
 
 fn unknown_table(segment: FileNumber, table: TableId) -> Error {
     Error::corruption(
-        names::wal(segment),
+        filename::wal(segment),
         0,
         format!(
             "records of table #{table}, which the manifest never created (manifest cut short or rolled back)"
@@ -975,9 +1073,10 @@ impl DbInner {
         if let Some(t) = extra {
             tables.push(Arc::clone(t));
         }
-        // Every encrypted table's record is MACed under its key: unwrap the ones not at hand.
+        // Every encrypted table's record is MACed under its key: unwrap the ones not at hand
+        // (a locked table's ride under the database MAC alone).
         for t in &tables {
-            if t.is_encrypted() && t.table_key().is_none() {
+            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
                 self.maintenance_key(t)?;
             }
         }
@@ -1042,10 +1141,10 @@ impl DbInner {
             return;
         };
         for name in listing {
-            let obsolete = if let Some(n) = parse_manifest_file_name(&name) {
+            let obsolete = if let Some(n) = filename::manifest_number(&name) {
                 n < manifest_number
             } else {
-                name == "CURRENT.tmp"
+                name == filename::CURRENT_TMP
             };
             if obsolete {
                 let _ = self.env.remove_file(&self.path.join(&name));
@@ -1069,7 +1168,7 @@ impl DbInner {
         for n in &listing.tables {
             let accounted = *n >= manifest_next_file || removed_by_edits.contains(n);
             if accounted && !live.contains(n) {
-                let _ = self.env.remove_file(&self.path.join(names::table(*n)));
+                let _ = self.env.remove_file(&self.path.join(filename::sst(*n)));
             }
         }
     }
@@ -1101,14 +1200,14 @@ impl DbInner {
         let mut out: Vec<(FileNumber, String)> = Vec::new();
         for n in &listing.tables {
             if !live.contains(n) && !self.is_pending_output(*n) {
-                out.push((*n, names::table(*n)));
+                out.push((*n, filename::sst(*n)));
             }
         }
         let recorded = self.wal_segments.lock().clone();
         for s in &listing.segments {
             let unlisted = *s >= min_log && !recorded.contains(s) && *s != current_wal;
             if unlisted || self.retained_wal.contains(s) {
-                out.push((*s, names::wal(*s)));
+                out.push((*s, filename::wal(*s)));
             }
         }
         out.sort();

@@ -12,7 +12,8 @@ use crate::wal;
 
 use super::keyring::CacheEntryStatus;
 use super::table::TableState;
-use super::{names, Db, DbInner};
+use super::{Db, DbInner};
+use crate::filename;
 
 /// Encryption at rest of one table, as `Db::encryption_status` reports it.
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +29,15 @@ pub struct TableEncryptionStatus {
     pub grant_id: Option<String>,
     /// `ok`, or why background maintenance last failed (e.g. the grant was revoked).
     pub maintenance: String,
+    /// Why the last background compaction of this table failed, while it is the latest
+    /// compaction outcome (a later success clears it); writes stall on it past the level-0
+    /// stop trigger.
+    pub compaction_error: Option<String>,
+    /// Why the table is locked (its key cannot be had: `grant revoked`, `key disabled`,
+    /// `key pending deletion`, `key deleted`, `KMS unavailable`, `access denied`), if it is.
+    pub locked: Option<String>,
+    /// The KMS's words about the lock, if locked.
+    pub locked_detail: Option<String>,
     /// Whether the files' key-range boundaries are readable in the manifest.
     pub boundaries: &'static str,
     /// SSTables, each with its own data key.
@@ -79,6 +89,8 @@ pub struct TableLayout {
     pub memtable_bytes: usize,
     /// Immutable memtables waiting for a flush.
     pub immutable_memtables: usize,
+    /// Why the table is locked, if it is (see `TableEncryptionStatus::locked`).
+    pub locked: Option<String>,
 }
 
 /// What `Db::verify` checked.
@@ -91,6 +103,8 @@ pub struct VerifyReport {
     pub sstables: usize,
     /// WAL segments replayed record by record.
     pub wal_segments: usize,
+    /// Locked tables (their key cannot be had), not checked: name and reason.
+    pub locked: Vec<String>,
     /// Files in the directory that no table needs (see `Db::unreferenced_files`): left
     /// by a crash or a failed install, or copied in. Not deleted by open.
     pub unreferenced: Vec<String>,
@@ -114,13 +128,17 @@ impl Db {
             .map(|k| k.cache_status())
             .unwrap_or_default();
         let wal_keys = core.write.lock().wal.registered_tables();
+        let compaction_error = core.bg.lock().compaction.last_error.clone();
         core.all_tables()
             .iter()
             .map(|t| {
                 let meta = t.meta.read().clone();
                 let sstables = t.super_version().version.files().count();
                 let in_wal = usize::from(meta.encrypted && wal_keys.contains(&t.id));
+                let lock = t.lock_reason();
                 TableEncryptionStatus {
+                    locked: lock.as_ref().map(|(r, _)| r.as_str().to_owned()),
+                    locked_detail: lock.map(|(_, d)| d),
                     table: t.display_name(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
@@ -130,6 +148,10 @@ impl Db {
                         .lock()
                         .clone()
                         .unwrap_or_else(|| "ok".to_owned()),
+                    compaction_error: compaction_error
+                        .as_ref()
+                        .filter(|(id, _)| *id == t.id)
+                        .map(|(_, why)| why.clone()),
                     boundaries: match (meta.encrypted, meta.sealed_boundaries) {
                         (false, _) => "plaintext (table not encrypted)",
                         (true, false) => "plaintext (range boundaries only)",
@@ -182,7 +204,7 @@ impl Db {
                         .files()
                         .map(|f| FileLayout {
                             level: f.level.0,
-                            file: names::table(f.number),
+                            file: filename::sst(f.number),
                             size: f.size,
                             entries: f.entries,
                             min_seq: f.min_seq.0,
@@ -193,6 +215,7 @@ impl Db {
                         .collect(),
                     memtable_bytes: sv.mem.approximate_bytes(),
                     immutable_memtables: sv.imm.len(),
+                    locked: t.lock_reason().map(|(r, _)| r.as_str().to_owned()),
                 }
             })
             .collect()
@@ -211,6 +234,10 @@ impl DbInner {
         let mut report = VerifyReport::default();
         let tables = self.all_tables();
         for t in &tables {
+            if let Some((reason, _)) = t.lock_reason() {
+                report.locked.push(format!("{}: {reason}", t.name));
+                continue;
+            }
             report.tables += 1;
             for f in t.super_version().version.files() {
                 // A fresh reader: verification must read the disk, not the block cache.
@@ -222,7 +249,7 @@ impl DbInner {
         let segments = wal::list_segments(&*self.env, &self.path)?;
         let current = self.write.lock().wal.segment();
         for seg in segments {
-            let path = self.path.join(names::wal(seg));
+            let path = self.path.join(filename::wal(seg));
             let mut resolve = |table, fk: Option<&wal::WalKeyRef<'_>>| {
                 let t = tables.iter().find(|t| t.id == table);
                 replay_key(t, fk, seg)
@@ -252,6 +279,10 @@ pub(crate) fn replay_key(
     let Some(t) = t else {
         return Ok(wal::ReplayKey::Skip);
     };
+    // A locked table's sealed sections cannot be opened until its key is back.
+    if t.is_locked() {
+        return Ok(wal::ReplayKey::Skip);
+    }
     if !t.is_encrypted() {
         return Ok(wal::ReplayKey::Plain);
     }
@@ -260,7 +291,7 @@ pub(crate) fn replay_key(
         Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
         // An encrypted table's section with no key record can only be forged.
         None => Err(Error::corruption(
-            names::wal(seg),
+            filename::wal(seg),
             0,
             format!("a record of encrypted table {:?} has no data key", t.name),
         )),

@@ -42,6 +42,11 @@ pub(crate) struct TableState {
     pub(crate) dropped: AtomicBool,
     /// Why background maintenance (flush) last failed, if it did.
     pub(crate) maintenance_error: Mutex<Option<String>>,
+    /// Set while the table is locked (its key could not be had at open): reads and writes
+    /// go through `DbInner::check_unlocked` first.
+    pub(crate) locked: AtomicBool,
+    /// What a locked table needs to come back; `None` once unlocked.
+    pub(crate) lock: Mutex<Option<super::locked::Lock>>,
     /// Set when this is the internal table of a secondary index (`crate::index`): its
     /// name and key material are its table's, and it is not in `Tables::by_name`.
     pub(crate) index: OnceLock<Arc<IndexDef>>,
@@ -67,6 +72,8 @@ impl TableState {
             key: RwLock::new(None),
             dropped: AtomicBool::new(false),
             maintenance_error: Mutex::new(None),
+            locked: AtomicBool::new(false),
+            lock: Mutex::new(None),
             index: OnceLock::new(),
             indexes: RwLock::new(Vec::new()),
             synced_inflight: AtomicUsize::new(0),
@@ -84,6 +91,28 @@ impl TableState {
             Some(d) => format!("{}/{}", self.name, d.decl.name),
             None => self.name.clone(),
         }
+    }
+
+    /// True while the table is locked.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
+
+    /// Locks the table (at open, before anyone else sees it).
+    pub(crate) fn set_locked(&self, lock: super::locked::Lock) {
+        *self.lock.lock() = Some(lock);
+        self.locked.store(true, Ordering::Release);
+    }
+
+    /// Why the table is locked, with the KMS's words, if it is.
+    pub(crate) fn lock_reason(&self) -> Option<(super::LockReason, String)> {
+        if !self.is_locked() {
+            return None;
+        }
+        self.lock
+            .lock()
+            .as_ref()
+            .map(|l| (l.reason, l.detail.clone()))
     }
 
     pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
@@ -150,6 +179,13 @@ impl Table {
 
     pub(crate) fn id(&self) -> TableId {
         self.state.id
+    }
+
+    /// Why the table is locked (its key could not be had), if it is. Its reads and writes
+    /// return [`Error::TableLocked`] meanwhile; a later access unlocks it once the cause
+    /// is gone.
+    pub fn locked(&self) -> Option<super::LockReason> {
+        self.state.lock_reason().map(|(r, _)| r)
     }
 
     /// True when the table is encrypted at rest.

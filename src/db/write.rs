@@ -51,7 +51,7 @@ fn insert_batch(batch: &WriteBatch, first_seq: SeqNo, mems: &[Arc<MemTable>]) ->
         decode_section(section.payload(), first_seq, |e| {
             mem.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
     }
     Ok(())
 }
@@ -536,12 +536,16 @@ impl DbInner {
         if state.is_encrypted() {
             if let Some(keyring) = &self.keyring {
                 keyring.forget_table(name);
-                keyring.retire_grant(&state.meta.read())?;
+                match keyring.retire_grant(&state.meta.read()) {
+                    // The KMS key itself is gone (deleted), and its grants with it.
+                    Err(Error::Kms(crate::kms::KmsError::NotFound(_))) => {}
+                    other => other?,
+                }
             }
         }
         for f in state.super_version().version.files() {
             f.mark_obsolete();
-            self.table_cache.evict(f.table, f.number);
+            self.sst_cache.evict(f.table, f.number);
         }
         {
             let mut sv = state.sv.write();

@@ -228,10 +228,10 @@ mod tests {
     use crate::types::{FileNumber, TableId};
     use crate::wal::frame::encode_file_header_version;
 
-    /// Index edits read back from a format-3 manifest, and are corruption in a format-2
-    /// one (the same bytes with the header's version set to 2).
+    /// Index edits read back from a format-4 manifest, and are corruption in a format-3
+    /// one (the same bytes with the header's version set to 3).
     #[test]
-    fn index_edits_need_manifest_format_3() -> Result<()> {
+    fn index_edits_need_manifest_format_4() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let meta = TableMeta::default();
         let decl = IndexDecl {
@@ -266,17 +266,15 @@ mod tests {
             &|_| None,
             None,
         )?);
-        let path = dir
-            .path()
-            .join(crate::manifest::manifest_file_name(FileNumber(1)));
+        let path = dir.path().join(crate::filename::manifest(FileNumber(1)));
         let mut bytes = std::fs::read(&path).map_err(|e| Error::io("reading", e))?;
         let m = crate::manifest::parse_manifest(bytes.clone().into(), FileNumber(1), "m")?;
-        assert_eq!(m.version, 3);
+        assert_eq!(m.version, 4);
         assert!(m
             .edits
             .iter()
             .any(|e| e.edits.contains(&Edit::DeclareIndex(decl.clone()))));
-        let header = encode_file_header_version(b"SEALMAN\0", FileNumber(1), 2);
+        let header = encode_file_header_version(b"SEALMAN\0", FileNumber(1), 3);
         bytes
             .get_mut(..header.len())
             .ok_or_else(|| Error::Internal("short manifest".into()))?
@@ -285,53 +283,8 @@ mod tests {
             Err(Error::Corruption { what, .. }) => {
                 assert!(what.contains("index catalogue edit"), "{what}")
             }
-            other => panic!("format 2 with index edits: {other:?}"),
+            other => panic!("format 3 with index edits: {other:?}"),
         }
-        Ok(())
-    }
-
-    /// A format-2 manifest still reads and its database MAC still verifies: the MAC covers
-    /// the constant 2, not the file's version (the same authenticated bytes under a
-    /// format-2 header).
-    #[test]
-    fn format_2_manifests_still_authenticate() -> Result<()> {
-        use crate::crypto::{TableKey, KEY_LEN};
-        use crate::manifest::DatabaseKeyMeta;
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
-        let db_key = TableKey::from_bytes([0x42; KEY_LEN]);
-        let snapshot = vec![VersionEdit::new(vec![
-            Edit::SetDatabaseKey(DatabaseKeyMeta {
-                db_id: "d".into(),
-                key_arn: "k".into(),
-                wrapped_key: vec![1; 8],
-                grant_id: "g".into(),
-            }),
-            Edit::CreateTable {
-                id: TableId(1),
-                name: "t".into(),
-                meta: TableMeta::default(),
-            },
-        ])];
-        drop(ManifestWriter::create(
-            &StdEnv,
-            dir.path(),
-            FileNumber(1),
-            &snapshot,
-            &|_| None,
-            Some(&db_key),
-        )?);
-        let path = dir
-            .path()
-            .join(crate::manifest::manifest_file_name(FileNumber(1)));
-        let mut bytes = std::fs::read(&path).map_err(|e| Error::io("reading", e))?;
-        let header = encode_file_header_version(b"SEALMAN\0", FileNumber(1), 2);
-        bytes
-            .get_mut(..header.len())
-            .ok_or_else(|| Error::Internal("short manifest".into()))?
-            .copy_from_slice(&header);
-        let m = crate::manifest::parse_manifest(bytes.into(), FileNumber(1), "m")?;
-        assert_eq!(m.version, 2);
-        m.verify_database_chain(&db_key)?;
         Ok(())
     }
 }

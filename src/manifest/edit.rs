@@ -20,8 +20,8 @@
 //!  12 AddWalSegment     segment : u64   (format 2: a WAL segment the engine created)
 //!  20 DeclareIndex      index : u32 | table : u32 | name : str | flags : u8 (bit 0 unique)
 //!                       | extractor_kind : u8 (1 JSON pointer, 2 named) | extractor : str
-//!                       (format 3; in the record of the index's own CreateTable)
-//!  21 IndexReady        index : u32   (format 3: the index's backfill committed)
+//!                       (format 4; in the record of the index's own CreateTable)
+//!  21 IndexReady        index : u32   (format 4: the index's backfill committed)
 //! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries,
 //!                       bits 2-3 compression: 0 none, 1 lz4) | key_arn : str
 //!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
@@ -220,9 +220,9 @@ pub(crate) enum Edit {
     /// A WAL segment the engine created (format 2); the snapshot lists the live ones.
     AddWalSegment(FileNumber),
     /// Internal table `decl.index` is secondary index `decl.name` of `decl.table`
-    /// (format 3). Not readable until an `IndexReady` for it.
+    /// (format 4). Not readable until an `IndexReady` for it.
     DeclareIndex(IndexDecl),
-    /// The index's backfill from its table completed (format 3): it may be read.
+    /// The index's backfill from its table completed (format 4): it may be read.
     IndexReady {
         index: TableId,
     },
@@ -250,9 +250,7 @@ impl VersionEdit {
     /// Encodes the edits (see the layout atop this file).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         if self.edits.is_empty() {
-            return Err(Error::InvalidArgument(
-                "internal: empty version edit".to_owned(),
-            ));
+            return Err(Error::Internal("empty version edit".to_owned()));
         }
         for e in &self.edits {
             e.encode(out)?;

@@ -25,15 +25,16 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::current::{manifest_file_name, read_current_number};
+use super::current::read_current_number;
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
-    MANIFEST_V2, MANIFEST_VERSION, MANIFEST_VERSIONS,
+    MANIFEST_V2, MANIFEST_V3, MANIFEST_VERSION, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env};
 use crate::types::{FileNumber, TableId};
 use crate::wal::frame::{check_file_header_versions, FrameScanner, Scan, FILE_HEADER_LEN};
@@ -48,6 +49,8 @@ struct ChainLink {
     mac: Option<[u8; MAC_LEN]>,
     creates: bool,
     drop_only: bool,
+    /// The record is part of the manifest's snapshot (before `SnapshotEnd`).
+    in_snapshot: bool,
 }
 
 /// One record in the database chain (format 2).
@@ -104,6 +107,9 @@ impl ManifestContents {
                 }
                 // A drop written without the key ends the chain; nothing may follow it.
                 None if link.drop_only && i + 1 == links.len() => {}
+                // Format 3: a snapshot written while the table was locked (its key not to
+                // be had) carries its records under the database MAC alone.
+                None if self.carries_unkeyed_snapshots() && link.in_snapshot => {}
                 None => return Err(fail(link.offset)),
             }
         }
@@ -112,7 +118,7 @@ impl ManifestContents {
 
     /// Verifies the database MAC of every record under the database key (format 2).
     pub(crate) fn verify_database_chain(&self, key: &TableKey) -> Result<()> {
-        let chain_key = DbChainKey::new(key)?;
+        let chain_key = DbChainKey::new(key, self.version)?;
         let mut prev = CHAIN_START;
         for link in &self.db_links {
             let ok = link
@@ -134,6 +140,12 @@ impl ManifestContents {
     pub(crate) fn is_authenticated(&self) -> bool {
         self.database_key.is_some()
     }
+
+    /// Format 3 with a database key: its snapshot may hold an encrypted table's records
+    /// without their table MACs (written while that table's key could not be had).
+    fn carries_unkeyed_snapshots(&self) -> bool {
+        self.version >= MANIFEST_V3 && self.is_authenticated()
+    }
 }
 
 /// Reads the manifest `CURRENT` names; `None` when there is no `CURRENT` (a new database).
@@ -150,7 +162,7 @@ pub(crate) fn read_manifest(
     dir: &Path,
     number: FileNumber,
 ) -> Result<ManifestContents> {
-    let name = manifest_file_name(number);
+    let name = filename::manifest(number);
     let path = join(dir, &name);
     if !env.exists(&path) {
         return Err(Error::corruption(
@@ -178,7 +190,7 @@ pub(crate) fn parse_manifest(
     let version =
         check_file_header_versions(&data, MANIFEST_MAGIC, number, label, &MANIFEST_VERSIONS)?;
     let v2 = version >= MANIFEST_V2;
-    let v3 = version >= MANIFEST_VERSION;
+    let v4 = version >= MANIFEST_VERSION;
     let mut scanner = FrameScanner::new(data, !v2, label);
     let mut contents = ManifestContents {
         number,
@@ -215,6 +227,7 @@ pub(crate) fn parse_manifest(
             .map_err(|_| Error::corruption(label, frame.offset, "edits offset"))?;
         let edits = frame.payload.slice(start..start + rec.edits_bytes.len());
         let index = contents.edits.len();
+        let in_snapshot = !snapshot_done;
         let bad = |what: String| Error::corruption(label, frame.offset, what);
         for e in &rec.edit.edits {
             match e {
@@ -237,7 +250,7 @@ pub(crate) fn parse_manifest(
                 Edit::AddWalSegment(_) if !v2 => {
                     return Err(bad("WAL segment edit in a format-1 manifest".into()))
                 }
-                Edit::DeclareIndex { .. } | Edit::IndexReady { .. } if !v3 => {
+                Edit::DeclareIndex { .. } | Edit::IndexReady { .. } if !v4 => {
                     return Err(bad(format!(
                         "index catalogue edit in a format-{version} manifest"
                     )))
@@ -281,6 +294,7 @@ pub(crate) fn parse_manifest(
                 mac,
                 creates,
                 drop_only: drop_only(&rec.edit, table),
+                in_snapshot: in_snapshot && v2,
             });
         }
         contents.edits.push(rec.edit);

@@ -51,16 +51,18 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
-/// The manifest format this code writes: format 2 plus the index catalogue edits (20, 21).
-pub(crate) const MANIFEST_VERSION: u8 = 3;
-/// The format that brought database MACs, the snapshot end and WAL segments. Every rule
-/// it introduced holds for the later formats too; its number is frozen in the database
-/// MAC (`db_mac` covers the constant 2, whatever the file's version).
+/// The manifest format this code writes: format 3 plus the index catalogue edits (20, 21).
+pub(crate) const MANIFEST_VERSION: u8 = 4;
+/// A snapshot may carry a locked table's records without their table MACs (the database
+/// MAC covers them). Still read.
+pub(crate) const MANIFEST_V3: u8 = 3;
+/// Database MACs, the snapshot end, WAL segments. Still read.
 pub(crate) const MANIFEST_V2: u8 = 2;
 /// The first manifest format (table MAC chains only). Still read.
 pub(crate) const MANIFEST_V1: u8 = 1;
 /// Every manifest format this code reads.
-pub(crate) const MANIFEST_VERSIONS: [u8; 3] = [MANIFEST_V1, MANIFEST_V2, MANIFEST_VERSION];
+pub(crate) const MANIFEST_VERSIONS: [u8; 4] =
+    [MANIFEST_V1, MANIFEST_V2, MANIFEST_V3, MANIFEST_VERSION];
 /// Bytes of a MAC.
 pub(crate) const MAC_LEN: usize = 32;
 /// The chain's starting value.
@@ -71,25 +73,30 @@ const SUBKEY_INFO: &[u8] = b"manifest-mac";
 const DB_MAC_LABEL: &[u8] = b"sealdb-manifest-db-mac";
 const DB_SUBKEY_INFO: &[u8] = b"manifest-db-mac";
 
-/// The database's MAC chain key (format 2): covers every record of the manifest.
-pub(crate) struct DbChainKey(Hmac<Sha256>);
+/// The database's MAC chain key (format 2 and later): covers every record of the manifest.
+/// Each MAC binds the manifest's format version.
+pub(crate) struct DbChainKey {
+    mac: Hmac<Sha256>,
+    version: u8,
+}
 
 /// HMAC-SHA256 keyed with the subkey `info` of `key`.
 fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
     let sub = key.derive_subkey(info);
     <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
-        .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))
+        .map_err(|_| Error::Internal("manifest MAC key length".into()))
 }
 
 impl DbChainKey {
-    pub(crate) fn new(database_key: &TableKey) -> Result<DbChainKey> {
-        mac_under(database_key, DB_SUBKEY_INFO).map(DbChainKey)
+    /// The key for a manifest of format `version`.
+    pub(crate) fn new(database_key: &TableKey, version: u8) -> Result<DbChainKey> {
+        mac_under(database_key, DB_SUBKEY_INFO).map(|mac| DbChainKey { mac, version })
     }
 
     fn start(&self, manifest: FileNumber, prev: &[u8; MAC_LEN], covered: &[u8]) -> Hmac<Sha256> {
-        let mut m = self.0.clone();
+        let mut m = self.mac.clone();
         m.update(DB_MAC_LABEL);
-        m.update(&[MANIFEST_V2]);
+        m.update(&[self.version]);
         m.update(&manifest.0.to_le_bytes());
         m.update(prev);
         m.update(

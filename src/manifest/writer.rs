@@ -2,7 +2,8 @@
 //!
 //! A manifest is written by one `ManifestWriter` and never appended to after a reopen: the
 //! engine writes a fresh manifest (a snapshot) on every open, so a torn record at the end
-//! of an old manifest is never followed by new ones.
+//! of an old manifest is never followed by new ones. A snapshot may carry a locked table
+//! (one whose key cannot be had) under the database MAC alone (format 3).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::current::read_current_number;
-use super::current::{manifest_file_name, set_current};
+use super::current::set_current;
 use super::edit::{Edit, VersionEdit};
 use super::record::{
     encode_db_mac, encode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN,
@@ -18,6 +19,7 @@ use super::record::{
 };
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env, WritableFile};
 use crate::types::{FileNumber, TableId};
 use crate::wal::frame::{begin_record, encode_file_header_version, finish_record};
@@ -78,18 +80,18 @@ impl ManifestWriter {
         mac_keys: MacKeys<'_>,
         database_key: Option<&TableKey>,
     ) -> Result<ManifestWriter> {
-        let path = join(dir, &manifest_file_name(number));
+        let path = join(dir, &filename::manifest(number));
         let has_key_edit = snapshot
             .first()
             .is_some_and(|g| g.edits.iter().any(|e| matches!(e, Edit::SetDatabaseKey(_))));
         if database_key.is_some() != has_key_edit {
-            return Err(Error::InvalidArgument(
-                "internal: the database key edit must open an authenticated snapshot".into(),
+            return Err(Error::Internal(
+                "the database key edit must open an authenticated snapshot".into(),
             ));
         }
         let mut db_chain = database_key
             .map(|k| {
-                DbChainKey::new(k).map(|key| DbChain {
+                DbChainKey::new(k, MANIFEST_VERSION).map(|key| DbChain {
                     key,
                     prev: CHAIN_START,
                 })
@@ -101,8 +103,15 @@ impl ManifestWriter {
             .map_err(|_| Error::InvalidArgument("snapshot too large".into()))?;
         let end = VersionEdit::new(vec![Edit::SnapshotEnd { records }]);
         for edit in snapshot.iter().chain(std::iter::once(&end)) {
-            let (updates, mac) =
-                encode_record(number, &chains, db_chain.as_ref(), edit, mac_keys, &mut buf)?;
+            let (updates, mac) = encode_record(
+                number,
+                &chains,
+                db_chain.as_ref(),
+                edit,
+                mac_keys,
+                true,
+                &mut buf,
+            )?;
             chains.extend(updates);
             if let (Some(c), Some(m)) = (db_chain.as_mut(), mac) {
                 c.prev = m;
@@ -167,6 +176,7 @@ impl ManifestWriter {
             self.db_chain.as_ref(),
             edit,
             mac_keys,
+            false,
             &mut buf,
         )?;
         let io = |what: &str, e| Error::io(format!("{what} manifest {}", self.path.display()), e);
@@ -216,6 +226,7 @@ fn encode_record(
     db_chain: Option<&DbChain>,
     edit: &VersionEdit,
     mac_keys: MacKeys<'_>,
+    in_snapshot: bool,
     out: &mut Vec<u8>,
 ) -> Result<Encoded> {
     let mut edits = Vec::new();
@@ -232,18 +243,16 @@ fn encode_record(
                 prev: CHAIN_START,
             },
             (Edit::CreateTable { .. }, Some(_)) => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: table id {table} created twice"
-                )))
+                return Err(Error::Internal(format!("table id {table} created twice")))
             }
             (_, None) => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: manifest edit for unknown table {table}"
+                return Err(Error::Internal(format!(
+                    "manifest edit for unknown table {table}"
                 )))
             }
             (_, Some(c)) if c.dropped => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: manifest edit for dropped table {table}"
+                return Err(Error::Internal(format!(
+                    "manifest edit for dropped table {table}"
                 )))
             }
             (Edit::SetTableKey { meta, .. }, Some(c)) if meta.encrypted != c.encrypted => {
@@ -273,6 +282,9 @@ fn encode_record(
                 }
                 // Dropping a table whose key is gone (revoked, deleted) must still work.
                 None if drop_only(edit, table) => {}
+                // A locked table (its key cannot be had) rides in a new snapshot under the
+                // database MAC alone; its chain goes on from `CHAIN_START`.
+                None if in_snapshot && db_chain.is_some() => {}
                 None => {
                     return Err(Error::TableUnavailable {
                         table: table.to_string(),

@@ -21,14 +21,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::frame::{check_file_header, encode_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
-use super::record::{
-    decode_batch, parse_segment_file_name, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC,
-};
+use super::record::{decode_batch, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC};
 use crate::crypto::{
     unwrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitOpener, WrapContext,
     WRAPPED_KEY_LEN,
 };
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::Env;
 use crate::types::{FileNumber, SeqNo, TableId};
 
@@ -90,6 +89,10 @@ pub(crate) struct ReplayOutcome {
     /// not append after it, and must make this segment obsolete (flush what was recovered)
     /// before it stops being the last one: replayed as non-last, the torn tail is an error.
     pub(crate) torn_tail: bool,
+    /// Past every sequence number the skipped sections could hold: a batch's entries are
+    /// numbered consecutively from its first number, and each takes more than one byte of
+    /// the record, so `first_seq + record length` bounds them without opening a section.
+    pub(crate) skipped_seq_bound: u64,
 }
 
 enum TableState {
@@ -129,7 +132,7 @@ pub(crate) fn list_segments(env: &dyn Env, dir: &Path) -> Result<Vec<FileNumber>
         .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let mut segments: Vec<FileNumber> = names
         .iter()
-        .filter_map(|n| parse_segment_file_name(n))
+        .filter_map(|n| filename::wal_number(n))
         .collect();
     segments.sort_unstable();
     Ok(segments)
@@ -242,7 +245,12 @@ pub(crate) fn replay_bytes(
                         }
                     };
                     let payload = match state {
-                        TableState::Skip => continue,
+                        TableState::Skip => {
+                            outcome.skipped_seq_bound = outcome
+                                .skipped_seq_bound
+                                .max(seq.0.saturating_add(frame.payload.len() as u64));
+                            continue;
+                        }
                         TableState::Plain => {
                             if s.sealed {
                                 return Err(Error::corruption(

@@ -290,3 +290,26 @@ fn concurrent_synced_and_unsynced_overwrites_keep_the_index_exact() -> TestResul
     assert_eq!(c.entries as usize, t.iter()?.count());
     Ok(())
 }
+
+/// Regression (found by tests/index_model.rs): a batch that gives an item a taken unique
+/// key and then deletes that item leaves no duplicate, so it is accepted.
+#[test]
+fn a_unique_key_taken_and_dropped_again_in_one_batch_is_no_duplicate() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let t = db.create_table("t", TableOptions::plaintext())?;
+    t.create_index("by_code", IndexSpec::json_pointer("/code").unique())?;
+    t.put("item00", r#"{"code":"c11"}"#)?;
+    let mut b = WriteBatch::new();
+    b.put(&t, "item03", r#"{"code":"c11"}"#);
+    b.delete(&t, "item03");
+    db.write(&b, Default::default())?;
+    let owner = t.index("by_code")?.get("c11")?;
+    assert_eq!(
+        owner.map(|e| e.primary_key.to_vec()),
+        Some(b"item00".to_vec())
+    );
+    let c = t.index("by_code")?.check()?;
+    assert_eq!((c.entries, c.stale, c.missing), (1, 0, 0));
+    Ok(())
+}

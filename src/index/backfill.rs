@@ -210,9 +210,11 @@ impl DbInner {
     }
 
     /// Runs the backfill of every declared index that is not ready (after a crash during
-    /// one). An index whose items turn out to break its uniqueness is dropped.
+    /// one). An index whose items turn out to break its uniqueness is dropped. A backfill
+    /// that cannot run now (a locked table, a KMS refusal) never fails the open: the index
+    /// stays not ready, with the reason as its maintenance error, and the next open retries.
     pub(crate) fn resume_backfills(&self) -> Result<()> {
-        for t in self.all_tables() {
+        for t in self.all_tables().into_iter().filter(|t| !t.is_locked()) {
             let pending: Vec<Arc<TableState>> = t
                 .indexes
                 .read()
@@ -228,7 +230,8 @@ impl DbInner {
                             self.drop_index(&t, &name)?;
                         }
                     }
-                    Err(e) => return Err(e),
+                    Err(e @ (Error::Poisoned(_) | Error::Closed)) => return Err(e),
+                    Err(e) => *index.maintenance_error.lock() = Some(format!("backfill: {e}")),
                 }
             }
         }

@@ -117,6 +117,10 @@ pub(crate) fn index_ops(
     let empty = BTreeMap::new();
     for (t, index, k, pk) in &checks {
         let overlay = overlays.get(&index.id).unwrap_or(&empty);
+        // A key the item lost again later in the batch is no longer its key.
+        if overlay.get(&key::encode(k, pk)) != Some(&true) {
+            continue;
+        }
         check_unique(core, t, index, k, pk, seq, overlay)?;
     }
     Ok(out)

@@ -1122,6 +1122,14 @@ impl DbInner {
 
     /// Writes a fresh manifest holding the current state and switches to it.
     pub(crate) fn rewrite_manifest(&self) -> Result<()> {
+        // The table keys the new manifest's MACs need, unwrapped before the write and
+        // manifest locks are taken, so writers do not wait on the KMS (a key that expires
+        // in between is fetched under the locks).
+        for t in self.all_tables() {
+            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
+                self.maintenance_key(&t)?;
+            }
+        }
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();

@@ -74,6 +74,23 @@ pub enum Error {
     /// A bug in sealdb: an invariant of its own code did not hold (not the caller's input,
     /// not the stored bytes). Worth a report.
     Internal(String),
+    /// A write would give two items the same key of a unique index; nothing of it was
+    /// applied. (The key itself is not named: it is an attribute value.)
+    UniqueViolation {
+        /// The table written to.
+        table: String,
+        /// The unique index.
+        index: String,
+    },
+    /// No index of that name on the table, or it is still being built.
+    IndexUnavailable {
+        /// The table.
+        table: String,
+        /// The index.
+        index: String,
+        /// Why, in a sentence.
+        reason: String,
+    },
 }
 
 /// Why a database or one of its log writers stopped accepting writes, and the failure that
@@ -180,6 +197,18 @@ impl fmt::Display for Error {
             Error::Poisoned(why) => write!(f, "database is read-only after a failed write: {why}"),
             Error::Closed => write!(f, "database is closed"),
             Error::Internal(what) => write!(f, "internal error (a bug in sealdb): {what}"),
+            Error::UniqueViolation { table, index } => write!(
+                f,
+                "unique index {index:?} of table {table:?} already holds that key for another item"
+            ),
+            Error::IndexUnavailable {
+                table,
+                index,
+                reason,
+            } => write!(
+                f,
+                "index {index:?} of table {table:?} is unavailable: {reason}"
+            ),
         }
     }
 }

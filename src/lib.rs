@@ -95,6 +95,7 @@ mod framing;
     reason = "the 8-byte trailer split after a length check"
 )]
 mod ikey;
+mod index;
 mod iter;
 #[expect(
     clippy::indexing_slicing,
@@ -128,6 +129,9 @@ pub use db::{
     DEFAULT_REGION,
 };
 pub use error::{Error, Poison, Result};
+pub use index::{
+    ExtractorFn, Index, IndexCheck, IndexEntry, IndexExtractors, IndexIter, IndexSpec, IndexStatus,
+};
 pub use sst::Compression;
 pub use types::{SeqNo, MAX_KEY_LEN, MAX_VALUE_LEN};
 

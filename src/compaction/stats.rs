@@ -92,7 +92,7 @@ impl DbInner {
                     })
                     .collect();
                 TableStats {
-                    name: t.name.clone(),
+                    name: t.display_name(),
                     total_bytes: levels.iter().map(|l| l.bytes).sum(),
                     pending_compaction_bytes: picker::pending_compaction_bytes(&v, &self.opts),
                     levels,

@@ -43,6 +43,7 @@ pub use options::{
     Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_ACCOUNT,
     DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
+pub(crate) use range_iter::prefix_successor;
 pub use range_iter::RangeIter;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
@@ -58,8 +59,9 @@ pub(crate) use merge_iter::MergingIterator;
 pub(crate) use read::check_new_table_file;
 pub(crate) use table::SuperVersion;
 pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
+pub(crate) use write_batch::decode_section;
 #[cfg(feature = "fuzzing")]
-pub(crate) use write_batch::{decode_section, SectionEntry};
+pub(crate) use write_batch::SectionEntry;
 
 /// The tables, by name and by id.
 #[derive(Default)]
@@ -226,10 +228,13 @@ impl Db {
         });
         let core = recovery::open(path.as_ref(), opts, keyring)?;
         flush::start_worker(&core)?;
-        Ok(Db {
+        let db = Db {
             inner: Arc::new(DbHandle { core }),
             principal,
-        })
+        };
+        // Secondary indexes: finish a backfill a crash interrupted (crate::index).
+        db.core().resume_backfills()?;
+        Ok(db)
     }
 
     /// The same database as seen by another principal: its reads and writes of encrypted
@@ -528,17 +533,23 @@ impl DbInner {
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
-            self.append_edit(
-                &mut manifest,
-                &VersionEdit {
-                    edits: vec![crate::manifest::Edit::SetTableKey {
-                        table: t.id,
-                        meta: meta.clone(),
-                    }],
-                },
-                None,
-            )?;
+            // The table's indexes are under the same key and grant: same record.
+            let indexes = t.indexes.read().clone();
+            let index_meta = crate::index::index_meta(&meta);
+            let mut edits = vec![crate::manifest::Edit::SetTableKey {
+                table: t.id,
+                meta: meta.clone(),
+            }];
+            edits.extend(indexes.iter().map(|i| crate::manifest::Edit::SetTableKey {
+                table: i.id,
+                meta: index_meta.clone(),
+            }));
+            self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
             *t.meta.write() = meta;
+            for i in &indexes {
+                *i.meta.write() = index_meta.clone();
+                *i.maintenance_error.lock() = None;
+            }
         }
         keyring.forget_maintenance(name);
         *t.maintenance_error.lock() = None;

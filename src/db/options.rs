@@ -97,6 +97,9 @@ pub struct Options {
     /// manifest names it (default false: the size, footer, index, filter and data key are
     /// always checked). RocksDB's `paranoid_checks` in spirit.
     pub paranoid_checks: bool,
+    /// The named Rust index key extractors (`IndexSpec::named`); every one an index of the
+    /// database uses must be registered at every open, or the open fails.
+    pub index_extractors: crate::index::IndexExtractors,
 }
 
 impl Options {
@@ -138,6 +141,7 @@ impl Default for Options {
             disable_auto_compactions: false,
             require_authenticated_manifest: false,
             paranoid_checks: false,
+            index_extractors: crate::index::IndexExtractors::new(),
         }
     }
 }
@@ -169,6 +173,7 @@ impl fmt::Debug for Options {
                 &self.require_authenticated_manifest,
             )
             .field("paranoid_checks", &self.paranoid_checks)
+            .field("index_extractors", &self.index_extractors)
             .field("level_base_bytes", &self.level_base_bytes)
             .field("level_size_multiplier", &self.level_size_multiplier)
             .field("target_file_size", &self.target_file_size)

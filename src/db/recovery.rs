@@ -75,6 +75,8 @@ struct ManifestState {
     /// Every SSTable an `AddFile` of this manifest named: those no table holds at the end
     /// were removed by a committed edit (compaction, drop) and may be deleted.
     ever_added: HashSet<FileNumber>,
+    /// Secondary indexes (crate::index): index table id -> declaration, ready.
+    indexes: BTreeMap<TableId, (manifest::IndexDecl, bool)>,
 }
 
 impl ManifestState {
@@ -95,6 +97,16 @@ impl ManifestState {
                 }
                 Edit::DropTable { id } => {
                     self.tables.remove(id);
+                    self.indexes.remove(id);
+                }
+                // Secondary indexes (crate::index): the catalogue of index tables.
+                Edit::DeclareIndex(d) => {
+                    self.indexes.insert(d.index, (d.clone(), false));
+                }
+                Edit::IndexReady { index } => {
+                    if let Some(d) = self.indexes.get_mut(index) {
+                        d.1 = true;
+                    }
                 }
                 Edit::SetTableKey { table, meta } => {
                     if let Some(t) = self.tables.get_mut(table) {
@@ -326,6 +338,16 @@ pub(super) fn open(
     check_files(&state, &listing, contents.as_ref())?;
 
     let states = table_states(path, &env, &state, &table_keys)?;
+    // Secondary indexes (crate::index): attach each index's table to its table.
+    crate::index::attach(
+        &states,
+        &state.indexes,
+        &opts.index_extractors,
+        &contents
+            .as_ref()
+            .map(|c| crate::filename::manifest(c.number))
+            .unwrap_or_default(),
+    )?;
     let retained_wal = skipped_segments_with_records(&*env, path, &listing, &state);
     let mut next_file = state.next_file.max(listing.next_file);
     if let Some(c) = &contents {
@@ -457,7 +479,10 @@ pub(super) fn open(
 
     let mut tables = Tables::default();
     for t in states.values() {
-        tables.by_name.insert(t.name.clone(), Arc::clone(t));
+        // An index's table shares its table's name and is reached through that table.
+        if t.index.get().is_none() {
+            tables.by_name.insert(t.name.clone(), Arc::clone(t));
+        }
         tables.by_id.insert(t.id, Arc::clone(t));
     }
     let inner = Arc::new(DbInner {
@@ -1010,6 +1035,9 @@ pub(super) fn snapshot_edits<'a>(
                 log: t.log_number(),
             },
         ];
+        if let Some(def) = t.index.get() {
+            edits.extend(crate::index::catalogue_edits(def));
+        }
         for f in t.super_version().version.files() {
             edits.push(f.add_edit());
         }

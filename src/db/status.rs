@@ -139,7 +139,7 @@ impl Db {
                 TableEncryptionStatus {
                     locked: lock.as_ref().map(|(r, _)| r.as_str().to_owned()),
                     locked_detail: lock.map(|(_, d)| d),
-                    table: t.name.clone(),
+                    table: t.display_name(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
                     grant_id: meta.encrypted.then(|| meta.grant_id.clone()),
@@ -196,7 +196,7 @@ impl Db {
                 let sv = t.super_version();
                 let meta = t.meta.read().clone();
                 TableLayout {
-                    table: t.name.clone(),
+                    table: t.display_name(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
                     files: sv

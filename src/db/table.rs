@@ -1,8 +1,8 @@
 //! A table: its runtime state inside the engine, and the public handle users hold.
 
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::manifest::TableMeta;
 use crate::memtable::MemTable;
 use crate::types::{FileNumber, TableId};
+
+use crate::index::{Index, IndexDef, IndexSpec, IndexStatus};
 
 use super::range_iter::{prefix_successor, RangeIter};
 use super::version::Version;
@@ -45,6 +47,14 @@ pub(crate) struct TableState {
     pub(crate) locked: AtomicBool,
     /// What a locked table needs to come back; `None` once unlocked.
     pub(crate) lock: Mutex<Option<super::locked::Lock>>,
+    /// Set when this is the internal table of a secondary index (`crate::index`): its
+    /// name and key material are its table's, and it is not in `Tables::by_name`.
+    pub(crate) index: OnceLock<Arc<IndexDef>>,
+    /// The internal tables of this table's global indexes. Changed under the write lock.
+    pub(crate) indexes: RwLock<Vec<Arc<TableState>>>,
+    /// Synced batches that wrote to this table and are appended but not yet in its
+    /// memtable: index maintenance waits for none to be left before reading old values.
+    pub(crate) synced_inflight: AtomicUsize,
 }
 
 impl TableState {
@@ -64,6 +74,22 @@ impl TableState {
             maintenance_error: Mutex::new(None),
             locked: AtomicBool::new(false),
             lock: Mutex::new(None),
+            index: OnceLock::new(),
+            indexes: RwLock::new(Vec::new()),
+            synced_inflight: AtomicUsize::new(0),
+        }
+    }
+
+    /// True when some index must be maintained on writes to this table.
+    pub(crate) fn has_indexes(&self) -> bool {
+        !self.indexes.read().is_empty()
+    }
+
+    /// The name reports show: the table's, or `table/index` for an index's own table.
+    pub(crate) fn display_name(&self) -> String {
+        match self.index.get() {
+            Some(d) => format!("{}/{}", self.name, d.decl.name),
+            None => self.name.clone(),
         }
     }
 
@@ -253,5 +279,44 @@ impl Table {
     pub fn iter(&self) -> Result<RangeIter> {
         self.db
             .range(&self.state, Bound::Unbounded, Bound::Unbounded, None)
+    }
+
+    /// Adds a global secondary index `name` and backfills it from the table's items;
+    /// returns once it is ready (its progress shows in [`Table::indexes`] meanwhile). It is
+    /// sealed like the table (same table key, a data key per file, boundaries sealed when
+    /// the table is encrypted). A unique index over items that already share a key fails
+    /// and leaves no index behind.
+    pub fn create_index(&self, name: &str, spec: IndexSpec) -> Result<()> {
+        self.db
+            .core()
+            .create_index(self.db.principal(), &self.state, name, &spec)
+    }
+
+    /// Removes index `name`; its files are deleted.
+    pub fn drop_index(&self, name: &str) -> Result<()> {
+        self.db.core().authorize(self.db.principal(), &self.state)?;
+        self.db.core().drop_index(&self.state, name)
+    }
+
+    /// A ready index of this table, to query: `Error::IndexUnavailable` if there is none of
+    /// that name or its backfill has not completed.
+    pub fn index(&self, name: &str) -> Result<Index> {
+        Index::open(self, name)
+    }
+
+    /// The table's indexes, ready or being built, by name.
+    pub fn indexes(&self) -> Vec<IndexStatus> {
+        let mut v: Vec<IndexStatus> = self
+            .state
+            .indexes
+            .read()
+            .iter()
+            .filter_map(|s| {
+                let sealed = s.meta.read().sealed_boundaries;
+                s.index.get().map(|d| d.status(sealed))
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 }

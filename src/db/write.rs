@@ -63,8 +63,21 @@ impl DbInner {
         batch: &WriteBatch,
         opts: WriteOptions,
     ) -> Result<()> {
+        self.write_with(Some(principal), batch, opts, None)
+    }
+
+    /// The write path. `principal` is `None` for the engine's own writes (an index
+    /// backfill, `backfill`: its index entries are computed under the write lock and
+    /// appended like a write's).
+    pub(crate) fn write_with(
+        &self,
+        principal: Option<&Principal>,
+        batch: &WriteBatch,
+        opts: WriteOptions,
+        backfill: Option<&crate::index::BackfillChunk<'_>>,
+    ) -> Result<()> {
         batch.check()?;
-        if batch.is_empty() {
+        if batch.is_empty() && backfill.is_none() {
             return Ok(());
         }
         self.check_poisoned()?;
@@ -73,15 +86,53 @@ impl DbInner {
             let t = self
                 .table_by_id(id)
                 .ok_or_else(|| Error::TableNotFound(format!("#{id}")))?;
-            self.authorize(principal, &t)?;
+            if let Some(p) = principal {
+                self.authorize(p, &t)?;
+            }
             tables.push(t);
+        }
+        // Index maintenance reads old values: of the batch's indexed tables, and of the
+        // table a backfill chunk indexes.
+        let mut indexed: Vec<Arc<TableState>> =
+            tables.iter().filter(|t| t.has_indexes()).cloned().collect();
+        if let Some(chunk) = backfill {
+            indexed.push(Arc::clone(chunk.table));
         }
         for t in &tables {
             self.make_room(t)?;
+            for index in t.indexes.read().clone() {
+                self.make_room(&index)?;
+            }
         }
+        let mut augmented = None;
+        let mut counted: Vec<Arc<TableState>> = Vec::new();
         let pending = {
-            let mut ws = self.write.lock();
+            let mut ws = self.lock_for_indexed_write(&indexed);
             self.check_poisoned()?;
+            // Secondary indexes (crate::index): the batch grows by the index entries it
+            // causes, read here under the write lock, so they land in the same WAL record.
+            let with_index = if indexed.is_empty() {
+                None
+            } else {
+                crate::index::index_ops(self, batch, SeqNo(ws.last_allocated), backfill)?
+            };
+            let batch: &WriteBatch = match with_index {
+                Some(b) => {
+                    let b = augmented.insert(b);
+                    tables.clear();
+                    for id in b.tables() {
+                        tables.push(
+                            self.table_by_id(id)
+                                .ok_or_else(|| Error::TableNotFound(format!("#{id}")))?,
+                        );
+                    }
+                    b
+                }
+                None => batch,
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
             for t in &tables {
                 if t.dropped.load(Ordering::Acquire) {
                     return Err(Error::TableNotFound(t.name.clone()));
@@ -116,6 +167,11 @@ impl DbInner {
                 .map(|t| Arc::clone(&t.super_version().mem))
                 .collect();
             if opts.sync {
+                // Until it is in the memtables, index maintenance must not read past it.
+                for t in tables.iter().filter(|t| t.has_indexes()) {
+                    t.synced_inflight.fetch_add(1, Ordering::AcqRel);
+                    counted.push(Arc::clone(t));
+                }
                 let mut seqs = self.seqs.lock();
                 seqs.allocated = last_seq;
                 seqs.inflight.insert(first_seq.0);
@@ -133,6 +189,7 @@ impl DbInner {
                 Pending::Visible(last_seq)
             }
         };
+        let batch = augmented.as_ref().unwrap_or(batch);
         match pending {
             Pending::Visible(last) => {
                 // Visible in order: wait for older synced writes still in their fsync.
@@ -149,6 +206,9 @@ impl DbInner {
             } => {
                 let synced = self.sync_wal_to(position);
                 let inserted = synced.and_then(|()| insert_batch(batch, first_seq, &mems));
+                for t in &counted {
+                    t.synced_inflight.fetch_sub(1, Ordering::AcqRel);
+                }
                 let mut seqs = self.seqs.lock();
                 seqs.inflight.remove(&first_seq.0);
                 self.publish(&seqs);
@@ -165,6 +225,39 @@ impl DbInner {
                 inserted
             }
         }
+    }
+
+    /// Takes the write lock once no synced write to a table of `indexed` is between its
+    /// WAL append and its memtable insert, so the old values index maintenance reads are
+    /// the newest. (Such writes insert after their fsync, outside the write lock; waiting
+    /// for them costs the group commit of synced writes to indexed tables.)
+    fn lock_for_indexed_write(
+        &self,
+        indexed: &[Arc<TableState>],
+    ) -> parking_lot::MutexGuard<'_, WriteState> {
+        loop {
+            let ws = self.write.lock();
+            if indexed
+                .iter()
+                .all(|t| t.synced_inflight.load(Ordering::Acquire) == 0)
+            {
+                return ws;
+            }
+            drop(ws);
+            let mut seqs = self.seqs.lock();
+            while indexed
+                .iter()
+                .any(|t| t.synced_inflight.load(Ordering::Acquire) > 0)
+            {
+                self.seqs_cv.wait_for(&mut seqs, Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// Syncs everything appended to the WAL so far (an index backfill before it commits).
+    pub(crate) fn sync_wal_now(&self) -> Result<()> {
+        let position = self.write.lock().appended;
+        self.sync_wal_to(position)
     }
 
     /// Publishes what is now visible and wakes writers waiting for it.
@@ -412,20 +505,30 @@ impl DbInner {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
-        {
+        let indexes = {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
-            self.append_edit(
-                &mut manifest,
-                &VersionEdit {
-                    edits: vec![Edit::DropTable { id: state.id }],
-                },
-                None,
-            )?;
+            // The table's indexes go in the same record.
+            let indexes = std::mem::take(&mut *state.indexes.write());
+            let mut edits = vec![Edit::DropTable { id: state.id }];
+            edits.extend(indexes.iter().map(|i| Edit::DropTable { id: i.id }));
+            if let Err(e) = self.append_edit(&mut manifest, &VersionEdit { edits }, None) {
+                *state.indexes.write() = indexes;
+                return Err(e);
+            }
             state.dropped.store(true, Ordering::Release);
             let mut tables = self.tables.write();
             tables.by_name.remove(name);
             tables.by_id.remove(&state.id);
+            for i in &indexes {
+                i.dropped.store(true, Ordering::Release);
+                tables.by_id.remove(&i.id);
+            }
+            indexes
+        };
+        for i in &indexes {
+            *i.key.write() = None;
+            self.release_index_files(i);
         }
         // Crypto-shredding: the wrapped table key lived only in the manifest, which the next
         // rewrite drops; the engine's plaintext copy goes now.

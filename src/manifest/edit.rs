@@ -18,6 +18,10 @@
 //!  11 SnapshotEnd       records : u32   (format 2: the snapshot's record count, this one's
 //!                       included; nothing before it may be a torn tail)
 //!  12 AddWalSegment     segment : u64   (format 2: a WAL segment the engine created)
+//!  20 DeclareIndex      index : u32 | table : u32 | name : str | flags : u8 (bit 0 unique)
+//!                       | extractor_kind : u8 (1 JSON pointer, 2 named) | extractor : str
+//!                       (format 4; in the record of the index's own CreateTable)
+//!  21 IndexReady        index : u32   (format 4: the index's backfill committed)
 //! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries,
 //!                       bits 2-3 compression: 0 none, 1 lz4) | key_arn : str
 //!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
@@ -49,6 +53,9 @@ pub(crate) enum EditTag {
     SetDatabaseKey = 10,
     SnapshotEnd = 11,
     AddWalSegment = 12,
+    // 13..=19 are reserved for another catalogue extension; indexes use 20..=29.
+    DeclareIndex = 20,
+    IndexReady = 21,
 }
 
 impl TryFrom<u8> for EditTag {
@@ -67,6 +74,8 @@ impl TryFrom<u8> for EditTag {
             10 => EditTag::SetDatabaseKey,
             11 => EditTag::SnapshotEnd,
             12 => EditTag::AddWalSegment,
+            20 => EditTag::DeclareIndex,
+            21 => EditTag::IndexReady,
             other => return Err(other),
         })
     }
@@ -79,6 +88,43 @@ enum BoundaryTag {
     // on disk: never renumber
     Plain = 1,
     Sealed = 2,
+}
+
+/// `DeclareIndex` flag bits.
+const INDEX_UNIQUE: u8 = 0x01;
+
+/// How an index computes its keys from a value (`DeclareIndex`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ExtractorKind {
+    // on disk: never renumber
+    /// `extractor` is an RFC 6901 JSON pointer into values that are JSON documents.
+    JsonPointer = 1,
+    /// `extractor` names a Rust extractor the application registers at every open.
+    Named = 2,
+}
+
+impl TryFrom<u8> for ExtractorKind {
+    type Error = u8;
+    fn try_from(v: u8) -> Result<Self, u8> {
+        match v {
+            1 => Ok(ExtractorKind::JsonPointer),
+            2 => Ok(ExtractorKind::Named),
+            other => Err(other),
+        }
+    }
+}
+
+/// A secondary index as the catalogue records it. The index's own LSM is an internal
+/// table (`index`) created in the same record, under the parent table's key material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct IndexDecl {
+    pub(crate) index: TableId,
+    pub(crate) table: TableId,
+    pub(crate) name: String,
+    pub(crate) unique: bool,
+    pub(crate) kind: ExtractorKind,
+    pub(crate) extractor: String,
 }
 
 const META_ENCRYPTED: u8 = 0x01;
@@ -173,6 +219,13 @@ pub(crate) enum Edit {
     },
     /// A WAL segment the engine created (format 2); the snapshot lists the live ones.
     AddWalSegment(FileNumber),
+    /// Internal table `decl.index` is secondary index `decl.name` of `decl.table`
+    /// (format 4). Not readable until an `IndexReady` for it.
+    DeclareIndex(IndexDecl),
+    /// The index's backfill from its table completed (format 4): it may be read.
+    IndexReady {
+        index: TableId,
+    },
 }
 
 /// An atomic group of edits: one manifest record.
@@ -228,6 +281,8 @@ impl Edit {
             | Edit::RemoveFile { table, .. }
             | Edit::SetLogNumber { table, .. }
             | Edit::SetTableKey { table, .. } => Some(*table),
+            Edit::DeclareIndex(d) => Some(d.index),
+            Edit::IndexReady { index } => Some(*index),
             Edit::SetNextFileNumber(_)
             | Edit::SetLastSeq(_)
             | Edit::SetNextTableId(_)
@@ -251,6 +306,8 @@ impl Edit {
             Edit::SetDatabaseKey(_) => EditTag::SetDatabaseKey,
             Edit::SnapshotEnd { .. } => EditTag::SnapshotEnd,
             Edit::AddWalSegment(_) => EditTag::AddWalSegment,
+            Edit::DeclareIndex(_) => EditTag::DeclareIndex,
+            Edit::IndexReady { .. } => EditTag::IndexReady,
         }
     }
 
@@ -306,6 +363,15 @@ impl Edit {
             }
             Edit::SnapshotEnd { records } => out.extend_from_slice(&records.to_le_bytes()),
             Edit::AddWalSegment(n) => out.extend_from_slice(&n.0.to_le_bytes()),
+            Edit::DeclareIndex(d) => {
+                out.extend_from_slice(&d.index.0.to_le_bytes());
+                out.extend_from_slice(&d.table.0.to_le_bytes());
+                put_len_prefixed(out, d.name.as_bytes())?;
+                out.push(if d.unique { INDEX_UNIQUE } else { 0 });
+                out.push(d.kind as u8);
+                put_len_prefixed(out, d.extractor.as_bytes())?;
+            }
+            Edit::IndexReady { index } => out.extend_from_slice(&index.0.to_le_bytes()),
         }
         Ok(())
     }
@@ -362,6 +428,27 @@ impl Edit {
                 records: c.u32("snapshot record count")?,
             },
             EditTag::AddWalSegment => Edit::AddWalSegment(FileNumber(c.u64("WAL segment")?)),
+            EditTag::DeclareIndex => {
+                let index = table(c)?;
+                let parent = table(c)?;
+                let name = decode_str(c, "index name")?;
+                let flags = c.u8("index flags")?;
+                if flags & !INDEX_UNIQUE != 0 {
+                    return Err(c.error(format!("unknown index flags {flags:#04x}")));
+                }
+                let kind = c.u8("index extractor kind")?;
+                let kind = ExtractorKind::try_from(kind)
+                    .map_err(|k| c.error(format!("unknown index extractor kind {k}")))?;
+                Edit::DeclareIndex(IndexDecl {
+                    index,
+                    table: parent,
+                    name,
+                    unique: flags & INDEX_UNIQUE != 0,
+                    kind,
+                    extractor: decode_str(c, "index extractor")?,
+                })
+            }
+            EditTag::IndexReady => Edit::IndexReady { index: table(c)? },
         })
     }
 }
@@ -529,6 +616,23 @@ mod tests {
                 }),
             any::<u32>().prop_map(|records| Edit::SnapshotEnd { records }),
             any::<u64>().prop_map(|n| Edit::AddWalSegment(FileNumber(n))),
+            (any::<(u32, u32, bool, bool)>(), ".{0,8}", ".{0,12}").prop_map(
+                |((index, table, unique, named), name, extractor)| {
+                    Edit::DeclareIndex(IndexDecl {
+                        index: TableId(index),
+                        table: TableId(table),
+                        name,
+                        unique,
+                        kind: if named {
+                            ExtractorKind::Named
+                        } else {
+                            ExtractorKind::JsonPointer
+                        },
+                        extractor,
+                    })
+                }
+            ),
+            any::<u32>().prop_map(|i| Edit::IndexReady { index: TableId(i) }),
         ]
     }
 
@@ -555,11 +659,12 @@ mod tests {
 
     #[test]
     fn tags_are_frozen() {
-        for t in 1..=12u8 {
+        for t in (1..=12u8).chain(20..=21) {
             assert_eq!(EditTag::try_from(t).map(|e| e as u8), Ok(t));
         }
-        assert_eq!(EditTag::try_from(0), Err(0));
-        assert_eq!(EditTag::try_from(13), Err(13));
+        for t in [0u8, 13, 19, 22, 29] {
+            assert_eq!(EditTag::try_from(t), Err(t));
+        }
     }
 
     #[test]
@@ -622,6 +727,18 @@ mod tests {
             ),
             (Edit::SnapshotEnd { records: 3 }, "0b 03000000"),
             (Edit::AddWalSegment(FileNumber(5)), "0c 0500000000000000"),
+            (
+                Edit::DeclareIndex(IndexDecl {
+                    index: TableId(4),
+                    table: TableId(1),
+                    name: "by".into(),
+                    unique: true,
+                    kind: ExtractorKind::JsonPointer,
+                    extractor: "/a".into(),
+                }),
+                "14 04000000 01000000 02000000 6279 01 01 02000000 2f61",
+            ),
+            (Edit::IndexReady { index: TableId(4) }, "15 04000000"),
         ];
         for (edit, hex_str) in cases {
             let mut out = Vec::new();

@@ -21,7 +21,9 @@ pub(crate) use boundary::{open_boundary, seal_boundary};
 pub(crate) use current::current_manifest_number;
 #[cfg(feature = "fuzzing")]
 pub(crate) use current::set_current;
-pub(crate) use edit::{Boundary, DatabaseKeyMeta, Edit, TableMeta, VersionEdit};
+pub(crate) use edit::{
+    Boundary, DatabaseKeyMeta, Edit, ExtractorKind, IndexDecl, TableMeta, VersionEdit,
+};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reader::parse_manifest;
 pub(crate) use reader::{read_current, read_manifest, ManifestContents};

@@ -29,7 +29,7 @@ use super::current::read_current_number;
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
-    MANIFEST_V2, MANIFEST_VERSION, MANIFEST_VERSIONS,
+    MANIFEST_V2, MANIFEST_V3, MANIFEST_VERSION, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
@@ -144,7 +144,7 @@ impl ManifestContents {
     /// Format 3 with a database key: its snapshot may hold an encrypted table's records
     /// without their table MACs (written while that table's key could not be had).
     fn carries_unkeyed_snapshots(&self) -> bool {
-        self.version >= MANIFEST_VERSION && self.is_authenticated()
+        self.version >= MANIFEST_V3 && self.is_authenticated()
     }
 }
 
@@ -190,6 +190,7 @@ pub(crate) fn parse_manifest(
     let version =
         check_file_header_versions(&data, MANIFEST_MAGIC, number, label, &MANIFEST_VERSIONS)?;
     let v2 = version >= MANIFEST_V2;
+    let v4 = version >= MANIFEST_VERSION;
     let mut scanner = FrameScanner::new(data, !v2, label);
     let mut contents = ManifestContents {
         number,
@@ -248,6 +249,11 @@ pub(crate) fn parse_manifest(
                 Edit::SnapshotEnd { .. } => return Err(bad("unexpected snapshot end".into())),
                 Edit::AddWalSegment(_) if !v2 => {
                     return Err(bad("WAL segment edit in a format-1 manifest".into()))
+                }
+                Edit::DeclareIndex { .. } | Edit::IndexReady { .. } if !v4 => {
+                    return Err(bad(format!(
+                        "index catalogue edit in a format-{version} manifest"
+                    )))
                 }
                 Edit::CreateTable { meta, .. } | Edit::SetTableKey { meta, .. }
                     if meta.encrypted =>

@@ -123,6 +123,24 @@ pub enum Command {
     },
     /// Prints keys and values in key order (`key<TAB>value` lines, or JSON lines).
     Scan(ScanArgs),
+    /// Adds a global secondary index to a table and backfills it, with a progress bar.
+    CreateIndex(CreateIndexArgs),
+    /// Removes a secondary index; its files are deleted.
+    DropIndex {
+        table: String,
+        name: String,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Lists a table's indexes: extractor, uniqueness, ready or backfilling, boundaries.
+    Indexes {
+        table: String,
+        #[command(flatten)]
+        fmt: Format,
+    },
+    /// Prints the items found through an index (`index key<TAB>key<TAB>value` lines, or
+    /// JSON lines), by index key.
+    Query(QueryArgs),
     /// Reads `key<TAB>value` lines (or JSON lines with --jsonl) from stdin.
     Import(ImportExportArgs),
     /// Writes the table as `key<TAB>value` lines (or JSON lines with --jsonl) to stdout.
@@ -244,6 +262,50 @@ pub struct ScanArgs {
     #[arg(long)]
     pub limit: Option<u64>,
     /// Descending key order.
+    #[arg(long)]
+    pub reverse: bool,
+    #[command(flatten)]
+    pub enc: Encoding,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateIndexArgs {
+    pub table: String,
+    /// The index's name.
+    pub name: String,
+    /// Index keys from this RFC 6901 JSON pointer into JSON values (`/author`).
+    #[arg(long)]
+    pub pointer: Option<String>,
+    /// Index keys from the Rust extractor registered under this name (library use).
+    #[arg(long)]
+    pub extractor: Option<String>,
+    /// A write that would give two items the same key fails.
+    #[arg(long)]
+    pub unique: bool,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    pub table: String,
+    /// The index.
+    pub name: String,
+    /// Index keys that start with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// First index key (inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last index key (exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// At most this many items.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Descending index key order.
     #[arg(long)]
     pub reverse: bool,
     #[command(flatten)]

@@ -104,7 +104,7 @@ fn error_exit(e: &Error) -> Exit {
         return Exit::Integrity;
     }
     match e {
-        Error::TableNotFound(_) => Exit::NotFound,
+        Error::TableNotFound(_) | Error::IndexUnavailable { .. } => Exit::NotFound,
         Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
         Error::TableUnavailable { .. } | Error::TableLocked { .. } => Exit::AccessDenied,
         Error::Kms(k) => kms_exit(k),

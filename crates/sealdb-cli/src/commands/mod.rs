@@ -6,6 +6,7 @@ mod bench;
 mod data;
 mod demo;
 mod docs;
+mod index;
 mod kms;
 mod maintenance;
 mod tables;
@@ -62,6 +63,10 @@ fn run_with(ctx: &Context, command: Command) -> Result<(), CliError> {
             fmt,
         } => data::delete(ctx, &table, &key, enc, sync, fmt),
         Command::Scan(a) => data::scan(ctx, a),
+        Command::CreateIndex(a) => index::create(ctx, a),
+        Command::DropIndex { table, name, fmt } => index::drop(ctx, &table, &name, fmt),
+        Command::Indexes { table, fmt } => index::list(ctx, &table, fmt),
+        Command::Query(a) => index::query(ctx, a),
         Command::Import(a) => transfer::import(ctx, a),
         Command::Export(a) => transfer::export(ctx, a),
         Command::Load(a) => transfer::load(ctx, a),

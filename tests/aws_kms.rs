@@ -346,7 +346,7 @@ fn the_local_audit_trail_names_the_caller() -> TestResult {
     let mut opts = options(&f.endpoint, &f.key_arn);
     opts.audit_dir = Some(dir.path().to_path_buf());
     let kms = AwsKms::new(opts)?;
-    let bob = Caller::via(
+    let bob = sealdb::kms::testing::engine_via(
         Principal::user(ACCOUNT, "bob"),
         "sealdb.us-east-1.amazonaws.com",
     );

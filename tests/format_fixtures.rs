@@ -82,12 +82,12 @@ fn format_1_database_opens_reads_back_and_upgrades() -> TestResult {
         assert!(db.unreferenced_files()?.is_empty());
         db.verify()?;
         drop(db);
-        // The first open rewrote the manifest in format 2.
+        // The first open rewrote the manifest in format 3.
         let manifest = std::fs::read_dir(dir.path().join("db"))?
             .flatten()
             .find(|e| e.file_name().to_string_lossy().starts_with("MANIFEST-"))
             .ok_or("no manifest")?;
-        assert_eq!(std::fs::read(manifest.path())?.get(8), Some(&2u8));
+        assert_eq!(std::fs::read(manifest.path())?.get(8), Some(&3u8));
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ use super::current::{manifest_file_name, read_current_number};
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
-    MANIFEST_VERSION, MANIFEST_VERSIONS,
+    MANIFEST_V2, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
@@ -177,7 +177,7 @@ pub(crate) fn parse_manifest(
 ) -> Result<ManifestContents> {
     let version =
         check_file_header_versions(&data, MANIFEST_MAGIC, number, label, &MANIFEST_VERSIONS)?;
-    let v2 = version >= MANIFEST_VERSION;
+    let v2 = version >= MANIFEST_V2;
     let mut scanner = FrameScanner::new(data, !v2, label);
     let mut contents = ManifestContents {
         number,

@@ -51,12 +51,15 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
-/// The manifest format this code writes: database MACs, the snapshot end, WAL segments.
-pub(crate) const MANIFEST_VERSION: u8 = 2;
+/// The manifest format this code writes: format 2's layout, and table keys that may be
+/// bound to their database and incarnation (`db::table_context`; DESIGN.md section 7).
+pub(crate) const MANIFEST_VERSION: u8 = 3;
+/// Database MACs, the snapshot end, WAL segments. Still read (same layout as 3).
+pub(crate) const MANIFEST_V2: u8 = 2;
 /// The first manifest format (table MAC chains only). Still read.
 pub(crate) const MANIFEST_V1: u8 = 1;
 /// Every manifest format this code reads.
-pub(crate) const MANIFEST_VERSIONS: [u8; 2] = [MANIFEST_V1, MANIFEST_VERSION];
+pub(crate) const MANIFEST_VERSIONS: [u8; 3] = [MANIFEST_V1, MANIFEST_V2, MANIFEST_VERSION];
 /// Bytes of a MAC.
 pub(crate) const MAC_LEN: usize = 32;
 /// The chain's starting value.
@@ -85,7 +88,9 @@ impl DbChainKey {
     fn start(&self, manifest: FileNumber, prev: &[u8; MAC_LEN], covered: &[u8]) -> Hmac<Sha256> {
         let mut m = self.0.clone();
         m.update(DB_MAC_LABEL);
-        m.update(&[MANIFEST_VERSION]);
+        // The MAC scheme's version (2 since it exists), not the file's: format 3 changed
+        // what a wrapped table key may hold, not how records are authenticated.
+        m.update(&[MANIFEST_V2]);
         m.update(&manifest.0.to_le_bytes());
         m.update(prev);
         m.update(
@@ -252,7 +257,7 @@ pub(crate) fn decode_payload<'a>(
     }
     let covered_len = usize::try_from(c.offset() - offset).map_err(|_| c.error("record length"))?;
     let mut db_mac = None;
-    if version >= MANIFEST_VERSION {
+    if version >= MANIFEST_V2 {
         let at = c.offset();
         match c.u8("database MAC length")? {
             0 => {}

@@ -74,7 +74,10 @@ impl AwsKms {
     }
 
     /// Runs `body` and records one event for it. A call whose event cannot be recorded
-    /// fails, as with `LocalKms` (the KMS call itself has happened by then).
+    /// fails, as with `LocalKms` (the KMS call itself has happened by then: AWS's own
+    /// CloudTrail has it). A direct caller naming a service principal is refused before
+    /// anything is sent: AWS would authorize the request as the credentials' principal,
+    /// so this client must not let a caller label it as the engine's own identity.
     fn audited<T>(
         &self,
         caller: &Caller,
@@ -83,7 +86,7 @@ impl AwsKms {
         params: Value,
         body: impl FnOnce() -> Result<T, KmsError>,
     ) -> Result<T, KmsError> {
-        let res = body();
+        let res = caller.check_not_borrowed().and_then(|()| body());
         if let Some(audit) = &self.audit {
             let key = params.get("keyId").and_then(Value::as_str).map(|k| {
                 if k == crate::kms::SERVICE_DEFAULT_ALIAS {

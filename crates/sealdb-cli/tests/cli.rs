@@ -745,9 +745,14 @@ fn export_refuses_tabs_before_printing_anything() -> TestResult {
 fn every_reporting_command_speaks_json() -> TestResult {
     let f = Fixture::new()?;
     let j = f.run(&["create-table", "Books", "--json"])?.ok()?.json()?;
+    let arn = j["keyArn"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        arn.starts_with("arn:aws:kms:us-west-2:111122223333:key/"),
+        "{j}"
+    );
     assert_eq!(
         j,
-        serde_json::json!({"table": "Books", "encrypted": true, "created": true})
+        serde_json::json!({"table": "Books", "encrypted": true, "keyArn": arn, "created": true})
     );
     let j = f
         .run(&["put", "Books", "dune", "Frank Herbert", "--json"])?

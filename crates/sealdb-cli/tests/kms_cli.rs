@@ -180,8 +180,7 @@ fn kms_commands_take_the_aws_cli_flags_and_print_its_shapes() -> TestResult {
     let listed = keys["Keys"].as_array().ok_or("Keys")?;
     assert!(listed
         .iter()
-        .any(|k| k["KeyId"] == Value::from(key_id.clone())
-            && k["KeyArn"] == Value::from(arn.clone())));
+        .any(|k| k["KeyId"] == key_id.as_str() && k["KeyArn"] == arn.as_str()));
     assert_eq!(
         listed.len(),
         2,

@@ -198,7 +198,25 @@ fn a_committed_drop_finishes_when_retire_grant_fails_and_retires_after_a_restart
     assert!(fx.db_path().join("GRANTS-TO-RETIRE").exists());
     // Other tables work.
     assert_eq!(db.table("Other")?.get("o")?.as_deref(), Some(&b"1"[..]));
-    drop(db);
+    // Re-created under the same name while the old grant is still in the KMS: the old grant
+    // serves nothing of the new table (its constraint names the old incarnation), so once
+    // the new table's own grant is revoked, its maintenance stops.
+    let t = db.create_table("Books", TableOptions::encrypted())?;
+    let status = db.encryption_status();
+    let again = status.iter().find(|s| s.table == "Books").ok_or("Books")?;
+    let new_grant = again.grant_id.clone().ok_or("grant")?;
+    assert_ne!(new_grant, grant);
+    fx.kms.revoke_grant(&root(), &key, &new_grant)?;
+    fx.clock.advance(Duration::from_secs(6 * 60));
+    t.put("n", "1")?;
+    let err = db
+        .flush()
+        .err()
+        .ok_or("maintained through the dropped table's grant")?;
+    assert!(err.to_string().contains("grant revoked"), "{err}");
+    db.renew_grant("Books")?;
+    db.flush()?;
+    drop((t, db));
 
     // A restart with the KMS back: the worker retires it.
     let db = fx.open()?;
@@ -206,7 +224,8 @@ fn a_committed_drop_finishes_when_retire_grant_fails_and_retires_after_a_restart
     wait_until_retired(&db, &fx.clock)?;
     assert!(!grant_ids(&fx.kms, &key)?.contains(&grant));
     assert!(!fx.db_path().join("GRANTS-TO-RETIRE").exists());
-    assert_eq!(db.tables(), vec!["Other".to_owned()]);
+    assert_eq!(db.tables(), vec!["Books".to_owned(), "Other".to_owned()]);
+    assert_eq!(db.table("Books")?.get("n")?.as_deref(), Some(&b"1"[..]));
     Ok(())
 }
 

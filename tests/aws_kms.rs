@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 use sealdb::kms::{
-    AwsKms, AwsKmsOptions, Caller, CreateGrantRequest, CreateKeyRequest, DataKeySpec,
-    EncryptionContext, GrantConstraints, GrantOperation, KeyState, Kms, KmsError, Principal,
-    SERVICE_DEFAULT_ALIAS,
+    AwsKms, AwsKmsOptions, CreateGrantRequest, CreateKeyRequest, DataKeySpec, EncryptionContext,
+    GrantConstraints, GrantOperation, KeyState, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
 };
 
 #[path = "common/moto.rs"]

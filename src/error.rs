@@ -55,6 +55,16 @@ pub enum Error {
         /// Why, in a sentence.
         reason: String,
     },
+    /// An encrypted table is locked: its key cannot be had now (see [`LockReason`]). Its
+    /// data is kept; the table unlocks on a later access once the cause is gone.
+    ///
+    /// [`LockReason`]: crate::LockReason
+    TableLocked {
+        /// The table's name.
+        table: String,
+        /// Why.
+        reason: crate::db::LockReason,
+    },
     /// A failed fsync or write left the database in a state it cannot vouch for; it must be
     /// reopened. Acknowledged synced writes remain on disk. The failure that caused it, when
     /// known, is this error's `source()`.
@@ -163,6 +173,9 @@ impl fmt::Display for Error {
             Error::Kms(e) => write!(f, "KMS: {e}"),
             Error::TableUnavailable { table, reason } => {
                 write!(f, "table {table:?} is unavailable: {reason}")
+            }
+            Error::TableLocked { table, reason } => {
+                write!(f, "table {table:?} is locked: {reason}")
             }
             Error::Poisoned(why) => write!(f, "database is read-only after a failed write: {why}"),
             Error::Closed => write!(f, "database is closed"),

@@ -49,6 +49,27 @@ fn all(db: &Db, table: &str) -> Result<Vec<(String, String)>, Box<dyn std::error
     Ok(out)
 }
 
+/// A scratch copy of `tests/fixtures/<name>`.
+fn fixture_copy(name: &str) -> Result<tempfile::TempDir, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+        dir.path(),
+    )?;
+    Ok(dir)
+}
+
+/// The format version byte of the fixture copy's manifest.
+fn manifest_version(root: &Path) -> Result<Option<u8>, Box<dyn std::error::Error>> {
+    let m = std::fs::read_dir(root.join("db"))?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("MANIFEST-"))
+        .ok_or("no manifest")?;
+    Ok(std::fs::read(m.path())?.get(8).copied())
+}
+
 fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
     p.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -57,11 +78,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn format_1_database_opens_reads_back_and_upgrades() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1"),
-        dir.path(),
-    )?;
+    let dir = fixture_copy("v1")?;
     let books = pairs(&[
         ("dune", "F. Herbert"),
         ("emma", "Jane Austen"),
@@ -82,12 +99,37 @@ fn format_1_database_opens_reads_back_and_upgrades() -> TestResult {
         assert!(db.unreferenced_files()?.is_empty());
         db.verify()?;
         drop(db);
-        // The first open rewrote the manifest in format 3.
-        let manifest = std::fs::read_dir(dir.path().join("db"))?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with("MANIFEST-"))
-            .ok_or("no manifest")?;
-        assert_eq!(std::fs::read(manifest.path())?.get(8), Some(&3u8));
+        // The first open rewrote the manifest in the current format (3).
+        assert_eq!(manifest_version(dir.path())?, Some(3));
+    }
+    Ok(())
+}
+
+#[test]
+fn format_2_database_opens_reads_back_and_upgrades() -> TestResult {
+    let dir = fixture_copy("v2")?;
+    assert_eq!(manifest_version(dir.path())?, Some(2));
+    let books = pairs(&[
+        ("dune", "F. Herbert"),
+        ("emma", "Jane Austen"),
+        ("ulysses", "James Joyce"),
+        ("zorba", "Nikos Kazantzakis"),
+    ]);
+    let metrics = pairs(&[("disk", "0.9"), ("mem", "0.7")]);
+    let shelves = pairs(&[("a1", "fiction"), ("b2", "history"), ("c3", "poetry")]);
+    for round in 0..2 {
+        let db = open(dir.path())?;
+        assert_eq!(db.tables(), ["Books", "Metrics", "Shelves"]);
+        assert!(db.encrypted_table("Books").is_ok());
+        assert!(db.encrypted_table("Shelves").is_ok());
+        assert!(db.encrypted_table("Metrics").is_err());
+        assert_eq!(all(&db, "Books")?, books, "round {round}");
+        assert_eq!(all(&db, "Metrics")?, metrics, "round {round}");
+        assert_eq!(all(&db, "Shelves")?, shelves, "round {round}");
+        assert!(db.unreferenced_files()?.is_empty());
+        db.verify()?;
+        drop(db);
+        assert_eq!(manifest_version(dir.path())?, Some(3), "round {round}");
     }
     Ok(())
 }

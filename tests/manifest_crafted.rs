@@ -836,3 +836,48 @@ fn a_missing_current_or_manifest_is_detected_not_a_new_empty_database() -> TestR
     }
     Ok(())
 }
+
+// Format 3: the version byte, and table MACs in the snapshot.
+
+#[test]
+fn rewriting_the_manifest_version_byte_is_detected() -> TestResult {
+    let fx = encrypted_fixture()?;
+    for version in [2u8, 1] {
+        let (_s, dir) = fx.copy()?;
+        rewrite_manifest(&dir, |m| {
+            assert_eq!(m.version(), 3);
+            // The header CRC is recomputed by `encode`.
+            m.header[8] = version;
+            Ok(())
+        })?;
+        let o = judge(&fx, &dir, fx.options())?;
+        assert_detected(&format!("version 3 -> {version}"), &o);
+    }
+    Ok(())
+}
+
+#[test]
+fn stripping_a_table_mac_from_a_snapshot_record_is_detected() -> TestResult {
+    // A snapshot may carry a *locked* table's records without table MACs, under the
+    // database MAC alone; stripping the MAC of a table that had its key changes the bytes
+    // the database MAC covers.
+    let fx = encrypted_fixture()?;
+    let (_s, dir) = fx.copy()?;
+    rewrite_manifest(&dir, |m| {
+        let id = m.table_id("enc")?;
+        let end = m.snapshot_end()?.ok_or("no snapshot end")?;
+        let mut stripped = 0;
+        for i in 0..end {
+            let mut p = m.payload(i)?;
+            let before = p.macs.len();
+            p.macs.retain(|(t, _)| *t != id);
+            stripped += before - p.macs.len();
+            m.set_payload(i, &p);
+        }
+        assert!(stripped >= 1);
+        Ok(())
+    })?;
+    let o = judge(&fx, &dir, fx.options())?;
+    assert_detected("table MACs stripped from the snapshot", &o);
+    Ok(())
+}

@@ -65,7 +65,8 @@ impl DbInner {
 
     /// Compacts every table whole.
     pub(crate) fn compact_all(&self) -> Result<()> {
-        for t in self.all_tables() {
+        // A locked table is left as it is until its key is back.
+        for t in self.all_tables().into_iter().filter(|t| !t.is_locked()) {
             self.compact_range(&t, Bound::Unbounded, Bound::Unbounded)?;
         }
         Ok(())

@@ -55,7 +55,8 @@ impl DbInner {
         };
         let mut best = None;
         let mut best_score = 1.0;
-        for t in self.all_tables() {
+        // A locked table is left as it is until its key is back.
+        for t in self.all_tables().into_iter().filter(|t| !t.is_locked()) {
             let v = Arc::clone(&t.super_version().version);
             let s = picker::scores(&v, &self.opts);
             let top = s.iter().take(s.len() - 1).cloned().fold(0.0, f64::max);

@@ -4,6 +4,7 @@
 mod flush;
 mod keyring;
 mod level_iter;
+mod locked;
 mod merge_iter;
 mod options;
 mod pending_retires;
@@ -39,6 +40,7 @@ use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;
 
 pub use keyring::CacheEntryStatus;
+pub use locked::LockReason;
 pub use options::{
     Boundaries, Encryption, Options, TableOptions, WriteOptions, DEFAULT_ACCOUNT,
     DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
@@ -552,10 +554,11 @@ impl DbInner {
 
     /// Checks `principal`'s access to an encrypted table through the table-key cache
     /// (a KMS Decrypt on first use and after the idle interval). Plaintext tables need none.
-    pub(crate) fn authorize(&self, principal: &Principal, t: &TableState) -> Result<()> {
+    pub(crate) fn authorize(&self, principal: &Principal, t: &Arc<TableState>) -> Result<()> {
         if !t.is_encrypted() {
             return Ok(());
         }
+        self.check_unlocked(principal, t)?;
         let key = self
             .keyring_for(t)?
             .key_for(principal, &t.name, &t.meta.read())?;
@@ -597,6 +600,15 @@ impl DbInner {
         let old = meta.clone();
         let grant_id = keyring.create_grant(principal, name, &meta)?;
         meta.grant_id = grant_id.clone();
+        if t.is_locked() {
+            // Locked because the grant was gone: the new one lets the engine unwrap the
+            // key now (and the edit below needs it for its MAC).
+            keyring.forget_maintenance(name);
+            if let Some(l) = t.lock.lock().as_mut() {
+                l.retry_now();
+            }
+            self.check_unlocked(principal, &t)?;
+        }
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();

@@ -29,6 +29,7 @@ use crate::wal::{self, WalWriter};
 
 use super::flush::{build_table_file, protection_with_key};
 use super::keyring::Keyring;
+use super::locked::LockReason;
 use super::snapshot::SnapshotList;
 use super::table::{SuperVersion, TableState};
 use super::version::{FileHandle, Version};
@@ -297,7 +298,30 @@ pub(super) fn open(
     };
 
     let database_key = unlock_database_key(&state, contents.as_ref(), keyring.as_deref())?;
-    let table_keys = unlock_table_keys(&state, contents.as_ref(), keyring.as_deref())?;
+    let table_keys = unlock_table_keys(
+        &state,
+        contents.as_ref(),
+        keyring.as_deref(),
+        &opts.principal,
+    )?;
+    if !table_keys.locked.is_empty() && contents.as_ref().is_some_and(|c| c.version < 2) {
+        // A format-1 manifest has no database MAC to carry a locked table's records under.
+        let (id, (reason, _)) = table_keys
+            .locked
+            .iter()
+            .next()
+            .into_iter()
+            .next()
+            .ok_or(Error::Internal("a locked table vanished".into()))?;
+        return Err(Error::TableLocked {
+            table: state
+                .tables
+                .get(id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            reason: *reason,
+        });
+    }
     check_files(&state, &listing, contents.as_ref())?;
 
     let states = table_states(path, &env, &state, &table_keys)?;
@@ -325,6 +349,8 @@ pub(super) fn open(
         write_buffer_size: opts.write_buffer_size,
         paranoid: opts.paranoid_checks,
         max_seq: state.last_seq,
+        torn_from: FileNumber(0),
+        locked: &table_keys.locked,
     };
     replay.run(&listing, &state, &mut alloc, &mut created)?;
 
@@ -340,7 +366,7 @@ pub(super) fn open(
     let mut max_seq = replay.max_seq;
     for t in states.values() {
         let mem = Arc::clone(&t.super_version().mem);
-        if mem.is_empty() {
+        if mem.is_empty() || table_keys.locked.contains_key(&t.id) {
             continue;
         }
         if mem.approximate_bytes() < opts.write_buffer_size {
@@ -360,7 +386,17 @@ pub(super) fn open(
     // segments obsolete.
     wal.sync()?;
     for t in states.values() {
-        t.set_log_number(wal_number);
+        match table_keys.locked.get(&t.id) {
+            // Its sealed records stay where they are, in segments kept for it.
+            Some((reason, detail)) => t.set_locked(super::locked::Lock::new(
+                *reason,
+                detail.clone(),
+                wal_number,
+                replay.torn_from,
+                opts.clock.now(),
+            )),
+            None => t.set_log_number(wal_number),
+        }
     }
     let manifest_number = alloc();
     let database_key = match database_key {
@@ -381,14 +417,26 @@ pub(super) fn open(
         last_seq: SeqNo(max_seq),
         next_table_id: TableId(state.next_table_id),
     };
-    let segments: BTreeSet<FileNumber> = std::iter::once(wal_number).collect();
+    // The new segment, and the older ones that hold a locked table's records.
+    let min_locked_log = states
+        .values()
+        .filter(|t| t.is_locked())
+        .map(|t| t.log_number())
+        .min();
+    let segments: BTreeSet<FileNumber> = listing
+        .segments
+        .iter()
+        .copied()
+        .filter(|s| min_locked_log.is_some_and(|m| *s >= m) && !is_leftover_segment(&state, *s))
+        .chain(std::iter::once(wal_number))
+        .collect();
     let snapshot = snapshot_edits(
         database_key.as_ref().map(|k| &k.meta),
         states.values(),
         &segments,
         &counters,
     );
-    let mac_key = |t: TableId| table_keys.get(&t).cloned();
+    let mac_key = |t: TableId| table_keys.keys.get(&t).cloned();
     let manifest = ManifestWriter::create(
         &*env,
         path,
@@ -527,26 +575,51 @@ fn unlock_database_key(
     }))
 }
 
-/// The engine unwraps each encrypted table's key for recovery and upkeep, and verifies the
-/// table's MAC chain.
+/// The encrypted tables' keys at open, and the tables that open locked.
+#[derive(Default)]
+struct TableKeys {
+    keys: BTreeMap<TableId, Arc<TableKey>>,
+    /// Tables whose key cannot be had: why, with the KMS's words.
+    locked: BTreeMap<TableId, (LockReason, String)>,
+    /// Tables opened through the opening principal's own access (the engine's grant is
+    /// gone): their upkeep stops until `renew_grant`.
+    maintenance_stopped: BTreeMap<TableId, String>,
+}
+
+/// Unwraps each encrypted table's key for recovery and upkeep (through the engine's grant,
+/// else the opening principal's own access) and verifies the table's MAC chain. A table
+/// whose key cannot be had opens locked; damage (a chain that fails, a wrapped key the KMS
+/// calls invalid) fails the open.
 fn unlock_table_keys(
     state: &ManifestState,
     contents: Option<&ManifestContents>,
     keyring: Option<&Keyring>,
-) -> Result<BTreeMap<TableId, Arc<TableKey>>> {
-    let mut keys = BTreeMap::new();
+    principal: &crate::kms::Principal,
+) -> Result<TableKeys> {
+    let mut out = TableKeys::default();
     for (id, t) in &state.tables {
         if !t.meta.encrypted {
             continue;
         }
         let keyring = keyring.ok_or_else(|| super::no_kms(&t.name))?;
-        let key = keyring.maintenance_key(&t.name, &t.meta)?;
+        let unwrapped = match super::locked::unwrap_table_key(keyring, principal, &t.name, &t.meta)
+        {
+            Ok(u) => u,
+            Err(super::locked::Unavailable::Locked(reason, detail)) => {
+                out.locked.insert(*id, (reason, detail));
+                continue;
+            }
+            Err(super::locked::Unavailable::Failed(e)) => return Err(e),
+        };
         if let Some(c) = contents {
-            c.verify_table_chain(*id, &key)?;
+            c.verify_table_chain(*id, &unwrapped.key)?;
         }
-        keys.insert(*id, key);
+        if let Some(why) = unwrapped.maintenance_stopped {
+            out.maintenance_stopped.insert(*id, why);
+        }
+        out.keys.insert(*id, unwrapped.key);
     }
-    Ok(keys)
+    Ok(out)
 }
 
 /// Every file and WAL segment the manifest relies on must be there: a missing one means
@@ -606,15 +679,22 @@ fn table_states(
     path: &Path,
     env: &Arc<dyn Env>,
     state: &ManifestState,
-    table_keys: &BTreeMap<TableId, Arc<TableKey>>,
+    table_keys: &TableKeys,
 ) -> Result<BTreeMap<TableId, Arc<TableState>>> {
     let mut states = BTreeMap::new();
     for (id, t) in &state.tables {
-        let key = table_keys.get(id).cloned();
+        let key = table_keys.keys.get(id).cloned();
+        let locked = table_keys.locked.contains_key(id);
         let mut version = Version::empty();
         for (number, f) in &t.files {
-            let smallest = boundary_bytes(&f.smallest, key.as_deref(), *id, *number, false)?;
-            let largest = boundary_bytes(&f.largest, key.as_deref(), *id, *number, true)?;
+            // A locked table's sealed boundaries stay sealed (empty placeholders) until its
+            // key is back; nothing reads or compacts it meanwhile.
+            let bound = |b: &Boundary, largest: bool| match b {
+                Boundary::Sealed(_) if locked => Ok(Vec::new()),
+                b => boundary_bytes(b, key.as_deref(), *id, *number, largest),
+            };
+            let smallest = bound(&f.smallest, false)?;
+            let largest = bound(&f.largest, true)?;
             version.add(Arc::new(FileHandle::new(
                 *id,
                 *number,
@@ -636,6 +716,9 @@ fn table_states(
         ));
         ts.set_log_number(t.log_number);
         *ts.key.write() = key;
+        if let Some(why) = table_keys.maintenance_stopped.get(id) {
+            *ts.maintenance_error.lock() = Some(why.clone());
+        }
         states.insert(*id, ts);
     }
     Ok(states)
@@ -650,6 +733,10 @@ struct Replay<'a> {
     write_buffer_size: usize,
     paranoid: bool,
     max_seq: u64,
+    /// The first segment replayed as possibly torn at its end (the last with records).
+    torn_from: FileNumber,
+    /// Tables opening locked: their records are skipped.
+    locked: &'a BTreeMap<TableId, (LockReason, String)>,
 }
 
 impl Replay<'_> {
@@ -691,14 +778,22 @@ impl Replay<'_> {
             .iter()
             .rposition(|s| seg_len(s) > crate::wal::frame::FILE_HEADER_LEN as u64)
             .unwrap_or(0);
+        self.torn_from = live
+            .get(last_with_records)
+            .copied()
+            .unwrap_or(FileNumber(0));
         for (i, seg) in live.iter().enumerate() {
             let is_last = i >= last_with_records;
             let seg_path = self.dir.join(names::wal(*seg));
             let states = self.states;
             let next_table_id = self.next_table_id;
+            let locked = self.locked;
             let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| {
                 if table.0 >= next_table_id {
                     return Err(unknown_table(*seg, table));
+                }
+                if locked.contains_key(&table) {
+                    return Ok(wal::ReplayKey::Skip);
                 }
                 super::status::replay_key(states.get(&table), fk, *seg)
             };
@@ -735,6 +830,9 @@ impl Replay<'_> {
                 &mut resolve,
                 &mut sink,
             )?;
+            // A locked table's sealed sections are skipped unread: their entries are
+            // numbered below this bound, and new writes must come after them.
+            self.max_seq = self.max_seq.max(outcome.skipped_seq_bound);
             let unrecorded = newest_recorded.is_some_and(|n| *seg > n);
             if unrecorded && outcome.batches > 0 {
                 return Err(Error::corruption(
@@ -947,9 +1045,10 @@ impl DbInner {
         if let Some(t) = extra {
             tables.push(Arc::clone(t));
         }
-        // Every encrypted table's record is MACed under its key: unwrap the ones not at hand.
+        // Every encrypted table's record is MACed under its key: unwrap the ones not at hand
+        // (a locked table's ride under the database MAC alone).
         for t in &tables {
-            if t.is_encrypted() && t.table_key().is_none() {
+            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
                 self.maintenance_key(t)?;
             }
         }

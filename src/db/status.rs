@@ -28,6 +28,11 @@ pub struct TableEncryptionStatus {
     pub grant_id: Option<String>,
     /// `ok`, or why background maintenance last failed (e.g. the grant was revoked).
     pub maintenance: String,
+    /// Why the table is locked (its key cannot be had: `grant revoked`, `key disabled`,
+    /// `key pending deletion`, `key deleted`, `KMS unavailable`, `access denied`), if it is.
+    pub locked: Option<String>,
+    /// The KMS's words about the lock, if locked.
+    pub locked_detail: Option<String>,
     /// Whether the files' key-range boundaries are readable in the manifest.
     pub boundaries: &'static str,
     /// SSTables, each with its own data key.
@@ -79,6 +84,8 @@ pub struct TableLayout {
     pub memtable_bytes: usize,
     /// Immutable memtables waiting for a flush.
     pub immutable_memtables: usize,
+    /// Why the table is locked, if it is (see `TableEncryptionStatus::locked`).
+    pub locked: Option<String>,
 }
 
 /// What `Db::verify` checked.
@@ -91,6 +98,8 @@ pub struct VerifyReport {
     pub sstables: usize,
     /// WAL segments replayed record by record.
     pub wal_segments: usize,
+    /// Locked tables (their key cannot be had), not checked: name and reason.
+    pub locked: Vec<String>,
     /// Files in the directory that no table needs (see `Db::unreferenced_files`): left
     /// by a crash or a failed install, or copied in. Not deleted by open.
     pub unreferenced: Vec<String>,
@@ -120,7 +129,10 @@ impl Db {
                 let meta = t.meta.read().clone();
                 let sstables = t.super_version().version.files().count();
                 let in_wal = usize::from(meta.encrypted && wal_keys.contains(&t.id));
+                let lock = t.lock_reason();
                 TableEncryptionStatus {
+                    locked: lock.as_ref().map(|(r, _)| r.as_str().to_owned()),
+                    locked_detail: lock.map(|(_, d)| d),
                     table: t.name.clone(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
@@ -193,6 +205,7 @@ impl Db {
                         .collect(),
                     memtable_bytes: sv.mem.approximate_bytes(),
                     immutable_memtables: sv.imm.len(),
+                    locked: t.lock_reason().map(|(r, _)| r.as_str().to_owned()),
                 }
             })
             .collect()
@@ -211,6 +224,10 @@ impl DbInner {
         let mut report = VerifyReport::default();
         let tables = self.all_tables();
         for t in &tables {
+            if let Some((reason, _)) = t.lock_reason() {
+                report.locked.push(format!("{}: {reason}", t.name));
+                continue;
+            }
             report.tables += 1;
             for f in t.super_version().version.files() {
                 // A fresh reader: verification must read the disk, not the block cache.
@@ -252,6 +269,10 @@ pub(crate) fn replay_key(
     let Some(t) = t else {
         return Ok(wal::ReplayKey::Skip);
     };
+    // A locked table's sealed sections cannot be opened until its key is back.
+    if t.is_locked() {
+        return Ok(wal::ReplayKey::Skip);
+    }
     if !t.is_encrypted() {
         return Ok(wal::ReplayKey::Plain);
     }

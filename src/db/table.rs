@@ -40,6 +40,11 @@ pub(crate) struct TableState {
     pub(crate) dropped: AtomicBool,
     /// Why background maintenance (flush) last failed, if it did.
     pub(crate) maintenance_error: Mutex<Option<String>>,
+    /// Set while the table is locked (its key could not be had at open): reads and writes
+    /// go through `DbInner::check_unlocked` first.
+    pub(crate) locked: AtomicBool,
+    /// What a locked table needs to come back; `None` once unlocked.
+    pub(crate) lock: Mutex<Option<super::locked::Lock>>,
 }
 
 impl TableState {
@@ -57,7 +62,31 @@ impl TableState {
             key: RwLock::new(None),
             dropped: AtomicBool::new(false),
             maintenance_error: Mutex::new(None),
+            locked: AtomicBool::new(false),
+            lock: Mutex::new(None),
         }
+    }
+
+    /// True while the table is locked.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
+
+    /// Locks the table (at open, before anyone else sees it).
+    pub(crate) fn set_locked(&self, lock: super::locked::Lock) {
+        *self.lock.lock() = Some(lock);
+        self.locked.store(true, Ordering::Release);
+    }
+
+    /// Why the table is locked, with the KMS's words, if it is.
+    pub(crate) fn lock_reason(&self) -> Option<(super::LockReason, String)> {
+        if !self.is_locked() {
+            return None;
+        }
+        self.lock
+            .lock()
+            .as_ref()
+            .map(|l| (l.reason, l.detail.clone()))
     }
 
     pub(crate) fn super_version(&self) -> Arc<SuperVersion> {
@@ -124,6 +153,13 @@ impl Table {
 
     pub(crate) fn id(&self) -> TableId {
         self.state.id
+    }
+
+    /// Why the table is locked (its key could not be had), if it is. Its reads and writes
+    /// return [`Error::TableLocked`] meanwhile; a later access unlocks it once the cause
+    /// is gone.
+    pub fn locked(&self) -> Option<super::LockReason> {
+        self.state.lock_reason().map(|(r, _)| r)
     }
 
     /// True when the table is encrypted at rest.

@@ -92,6 +92,20 @@ impl FileHandle {
     }
 
     /// The manifest edit that records this file.
+    /// The same file with its boundaries opened (a table that was locked at open holds
+    /// placeholders for sealed ones until its key is back).
+    pub(crate) fn with_bounds(&self, smallest: Vec<u8>, largest: Vec<u8>) -> FileHandle {
+        FileHandle {
+            smallest,
+            largest,
+            stored_smallest: self.stored_smallest.clone(),
+            stored_largest: self.stored_largest.clone(),
+            life: Arc::clone(&self.life),
+            path: self.path.clone(),
+            ..*self
+        }
+    }
+
     pub(crate) fn add_edit(&self) -> Edit {
         Edit::AddFile {
             table: self.table,

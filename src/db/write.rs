@@ -433,7 +433,11 @@ impl DbInner {
         if state.is_encrypted() {
             if let Some(keyring) = &self.keyring {
                 keyring.forget_table(name);
-                keyring.retire_grant(&state.meta.read())?;
+                match keyring.retire_grant(&state.meta.read()) {
+                    // The KMS key itself is gone (deleted), and its grants with it.
+                    Err(Error::Kms(crate::kms::KmsError::NotFound(_))) => {}
+                    other => other?,
+                }
             }
         }
         for f in state.super_version().version.files() {

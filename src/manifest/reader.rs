@@ -29,7 +29,7 @@ use super::current::{manifest_file_name, read_current_number};
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
-    MANIFEST_V2, MANIFEST_VERSIONS,
+    MANIFEST_V2, MANIFEST_VERSION, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
@@ -48,6 +48,8 @@ struct ChainLink {
     mac: Option<[u8; MAC_LEN]>,
     creates: bool,
     drop_only: bool,
+    /// The record is part of the manifest's snapshot (before `SnapshotEnd`).
+    in_snapshot: bool,
 }
 
 /// One record in the database chain (format 2).
@@ -104,6 +106,9 @@ impl ManifestContents {
                 }
                 // A drop written without the key ends the chain; nothing may follow it.
                 None if link.drop_only && i + 1 == links.len() => {}
+                // Format 3: a snapshot written while the table was locked (its key not to
+                // be had) carries its records under the database MAC alone.
+                None if self.carries_unkeyed_snapshots() && link.in_snapshot => {}
                 None => return Err(fail(link.offset)),
             }
         }
@@ -112,7 +117,7 @@ impl ManifestContents {
 
     /// Verifies the database MAC of every record under the database key (format 2).
     pub(crate) fn verify_database_chain(&self, key: &TableKey) -> Result<()> {
-        let chain_key = DbChainKey::new(key)?;
+        let chain_key = DbChainKey::new(key, self.version)?;
         let mut prev = CHAIN_START;
         for link in &self.db_links {
             let ok = link
@@ -133,6 +138,12 @@ impl ManifestContents {
     /// True when a database key authenticates every record.
     pub(crate) fn is_authenticated(&self) -> bool {
         self.database_key.is_some()
+    }
+
+    /// Format 3 with a database key: its snapshot may hold an encrypted table's records
+    /// without their table MACs (written while that table's key could not be had).
+    fn carries_unkeyed_snapshots(&self) -> bool {
+        self.version >= MANIFEST_VERSION && self.is_authenticated()
     }
 }
 
@@ -214,6 +225,7 @@ pub(crate) fn parse_manifest(
             .map_err(|_| Error::corruption(label, frame.offset, "edits offset"))?;
         let edits = frame.payload.slice(start..start + rec.edits_bytes.len());
         let index = contents.edits.len();
+        let in_snapshot = !snapshot_done;
         let bad = |what: String| Error::corruption(label, frame.offset, what);
         for e in &rec.edit.edits {
             match e {
@@ -275,6 +287,7 @@ pub(crate) fn parse_manifest(
                 mac,
                 creates,
                 drop_only: drop_only(&rec.edit, table),
+                in_snapshot: in_snapshot && v2,
             });
         }
         contents.edits.push(rec.edit);

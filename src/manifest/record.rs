@@ -51,10 +51,11 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
-/// The manifest format this code writes: format 2's layout, and table keys that may be
-/// bound to their database and incarnation (`db::table_context`; DESIGN.md section 7).
+/// The manifest format this code writes: format 2, and a snapshot may carry a locked
+/// table's records without their table MACs (the database MAC covers them), and a table's
+/// wrapped key may be bound to its database and incarnation (`db::table_context`).
 pub(crate) const MANIFEST_VERSION: u8 = 3;
-/// Database MACs, the snapshot end, WAL segments. Still read (same layout as 3).
+/// Database MACs, the snapshot end, WAL segments. Still read.
 pub(crate) const MANIFEST_V2: u8 = 2;
 /// The first manifest format (table MAC chains only). Still read.
 pub(crate) const MANIFEST_V1: u8 = 1;
@@ -70,8 +71,12 @@ const SUBKEY_INFO: &[u8] = b"manifest-mac";
 const DB_MAC_LABEL: &[u8] = b"sealdb-manifest-db-mac";
 const DB_SUBKEY_INFO: &[u8] = b"manifest-db-mac";
 
-/// The database's MAC chain key (format 2): covers every record of the manifest.
-pub(crate) struct DbChainKey(Hmac<Sha256>);
+/// The database's MAC chain key (format 2 and later): covers every record of the manifest.
+/// Each MAC binds the manifest's format version.
+pub(crate) struct DbChainKey {
+    mac: Hmac<Sha256>,
+    version: u8,
+}
 
 /// HMAC-SHA256 keyed with the subkey `info` of `key`.
 fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
@@ -81,16 +86,15 @@ fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
 }
 
 impl DbChainKey {
-    pub(crate) fn new(database_key: &TableKey) -> Result<DbChainKey> {
-        mac_under(database_key, DB_SUBKEY_INFO).map(DbChainKey)
+    /// The key for a manifest of format `version`.
+    pub(crate) fn new(database_key: &TableKey, version: u8) -> Result<DbChainKey> {
+        mac_under(database_key, DB_SUBKEY_INFO).map(|mac| DbChainKey { mac, version })
     }
 
     fn start(&self, manifest: FileNumber, prev: &[u8; MAC_LEN], covered: &[u8]) -> Hmac<Sha256> {
-        let mut m = self.0.clone();
+        let mut m = self.mac.clone();
         m.update(DB_MAC_LABEL);
-        // The MAC scheme's version (2 since it exists), not the file's: format 3 changed
-        // what a wrapped table key may hold, not how records are authenticated.
-        m.update(&[MANIFEST_V2]);
+        m.update(&[self.version]);
         m.update(&manifest.0.to_le_bytes());
         m.update(prev);
         m.update(

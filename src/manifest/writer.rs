@@ -2,7 +2,8 @@
 //!
 //! A manifest is written by one `ManifestWriter` and never appended to after a reopen: the
 //! engine writes a fresh manifest (a snapshot) on every open, so a torn record at the end
-//! of an old manifest is never followed by new ones.
+//! of an old manifest is never followed by new ones. A snapshot may carry a locked table
+//! (one whose key cannot be had) under the database MAC alone (format 3).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -89,7 +90,7 @@ impl ManifestWriter {
         }
         let mut db_chain = database_key
             .map(|k| {
-                DbChainKey::new(k).map(|key| DbChain {
+                DbChainKey::new(k, MANIFEST_VERSION).map(|key| DbChain {
                     key,
                     prev: CHAIN_START,
                 })
@@ -101,8 +102,15 @@ impl ManifestWriter {
             .map_err(|_| Error::InvalidArgument("snapshot too large".into()))?;
         let end = VersionEdit::new(vec![Edit::SnapshotEnd { records }]);
         for edit in snapshot.iter().chain(std::iter::once(&end)) {
-            let (updates, mac) =
-                encode_record(number, &chains, db_chain.as_ref(), edit, mac_keys, &mut buf)?;
+            let (updates, mac) = encode_record(
+                number,
+                &chains,
+                db_chain.as_ref(),
+                edit,
+                mac_keys,
+                true,
+                &mut buf,
+            )?;
             chains.extend(updates);
             if let (Some(c), Some(m)) = (db_chain.as_mut(), mac) {
                 c.prev = m;
@@ -167,6 +175,7 @@ impl ManifestWriter {
             self.db_chain.as_ref(),
             edit,
             mac_keys,
+            false,
             &mut buf,
         )?;
         let io = |what: &str, e| Error::io(format!("{what} manifest {}", self.path.display()), e);
@@ -216,6 +225,7 @@ fn encode_record(
     db_chain: Option<&DbChain>,
     edit: &VersionEdit,
     mac_keys: MacKeys<'_>,
+    in_snapshot: bool,
     out: &mut Vec<u8>,
 ) -> Result<Encoded> {
     let mut edits = Vec::new();
@@ -273,6 +283,9 @@ fn encode_record(
                 }
                 // Dropping a table whose key is gone (revoked, deleted) must still work.
                 None if drop_only(edit, table) => {}
+                // A locked table (its key cannot be had) rides in a new snapshot under the
+                // database MAC alone; its chain goes on from `CHAIN_START`.
+                None if in_snapshot && db_chain.is_some() => {}
                 None => {
                     return Err(Error::TableUnavailable {
                         table: table.to_string(),

@@ -90,6 +90,10 @@ pub(crate) struct ReplayOutcome {
     /// not append after it, and must make this segment obsolete (flush what was recovered)
     /// before it stops being the last one: replayed as non-last, the torn tail is an error.
     pub(crate) torn_tail: bool,
+    /// Past every sequence number the skipped sections could hold: a batch's entries are
+    /// numbered consecutively from its first number, and each takes more than one byte of
+    /// the record, so `first_seq + record length` bounds them without opening a section.
+    pub(crate) skipped_seq_bound: u64,
 }
 
 enum TableState {
@@ -242,7 +246,12 @@ pub(crate) fn replay_bytes(
                         }
                     };
                     let payload = match state {
-                        TableState::Skip => continue,
+                        TableState::Skip => {
+                            outcome.skipped_seq_bound = outcome
+                                .skipped_seq_bound
+                                .max(seq.0.saturating_add(frame.payload.len() as u64));
+                            continue;
+                        }
                         TableState::Plain => {
                             if s.sealed {
                                 return Err(Error::corruption(

@@ -105,7 +105,7 @@ fn error_exit(e: &Error) -> Exit {
     match e {
         Error::TableNotFound(_) => Exit::NotFound,
         Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
-        Error::TableUnavailable { .. } => Exit::AccessDenied,
+        Error::TableUnavailable { .. } | Error::TableLocked { .. } => Exit::AccessDenied,
         Error::Kms(k) => kms_exit(k),
         Error::Io { .. } => Exit::Io,
         _ => Exit::Other,

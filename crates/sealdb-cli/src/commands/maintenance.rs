@@ -147,6 +147,15 @@ pub fn verify(ctx: &Context, fmt: Format) -> Result<(), CliError> {
             r.tables, r.sstables, r.wal_segments
         ),
     )?;
+    if !r.locked.is_empty() {
+        print_line(
+            &mut out,
+            &format!(
+                "locked (key unavailable; not checked): {}",
+                r.locked.join(", ")
+            ),
+        )?;
+    }
     if !r.unreferenced.is_empty() {
         print_line(
             &mut out,
@@ -179,9 +188,13 @@ pub fn table_statuses(db: &Db) -> Result<Vec<TableStatus>, CliError> {
         let (status, reason) = match (encrypted, t.get(b"")) {
             (false, _) => ("DISABLED", None),
             (true, Ok(_)) => ("ENABLED", None),
-            (true, Err(e @ (Error::Kms(_) | Error::TableUnavailable { .. }))) => {
-                ("INACCESSIBLE_ENCRYPTION_CREDENTIALS", Some(e.to_string()))
-            }
+            (
+                true,
+                Err(
+                    e
+                    @ (Error::Kms(_) | Error::TableUnavailable { .. } | Error::TableLocked { .. }),
+                ),
+            ) => ("INACCESSIBLE_ENCRYPTION_CREDENTIALS", Some(e.to_string())),
             (true, Err(e)) => return Err(e.into()),
         };
         out.push(TableStatus {
@@ -238,6 +251,9 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
                 ),
             )?;
             print_line(&mut out, &format!("  maintenance  {}", e.maintenance))?;
+            if let (Some(why), Some(detail)) = (&e.locked, &e.locked_detail) {
+                print_line(&mut out, &format!("  locked       {why} ({detail})"))?;
+            }
         }
     }
     Ok(())

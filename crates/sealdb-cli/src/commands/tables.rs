@@ -55,19 +55,24 @@ pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {
     let mut rows = Vec::new();
     for name in db.tables() {
         let t = db.table(&name)?;
-        rows.push((name, t.is_encrypted()));
+        rows.push((name, t.is_encrypted(), t.locked()));
     }
     if f.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(name, enc)| json!({"name": name, "encrypted": enc}))
+            .map(|(name, enc, locked)| {
+                json!({"name": name, "encrypted": enc, "locked": locked.map(|r| r.as_str())})
+            })
             .collect();
         return print_json(&json!(v));
     }
     let mut out = io::stdout().lock();
-    for (name, enc) in rows {
+    for (name, enc, locked) in rows {
         let how = if enc { "encrypted" } else { "plaintext" };
-        print_line(&mut out, &format!("{name}\t{how}"))?;
+        match locked {
+            Some(why) => print_line(&mut out, &format!("{name}\t{how}\tlocked: {why}"))?,
+            None => print_line(&mut out, &format!("{name}\t{how}"))?,
+        }
     }
     Ok(())
 }

@@ -18,13 +18,7 @@ fn open(root: &std::path::Path) -> Result<Db> {
         kdf: KdfParams::insecure_fast_for_tests(),
     };
     let kms = Arc::new(LocalKms::open(&root.join("data.kms"), kms_opts)?);
-    Ok(Db::open(
-        root.join("data"),
-        Options {
-            kms: Some(kms),
-            ..Options::default()
-        },
-    )?)
+    Ok(Db::open(root.join("data"), Options::with_kms(kms))?)
 }
 
 fn main() -> Result {

@@ -28,14 +28,9 @@ fn main() -> Result {
         ..LocalKmsOptions::new("111122223333", "us-west-2")
     };
     let kms = Arc::new(LocalKms::open(&dir.path().join("data.kms"), kms_opts)?);
-    let db = Db::open(
-        dir.path().join("data"),
-        Options {
-            kms: Some(kms.clone()),
-            clock: Arc::new(clock.clone()),
-            ..Options::default()
-        },
-    )?;
+    let mut opts = Options::with_kms(kms.clone());
+    opts.clock = Arc::new(clock.clone());
+    let db = Db::open(dir.path().join("data"), opts)?;
     let books = db.create_table("Books", TableOptions::encrypted())?;
     books.put("dune", "Frank Herbert")?;
     let decrypts = || kms.call_count("Decrypt");

@@ -26,14 +26,9 @@ fn main() -> Result {
     };
     let kms = Arc::new(LocalKms::open(&dir.path().join("data.kms"), kms_opts)?);
     let owner = Principal::assumed_role(ACCOUNT, "Admin", "user01");
-    let db = Db::open(
-        dir.path().join("data"),
-        Options {
-            kms: Some(kms.clone()),
-            principal: owner.clone(),
-            ..Options::default()
-        },
-    )?;
+    let mut opts = Options::with_kms(kms.clone());
+    opts.principal = owner.clone();
+    let db = Db::open(dir.path().join("data"), opts)?;
     let books = db.create_table("Books", TableOptions::encrypted())?;
     books.put("dune", "Frank Herbert")?;
 

@@ -17,7 +17,7 @@ use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::memtable::MemTable;
 use crate::sst::bench_hooks::{BlockBuilder, BloomBuilder, BloomFilter};
-use crate::sst::{Block, Table, TableBuildOptions, TableBuilder, TableProtection};
+use crate::sst::{Block, SstBuildOptions, SstBuilder, SstProtection, SstReader};
 use crate::storage::{FileSyncer, RandomAccessFile, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
 
@@ -73,7 +73,7 @@ fn unit_ctx() -> UnitContext {
     UnitContext {
         table: TableId(1),
         file: FileNumber(1),
-        file_kind: FileKind::Table,
+        file_kind: FileKind::Sst,
         label: Arc::from("bench.sst"),
     }
 }
@@ -230,7 +230,7 @@ impl RandomAccessFile for MemReadable {
 
 /// One SSTable held in memory, opened as the engine opens it, with or without a block cache.
 pub struct SstFixture {
-    table: Arc<Table>,
+    table: Arc<SstReader>,
     size: usize,
 }
 
@@ -245,7 +245,7 @@ impl SstFixture {
         let table_key = TableKey::from_bytes([7; 32]);
         let wrap_ctx = WrapContext {
             table: TableId(1),
-            file_kind: FileKind::Table,
+            file_kind: FileKind::Sst,
             file: FileNumber(1),
             key_version: 1,
         };
@@ -254,20 +254,16 @@ impl SstFixture {
             let dek = DataKey::generate();
             let wrapped_dek = wrap_data_key(&table_key, &dek, &wrap_ctx);
             dek_copy = Some(DataKey::from_bytes(*dek.expose_secret_bytes()));
-            TableProtection::Sealed {
+            SstProtection::Sealed {
                 sealer_ctx: unit_ctx(),
                 dek,
                 wrapped_dek,
                 key_version: 1,
             }
         } else {
-            TableProtection::Plain
+            SstProtection::Plain
         };
-        let mut b = TableBuilder::new(
-            Box::new(w.clone()),
-            protection,
-            TableBuildOptions::default(),
-        );
+        let mut b = SstBuilder::new(Box::new(w.clone()), protection, SstBuildOptions::default());
         for (i, (k, v)) in entries.iter().enumerate() {
             b.add(&internal_key(k, i as u64 + 1), v)?;
         }
@@ -275,7 +271,7 @@ impl SstFixture {
         let bytes = Bytes::from(std::mem::take(&mut *w.0.lock()));
         let size = bytes.len();
         let cache = cache_bytes.map(|c| Arc::new(BlockCache::new(c)));
-        let table = Table::open(
+        let table = SstReader::open(
             Arc::new(MemReadable(bytes)),
             Arc::from("bench.sst"),
             1,

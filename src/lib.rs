@@ -27,7 +27,7 @@
 //!
 //! let db = Db::open(
 //!     dir.path().join("data"),
-//!     Options { kms: Some(kms.clone()), ..Options::default() },
+//!     Options::with_kms(kms.clone()),
 //! )?;
 //! let books = db.create_table("Books", TableOptions::encrypted())?;
 //! books.put("dune", "Frank Herbert")?;
@@ -84,6 +84,7 @@ mod crypto;
 )]
 mod db;
 mod error;
+mod filename;
 #[expect(
     clippy::indexing_slicing,
     reason = "the 8-byte trailer split after a length check"

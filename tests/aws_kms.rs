@@ -460,15 +460,13 @@ fn the_engine_runs_over_aws_kms_and_survives_an_outage_within_the_grace() -> Tes
     let kms = Arc::new(AwsKms::new(options(&proxy.url(), &f.key_arn))?);
     let clock = ManualClock::default();
     let dir = tempfile::tempdir()?;
-    let opts = Options {
-        kms: Some(kms.clone() as Arc<dyn Kms>),
-        clock: Arc::new(clock.clone()),
-        account: ACCOUNT.into(),
-        region: "us-east-1".into(),
-        principal: Principal::user(ACCOUNT, "app"),
-        write_buffer_size: 64 << 10,
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.kms = Some(kms.clone() as Arc<dyn Kms>);
+    opts.clock = Arc::new(clock.clone());
+    opts.account = ACCOUNT.into();
+    opts.region = "us-east-1".into();
+    opts.principal = Principal::user(ACCOUNT, "app");
+    opts.write_buffer_size = 64 << 10;
     {
         let db = Db::open(dir.path(), opts.clone())?;
         let t = db.create_table("Books", TableOptions::encrypted())?;
@@ -483,7 +481,7 @@ fn the_engine_runs_over_aws_kms_and_survives_an_outage_within_the_grace() -> Tes
         );
     }
     assert!(kms.call_count("GenerateDataKey") >= 1);
-    let db = Db::open(dir.path(), opts)?;
+    let db = Db::open(dir.path(), opts.clone())?;
     let t = db.table("Books")?;
     for i in (0..3000).step_by(7) {
         assert_eq!(
@@ -504,5 +502,24 @@ fn the_engine_runs_over_aws_kms_and_survives_an_outage_within_the_grace() -> Tes
         }
         other => panic!("past the grace the table must fail closed, got {other:?}"),
     }
+    // A reopen while the endpoint is down cannot verify the manifest (its database key is
+    // under the KMS): the open fails, typed, and leaves the directory as it was.
+    drop(t);
+    drop(db);
+    let names = || -> std::io::Result<Vec<String>> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()?;
+        v.sort();
+        Ok(v)
+    };
+    let before = names()?;
+    match Db::open(dir.path(), opts) {
+        Err(e @ Error::TableUnavailable { .. }) => {
+            assert!(e.to_string().contains("KMS is unavailable"), "{e}");
+        }
+        other => panic!("an open with the KMS down must fail as unavailable, got {other:?}"),
+    }
+    assert_eq!(names()?, before);
     Ok(())
 }

@@ -19,13 +19,12 @@ struct Load {
 }
 
 fn options(write_buffer: usize, base: u64, file: u64) -> Options {
-    Options {
-        write_buffer_size: write_buffer,
-        level_base_bytes: Some(base),
-        target_file_size: file,
-        block_cache_bytes: 4 << 20,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = write_buffer;
+    o.level_base_bytes = Some(base);
+    o.target_file_size = file;
+    o.block_cache_bytes = 4 << 20;
+    o
 }
 
 fn key(k: u64) -> Vec<u8> {

@@ -7,12 +7,11 @@ use common::TestResult;
 use sealdb::{Db, Options, TableOptions};
 
 fn options() -> Options {
-    Options {
-        write_buffer_size: 16 << 10,
-        level_base_bytes: Some(64 << 10),
-        target_file_size: 16 << 10,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = 16 << 10;
+    o.level_base_bytes = Some(64 << 10);
+    o.target_file_size = 16 << 10;
+    o
 }
 
 fn key(i: u32) -> Vec<u8> {
@@ -137,10 +136,8 @@ fn sequential_loads_move_files_down_without_rewriting_them() -> TestResult {
 #[test]
 fn compact_range_touches_only_the_range_and_keeps_the_data() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let opts = Options {
-        disable_auto_compactions: true,
-        ..options()
-    };
+    let mut opts = options();
+    opts.disable_auto_compactions = true;
     let db = Db::open(dir.path(), opts)?;
     let t = db.create_table("t", TableOptions::plaintext())?;
     for round in 0..3 {

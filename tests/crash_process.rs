@@ -7,7 +7,7 @@
 //! `SEALDB_CRASH_ITERATIONS` sets the number of kills (default 40; `scripts/crash-loop.sh`
 //! runs many more).
 
-mod rel_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::rel::{open, value_for, TestResult};
 use rand::Rng;
-use rel_common::{open, value_for, TestResult};
 use sealdb::storage::StdEnv;
 use sealdb::{Db, TableOptions, WriteBatch, WriteOptions};
 

@@ -154,13 +154,11 @@ fn verify_authenticates_every_file_and_names_a_damaged_one() -> TestResult {
 fn every_flush_uses_a_fresh_data_key() -> TestResult {
     let fx = EncryptedFixture::new()?;
     // No background compaction: the files counted below must stay put.
-    let db = sealdb::Db::open(
-        fx.db_path(),
-        sealdb::Options {
-            disable_auto_compactions: true,
-            ..fx.options()
-        },
-    )?;
+    let db = sealdb::Db::open(fx.db_path(), {
+        let mut o = fx.options();
+        o.disable_auto_compactions = true;
+        o
+    })?;
     let t = db.create_table("t", TableOptions::encrypted())?;
     for round in 0..4 {
         // The same keys and values each round: only fresh data keys make the files differ.

@@ -7,24 +7,22 @@
 //! Engine bug (src/db, the lead's); ignored until fixed. tests/engine_model.rs works around
 //! it by writing to the encrypted table once after creating it.
 
-mod rel_common;
+mod common;
 
 use std::sync::Arc;
 
-use rel_common::TestResult;
+use common::rel::TestResult;
 use sealdb::{Db, Options, TableOptions};
 
 #[test]
 fn a_flush_does_not_need_the_key_of_an_idle_encrypted_table() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(rel_common::local_kms(&dir.path().join("kms"))?);
-    let db = Db::open(
-        dir.path().join("db"),
-        Options {
-            kms: Some(kms),
-            ..Options::default()
-        },
-    )?;
+    let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(common::rel::local_kms(&dir.path().join("kms"))?);
+    let db = Db::open(dir.path().join("db"), {
+        let mut o = Options::default();
+        o.kms = Some(kms);
+        o
+    })?;
     let plain = db.create_table("t0", TableOptions::plaintext())?;
     db.create_table("t1", TableOptions::encrypted())?;
     plain.put("k", "")?;

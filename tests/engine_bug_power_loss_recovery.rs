@@ -13,13 +13,13 @@
 //!    is recorded in the manifest, the power loss removes its unsynced directory entry, and
 //!    the reopen fails with "the manifest lists this WAL segment but it is missing".
 
+mod common;
 #[path = "fault_injection/harness.rs"]
 #[allow(dead_code)]
 mod harness;
-mod rel_common;
 
+use common::rel::TestResult;
 use harness::{build_base, scenario, tmpdir, Tally};
-use rel_common::TestResult;
 use sealdb::storage::fault::{FaultKind, FaultOp, PowerLoss, Trigger};
 
 fn one(op: FaultOp, k: u64, mode: PowerLoss) -> TestResult {

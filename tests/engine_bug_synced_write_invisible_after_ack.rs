@@ -33,7 +33,11 @@ fn a_read_after_a_synced_write_returned_sees_it() -> TestResult {
                 i += 1;
                 // Synced and unsynced writes interleave, as in the stress run.
                 let sync = i.is_multiple_of(2);
-                t.put_opt(format!("key{w}"), i.to_string(), WriteOptions { sync })?;
+                t.put_opt(
+                    format!("key{w}"),
+                    i.to_string(),
+                    WriteOptions::with_sync(sync),
+                )?;
                 acked[w].store(i, Ordering::SeqCst);
             }
             Ok(())

@@ -3,7 +3,6 @@
 //! LocalKms). Crashes are the `engine_model` fuzz target's and the crash loop's part.
 
 mod common;
-mod rel_common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,13 +43,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn options(kms: &Arc<dyn sealdb::kms::Kms>) -> Options {
-    Options {
-        kms: Some(Arc::clone(kms)),
-        write_buffer_size: 4 << 10,
-        level_base_bytes: Some(8 << 10),
-        target_file_size: 4 << 10,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.kms = Some(Arc::clone(kms));
+    o.write_buffer_size = 4 << 10;
+    o.level_base_bytes = Some(8 << 10);
+    o.target_file_size = 4 << 10;
+    o
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -58,7 +56,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let fail = |e: sealdb::Error| TestCaseError::fail(e.to_string());
     let names = ["t0", "t1"];
     let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(
-        rel_common::local_kms(&dir.path().join("kms"))
+        common::rel::local_kms(&dir.path().join("kms"))
             .map_err(|e| TestCaseError::fail(e.to_string()))?,
     );
     let db_dir = dir.path().join("db");

@@ -16,14 +16,14 @@
 //! write is there, nothing acknowledged as deleted is back, no value appears that was
 //! never written, and the database takes writes again.
 
+mod common;
 #[path = "fault_injection/harness.rs"]
 mod harness;
-mod rel_common;
 
 use std::sync::Arc;
 
+use common::rel::TestResult;
 use harness::{open, run_kinds, tmpdir};
-use rel_common::TestResult;
 use sealdb::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
 use sealdb::{Error, WriteOptions};
 

@@ -13,14 +13,12 @@ fn open(root: &Path) -> Result<Db, Box<dyn std::error::Error>> {
     let mut kms_opts = LocalKmsOptions::new("111122223333", "us-west-2");
     kms_opts.root_key = RootKeySource::KeyFile(root.join("root.key"));
     let kms = Arc::new(LocalKms::open(&root.join("kms"), kms_opts)?);
-    Ok(Db::open(
-        root.join("db"),
-        Options {
-            kms: Some(kms),
-            create_if_missing: false,
-            ..Options::default()
-        },
-    )?)
+    Ok(Db::open(root.join("db"), {
+        let mut o = Options::default();
+        o.kms = Some(kms);
+        o.create_if_missing = false;
+        o
+    })?)
 }
 
 /// Copies the tree `from` into `to`.

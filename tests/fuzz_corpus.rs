@@ -5,12 +5,12 @@
 //! The crate's dev-dependency on itself enables the `fuzzing` feature, so plain
 //! `cargo test` runs this file.
 
-mod rel_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rel_common::{local_kms, TestResult};
+use common::rel::{local_kms, TestResult};
 use sealdb::fuzz::{run, TARGETS};
 use sealdb::kms::{
     customer_default_policy, service_default_policy, via_service_name, Caller, EncryptionContext,
@@ -125,15 +125,13 @@ fn write_seed_corpus() -> TestResult {
     let kms = Arc::new(local_kms(&tmp.path().join("kms"))?);
     let db_dir = tmp.path().join("db");
     {
-        let db = Db::open(
-            &db_dir,
-            Options {
-                block_size: 128,
-                env: Arc::new(StdEnv),
-                kms: Some(kms.clone()),
-                ..Options::default()
-            },
-        )?;
+        let db = Db::open(&db_dir, {
+            let mut o = Options::default();
+            o.block_size = 128;
+            o.env = Arc::new(StdEnv);
+            o.kms = Some(kms.clone());
+            o
+        })?;
         let t = db.create_table("plain", TableOptions::plaintext())?;
         for i in 0..20 {
             t.put(format!("key{i:03}"), format!("value{i}"))?;

@@ -1,10 +1,10 @@
 //! The audit trail against the seed's three CloudTrail examples, field by field.
 
-mod kms_common;
+mod common;
 
 use std::time::{Duration, SystemTime};
 
-use kms_common::*;
+use common::kms::*;
 use sealdb::clock::ManualClock;
 use sealdb::kms::{
     via_service_name, AuditQuery, Caller, CreateGrantRequest, DataKeySpec, EncryptionContext,

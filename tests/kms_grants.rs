@@ -1,8 +1,8 @@
 //! Table grants as the engine makes them (the seed's CreateGrant), used and ended.
 
-mod kms_common;
+mod common;
 
-use kms_common::*;
+use common::kms::*;
 use sealdb::clock::ManualClock;
 use sealdb::kms::{
     via_service_name, Caller, CreateGrantRequest, CreateKeyRequest, DataKeySpec, EncryptionContext,

@@ -1,10 +1,10 @@
 //! Keystore persistence: everything survives reopen; any damage fails open clearly.
 
-mod kms_common;
+mod common;
 
 use std::fs;
 
-use kms_common::*;
+use common::kms::*;
 use sealdb::clock::ManualClock;
 use sealdb::kms::{
     via_service_name, Caller, CreateGrantRequest, CreateKeyRequest, DataKeySpec, EncryptionContext,

@@ -1,8 +1,8 @@
 //! The service default key's policy, end to end through `LocalKms`.
 
-mod kms_common;
+mod common;
 
-use kms_common::*;
+use common::kms::*;
 use sealdb::clock::ManualClock;
 use sealdb::kms::{
     service_default_policy, Caller, CreateKeyRequest, DataKeySpec, EncryptionContext, KeyManager,

@@ -276,3 +276,38 @@ fn a_revoked_grant_keeps_the_table_readable_by_its_owner_and_stops_its_upkeep() 
     assert_eq!(books.maintenance, "ok");
     Ok(())
 }
+
+#[test]
+fn with_the_kms_unreachable_at_open_the_open_fails_and_changes_nothing() -> TestResult {
+    // The database key authenticates the manifest: serving a state it cannot verify would
+    // let anyone who can edit the directory and block the KMS choose what is read.
+    let fx = EncryptedFixture::new()?;
+    let (model, _key) = populate(&fx)?;
+    let listing = || -> Result<Vec<(String, u64)>, Box<dyn std::error::Error>> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(fx.db_path())? {
+            let e = e?;
+            v.push((
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata()?.len(),
+            ));
+        }
+        v.sort();
+        Ok(v)
+    };
+    let before = listing()?;
+    fx.kms.set_available(false);
+    match fx.open() {
+        Err(e @ Error::TableUnavailable { .. }) => {
+            assert!(e.to_string().contains("KMS is unavailable"), "{e}");
+        }
+        other => panic!("an open with the KMS down must fail as unavailable, got {other:?}"),
+    }
+    assert_eq!(listing()?, before);
+    fx.kms.set_available(true);
+    let db = fx.open()?;
+    for t in ["Books", "Orders", "Metrics"] {
+        assert_exact(&db, &model, t)?;
+    }
+    Ok(())
+}

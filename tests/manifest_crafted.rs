@@ -9,6 +9,7 @@
 //! assert what the design still promises (truncation and lowered counters are caught or
 //! harmless through the files) and print what happened for the rest.
 
+mod common;
 mod manifest_craft;
 
 use std::path::Path;
@@ -738,10 +739,9 @@ fn rewrite_as_plaintext_only(dir: &Path, drop_encrypted: bool) -> BoxResult<()> 
 }
 
 fn pinned(fx: &Fixture) -> sealdb::Options {
-    sealdb::Options {
-        require_authenticated_manifest: true,
-        ..fx.options()
-    }
+    let mut o = fx.options();
+    o.require_authenticated_manifest = true;
+    o
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! land, as `FaultEnv` does. Each fault is aimed at the record the step writes: a dry run
 //! on a copy finds its index, and the real run checks that the failed record is it.
 
+mod common;
 mod manifest_craft;
 
 use std::collections::BTreeSet;
@@ -263,10 +264,9 @@ fn base() -> BoxResult<Fixture> {
 }
 
 fn options(fx: &Fixture, env: Arc<dyn Env>) -> Options {
-    Options {
-        env,
-        ..fx.options()
-    }
+    let mut o = fx.options();
+    o.env = env;
+    o
 }
 
 /// Runs the steps before the faulty one (30 more synced rows per table, and for a

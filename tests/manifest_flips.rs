@@ -4,6 +4,7 @@
 //! tables or rows with success, never a value that was not written, and an open that fails
 //! must leave every file as it was.
 
+mod common;
 mod manifest_craft;
 
 use std::path::Path;

@@ -2,28 +2,26 @@
 //! WAL rotations, flushes and compactions, then a power loss in each mode at many points;
 //! after each, every acknowledged synced write is there with its latest value.
 
-mod rel_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rel_common::{local_kms, TestResult};
+use common::rel::{local_kms, TestResult};
 use sealdb::storage::fault::{FaultEnv, FaultOp, FileClass, KillPoint, PowerLoss};
 use sealdb::{Db, Options, TableOptions, WriteOptions};
 
 fn open(root: &std::path::Path, env: &FaultEnv) -> sealdb::Result<Db> {
     let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(local_kms(&root.join("kms"))?);
-    Db::open(
-        root.join("db"),
-        Options {
-            write_buffer_size: 2 << 10,
-            block_size: 256,
-            l0_compaction_trigger: 2,
-            env: Arc::new(env.clone()),
-            kms: Some(kms),
-            ..Options::default()
-        },
-    )
+    Db::open(root.join("db"), {
+        let mut o = Options::default();
+        o.write_buffer_size = 2 << 10;
+        o.block_size = 256;
+        o.l0_compaction_trigger = 2;
+        o.env = Arc::new(env.clone());
+        o.kms = Some(kms);
+        o
+    })
 }
 
 /// Writes `n` synced overwrites of 16 keys (stopping at `halt`, if given: the power goes

@@ -13,10 +13,8 @@ fn batch_whose_second_table_switches_the_wal_segment() -> TestResult {
     // Some fill count leaves "b"'s memtable exactly full when the batch arrives.
     for fill in 0..12 {
         let dir = tempfile::tempdir()?;
-        let opts = Options {
-            write_buffer_size: 1024,
-            ..Options::default()
-        };
+        let mut opts = Options::default();
+        opts.write_buffer_size = 1024;
         let db = Db::open(dir.path(), opts.clone())?;
         let a = db.create_table("a", TableOptions::plaintext())?;
         let b = db.create_table("b", TableOptions::plaintext())?;

@@ -3,6 +3,7 @@
 //! old manifests) go once the new manifest names what replaced them. Every write of every
 //! cycle reads back at the end.
 
+mod common;
 mod manifest_craft;
 
 use std::time::Instant;
@@ -22,10 +23,8 @@ fn max_files() -> usize {
 /// `n` cycles; cycle `i` writes key `slot(i)` (a new key each time, or one of a few).
 fn cycles(fx: &mut Fixture, encrypted: bool, n: u32, slot: fn(u32) -> u32) -> TestResult {
     let dir = fx.db_dir();
-    let opts = Options {
-        disable_auto_compactions: false,
-        ..fx.options()
-    };
+    let mut opts = fx.options();
+    opts.disable_auto_compactions = false;
     {
         let db = Db::open(&dir, opts.clone())?;
         fx.create(&db, "t", encrypted)?;

@@ -8,13 +8,13 @@
 //! shortened WAL reads as a torn tail, which a crash can produce, so the loss of its newest
 //! writes (a suffix of the write order, nothing else) is allowed, never a wrong value.
 
-mod rel_common;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rel_common::{copy_tree, local_kms, value_for, TestResult};
+use common::rel::{copy_tree, local_kms, value_for, TestResult};
 use sealdb::storage::StdEnv;
 use sealdb::{Db, Options, TableOptions, WriteOptions};
 
@@ -28,13 +28,14 @@ const TABLES: [(&str, bool); 4] = [
 const KEYS_PER_STEP: u64 = 40;
 
 fn options(root: &Path) -> Result<Options, Box<dyn std::error::Error>> {
-    Ok(Options {
+    Ok({
+        let mut o = Options::default();
         // Large: only explicit flushes write SSTables, so file numbers follow the tables.
-        write_buffer_size: 8 << 20,
-        block_size: 256,
-        env: Arc::new(StdEnv),
-        kms: Some(Arc::new(local_kms(&root.join("kms"))?)),
-        ..Options::default()
+        o.write_buffer_size = 8 << 20;
+        o.block_size = 256;
+        o.env = Arc::new(StdEnv);
+        o.kms = Some(Arc::new(local_kms(&root.join("kms"))?));
+        o
     })
 }
 

@@ -14,10 +14,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 fn a_synced_write_whose_fsync_fails_is_never_visible() -> TestResult {
     let dir = tempfile::tempdir()?;
     let env = Arc::new(FaultEnv::new());
-    let opts = Options {
-        env: env.clone(),
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.env = env.clone();
     let db = Db::open(dir.path(), opts)?;
     let t = db.create_table("t", TableOptions::plaintext())?;
     t.put_opt("a", "1", WriteOptions::synced())?;
@@ -57,14 +55,12 @@ fn a_wal_four_times_the_write_buffer_replays_into_several_level0_files() -> Test
     let value = vec![b'v'; 1000];
     let count = 400u32; // about 400 KB of WAL
     {
-        let db = Db::open(
-            dir.path(),
-            Options {
-                env: Arc::new(StdEnv),
-                write_buffer_size: 8 << 20,
-                ..Options::default()
-            },
-        )?;
+        let db = Db::open(dir.path(), {
+            let mut o = Options::default();
+            o.env = Arc::new(StdEnv);
+            o.write_buffer_size = 8 << 20;
+            o
+        })?;
         let t = db.create_table("t", TableOptions::plaintext())?;
         for i in 0..count {
             t.put(format!("key-{i:05}"), &value)?;
@@ -75,14 +71,12 @@ fn a_wal_four_times_the_write_buffer_replays_into_several_level0_files() -> Test
         );
     }
     let write_buffer_size = 100 << 10;
-    let db = Db::open(
-        dir.path(),
-        Options {
-            write_buffer_size,
-            disable_auto_compactions: true,
-            ..Options::default()
-        },
-    )?;
+    let db = Db::open(dir.path(), {
+        let mut o = Options::default();
+        o.write_buffer_size = write_buffer_size;
+        o.disable_auto_compactions = true;
+        o
+    })?;
     let layout = &db.inspect()[0];
     assert!(
         layout.files.len() >= 4,
@@ -209,10 +203,11 @@ fn check_all(t: &sealdb::Table, n: u32, round: u32) -> TestResult {
 fn a_flush_or_compaction_whose_output_the_storage_dropped_is_not_installed() -> TestResult {
     let dir = tempfile::tempdir()?;
     let env = Arc::new(DroppingEnv::default());
-    let opts = || Options {
-        env: env.clone(),
-        disable_auto_compactions: true,
-        ..Options::default()
+    let opts = || {
+        let mut o = Options::default();
+        o.env = env.clone();
+        o.disable_auto_compactions = true;
+        o
     };
     let n = 300;
     {

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use crate::db::names;
 use crate::db::{
     DbInner, FileHandle, LevelIterator, MergingIterator, SuperVersion, TableState, NUM_LEVELS,
 };
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::manifest::{Edit, VersionEdit};
-use crate::sst::TableBuilder;
+use crate::sst::SstBuilder;
 use crate::types::{FileNumber, Level};
 
 use super::filter::VersionFilter;
@@ -48,7 +48,7 @@ impl Drop for PendingOutputs<'_> {
                 let _ = self
                     .db
                     .env
-                    .remove_file(&self.db.path.join(names::table(*n)));
+                    .remove_file(&self.db.path.join(filename::sst(*n)));
             }
         }
     }
@@ -148,7 +148,7 @@ impl DbInner {
         let target = self.opts.target_file_size.max(1);
         let level = Level(u8::try_from(plan.output_level).unwrap_or(u8::MAX));
         let mut outputs = Vec::new();
-        let mut current: Option<(FileNumber, TableBuilder)> = None;
+        let mut current: Option<(FileNumber, SstBuilder)> = None;
         let mut last_user_key: Vec<u8> = Vec::new();
         let mut seen = 0u64;
         while input.valid() {
@@ -196,14 +196,14 @@ impl DbInner {
     }
 
     /// A builder for output file `n`, under a fresh data key wrapped by the table key.
-    fn new_output(&self, t: &Arc<TableState>, n: FileNumber) -> Result<TableBuilder> {
+    fn new_output(&self, t: &Arc<TableState>, n: FileNumber) -> Result<SstBuilder> {
         let protection = self.table_protection(t, n)?;
-        let path = self.path.join(names::table(n));
+        let path = self.path.join(filename::sst(n));
         let file = self
             .env
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        Ok(TableBuilder::new(file, protection, self.build_options(t)))
+        Ok(SstBuilder::new(file, protection, self.build_options(t)))
     }
 
     fn finish_output(
@@ -211,7 +211,7 @@ impl DbInner {
         t: &Arc<TableState>,
         n: FileNumber,
         level: Level,
-        b: TableBuilder,
+        b: SstBuilder,
     ) -> Result<Arc<FileHandle>> {
         let summary = b.finish()?;
         let handle = self.file_handle(t, n, level, &summary)?;
@@ -274,7 +274,7 @@ impl DbInner {
             // Deleted when the last version or reader holding them lets go.
             for f in plan.all_inputs() {
                 f.mark_obsolete();
-                self.table_cache.evict(f.table, f.number);
+                self.sst_cache.evict(f.table, f.number);
             }
         }
         Ok(())

@@ -26,7 +26,7 @@ fn data_keys(db: &Db, name: &str) -> Result<Vec<(FileNumber, [u8; 32])>> {
             &fk.wrapped_dek,
             &WrapContext {
                 table: state.id,
-                file_kind: FileKind::Table,
+                file_kind: FileKind::Sst,
                 file: f.number,
                 key_version: fk.key_version,
             },

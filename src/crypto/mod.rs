@@ -9,6 +9,9 @@ mod keys;
 mod unit;
 mod wrap;
 
+#[cfg(test)]
+mod kat_tests;
+
 pub use aead::BACKEND;
 pub(crate) use keys::DataKey;
 pub use keys::TableKey;

@@ -34,7 +34,7 @@ pub(crate) const FORMAT_VERSION: u8 = 1;
 pub(crate) enum FileKind {
     // on disk: never renumber
     Wal = 1,
-    Table = 2,
+    Sst = 2,
     Manifest = 3,
 }
 
@@ -43,7 +43,7 @@ impl TryFrom<u8> for FileKind {
     fn try_from(v: u8) -> Result<Self, u8> {
         match v {
             1 => Ok(FileKind::Wal),
-            2 => Ok(FileKind::Table),
+            2 => Ok(FileKind::Sst),
             3 => Ok(FileKind::Manifest),
             other => Err(other),
         }
@@ -190,8 +190,8 @@ impl UnitSealer {
             } => {
                 if offset < *next_offset {
                     // A repeated offset would repeat a nonce under this key: refuse.
-                    return Err(Error::InvalidArgument(format!(
-                        "internal: unit sealed at offset {offset} of {} below {}",
+                    return Err(Error::Internal(format!(
+                        "unit sealed at offset {offset} of {} below {}",
                         ctx.label, next_offset
                     )));
                 }
@@ -343,7 +343,7 @@ mod tests {
         UnitContext {
             table: TableId(table),
             file: FileNumber(file),
-            file_kind: FileKind::Table,
+            file_kind: FileKind::Sst,
             label: Arc::from("000001.sst"),
         }
     }

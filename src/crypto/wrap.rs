@@ -91,7 +91,7 @@ mod tests {
     fn ctx(file: u64) -> WrapContext {
         WrapContext {
             table: TableId(3),
-            file_kind: FileKind::Table,
+            file_kind: FileKind::Sst,
             file: FileNumber(file),
             key_version: 1,
         }

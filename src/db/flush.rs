@@ -9,13 +9,14 @@ use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{seal_boundary, Boundary, Edit, VersionEdit};
 use crate::memtable::{MemTable, MemTableIter};
-use crate::sst::{TableBuildOptions, TableBuilder, TableProtection};
+use crate::sst::{SstBuildOptions, SstBuilder, SstProtection};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo};
 
 use super::table::{SuperVersion, TableState};
 use super::version::FileHandle;
-use super::{names, DbInner};
+use super::DbInner;
+use crate::filename;
 
 pub(super) fn start_worker(inner: &Arc<DbInner>) -> Result<()> {
     let core = Arc::clone(inner);
@@ -135,7 +136,7 @@ impl DbInner {
         let result = self.install_flush(t, mem, handle);
         if result.is_err() && !self.manifest.lock().may_hold_failed_record() {
             // The manifest never saw the edit: nothing names the new file.
-            let _ = self.env.remove_file(&self.path.join(names::table(number)));
+            let _ = self.env.remove_file(&self.path.join(filename::sst(number)));
         }
         result
     }
@@ -226,7 +227,7 @@ impl DbInner {
         self.wal_segments.lock().retain(|s| *s >= min_log);
         if let Ok(listing) = self.env.list_dir(&self.path) {
             for name in listing {
-                if let Some(n) = names::parse(&name, "log") {
+                if let Some(n) = filename::wal_number(&name) {
                     if n < min_log && !self.retained_wal.contains(&n) {
                         let _ = self.env.remove_file(&self.path.join(&name));
                     }
@@ -235,7 +236,7 @@ impl DbInner {
         }
     }
 
-    pub(crate) fn build_options(&self, t: &TableState) -> TableBuildOptions {
+    pub(crate) fn build_options(&self, t: &TableState) -> SstBuildOptions {
         super::build_options_for(&t.meta.read())
     }
 
@@ -245,9 +246,9 @@ impl DbInner {
         &self,
         t: &TableState,
         number: FileNumber,
-    ) -> Result<TableProtection> {
+    ) -> Result<SstProtection> {
         if !t.is_encrypted() {
-            return Ok(TableProtection::Plain);
+            return Ok(SstProtection::Plain);
         }
         let key = self.maintenance_key(t)?;
         Ok(protection_with_key(t, &key, number))
@@ -259,7 +260,7 @@ impl DbInner {
         t: &TableState,
         number: FileNumber,
         level: Level,
-        summary: &crate::sst::TableSummary,
+        summary: &crate::sst::SstSummary,
     ) -> Result<FileHandle> {
         file_handle_for(&self.env, &self.path, t, number, level, summary)
     }
@@ -305,7 +306,7 @@ pub(super) fn protection_with_key(
     t: &TableState,
     key: &TableKey,
     number: FileNumber,
-) -> TableProtection {
+) -> SstProtection {
     let key_version = t.meta.read().key_version;
     let dek = DataKey::generate();
     let wrapped_dek = wrap_data_key(
@@ -313,17 +314,17 @@ pub(super) fn protection_with_key(
         &dek,
         &WrapContext {
             table: t.id,
-            file_kind: FileKind::Table,
+            file_kind: FileKind::Sst,
             file: number,
             key_version,
         },
     );
-    TableProtection::Sealed {
+    SstProtection::Sealed {
         sealer_ctx: UnitContext {
             table: t.id,
             file: number,
-            file_kind: FileKind::Table,
-            label: Arc::from(names::table(number).as_str()),
+            file_kind: FileKind::Sst,
+            label: Arc::from(filename::sst(number).as_str()),
         },
         dek,
         wrapped_dek,
@@ -339,18 +340,18 @@ pub(super) fn build_table_file(
     env: &Arc<dyn Env>,
     dir: &Path,
     t: &TableState,
-    protection: TableProtection,
-    options: TableBuildOptions,
+    protection: SstProtection,
+    options: SstBuildOptions,
     number: FileNumber,
     mem: &Arc<MemTable>,
     paranoid: bool,
 ) -> Result<FileHandle> {
-    let path = dir.join(names::table(number));
+    let path = dir.join(filename::sst(number));
     let built = (|| {
         let file = env
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut builder = TableBuilder::new(file, protection, options);
+        let mut builder = SstBuilder::new(file, protection, options);
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         while it.valid() {
@@ -379,7 +380,7 @@ pub(super) fn file_handle_for(
     t: &TableState,
     number: FileNumber,
     level: Level,
-    summary: &crate::sst::TableSummary,
+    summary: &crate::sst::SstSummary,
 ) -> Result<FileHandle> {
     let sealed = t.meta.read().sealed_boundaries;
     let (s, l) = if sealed {
@@ -403,7 +404,7 @@ pub(super) fn file_handle_for(
         (summary.min_seq, summary.max_seq),
         (summary.smallest.clone(), summary.largest.clone()),
         (s, l),
-        dir.join(names::table(number)),
+        dir.join(filename::sst(number)),
         Arc::clone(env),
     ))
 }

@@ -16,13 +16,13 @@ use crate::sst;
 use super::version::FileHandle;
 
 /// Opens the reader of a file of the level (through the table cache of open files).
-pub(crate) type OpenFile = Arc<dyn Fn(&FileHandle) -> Result<Arc<sst::Table>> + Send + Sync>;
+pub(crate) type OpenFile = Arc<dyn Fn(&FileHandle) -> Result<Arc<sst::SstReader>> + Send + Sync>;
 
 pub(crate) struct LevelIterator {
     files: Vec<Arc<FileHandle>>,
     open: OpenFile,
     /// The file under the cursor and its cursor.
-    current: Option<(usize, sst::TableIter)>,
+    current: Option<(usize, sst::SstIter)>,
 }
 
 impl LevelIterator {

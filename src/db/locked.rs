@@ -25,7 +25,8 @@ use super::keyring::Keyring;
 use super::table::{SuperVersion, TableState};
 use super::version::Version;
 use super::write_batch::decode_section;
-use super::{names, DbInner};
+use super::DbInner;
+use crate::filename;
 
 /// Why a table is locked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,7 +338,7 @@ impl DbInner {
                 match fk {
                     Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(key)?)),
                     None => Err(Error::corruption(
-                        names::wal(seg),
+                        filename::wal(seg),
                         0,
                         format!("a record of encrypted table {:?} has no data key", t.name),
                     )),
@@ -347,11 +348,11 @@ impl DbInner {
                 decode_section(&payload, first_seq, |e| {
                     mem.insert(e.key, e.seq, e.kind, e.value)
                 })
-                .ok_or_else(|| Error::corruption(names::wal(seg), 0, "malformed batch section"))
+                .ok_or_else(|| Error::corruption(filename::wal(seg), 0, "malformed batch section"))
             };
             wal::replay_segment(
                 &*self.env,
-                &self.path.join(names::wal(seg)),
+                &self.path.join(filename::wal(seg)),
                 seg,
                 seg >= lock.torn_from,
                 &mut resolve,

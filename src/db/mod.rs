@@ -63,27 +63,6 @@ pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
 #[cfg(feature = "fuzzing")]
 pub(crate) use write_batch::{decode_section, SectionEntry};
 
-/// File names in the data directory.
-pub(crate) mod names {
-    use crate::types::FileNumber;
-
-    pub(crate) const LOCK: &str = "LOCK";
-    pub(crate) fn wal(n: FileNumber) -> String {
-        format!("{n}.log")
-    }
-    pub(crate) fn table(n: FileNumber) -> String {
-        format!("{n}.sst")
-    }
-    /// Parses `NNNNNN.<ext>`.
-    pub(crate) fn parse(name: &str, ext: &str) -> Option<FileNumber> {
-        let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
-        if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        stem.parse().ok().map(FileNumber)
-    }
-}
-
 /// The tables, by name and by id.
 #[derive(Default)]
 pub(crate) struct Tables {
@@ -147,8 +126,8 @@ pub(crate) struct Counters {
 }
 
 /// How new SSTables of a table with `meta` are built.
-pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::TableBuildOptions {
-    crate::sst::TableBuildOptions {
+pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::SstBuildOptions {
+    crate::sst::SstBuildOptions {
         block_size: (meta.block_size as usize).max(256),
         restart_interval: 16,
         bloom_bits_per_key: meta.bloom_bits_per_key as usize,
@@ -186,7 +165,7 @@ pub(crate) struct DbInner {
     pub(crate) bg_cv: Condvar,
     pub(crate) poisoned: Mutex<Option<Poison>>,
     pub(crate) cache: Arc<BlockCache>,
-    pub(crate) table_cache: Arc<crate::cache::TableCache>,
+    pub(crate) sst_cache: Arc<crate::cache::SstCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) keyring: Option<Arc<keyring::Keyring>>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,

@@ -15,7 +15,23 @@ pub const DEFAULT_ACCOUNT: &str = "111122223333";
 pub const DEFAULT_REGION: &str = "us-west-2";
 
 /// Options for [`Db::open`](crate::Db::open).
+///
+/// New options are added over time, so the struct cannot be built with a literal outside
+/// sealdb: start from [`Options::default`] (or [`Options::with_kms`]) and set fields.
+///
+/// ```
+/// let mut opts = sealdb::Options::default();
+/// opts.write_buffer_size = 8 << 20;
+/// opts.paranoid_checks = true;
+/// # let _ = opts;
+/// ```
+///
+/// The default account, region and principal ([`DEFAULT_ACCOUNT`], [`DEFAULT_REGION`], an
+/// `Admin` role session of that account) are the embedded default's: a database with a
+/// [`LocalKms`](crate::kms::LocalKms) of the same account works as is; set them to your own
+/// when the KMS is shared or real.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Create the directory if it does not exist (default true).
     pub create_if_missing: bool,
@@ -81,6 +97,16 @@ pub struct Options {
     /// manifest names it (default false: the size, footer, index, filter and data key are
     /// always checked). RocksDB's `paranoid_checks` in spirit.
     pub paranoid_checks: bool,
+}
+
+impl Options {
+    /// The defaults, with encrypted tables' keys from `kms`.
+    pub fn with_kms(kms: Arc<dyn Kms>) -> Options {
+        Options {
+            kms: Some(kms),
+            ..Options::default()
+        }
+    }
 }
 
 impl Default for Options {
@@ -175,8 +201,11 @@ pub enum Boundaries {
     Sealed,
 }
 
-/// Options fixed when a table is created.
+/// Options fixed when a table is created: built with [`TableOptions::encrypted`],
+/// [`TableOptions::encrypted_with`] or [`TableOptions::plaintext`] and the `with_*` methods
+/// (new options are added over time).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TableOptions {
     /// Plaintext, or encrypted under which KMS key.
     pub encryption: Encryption,
@@ -241,8 +270,10 @@ impl Default for TableOptions {
     }
 }
 
-/// Options for one write.
+/// Options for one write: [`WriteOptions::default`] (not synced), [`WriteOptions::synced`]
+/// or [`WriteOptions::with_sync`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriteOptions {
     /// `true`: the write is durable (fdatasync of the WAL) when the call returns; concurrent
     /// syncing writers share one fsync. It becomes visible to readers only after the fsync
@@ -259,6 +290,11 @@ impl WriteOptions {
     /// Every write waits until the WAL is fsynced.
     pub fn synced() -> WriteOptions {
         WriteOptions { sync: true }
+    }
+
+    /// Synced (`true`) or not, as `sync` says.
+    pub fn with_sync(sync: bool) -> WriteOptions {
+        WriteOptions { sync }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::memtable::MemTableIter;
 use crate::sst;
 use crate::types::{SeqNo, ValueKind};
 
-use crate::cache::{BlockCache, TableCache};
+use crate::cache::{BlockCache, SstCache};
 use crate::storage::Env;
 
 use super::level_iter::{LevelIterator, OpenFile};
@@ -21,7 +21,8 @@ use super::merge_iter::MergingIterator;
 use super::range_iter::RangeIter;
 use super::table::{SuperVersion, TableState};
 use super::version::FileHandle;
-use super::{names, DbInner};
+use super::DbInner;
+use crate::filename;
 
 impl DbInner {
     pub(crate) fn get(
@@ -124,8 +125,8 @@ impl DbInner {
     }
 
     /// The open reader of a file, opening it (and unwrapping its data key) on first use.
-    pub(crate) fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<sst::Table>> {
-        open_reader(&*self.env, &self.cache, &self.table_cache, t, f)
+    pub(crate) fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<sst::SstReader>> {
+        open_reader(&*self.env, &self.cache, &self.sst_cache, t, f)
     }
 
     /// Opens a file's reader afresh (not the shared one), with or without the block cache.
@@ -134,7 +135,7 @@ impl DbInner {
         t: &TableState,
         f: &FileHandle,
         cache: Option<Arc<BlockCache>>,
-    ) -> Result<Arc<sst::Table>> {
+    ) -> Result<Arc<sst::SstReader>> {
         open_table_file(&*self.env, cache, t, f)
     }
 
@@ -142,7 +143,7 @@ impl DbInner {
     pub(crate) fn file_opener(&self, t: &Arc<TableState>) -> OpenFile {
         let env = Arc::clone(&self.env);
         let cache = Arc::clone(&self.cache);
-        let tables = Arc::clone(&self.table_cache);
+        let tables = Arc::clone(&self.sst_cache);
         let t = Arc::clone(t);
         Arc::new(move |f: &FileHandle| open_reader(&*env, &cache, &tables, &t, f))
     }
@@ -153,10 +154,10 @@ impl DbInner {
 fn open_reader(
     env: &dyn Env,
     cache: &Arc<BlockCache>,
-    tables: &TableCache,
+    tables: &SstCache,
     t: &TableState,
     f: &FileHandle,
-) -> Result<Arc<sst::Table>> {
+) -> Result<Arc<sst::SstReader>> {
     tables.get_or_open(t.id, f.number, || {
         open_table_file(env, Some(Arc::clone(cache)), t, f)
     })
@@ -179,7 +180,7 @@ pub(crate) fn check_new_table_file(
         .len();
     if on_disk != f.size {
         return Err(Error::corruption(
-            names::table(f.number),
+            filename::sst(f.number),
             on_disk,
             format!(
                 "new file reads back {on_disk} bytes, {} were written: not installed",
@@ -200,14 +201,14 @@ fn open_table_file(
     cache: Option<Arc<BlockCache>>,
     t: &TableState,
     f: &FileHandle,
-) -> Result<Arc<sst::Table>> {
+) -> Result<Arc<sst::SstReader>> {
     let file = env
         .open_read(&f.path)
         .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
-    let label: Arc<str> = Arc::from(names::table(f.number).as_str());
+    let label: Arc<str> = Arc::from(filename::sst(f.number).as_str());
     let encrypted = t.is_encrypted();
     let opener_label = Arc::clone(&label);
-    let reader = sst::Table::open(
+    let reader = sst::SstReader::open(
         file,
         Arc::clone(&label),
         f.number.0,
@@ -220,7 +221,7 @@ fn open_table_file(
                     &fk.wrapped_dek,
                     &WrapContext {
                         table: t.id,
-                        file_kind: FileKind::Table,
+                        file_kind: FileKind::Sst,
                         file: f.number,
                         key_version: fk.key_version,
                     },
@@ -233,7 +234,7 @@ fn open_table_file(
                     UnitContext {
                         table: t.id,
                         file: f.number,
-                        file_kind: FileKind::Table,
+                        file_kind: FileKind::Sst,
                         label: opener_label,
                     },
                     &dek,
@@ -257,11 +258,11 @@ fn open_table_file(
 /// numbers, so no two files share a smallest or largest key: a plaintext file swapped in
 /// for another (whose CRCs are all valid) is caught here. (An encrypted file is already
 /// bound to its table and number by its blocks' associated data.)
-fn check_matches_manifest(reader: &sst::Table, f: &FileHandle) -> Result<()> {
+fn check_matches_manifest(reader: &sst::SstReader, f: &FileHandle) -> Result<()> {
     let p = reader.properties();
     if p.smallest != f.smallest || p.largest != f.largest || p.entries != f.entries {
         return Err(Error::corruption(
-            names::table(f.number),
+            filename::sst(f.number),
             0,
             "the file's key range or entry count differs from the manifest's \
              (a swapped, replaced or misplaced file)",

@@ -19,8 +19,8 @@ use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{
-    self, open_boundary, parse_manifest_file_name, Boundary, DatabaseKeyMeta, Edit,
-    ManifestContents, ManifestWriter, TableMeta, VersionEdit,
+    self, open_boundary, Boundary, DatabaseKeyMeta, Edit, ManifestContents, ManifestWriter,
+    TableMeta, VersionEdit,
 };
 use crate::memtable::MemTable;
 use crate::storage::Env;
@@ -34,7 +34,8 @@ use super::snapshot::SnapshotList;
 use super::table::{SuperVersion, TableState};
 use super::version::{FileHandle, Version};
 use super::write_batch::decode_section;
-use super::{names, BgState, DatabaseKey, DbInner, Options, Tables, WriteState};
+use super::{BgState, DatabaseKey, DbInner, Options, Tables, WriteState};
+use crate::filename;
 
 /// One table as the manifest's edits leave it.
 struct TableRecord {
@@ -184,13 +185,13 @@ impl Listing {
             next_file: 1,
         };
         for n in &names_on_disk {
-            let number = if let Some(f) = names::parse(n, "log") {
+            let number = if let Some(f) = filename::wal_number(n) {
                 l.segments.push(f);
                 f
-            } else if let Some(f) = names::parse(n, "sst") {
+            } else if let Some(f) = filename::sst_number(n) {
                 l.tables.insert(f);
                 f
-            } else if let Some(f) = parse_manifest_file_name(n) {
+            } else if let Some(f) = filename::manifest_number(n) {
                 l.manifests.push(f);
                 f
             } else {
@@ -217,7 +218,7 @@ impl Drop for Created<'_> {
         if !self.committed {
             for n in &self.names {
                 let p = self.dir.join(n);
-                if n.ends_with(".log") {
+                if filename::wal_number(n).is_some() {
                     // A WAL segment first loses its records (truncate is durable), so even
                     // if a power loss undoes the removal it holds no writes.
                     let _ = self
@@ -268,7 +269,7 @@ pub(super) fn open(
         env.create_dir_all(path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     }
-    let lock = env.lock(&path.join(names::LOCK)).map_err(|e| {
+    let lock = env.lock(&path.join(filename::LOCK)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::AlreadyOpen(path.to_path_buf())
         } else {
@@ -356,9 +357,7 @@ pub(super) fn open(
 
     // The new WAL segment first, so the manifest can list it as existing.
     let wal_number = alloc();
-    created
-        .names
-        .push(crate::wal::segment_file_name(wal_number));
+    created.names.push(filename::wal(wal_number));
     let mut wal = WalWriter::create(&*env, path, wal_number)?;
     // What the old segments held moves on: written again into the new segment when it
     // fits the write buffer (so an open adds no file), else to level-0 files. Either way
@@ -465,7 +464,7 @@ pub(super) fn open(
         path: path.to_path_buf(),
         env: Arc::clone(&env),
         cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
-        table_cache: Arc::new(crate::cache::TableCache::new(opts.max_open_files)),
+        sst_cache: Arc::new(crate::cache::SstCache::new(opts.max_open_files)),
         opts,
         _lock: lock,
         write: Mutex::new(WriteState {
@@ -517,14 +516,14 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
     // manifest (SetLastSeq, an AddFile's max_seq) is damage, and would wrap new writes.
     if state.last_seq > SeqNo::MAX.0 {
         return Err(Error::corruption(
-            manifest::manifest_file_name(c.number),
+            filename::manifest(c.number),
             0,
             format!("sequence number {} is past the largest one", state.last_seq),
         ));
     }
     if opts.require_authenticated_manifest && !c.is_authenticated() {
         return Err(Error::Integrity {
-            file: manifest::manifest_file_name(c.number),
+            file: filename::manifest(c.number),
             offset: 0,
         });
     }
@@ -537,14 +536,14 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
 /// empty would hide every table.
 fn check_new_directory(env: &dyn Env, dir: &Path, listing: &Listing) -> Result<()> {
     let segment_with_records = listing.segments.iter().any(|s| {
-        let p = dir.join(names::wal(*s));
+        let p = dir.join(filename::wal(*s));
         env.open_read(&p)
             .map(|f| f.len() > crate::wal::frame::FILE_HEADER_LEN as u64)
             .unwrap_or(true)
     });
     if !listing.tables.is_empty() || segment_with_records || listing.manifests.len() > 1 {
         return Err(Error::corruption(
-            manifest::CURRENT,
+            filename::CURRENT,
             0,
             "CURRENT is missing but the directory holds database files",
         ));
@@ -633,7 +632,7 @@ fn check_files(
         for f in t.files.keys() {
             if !listing.tables.contains(f) {
                 return Err(Error::corruption(
-                    names::table(*f),
+                    filename::sst(*f),
                     0,
                     format!("table {:?} needs this file but it is missing", t.name),
                 ));
@@ -648,7 +647,7 @@ fn check_files(
         for s in state.wal_segments.range(min_log..) {
             if listing.segments.binary_search(s).is_err() {
                 return Err(Error::corruption(
-                    names::wal(*s),
+                    filename::wal(*s),
                     0,
                     "the manifest lists this WAL segment but it is missing",
                 ));
@@ -661,7 +660,7 @@ fn check_files(
                 && listing.segments.iter().any(|s| *s > t.log_number)
             {
                 return Err(Error::corruption(
-                    names::wal(t.log_number),
+                    filename::wal(t.log_number),
                     0,
                     format!(
                         "table {:?} needs WAL segment {} but it is missing (damaged directory or rolled-back manifest)",
@@ -704,7 +703,7 @@ fn table_states(
                 (f.min_seq, f.max_seq),
                 (smallest, largest),
                 (f.smallest.clone(), f.largest.clone()),
-                path.join(names::table(*number)),
+                path.join(filename::sst(*number)),
                 Arc::clone(env),
             )));
         }
@@ -770,7 +769,7 @@ impl Replay<'_> {
         // newest write, as a crash leaves it.
         let seg_len = |seg: &FileNumber| {
             self.env
-                .open_read(&self.dir.join(names::wal(*seg)))
+                .open_read(&self.dir.join(filename::wal(*seg)))
                 .map(|f| f.len())
                 .unwrap_or(u64::MAX)
         };
@@ -784,7 +783,7 @@ impl Replay<'_> {
             .unwrap_or(FileNumber(0));
         for (i, seg) in live.iter().enumerate() {
             let is_last = i >= last_with_records;
-            let seg_path = self.dir.join(names::wal(*seg));
+            let seg_path = self.dir.join(filename::wal(*seg));
             let states = self.states;
             let next_table_id = self.next_table_id;
             let locked = self.locked;
@@ -800,28 +799,28 @@ impl Replay<'_> {
             let max_seq = &mut self.max_seq;
             let (env, dir, write_buffer_size, paranoid) =
                 (self.env, self.dir, self.write_buffer_size, self.paranoid);
-            let mut sink = |first_seq: SeqNo,
-                            table: TableId,
-                            payload: bytes::Bytes|
-             -> Result<()> {
-                let Some(t) = states.get(&table) else {
-                    return Ok(());
+            let mut sink =
+                |first_seq: SeqNo, table: TableId, payload: bytes::Bytes| -> Result<()> {
+                    let Some(t) = states.get(&table) else {
+                        return Ok(());
+                    };
+                    if *seg < t.log_number() {
+                        return Ok(());
+                    }
+                    let mem = Arc::clone(&t.super_version().mem);
+                    decode_section(&payload, first_seq, |e| {
+                        *max_seq = (*max_seq).max(e.seq.0);
+                        mem.insert(e.key, e.seq, e.kind, e.value);
+                    })
+                    .ok_or_else(|| {
+                        Error::corruption(filename::wal(*seg), 0, "malformed batch section")
+                    })?;
+                    // Keep memory bounded while replaying: flush what passed the write buffer.
+                    if mem.approximate_bytes() >= write_buffer_size {
+                        flush_recovered(env, dir, t, paranoid, alloc, created)?;
+                    }
+                    Ok(())
                 };
-                if *seg < t.log_number() {
-                    return Ok(());
-                }
-                let mem = Arc::clone(&t.super_version().mem);
-                decode_section(&payload, first_seq, |e| {
-                    *max_seq = (*max_seq).max(e.seq.0);
-                    mem.insert(e.key, e.seq, e.kind, e.value);
-                })
-                .ok_or_else(|| Error::corruption(names::wal(*seg), 0, "malformed batch section"))?;
-                // Keep memory bounded while replaying: flush what passed the write buffer.
-                if mem.approximate_bytes() >= write_buffer_size {
-                    flush_recovered(env, dir, t, paranoid, alloc, created)?;
-                }
-                Ok(())
-            };
             let outcome = wal::replay_segment(
                 &**self.env,
                 &seg_path,
@@ -836,7 +835,7 @@ impl Replay<'_> {
             let unrecorded = newest_recorded.is_some_and(|n| *seg > n);
             if unrecorded && outcome.batches > 0 {
                 return Err(Error::corruption(
-                    names::wal(*seg),
+                    filename::wal(*seg),
                     0,
                     "this WAL segment holds writes but the manifest does not list it (manifest cut short or rolled back)",
                 ));
@@ -861,8 +860,8 @@ fn relog(
     it.seek_to_first()?;
     let mut last_key: Option<Vec<u8>> = None;
     while it.valid() {
-        let parsed = crate::ikey::parse(it.key())
-            .ok_or_else(|| Error::InvalidArgument("internal: memtable key".into()))?;
+        let parsed =
+            crate::ikey::parse(it.key()).ok_or_else(|| Error::Internal("memtable key".into()))?;
         if last_key.as_deref() != Some(parsed.user_key) {
             batch.add(t.id, parsed.kind, parsed.user_key, it.value());
             last_key = Some(parsed.user_key.to_vec());
@@ -892,7 +891,7 @@ fn relog(
         decode_section(section.payload(), first_seq, |e| {
             fresh.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
     }
     let sv = t.super_version();
     *t.sv.write() = Arc::new(SuperVersion {
@@ -920,9 +919,9 @@ fn flush_recovered(
     let protection = match t.table_key() {
         Some(key) => protection_with_key(t, &key, number),
         None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
-        None => crate::sst::TableProtection::Plain,
+        None => crate::sst::SstProtection::Plain,
     };
-    created.names.push(names::table(number));
+    created.names.push(filename::sst(number));
     let file = build_table_file(
         env,
         dir,
@@ -963,16 +962,17 @@ fn skipped_segments_with_records(
         .copied()
         .filter(|s| is_leftover_segment(state, *s))
         .filter(|s| {
-            env.open_read(&dir.join(names::wal(*s))).map_or(true, |f| {
-                f.len() > crate::wal::frame::FILE_HEADER_LEN as u64
-            })
+            env.open_read(&dir.join(filename::wal(*s)))
+                .map_or(true, |f| {
+                    f.len() > crate::wal::frame::FILE_HEADER_LEN as u64
+                })
         })
         .collect()
 }
 
 fn unknown_table(segment: FileNumber, table: TableId) -> Error {
     Error::corruption(
-        names::wal(segment),
+        filename::wal(segment),
         0,
         format!(
             "records of table #{table}, which the manifest never created (manifest cut short or rolled back)"
@@ -1094,6 +1094,14 @@ impl DbInner {
 
     /// Writes a fresh manifest holding the current state and switches to it.
     pub(crate) fn rewrite_manifest(&self) -> Result<()> {
+        // The table keys the new manifest's MACs need, unwrapped before the write and
+        // manifest locks are taken, so writers do not wait on the KMS (a key that expires
+        // in between is fetched under the locks).
+        for t in self.all_tables() {
+            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
+                self.maintenance_key(&t)?;
+            }
+        }
         {
             let _ws = self.write.lock();
             let mut manifest = self.manifest.lock();
@@ -1113,10 +1121,10 @@ impl DbInner {
             return;
         };
         for name in listing {
-            let obsolete = if let Some(n) = parse_manifest_file_name(&name) {
+            let obsolete = if let Some(n) = filename::manifest_number(&name) {
                 n < manifest_number
             } else {
-                name == "CURRENT.tmp"
+                name == filename::CURRENT_TMP
             };
             if obsolete {
                 let _ = self.env.remove_file(&self.path.join(&name));
@@ -1140,7 +1148,7 @@ impl DbInner {
         for n in &listing.tables {
             let accounted = *n >= manifest_next_file || removed_by_edits.contains(n);
             if accounted && !live.contains(n) {
-                let _ = self.env.remove_file(&self.path.join(names::table(*n)));
+                let _ = self.env.remove_file(&self.path.join(filename::sst(*n)));
             }
         }
     }
@@ -1172,14 +1180,14 @@ impl DbInner {
         let mut out: Vec<(FileNumber, String)> = Vec::new();
         for n in &listing.tables {
             if !live.contains(n) && !self.is_pending_output(*n) {
-                out.push((*n, names::table(*n)));
+                out.push((*n, filename::sst(*n)));
             }
         }
         let recorded = self.wal_segments.lock().clone();
         for s in &listing.segments {
             let unlisted = *s >= min_log && !recorded.contains(s) && *s != current_wal;
             if unlisted || self.retained_wal.contains(s) {
-                out.push((*s, names::wal(*s)));
+                out.push((*s, filename::wal(*s)));
             }
         }
         out.sort();

@@ -12,7 +12,8 @@ use crate::wal;
 
 use super::keyring::CacheEntryStatus;
 use super::table::TableState;
-use super::{names, Db, DbInner};
+use super::{Db, DbInner};
+use crate::filename;
 
 /// Encryption at rest of one table, as `Db::encryption_status` reports it.
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +29,10 @@ pub struct TableEncryptionStatus {
     pub grant_id: Option<String>,
     /// `ok`, or why background maintenance last failed (e.g. the grant was revoked).
     pub maintenance: String,
+    /// Why the last background compaction of this table failed, while it is the latest
+    /// compaction outcome (a later success clears it); writes stall on it past the level-0
+    /// stop trigger.
+    pub compaction_error: Option<String>,
     /// Why the table is locked (its key cannot be had: `grant revoked`, `key disabled`,
     /// `key pending deletion`, `key deleted`, `KMS unavailable`, `access denied`), if it is.
     pub locked: Option<String>,
@@ -123,6 +128,7 @@ impl Db {
             .map(|k| k.cache_status())
             .unwrap_or_default();
         let wal_keys = core.write.lock().wal.registered_tables();
+        let compaction_error = core.bg.lock().compaction.last_error.clone();
         core.all_tables()
             .iter()
             .map(|t| {
@@ -142,6 +148,10 @@ impl Db {
                         .lock()
                         .clone()
                         .unwrap_or_else(|| "ok".to_owned()),
+                    compaction_error: compaction_error
+                        .as_ref()
+                        .filter(|(id, _)| *id == t.id)
+                        .map(|(_, why)| why.clone()),
                     boundaries: match (meta.encrypted, meta.sealed_boundaries) {
                         (false, _) => "plaintext (table not encrypted)",
                         (true, false) => "plaintext (range boundaries only)",
@@ -194,7 +204,7 @@ impl Db {
                         .files()
                         .map(|f| FileLayout {
                             level: f.level.0,
-                            file: names::table(f.number),
+                            file: filename::sst(f.number),
                             size: f.size,
                             entries: f.entries,
                             min_seq: f.min_seq.0,
@@ -239,7 +249,7 @@ impl DbInner {
         let segments = wal::list_segments(&*self.env, &self.path)?;
         let current = self.write.lock().wal.segment();
         for seg in segments {
-            let path = self.path.join(names::wal(seg));
+            let path = self.path.join(filename::wal(seg));
             let mut resolve = |table, fk: Option<&wal::WalKeyRef<'_>>| {
                 let t = tables.iter().find(|t| t.id == table);
                 replay_key(t, fk, seg)
@@ -281,7 +291,7 @@ pub(crate) fn replay_key(
         Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
         // An encrypted table's section with no key record can only be forged.
         None => Err(Error::corruption(
-            names::wal(seg),
+            filename::wal(seg),
             0,
             format!("a record of encrypted table {:?} has no data key", t.name),
         )),

@@ -4,10 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{names, Db, Options, TableOptions};
+use super::{Db, Options, TableOptions};
 use crate::clock::ManualClock;
 use crate::crypto::{unwrap_data_key, FileKind, UnitOpener, WrapContext};
 use crate::error::Result;
+use crate::filename;
 use crate::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
 use crate::sst;
 use crate::wal;
@@ -61,8 +62,8 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
             .open_read(&f.path)
             .map_err(|e| crate::Error::io("open", e))?;
         let mut seen = None;
-        let label: Arc<str> = Arc::from(names::table(f.number).as_str());
-        let reader = sst::Table::open(
+        let label: Arc<str> = Arc::from(filename::sst(f.number).as_str());
+        let reader = sst::SstReader::open(
             file,
             Arc::clone(&label),
             f.number.0,
@@ -70,7 +71,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
                 let fk = fk.ok_or_else(|| crate::Error::corruption("t", 0, "plain footer"))?;
                 let ctx = WrapContext {
                     table: state.id,
-                    file_kind: FileKind::Table,
+                    file_kind: FileKind::Sst,
                     file: f.number,
                     key_version: fk.key_version,
                 };
@@ -81,7 +82,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
                     crate::crypto::UnitContext {
                         table: state.id,
                         file: f.number,
-                        file_kind: FileKind::Table,
+                        file_kind: FileKind::Sst,
                         label: Arc::clone(&label),
                     },
                     &dek,
@@ -100,7 +101,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
     assert!(files >= 10, "expected many flushes, got {files}");
 
     for seg in wal::list_segments(&*core.env, &core.path)? {
-        let path = core.path.join(names::wal(seg));
+        let path = core.path.join(filename::wal(seg));
         let mut resolve = |table, fk: Option<&wal::WalKeyRef<'_>>| -> Result<wal::ReplayKey> {
             assert_eq!(table, state.id);
             let fk = fk.ok_or_else(|| crate::Error::corruption("w", 0, "no key record"))?;
@@ -158,7 +159,7 @@ fn table_cache_keeps_at_most_max_open_files() -> Result<()> {
             let got = t.get(format!("f{f}-{i:03}"))?;
             assert_eq!(got.as_deref(), Some(format!("{f}-{i}").as_bytes()));
         }
-        assert!(db.core().table_cache.len() <= 2);
+        assert!(db.core().sst_cache.len() <= 2);
     }
     assert_eq!(iter.count(), 600);
     Ok(())

@@ -51,7 +51,7 @@ fn insert_batch(batch: &WriteBatch, first_seq: SeqNo, mems: &[Arc<MemTable>]) ->
         decode_section(section.payload(), first_seq, |e| {
             mem.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::InvalidArgument("internal: batch encoding".into()))?;
+        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
     }
     Ok(())
 }
@@ -442,7 +442,7 @@ impl DbInner {
         }
         for f in state.super_version().version.files() {
             f.mark_obsolete();
-            self.table_cache.evict(f.table, f.number);
+            self.sst_cache.evict(f.table, f.number);
         }
         {
             let mut sv = state.sv.write();

@@ -60,7 +60,7 @@ pub fn current(data: &[u8]) {
     let Some(n) = std::str::from_utf8(data)
         .ok()
         .and_then(|s| s.strip_suffix('\n'))
-        .and_then(crate::manifest::parse_manifest_file_name)
+        .and_then(crate::filename::manifest_number)
     else {
         return;
     };
@@ -72,7 +72,7 @@ pub fn current(data: &[u8]) {
     let back = std::str::from_utf8(&written)
         .ok()
         .and_then(|s| s.strip_suffix('\n'))
-        .and_then(crate::manifest::parse_manifest_file_name);
+        .and_then(crate::filename::manifest_number);
     assert_eq!(back, Some(n), "CURRENT did not round-trip");
 }
 

@@ -67,7 +67,7 @@ pub fn wrapped_key(data: &[u8]) {
     let table_key = TableKey::from_bytes([7; KEY_LEN]);
     let ctx = WrapContext {
         table: TableId(1),
-        file_kind: FileKind::Table,
+        file_kind: FileKind::Sst,
         file: FileNumber(9),
         key_version: 1,
     };

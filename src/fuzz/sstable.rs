@@ -17,7 +17,7 @@ use crate::crypto::{
 };
 use crate::iter::InternalIterator;
 use crate::sst::{
-    Compression, FooterKey, MemFile, Table, TableBuildOptions, TableBuilder, TableProtection,
+    Compression, FooterKey, MemFile, SstBuildOptions, SstBuilder, SstProtection, SstReader,
 };
 use crate::storage::{FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
@@ -66,7 +66,7 @@ fn table_key() -> TableKey {
 fn wrap_ctx(key_version: u32) -> WrapContext {
     WrapContext {
         table: TABLE,
-        file_kind: FileKind::Table,
+        file_kind: FileKind::Sst,
         file: FILE,
         key_version,
     }
@@ -76,7 +76,7 @@ fn unit_ctx() -> UnitContext {
     UnitContext {
         table: TABLE,
         file: FILE,
-        file_kind: FileKind::Table,
+        file_kind: FileKind::Sst,
         label: Arc::from("fuzz.sst"),
     }
 }
@@ -92,22 +92,22 @@ fn build(
     let protection = if sealed {
         let dek = DataKey::generate();
         let wrapped_dek = wrap_data_key(&table_key(), &dek, &wrap_ctx(1));
-        TableProtection::Sealed {
+        SstProtection::Sealed {
             sealer_ctx: unit_ctx(),
             dek,
             wrapped_dek,
             key_version: 1,
         }
     } else {
-        TableProtection::Plain
+        SstProtection::Plain
     };
-    let opts = TableBuildOptions {
+    let opts = SstBuildOptions {
         block_size,
         restart_interval: 4,
         bloom_bits_per_key: 10,
         compression,
     };
-    let mut b = TableBuilder::new(Box::new(MemWritable(Arc::clone(&out))), protection, opts);
+    let mut b = SstBuilder::new(Box::new(MemWritable(Arc::clone(&out))), protection, opts);
     for (k, (seq, kind, v)) in model {
         b.add(&crate::ikey::encode(k, *seq, *kind), v)?;
     }
@@ -117,9 +117,9 @@ fn build(
 }
 
 /// Opens a table the way the engine does (the sealed opener unwraps the footer's key).
-fn open(bytes: Vec<u8>, sealed: bool) -> crate::Result<Arc<Table>> {
+fn open(bytes: Vec<u8>, sealed: bool) -> crate::Result<Arc<SstReader>> {
     let label: Arc<str> = Arc::from("fuzz.sst");
-    Table::open(
+    SstReader::open(
         Arc::new(MemFile(Bytes::from(bytes))),
         Arc::clone(&label),
         FILE.0,
@@ -144,7 +144,7 @@ fn open(bytes: Vec<u8>, sealed: bool) -> crate::Result<Arc<Table>> {
 }
 
 /// Every entry of the table, forward, as (user key, seq, kind, value).
-fn entries(t: &Arc<Table>, reverse: bool) -> crate::Result<Vec<Entry>> {
+fn entries(t: &Arc<SstReader>, reverse: bool) -> crate::Result<Vec<Entry>> {
     let mut it = t.iter();
     let mut out = Vec::new();
     if reverse {

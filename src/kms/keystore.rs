@@ -134,7 +134,7 @@ impl Keystore {
                 (RootKind::Passphrase, *kdf, root)
             }
             RootKeySource::KeyFile(p) => (RootKind::KeyFile, zero_kdf(), RootKey::from_file(p)?),
-            RootKeySource::DevDefault => (RootKind::KeyFile, zero_kdf(), dev_root_key(dir)?),
+            RootKeySource::DevDefault => (RootKind::KeyFile, zero_kdf(), new_dev_root_key(dir)?),
         };
         Ok(Keystore {
             dir: dir.to_path_buf(),
@@ -183,7 +183,7 @@ impl Keystore {
                 RootKey::from_passphrase(passphrase, &salt, &kdf)?
             }
             (RootKind::KeyFile, RootKeySource::KeyFile(p)) => RootKey::from_file(p)?,
-            (RootKind::KeyFile, RootKeySource::DevDefault) => dev_root_key(dir)?,
+            (RootKind::KeyFile, RootKeySource::DevDefault) => existing_dev_root_key(dir)?,
             (RootKind::Passphrase, _) => {
                 return Err(KmsError::Keystore(
                     "keystore is sealed under a passphrase; set SEALDB_KMS_PASSPHRASE".into(),
@@ -329,7 +329,9 @@ fn zero_kdf() -> KdfParams {
     }
 }
 
-fn dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
+/// The development root key of a new keystore: `dir/dev-root.key` is written (0600) and
+/// the warning printed, once, here at creation.
+fn new_dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
     let path = dir.join(DEV_ROOT_KEY_FILE);
     if !path.exists() {
         RootKey::create_file(&path)?;
@@ -340,6 +342,20 @@ fn dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
         dir.display(),
         path.display()
     );
+    RootKey::from_file(&path)
+}
+
+/// The development root key of an existing keystore: never written here (a keystore
+/// sealed under another key file would get a new, useless dev-root.key beside it).
+fn existing_dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
+    let path = dir.join(DEV_ROOT_KEY_FILE);
+    if !path.exists() {
+        return Err(KmsError::Keystore(format!(
+            "keystore {} is sealed under a root key file and has no {DEV_ROOT_KEY_FILE}; set \
+             SEALDB_KMS_KEY_FILE to the key file it was created with",
+            dir.display()
+        )));
+    }
     RootKey::from_file(&path)
 }
 
@@ -438,6 +454,27 @@ mod tests {
             other => panic!("{other:?}", other = other.map(|_| ())),
         }
         assert!(Keystore::open(dir.path(), &fast("right")).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn dev_key_file_is_written_only_at_creation() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let kf = dir.path().join("root.key");
+        fs::write(&kf, [7u8; 32])?;
+        let ks_dir = dir.path().join("kms");
+        drop(Keystore::open(&ks_dir, &RootKeySource::KeyFile(kf))?);
+        match Keystore::open(&ks_dir, &RootKeySource::DevDefault) {
+            Err(KmsError::Keystore(m)) => assert!(m.contains("SEALDB_KMS_KEY_FILE"), "{m}"),
+            other => panic!("{other:?}", other = other.map(|_| ())),
+        }
+        assert!(!ks_dir.join(DEV_ROOT_KEY_FILE).exists());
+        // Created with it: written once, then read back.
+        let dev = dir.path().join("dev");
+        drop(Keystore::open(&dev, &RootKeySource::DevDefault)?);
+        let key = fs::read(dev.join(DEV_ROOT_KEY_FILE))?;
+        drop(Keystore::open(&dev, &RootKeySource::DevDefault)?);
+        assert_eq!(fs::read(dev.join(DEV_ROOT_KEY_FILE))?, key);
         Ok(())
     }
 

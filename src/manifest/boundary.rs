@@ -36,7 +36,7 @@ fn aad(table: TableId, file: FileNumber, is_largest: bool) -> Vec<u8> {
 fn cipher(key: &TableKey) -> Result<Aes256Gcm> {
     let sub = key.derive_subkey(SUBKEY_INFO);
     Aes256Gcm::new_from_slice(&sub[..])
-        .map_err(|_| Error::InvalidArgument("internal: boundary subkey length".to_owned()))
+        .map_err(|_| Error::Internal("boundary subkey length".to_owned()))
 }
 
 /// Seals one end (`is_largest`) of file `file`'s key range.

@@ -1,32 +1,15 @@
 //! The `CURRENT` file: names the live manifest. Switched atomically.
 //!
 //! ```text
-//! CURRENT = "MANIFEST-" digits{6,} "\n"      (ASCII, nothing else)
+//! CURRENT = filename::manifest(number) "\n"      (ASCII, nothing else: "MANIFEST-000003\n")
 //! ```
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::filename::{self, CURRENT, CURRENT_TMP};
 use crate::storage::{join, Env};
 use crate::types::FileNumber;
-
-pub(crate) const CURRENT: &str = "CURRENT";
-const CURRENT_TMP: &str = "CURRENT.tmp";
-const PREFIX: &str = "MANIFEST-";
-
-/// `MANIFEST-NNNNNN`.
-pub(crate) fn manifest_file_name(number: FileNumber) -> String {
-    format!("{PREFIX}{number}")
-}
-
-/// The number of a file name, if it names a manifest.
-pub(crate) fn parse_manifest_file_name(name: &str) -> Option<FileNumber> {
-    let digits = name.strip_prefix(PREFIX)?;
-    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok().map(FileNumber)
-}
 
 /// Points `CURRENT` at manifest `number`, atomically: after a crash, `CURRENT` names
 /// either the old manifest or the new one, never a mix, never nothing.
@@ -36,7 +19,7 @@ pub(crate) fn set_current(env: &dyn Env, dir: &Path, number: FileNumber) -> Resu
     let io = |what: &str, e| Error::io(format!("{what} {}", tmp.display()), e);
     let staged = (|| {
         let mut f = env.create(&tmp).map_err(|e| io("creating", e))?;
-        f.append(format!("{}\n", manifest_file_name(number)).as_bytes())
+        f.append(format!("{}\n", filename::manifest(number)).as_bytes())
             .map_err(|e| io("writing", e))?;
         // IMPORTANT: the new contents are durable before the rename can expose them.
         f.sync().map_err(|e| io("syncing", e))?;
@@ -81,7 +64,7 @@ fn parse_current(bytes: &[u8]) -> Result<FileNumber> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.strip_suffix('\n'))
-        .and_then(parse_manifest_file_name)
+        .and_then(filename::manifest_number)
         .ok_or_else(|| Error::corruption(CURRENT, 0, "CURRENT does not name a manifest"))
 }
 
@@ -91,23 +74,20 @@ mod tests {
     use crate::storage::StdEnv;
 
     #[test]
-    fn names_and_contents() {
-        assert_eq!(manifest_file_name(FileNumber(3)), "MANIFEST-000003");
-        assert_eq!(
-            parse_manifest_file_name("MANIFEST-000003"),
-            Some(FileNumber(3))
-        );
-        assert_eq!(parse_manifest_file_name("MANIFEST-3"), None);
-        assert_eq!(parse_manifest_file_name("MANIFEST-00000x"), None);
-        assert!(parse_current(b"MANIFEST-000003\n").is_ok());
+    fn contents() -> Result<()> {
+        assert_eq!(parse_current(b"MANIFEST-000003\n")?, FileNumber(3));
         for bad in [
             &b"MANIFEST-000003"[..],
             b"MANIFEST-000003\n\n",
             b"",
             b"\xff\n",
+            b"MANIFEST-3\n",
+            b"MANIFEST-0000003\n",
+            b"000003.log\n",
         ] {
             assert!(parse_current(bad).is_err());
         }
+        Ok(())
     }
 
     #[test]

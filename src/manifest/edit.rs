@@ -197,9 +197,7 @@ impl VersionEdit {
     /// Encodes the edits (see the layout atop this file).
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
         if self.edits.is_empty() {
-            return Err(Error::InvalidArgument(
-                "internal: empty version edit".to_owned(),
-            ));
+            return Err(Error::Internal("empty version edit".to_owned()));
         }
         for e in &self.edits {
             e.encode(out)?;

@@ -13,12 +13,12 @@ mod record;
 mod writer;
 
 #[cfg(test)]
+mod kat_tests;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use boundary::{open_boundary, seal_boundary};
-pub(crate) use current::{
-    current_manifest_number, manifest_file_name, parse_manifest_file_name, set_current, CURRENT,
-};
+pub(crate) use current::{current_manifest_number, set_current};
 pub(crate) use edit::{Boundary, DatabaseKeyMeta, Edit, TableMeta, VersionEdit};
 pub(crate) use reader::{parse_manifest, read_current, read_manifest, ManifestContents};
 pub(crate) use writer::{MacKeys, ManifestWriter};

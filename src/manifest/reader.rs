@@ -25,7 +25,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
-use super::current::{manifest_file_name, read_current_number};
+use super::current::read_current_number;
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
@@ -34,6 +34,7 @@ use super::record::{
 use super::writer::drop_only;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env};
 use crate::types::{FileNumber, TableId};
 use crate::wal::frame::{check_file_header_versions, FrameScanner, Scan, FILE_HEADER_LEN};
@@ -161,7 +162,7 @@ pub(crate) fn read_manifest(
     dir: &Path,
     number: FileNumber,
 ) -> Result<ManifestContents> {
-    let name = manifest_file_name(number);
+    let name = filename::manifest(number);
     let path = join(dir, &name);
     if !env.exists(&path) {
         return Err(Error::corruption(

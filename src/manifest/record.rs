@@ -82,7 +82,7 @@ pub(crate) struct DbChainKey {
 fn mac_under(key: &TableKey, info: &[u8]) -> Result<Hmac<Sha256>> {
     let sub = key.derive_subkey(info);
     <Hmac<Sha256> as Mac>::new_from_slice(&sub[..])
-        .map_err(|_| Error::InvalidArgument("internal: manifest MAC key length".into()))
+        .map_err(|_| Error::Internal("manifest MAC key length".into()))
 }
 
 impl DbChainKey {

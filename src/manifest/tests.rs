@@ -10,6 +10,7 @@ use super::record::{decode_payload, encode_db_mac, encode_payload, MANIFEST_VERS
 use super::*;
 use crate::crypto::{TableKey, KEY_LEN};
 use crate::error::{Error, Result};
+use crate::filename::CURRENT;
 use crate::storage::StdEnv;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 use crate::wal::fault_env::FaultEnv;

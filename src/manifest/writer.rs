@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::current::read_current_number;
-use super::current::{manifest_file_name, set_current};
+use super::current::set_current;
 use super::edit::{Edit, VersionEdit};
 use super::record::{
     encode_db_mac, encode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN,
@@ -19,6 +19,7 @@ use super::record::{
 };
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env, WritableFile};
 use crate::types::{FileNumber, TableId};
 use crate::wal::frame::{begin_record, encode_file_header_version, finish_record};
@@ -79,13 +80,13 @@ impl ManifestWriter {
         mac_keys: MacKeys<'_>,
         database_key: Option<&TableKey>,
     ) -> Result<ManifestWriter> {
-        let path = join(dir, &manifest_file_name(number));
+        let path = join(dir, &filename::manifest(number));
         let has_key_edit = snapshot
             .first()
             .is_some_and(|g| g.edits.iter().any(|e| matches!(e, Edit::SetDatabaseKey(_))));
         if database_key.is_some() != has_key_edit {
-            return Err(Error::InvalidArgument(
-                "internal: the database key edit must open an authenticated snapshot".into(),
+            return Err(Error::Internal(
+                "the database key edit must open an authenticated snapshot".into(),
             ));
         }
         let mut db_chain = database_key
@@ -242,18 +243,16 @@ fn encode_record(
                 prev: CHAIN_START,
             },
             (Edit::CreateTable { .. }, Some(_)) => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: table id {table} created twice"
-                )))
+                return Err(Error::Internal(format!("table id {table} created twice")))
             }
             (_, None) => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: manifest edit for unknown table {table}"
+                return Err(Error::Internal(format!(
+                    "manifest edit for unknown table {table}"
                 )))
             }
             (_, Some(c)) if c.dropped => {
-                return Err(Error::InvalidArgument(format!(
-                    "internal: manifest edit for dropped table {table}"
+                return Err(Error::Internal(format!(
+                    "manifest edit for dropped table {table}"
                 )))
             }
             (Edit::SetTableKey { meta, .. }, Some(c)) if meta.encrypted != c.encrypted => {

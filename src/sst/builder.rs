@@ -19,13 +19,13 @@ use crate::sst::bloom::BloomBuilder;
 use crate::sst::coding::BlockHandle;
 use crate::sst::compression::{frame_block, Compression};
 use crate::sst::footer::{Footer, FooterKey, TABLE_FORMAT_V1, TABLE_FORMAT_VERSION};
-use crate::sst::properties::TableProperties;
+use crate::sst::properties::SstProperties;
 use crate::storage::WritableFile;
 use crate::types::{SeqNo, ValueKind};
 
 /// Shape of the tables a builder writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TableBuildOptions {
+pub(crate) struct SstBuildOptions {
     /// A data block is cut once its payload reaches this many bytes.
     pub block_size: usize,
     /// Entries between restart points in data blocks.
@@ -36,9 +36,9 @@ pub(crate) struct TableBuildOptions {
     pub compression: Compression,
 }
 
-impl Default for TableBuildOptions {
+impl Default for SstBuildOptions {
     fn default() -> Self {
-        TableBuildOptions {
+        SstBuildOptions {
             block_size: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -48,7 +48,7 @@ impl Default for TableBuildOptions {
 }
 
 /// How a new table is protected.
-pub(crate) enum TableProtection {
+pub(crate) enum SstProtection {
     /// CRC32 on every block.
     Plain,
     /// AES-256-GCM under the file's fresh data key; `wrapped_dek` goes to the footer.
@@ -62,7 +62,7 @@ pub(crate) enum TableProtection {
 
 /// What a finished table holds: what the manifest records for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TableSummary {
+pub(crate) struct SstSummary {
     pub size: u64,
     pub entries: u64,
     pub smallest: Vec<u8>,
@@ -107,14 +107,14 @@ impl UnitWriter {
     }
 }
 
-pub(crate) struct TableBuilder {
+pub(crate) struct SstBuilder {
     out: UnitWriter,
     footer_key: Option<FooterKey>,
-    opts: TableBuildOptions,
+    opts: SstBuildOptions,
     data: BlockBuilder,
     index: BlockBuilder,
     filter: BloomBuilder,
-    props: TableProperties,
+    props: SstProperties,
     last_key: Vec<u8>,
     /// Footer format version; only tests write the old one.
     format_version: u32,
@@ -123,17 +123,17 @@ pub(crate) struct TableBuilder {
     scratch: Vec<u8>,
 }
 
-impl TableBuilder {
+impl SstBuilder {
     /// `file` must be new and empty: block offsets (and so nonces and associated data)
-    /// start at 0 and `Table::verify` expects the first data block there.
+    /// start at 0 and `SstReader::verify` expects the first data block there.
     pub(crate) fn new(
         file: Box<dyn WritableFile>,
-        protection: TableProtection,
-        opts: TableBuildOptions,
-    ) -> TableBuilder {
+        protection: SstProtection,
+        opts: SstBuildOptions,
+    ) -> SstBuilder {
         let (sealer, footer_key) = match protection {
-            TableProtection::Plain => (UnitSealer::plain(), None),
-            TableProtection::Sealed {
+            SstProtection::Plain => (UnitSealer::plain(), None),
+            SstProtection::Sealed {
                 sealer_ctx,
                 dek,
                 wrapped_dek,
@@ -149,7 +149,7 @@ impl TableBuilder {
             ),
         };
         let offset = file.len();
-        TableBuilder {
+        SstBuilder {
             out: UnitWriter {
                 file,
                 sealer,
@@ -163,7 +163,7 @@ impl TableBuilder {
             // Restart at every index entry: lookups binary-search whole keys in place.
             index: BlockBuilder::new(1),
             filter: BloomBuilder::new(opts.bloom_bits_per_key),
-            props: TableProperties::default(),
+            props: SstProperties::default(),
             last_key: Vec::new(),
             format_version: TABLE_FORMAT_VERSION,
             framed: Vec::new(),
@@ -174,7 +174,7 @@ impl TableBuilder {
     /// Writes format version 1 (no compression tags), as releases before compression
     /// did: for tests of reading old files.
     #[cfg(test)]
-    pub(crate) fn write_format_v1(mut self) -> TableBuilder {
+    pub(crate) fn write_format_v1(mut self) -> SstBuilder {
         self.format_version = TABLE_FORMAT_V1;
         self
     }
@@ -262,7 +262,7 @@ impl TableBuilder {
     }
 
     /// Writes the filter, properties, index and footer, and syncs the file.
-    pub(crate) fn finish(mut self) -> Result<TableSummary> {
+    pub(crate) fn finish(mut self) -> Result<SstSummary> {
         self.flush_data_block()?;
         self.props.largest = self.last_key.clone();
         let filter_payload = self.filter.finish();
@@ -289,7 +289,7 @@ impl TableBuilder {
             .file
             .sync()
             .map_err(|e| Error::io("syncing a new table", e))?;
-        Ok(TableSummary {
+        Ok(SstSummary {
             size: self.out.offset,
             entries: self.props.entries,
             smallest: std::mem::take(&mut self.props.smallest),

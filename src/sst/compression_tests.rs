@@ -32,8 +32,8 @@ fn mixed_entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-fn lz4_opts(block_size: usize) -> TableBuildOptions {
-    TableBuildOptions {
+fn lz4_opts(block_size: usize) -> SstBuildOptions {
+    SstBuildOptions {
         block_size,
         compression: Compression::Lz4,
         ..small_opts()
@@ -106,7 +106,7 @@ fn version_1_tables_without_tags_are_still_read() -> Result<()> {
     for sealed in [false, true] {
         let entries = mixed_entries(100);
         let w = MemWritable::default();
-        let mut b = TableBuilder::new(Box::new(w.clone()), protection(sealed, 2), lz4_opts(256))
+        let mut b = SstBuilder::new(Box::new(w.clone()), protection(sealed, 2), lz4_opts(256))
             .write_format_v1();
         for (k, v) in &entries {
             b.add(k, v)?;
@@ -231,7 +231,7 @@ trait WithNone {
     fn with_none(self) -> Self;
 }
 
-impl WithNone for TableBuildOptions {
+impl WithNone for SstBuildOptions {
     fn with_none(mut self) -> Self {
         self.compression = Compression::None;
         self

@@ -9,8 +9,8 @@ mod coding;
 mod compression;
 mod footer;
 mod properties;
-mod table;
-mod table_iter;
+mod reader;
+mod reader_iter;
 
 #[cfg(test)]
 mod tests;
@@ -19,16 +19,16 @@ mod tests;
 #[allow(unused_imports)]
 pub(crate) use block::{Block, BlockIter};
 #[allow(unused_imports)]
-pub(crate) use builder::{TableBuildOptions, TableBuilder, TableProtection, TableSummary};
+pub(crate) use builder::{SstBuildOptions, SstBuilder, SstProtection, SstSummary};
 pub use compression::Compression;
 #[allow(unused_imports)]
 pub(crate) use footer::{FooterKey, FOOTER_LEN};
 #[allow(unused_imports)]
-pub(crate) use properties::TableProperties;
+pub(crate) use properties::SstProperties;
 #[allow(unused_imports)]
-pub(crate) use table::Table;
+pub(crate) use reader::SstReader;
 #[allow(unused_imports)]
-pub(crate) use table_iter::TableIter;
+pub(crate) use reader_iter::SstIter;
 
 /// A whole file held in memory: for tests and fuzzing.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -57,7 +57,7 @@ pub mod fuzz_api {
 
     use bytes::Bytes;
 
-    use super::{Block, MemFile, Table};
+    use super::{Block, MemFile, SstReader};
     use crate::crypto::UnitOpener;
     use crate::iter::InternalIterator;
     use crate::types::SeqNo;
@@ -90,7 +90,7 @@ pub mod fuzz_api {
     /// Opens `data` as a plaintext table file, verifies it, and reads it every way.
     pub fn fuzz_table(data: &[u8]) {
         let file = Arc::new(MemFile(Bytes::copy_from_slice(data)));
-        let Ok(table) = Table::open(
+        let Ok(table) = SstReader::open(
             file,
             Arc::from("fuzz.sst"),
             0,

@@ -12,7 +12,7 @@ use crate::types::SeqNo;
 
 /// What a table holds, summed while it was built.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TableProperties {
+pub(crate) struct SstProperties {
     pub(crate) entries: u64,
     pub(crate) deletions: u64,
     pub(crate) min_seq: SeqNo,
@@ -29,7 +29,7 @@ pub(crate) struct TableProperties {
 const U64_LEN: usize = std::mem::size_of::<u64>();
 const U32_LEN: usize = std::mem::size_of::<u32>();
 
-impl TableProperties {
+impl SstProperties {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             7 * U64_LEN + 2 * U32_LEN + self.smallest.len() + self.largest.len(),
@@ -54,9 +54,9 @@ impl TableProperties {
     }
 
     /// `None` when the block is malformed (wrong length, lengths past the end).
-    pub(crate) fn decode(data: &[u8]) -> Option<TableProperties> {
+    pub(crate) fn decode(data: &[u8]) -> Option<SstProperties> {
         let mut r = Reader(data);
-        let p = TableProperties {
+        let p = SstProperties {
             entries: r.u64()?,
             deletions: r.u64()?,
             min_seq: SeqNo(r.u64()?),
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn golden_bytes_and_round_trip() -> Result<(), String> {
-        let p = TableProperties {
+        let p = SstProperties {
             entries: 2,
             deletions: 1,
             min_seq: SeqNo(3),
@@ -120,13 +120,13 @@ mod tests {
         }
         want.extend_from_slice(&[1, 0, 0, 0, b'a', 2, 0, 0, 0, b'b', b'c']);
         assert_eq!(b, want);
-        assert_eq!(TableProperties::decode(&b).ok_or("decode")?, p);
+        assert_eq!(SstProperties::decode(&b).ok_or("decode")?, p);
         for cut in 0..b.len() {
-            assert!(TableProperties::decode(&b[..cut]).is_none());
+            assert!(SstProperties::decode(&b[..cut]).is_none());
         }
         let mut long = b.clone();
         long.push(0);
-        assert!(TableProperties::decode(&long).is_none());
+        assert!(SstProperties::decode(&long).is_none());
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ fn unit_ctx(file: u64) -> UnitContext {
     UnitContext {
         table: TABLE,
         file: FileNumber(file),
-        file_kind: FileKind::Table,
+        file_kind: FileKind::Sst,
         label: Arc::from(format!("{:06}.sst", file)),
     }
 }
@@ -70,20 +70,20 @@ fn unit_ctx(file: u64) -> UnitContext {
 fn wrap_ctx(file: u64) -> WrapContext {
     WrapContext {
         table: TABLE,
-        file_kind: FileKind::Table,
+        file_kind: FileKind::Sst,
         file: FileNumber(file),
         key_version: 1,
     }
 }
 
 /// Protection for file `file`: plain, or sealed under a fresh DEK wrapped by the test key.
-fn protection(sealed: bool, file: u64) -> TableProtection {
+fn protection(sealed: bool, file: u64) -> SstProtection {
     if !sealed {
-        return TableProtection::Plain;
+        return SstProtection::Plain;
     }
     let dek = DataKey::generate();
     let wrapped_dek = wrap_data_key(&table_key(), &dek, &wrap_ctx(file));
-    TableProtection::Sealed {
+    SstProtection::Sealed {
         sealer_ctx: unit_ctx(file),
         dek,
         wrapped_dek,
@@ -95,10 +95,10 @@ fn build(
     entries: &[(Vec<u8>, Vec<u8>)],
     sealed: bool,
     file: u64,
-    opts: TableBuildOptions,
-) -> Result<(Bytes, TableSummary)> {
+    opts: SstBuildOptions,
+) -> Result<(Bytes, SstSummary)> {
     let w = MemWritable::default();
-    let mut b = TableBuilder::new(Box::new(w.clone()), protection(sealed, file), opts);
+    let mut b = SstBuilder::new(Box::new(w.clone()), protection(sealed, file), opts);
     for (k, v) in entries {
         b.add(k, v)?;
     }
@@ -113,10 +113,10 @@ fn open(
     sealed: bool,
     file: u64,
     cache: Option<Arc<BlockCache>>,
-) -> Result<Arc<Table>> {
+) -> Result<Arc<SstReader>> {
     let label: Arc<str> = Arc::from(format!("{:06}.sst", file));
     let l2 = Arc::clone(&label);
-    Table::open(
+    SstReader::open(
         Arc::new(MemFile(bytes)),
         Arc::clone(&label),
         file,
@@ -167,8 +167,8 @@ fn sample_entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-fn small_opts() -> TableBuildOptions {
-    TableBuildOptions {
+fn small_opts() -> SstBuildOptions {
+    SstBuildOptions {
         block_size: 128,
         restart_interval: 3,
         bloom_bits_per_key: 10,
@@ -176,7 +176,7 @@ fn small_opts() -> TableBuildOptions {
     }
 }
 
-fn collect_forward(t: &Arc<Table>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn collect_forward(t: &Arc<SstReader>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut it = t.iter();
     it.seek_to_first()?;
     let mut out = Vec::new();
@@ -187,7 +187,7 @@ fn collect_forward(t: &Arc<Table>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-fn collect_backward(t: &Arc<Table>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn collect_backward(t: &Arc<SstReader>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut it = t.iter();
     it.seek_to_last()?;
     let mut out = Vec::new();
@@ -249,7 +249,7 @@ fn round_trip_plain_and_sealed() -> Result<()> {
 
 #[test]
 fn empty_table_opens() -> Result<()> {
-    let (bytes, summary) = build(&[], false, 1, TableBuildOptions::default())?;
+    let (bytes, summary) = build(&[], false, 1, SstBuildOptions::default())?;
     assert_eq!(summary.entries, 0);
     let t = open(bytes, false, 1, None)?;
     t.verify()?;
@@ -260,10 +260,10 @@ fn empty_table_opens() -> Result<()> {
 
 #[test]
 fn out_of_order_and_malformed_keys_are_refused() -> Result<()> {
-    let mut b = TableBuilder::new(
+    let mut b = SstBuilder::new(
         Box::new(MemWritable::default()),
-        TableProtection::Plain,
-        TableBuildOptions::default(),
+        SstProtection::Plain,
+        SstBuildOptions::default(),
     );
     b.add(&ik(b"b", 5, ValueKind::Put), b"v")?;
     assert!(b.add(&ik(b"a", 5, ValueKind::Put), b"v").is_err());
@@ -307,7 +307,7 @@ fn read_everything(bytes: Bytes, sealed: bool, file: u64) -> Result<Vec<(Vec<u8>
 fn every_flipped_byte_is_detected() -> Result<()> {
     for sealed in [false, true] {
         let entries = sample_entries(12);
-        let opts = TableBuildOptions {
+        let opts = SstBuildOptions {
             block_size: 64,
             ..small_opts()
         };
@@ -381,7 +381,7 @@ fn real_files_through_std_env() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let path = dir.path().join("000007.sst");
     let f = StdEnv.create(&path).map_err(|e| Error::io("create", e))?;
-    let mut b = TableBuilder::new(f, TableProtection::Plain, TableBuildOptions::default());
+    let mut b = SstBuilder::new(f, SstProtection::Plain, SstBuildOptions::default());
     let entries = sample_entries(2000);
     for (k, v) in &entries {
         b.add(k, v)?;
@@ -394,7 +394,7 @@ fn real_files_through_std_env() -> Result<()> {
         s.size
     );
     let file = StdEnv.open_read(&path).map_err(|e| Error::io("open", e))?;
-    let t = Table::open(
+    let t = SstReader::open(
         file,
         Arc::from("000007.sst"),
         7,
@@ -445,7 +445,7 @@ fn model_get(model: &[(Vec<u8>, Vec<u8>)], uk: &[u8], seq: u64) -> Option<(Value
 fn check_model(
     model: &[(Vec<u8>, Vec<u8>)],
     sealed: bool,
-    opts: TableBuildOptions,
+    opts: SstBuildOptions,
     probes: &[(Vec<u8>, u64)],
 ) -> Result<()> {
     let (bytes, _) = build(model, sealed, 21, opts)?;
@@ -500,7 +500,7 @@ fn check_model(
 
 /// Mutates a valid table `flips` times at random positions.
 fn mutated_table(flips: Vec<(usize, u8)>, sealed_layout: bool) -> Vec<u8> {
-    let opts = TableBuildOptions {
+    let opts = SstBuildOptions {
         block_size: 64,
         ..small_opts()
     };
@@ -567,7 +567,7 @@ proptest! {
         lz4 in any::<bool>(),
     ) {
         let compression = if lz4 { Compression::Lz4 } else { Compression::None };
-        let opts = TableBuildOptions {
+        let opts = SstBuildOptions {
             block_size, restart_interval, bloom_bits_per_key: 10, compression,
         };
         check_model(&model, sealed, opts, &probes)

@@ -116,7 +116,7 @@ pub(crate) fn finish_record(out: &mut [u8], start: usize, rtype: u8) -> Result<(
     let region = out
         .get_mut(start..)
         .filter(|r| r.len() >= RECORD_HEADER_LEN)
-        .ok_or_else(|| Error::InvalidArgument("internal: record start past buffer".into()))?;
+        .ok_or_else(|| Error::Internal("record start past buffer".into()))?;
     let (head, payload) = region.split_at_mut(RECORD_HEADER_LEN);
     let len = u32::try_from(payload.len()).map_err(|_| {
         Error::InvalidArgument(format!("record of {} bytes is too large", payload.len()))

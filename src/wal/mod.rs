@@ -21,7 +21,6 @@ mod tests;
 pub(crate) use reader::{
     list_segments, replay_bytes, replay_segment, ReplayKey, ReplayOutcome, WalKeyRef,
 };
-pub(crate) use record::{parse_segment_file_name, segment_file_name};
 pub(crate) use writer::{WalTableProtection, WalWriter};
 
 /// Runs the segment decoder over arbitrary bytes (as segment 1, last, every table plain

@@ -21,14 +21,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::frame::{check_file_header, encode_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
-use super::record::{
-    decode_batch, parse_segment_file_name, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC,
-};
+use super::record::{decode_batch, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC};
 use crate::crypto::{
     unwrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitOpener, WrapContext,
     WRAPPED_KEY_LEN,
 };
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::Env;
 use crate::types::{FileNumber, SeqNo, TableId};
 
@@ -133,7 +132,7 @@ pub(crate) fn list_segments(env: &dyn Env, dir: &Path) -> Result<Vec<FileNumber>
         .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let mut segments: Vec<FileNumber> = names
         .iter()
-        .filter_map(|n| parse_segment_file_name(n))
+        .filter_map(|n| filename::wal_number(n))
         .collect();
     segments.sort_unstable();
     Ok(segments)

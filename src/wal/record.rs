@@ -60,20 +60,6 @@ pub(crate) const SEALED_SEQ_LEN: usize = std::mem::size_of::<u64>();
 /// Bytes of a TableKey payload.
 pub(crate) const TABLE_KEY_PAYLOAD_LEN: usize = 4 + 4 + WRAPPED_KEY_LEN;
 
-/// The name of a WAL segment file: `NNNNNN.log`.
-pub(crate) fn segment_file_name(segment: FileNumber) -> String {
-    format!("{segment}.log")
-}
-
-/// The segment number of a file name, if it names a WAL segment.
-pub(crate) fn parse_segment_file_name(name: &str) -> Option<FileNumber> {
-    let digits = name.strip_suffix(".log")?;
-    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok().map(FileNumber)
-}
-
 /// A table's data key for one segment, wrapped under its table key.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct TableKeyRecord {
@@ -152,19 +138,6 @@ pub(crate) fn decode_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn file_names_round_trip() {
-        assert_eq!(segment_file_name(FileNumber(42)), "000042.log");
-        assert_eq!(parse_segment_file_name("000042.log"), Some(FileNumber(42)));
-        assert_eq!(
-            parse_segment_file_name("1234567.log"),
-            Some(FileNumber(1234567))
-        );
-        assert_eq!(parse_segment_file_name("42.log"), None);
-        assert_eq!(parse_segment_file_name("00004a.log"), None);
-        assert_eq!(parse_segment_file_name("000042.sst"), None);
-    }
 
     #[test]
     fn record_types_are_frozen() {

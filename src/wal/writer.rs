@@ -14,14 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{begin_record, encode_file_header, finish_record};
-use super::record::{
-    segment_file_name, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC,
-};
+use super::record::{TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC};
 use crate::crypto::{
     wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitSealer, WrapContext,
     WRAPPED_KEY_LEN,
 };
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::storage::{join, Env, FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId};
 
@@ -104,7 +103,7 @@ impl fmt::Debug for WalWriter {
 impl WalWriter {
     /// Creates segment `segment` in `dir`, writes and syncs its header, and syncs `dir`.
     pub(crate) fn create(env: &dyn Env, dir: &Path, segment: FileNumber) -> Result<WalWriter> {
-        let name = segment_file_name(segment);
+        let name = filename::wal(segment);
         let path = join(dir, &name);
         let ctx = |what: &str| format!("{what} WAL segment {}", path.display());
         let mut file = env
@@ -183,8 +182,8 @@ impl WalWriter {
     ) -> Result<()> {
         self.check_usable()?;
         if self.tables.contains_key(&table) {
-            return Err(Error::InvalidArgument(format!(
-                "internal: table {table} registered twice in WAL segment {}",
+            return Err(Error::Internal(format!(
+                "table {table} registered twice in WAL segment {}",
                 self.label
             )));
         }
@@ -228,9 +227,7 @@ impl WalWriter {
     ) -> Result<u64> {
         self.check_usable()?;
         if sections.is_empty() {
-            return Err(Error::InvalidArgument(
-                "internal: empty WAL batch".to_owned(),
-            ));
+            return Err(Error::Internal("empty WAL batch".to_owned()));
         }
         if first_seq > SeqNo::MAX {
             return Err(Error::InvalidArgument(format!(
@@ -240,8 +237,8 @@ impl WalWriter {
         }
         // Check every table first: a sealer must not advance for a record never written.
         if let Some((table, _)) = sections.iter().find(|(t, _)| !self.tables.contains_key(t)) {
-            return Err(Error::InvalidArgument(format!(
-                "internal: table {table} writes to WAL segment {} unregistered",
+            return Err(Error::Internal(format!(
+                "table {table} writes to WAL segment {} unregistered",
                 self.label
             )));
         }
@@ -251,8 +248,8 @@ impl WalWriter {
         self.buf.extend_from_slice(&first_seq.0.to_le_bytes());
         for (table, payload) in sections {
             let sealer = self.tables.get_mut(table).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "internal: table {table} writes to WAL segment {} unregistered",
+                Error::Internal(format!(
+                    "table {table} writes to WAL segment {} unregistered",
                     self.label
                 ))
             })?;
@@ -281,8 +278,8 @@ impl WalWriter {
                 sealer.seal(UnitKind::WalRecord, stored_offset, payload, &mut self.buf)?;
             }
             if self.buf.len() - before != stored_len as usize {
-                return Err(Error::InvalidArgument(
-                    "internal: sealed section length differs from its header".to_owned(),
+                return Err(Error::Internal(
+                    "sealed section length differs from its header".to_owned(),
                 ));
             }
         }

@@ -1,5 +1,13 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! The one helper module of the integration tests: every test binary says `mod common;`
+//! and takes what it needs. `kms` holds the KMS tests' principals and set-up, `rel` the
+//! reliability tests' (fault injection, crashes, tampering); both open their LocalKms
+//! through [`local_kms_options`], the one KMS set-up.
+// Each test binary uses a part of this module; the rest is dead (or an unused re-export)
+// in that binary.
+#![allow(dead_code, unused_imports)]
+
+pub mod kms;
+pub mod rel;
 
 use std::path::{Path, PathBuf};
 
@@ -7,13 +15,16 @@ use sealdb::{Db, Options};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The account and region every test KMS serves (the engine's defaults).
+pub const ACCOUNT: &str = sealdb::DEFAULT_ACCOUNT;
+pub const REGION: &str = sealdb::DEFAULT_REGION;
+
 /// Small buffers so tests exercise flushes and many files quickly.
 pub fn small_options() -> Options {
-    Options {
-        write_buffer_size: 256 << 10,
-        block_cache_bytes: 1 << 20,
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = 256 << 10;
+    o.block_cache_bytes = 1 << 20;
+    o
 }
 
 pub fn open(path: &Path) -> sealdb::Result<Db> {
@@ -51,28 +62,37 @@ use std::sync::Arc;
 use sealdb::clock::{Clock, ManualClock};
 use sealdb::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
 
-/// A local KMS in `dir` with cheap KDF parameters and the given clock.
-pub fn local_kms(dir: &Path, clock: Arc<dyn Clock>) -> sealdb::Result<Arc<LocalKms>> {
-    let opts = LocalKmsOptions {
-        account: sealdb::DEFAULT_ACCOUNT.to_owned(),
-        region: sealdb::DEFAULT_REGION.to_owned(),
+/// The options of every test LocalKms: [`ACCOUNT`], [`REGION`], `passphrase` under the fast
+/// test KDF, `clock`, audit files rotated at `audit_max_bytes` (0: never).
+pub fn local_kms_options(
+    passphrase: &str,
+    clock: Arc<dyn Clock>,
+    audit_max_bytes: u64,
+) -> LocalKmsOptions {
+    LocalKmsOptions {
+        account: ACCOUNT.to_owned(),
+        region: REGION.to_owned(),
         root_key: RootKeySource::Passphrase {
-            passphrase: zeroize::Zeroizing::new("test passphrase".to_owned()),
+            passphrase: zeroize::Zeroizing::new(passphrase.to_owned()),
             kdf: KdfParams::insecure_fast_for_tests(),
         },
         clock,
-        audit_max_bytes: 0,
-    };
+        audit_max_bytes,
+    }
+}
+
+/// A local KMS in `dir` with cheap KDF parameters and the given clock.
+pub fn local_kms(dir: &Path, clock: Arc<dyn Clock>) -> sealdb::Result<Arc<LocalKms>> {
+    let opts = local_kms_options("test passphrase", clock, 0);
     Ok(Arc::new(LocalKms::open(dir, opts)?))
 }
 
 /// Options for a database whose encrypted tables use `kms`, on `clock`.
 pub fn kms_options(kms: &Arc<LocalKms>, clock: Arc<dyn Clock>) -> Options {
-    Options {
-        kms: Some(Arc::clone(kms) as Arc<dyn sealdb::kms::Kms>),
-        clock,
-        ..small_options()
-    }
+    let mut o = small_options();
+    o.kms = Some(Arc::clone(kms) as Arc<dyn sealdb::kms::Kms>);
+    o.clock = clock;
+    o
 }
 
 /// A database directory and a keystore directory side by side, with a manual clock.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::rel_common::{
+use crate::common::rel::{
     self, copy_tree, local_kms, panic_counter, value_for, with_deadline, TestResult,
 };
 use sealdb::storage::fault::{FaultEnv, FaultKind, FaultOp, PowerLoss, Trigger};
@@ -33,18 +33,16 @@ pub fn tmpdir() -> std::io::Result<tempfile::TempDir> {
 
 pub fn open(root: &Path, env: Arc<dyn Env>) -> sealdb::Result<(Db, Vec<Table>)> {
     let kms: Arc<dyn sealdb::kms::Kms> = Arc::new(local_kms(&root.join("kms"))?);
-    let db = Db::open(
-        root.join("db"),
-        Options {
-            write_buffer_size: 4 << 20,
-            block_size: 256,
-            block_cache_bytes: 16 << 10,
-            disable_auto_compactions: true,
-            env,
-            kms: Some(kms),
-            ..Options::default()
-        },
-    )?;
+    let db = Db::open(root.join("db"), {
+        let mut o = Options::default();
+        o.write_buffer_size = 4 << 20;
+        o.block_size = 256;
+        o.block_cache_bytes = 16 << 10;
+        o.disable_auto_compactions = true;
+        o.env = env;
+        o.kms = Some(kms);
+        o
+    })?;
     let mut tables = Vec::new();
     for (i, name) in TABLES.iter().enumerate() {
         tables.push(match db.table(name) {
@@ -397,7 +395,7 @@ pub fn run_kinds(ops: &[FaultOp], after_step: u64) -> TestResult {
         panics,
         0,
         "panics: {:?}",
-        rel_common::panic_messages().lock().map(|m| m.clone())
+        rel::panic_messages().lock().map(|m| m.clone())
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sealdb::clock::ManualClock;
-use sealdb::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
+use sealdb::kms::LocalKms;
 use sealdb::{Db, Options, Table, TableOptions, WriteOptions};
 
 use super::check::{scratch_dir, Expected};
@@ -15,18 +15,10 @@ pub type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// A LocalKms in `dir` under a fixed passphrase and the fast test KDF.
 pub fn local_kms(dir: &Path) -> Result<LocalKms, sealdb::kms::KmsError> {
+    let clock = Arc::new(ManualClock::default());
     LocalKms::open(
         dir,
-        LocalKmsOptions {
-            account: sealdb::DEFAULT_ACCOUNT.into(),
-            region: sealdb::DEFAULT_REGION.into(),
-            root_key: RootKeySource::Passphrase {
-                passphrase: zeroize::Zeroizing::new("manifest attack tests".into()),
-                kdf: KdfParams::insecure_fast_for_tests(),
-            },
-            clock: Arc::new(ManualClock::default()),
-            audit_max_bytes: 1 << 20,
-        },
+        crate::common::local_kms_options("manifest attack tests", clock, 1 << 20),
     )
 }
 
@@ -76,16 +68,17 @@ impl Fixture {
     /// Large buffers by default (only explicit flushes write SSTables), small blocks, no background
     /// compaction (the manifest's records then follow the test's steps).
     pub fn options(&self) -> Options {
-        Options {
-            write_buffer_size: self.write_buffer_size,
-            block_size: 256,
-            block_cache_bytes: 256 << 10,
-            disable_auto_compactions: true,
-            kms: self
+        {
+            let mut o = Options::default();
+            o.write_buffer_size = self.write_buffer_size;
+            o.block_size = 256;
+            o.block_cache_bytes = 256 << 10;
+            o.disable_auto_compactions = true;
+            o.kms = self
                 .kms
                 .as_ref()
-                .map(|k| Arc::clone(k) as Arc<dyn sealdb::kms::Kms>),
-            ..Options::default()
+                .map(|k| Arc::clone(k) as Arc<dyn sealdb::kms::Kms>);
+            o
         }
     }
 

@@ -55,11 +55,9 @@ impl EngineFactory for SealdbFactory {
 
     fn open(&self, dir: &Path, config: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {
         let env = CountingEnv::new(default_env());
-        let mut opts = Options {
-            block_cache_bytes: config.cache_bytes,
-            env: Arc::new(env.clone()),
-            ..Options::default()
-        };
+        let mut opts = Options::default();
+        opts.block_cache_bytes = config.cache_bytes;
+        opts.env = Arc::new(env.clone());
         let table_opts = if config.encrypted {
             // The KMS lives beside the data directory, so its files are not counted.
             let kms_dir = dir.with_extension("kms");
@@ -86,7 +84,7 @@ impl EngineFactory for SealdbFactory {
             db,
             table,
             env,
-            write: WriteOptions { sync: config.sync },
+            write: WriteOptions::with_sync(config.sync),
         }))
     }
 }

@@ -292,7 +292,10 @@ pub struct AuditArgs {
     /// Only events of this name (e.g. Decrypt; any case).
     #[arg(long)]
     pub event: Option<String>,
-    /// Only events about this table.
+    /// Only events of this table: those naming it (encryption context, grant constraint),
+    /// those on its grants (RetireGrant, RevokeGrant), and key-level events (DescribeKey,
+    /// ListGrants, policy and state changes) on its key while it existed; a key shared by
+    /// several tables (the service default key) shares its key-level events among them.
     #[arg(long)]
     pub table: Option<String>,
     /// Only events at or after this time (RFC 3339, e.g. 2024-05-01T00:00:00Z).

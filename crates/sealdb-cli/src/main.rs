@@ -7,6 +7,7 @@
 
 mod args;
 mod commands;
+mod diagnose;
 mod output;
 
 use std::process::ExitCode;

@@ -86,6 +86,8 @@ const KEYSTORE_HINT: &str = "the keystore opens only with the root key it was cr
 /// The sentence for a KMS error, with what to do where there is something to do.
 fn kms_message(e: &KmsError) -> String {
     match e {
+        // A message that already names what to set needs no second hint.
+        KmsError::Keystore(m) if m.contains("set SEALDB_") => format!("KMS: {e}"),
         KmsError::Keystore(_) => format!("KMS: {e}; {KEYSTORE_HINT}"),
         _ => format!("KMS: {e}"),
     }

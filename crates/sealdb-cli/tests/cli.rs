@@ -466,7 +466,13 @@ fn locked_database_is_refused() -> TestResult {
     let held = sealdb::Db::open(&f.db, sealdb::Options::default())?;
     let r = f.run(&["get", "Metrics", "k"])?;
     assert_eq!(r.code, 6, "{}", r.stderr);
-    assert!(r.error().contains("already open"), "{}", r.stderr);
+    // The holder is named where the OS tells (Linux /proc/locks): this test process.
+    if cfg!(target_os = "linux") {
+        let me = format!("is open in process {} (", std::process::id());
+        assert!(r.error().contains(&me), "{}", r.stderr);
+    } else {
+        assert!(r.error().contains("already open"), "{}", r.stderr);
+    }
     drop(held);
     assert_eq!(f.run(&["get", "Metrics", "k"])?.code, 1);
     Ok(())
@@ -904,5 +910,167 @@ fn completions_and_man_page_come_from_the_command_line() -> TestResult {
     }
     // None of these needs a database.
     assert!(!f.db.exists() && !f.kms.exists());
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_locked_keystore_names_the_process_holding_it() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    // This test process takes the keystore's lock (an flock on <kms>/LOCK, as LocalKms does).
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.kms.join("LOCK"))?;
+    lock.try_lock()?;
+    let r = f.run(&["get", "Books", "k"])?;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let me = format!("is in use by process {} (", std::process::id());
+    assert!(r.error().contains(&me), "{}", r.stderr);
+    assert!(r.error().contains("retry"), "{}", r.stderr);
+    drop(lock);
+    assert_eq!(f.run(&["get", "Books", "k"])?.code, 1);
+    Ok(())
+}
+
+#[test]
+fn a_wrong_account_or_region_says_which_the_keys_belong_to() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["put", "Books", "k", "v"])?.ok()?;
+    let r = f.run(&["--account", "999988887777", "get", "Books", "k"])?;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.error()
+            .contains("--account is 999988887777 but the key belongs to account 111122223333"),
+        "{}",
+        r.stderr
+    );
+    let r = f.run(&["--region", "eu-west-1", "get", "Books", "k"])?;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.error()
+            .contains("--region is eu-west-1 but the key is in region us-west-2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r
+        .error()
+        .contains("pass --account 111122223333 --region us-west-2"));
+    // The right ones work.
+    assert_eq!(f.run(&["get", "Books", "k"])?.ok()?.stdout, "v\n");
+    Ok(())
+}
+
+#[test]
+fn the_dev_key_file_is_written_and_warned_about_only_at_creation() -> TestResult {
+    let f = Fixture::new()?;
+    let r = f.run(&["create-table", "Books"])?.ok()?;
+    assert_eq!(
+        r.stderr.matches("sealdb: warning").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(f.kms.join("dev-root.key").exists());
+    let r = f.run(&["put", "Books", "k", "v"])?.ok()?;
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+
+    // A keystore created under a key file: without SEALDB_KMS_KEY_FILE it does not open,
+    // and no dev-root.key appears beside it.
+    let g = Fixture::new()?;
+    let key_file = g.db.with_file_name("root.key");
+    std::fs::write(&key_file, [7u8; 32])?;
+    let created = g
+        .command(&["create-table", "Books"])
+        .env("SEALDB_KMS_KEY_FILE", &key_file)
+        .output()?;
+    assert!(created.status.success(), "{created:?}");
+    assert!(!String::from_utf8_lossy(&created.stderr).contains("warning"));
+    let r = g.run(&["get", "Books", "k"])?;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.error().contains("SEALDB_KMS_KEY_FILE"), "{}", r.stderr);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    assert!(!g.kms.join("dev-root.key").exists());
+    Ok(())
+}
+
+#[test]
+fn status_text_shows_grant_key_cache_and_compaction() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    f.run(&["put", "Books", "k", "v"])?.ok()?;
+    let s = f.run(&["status", "--json"])?.ok()?.json()?;
+    let grant = s
+        .pointer("/tables/0/grant_id")
+        .and_then(Value::as_str)
+        .ok_or("no grant id")?
+        .to_owned();
+    // Durations are seconds.
+    let age = s.pointer("/tables/0/cached_keys/0/age_secs");
+    assert!(age.is_some_and(Value::is_f64), "{s}");
+    assert_eq!(s.pointer("/tables/0/compaction_error"), Some(&Value::Null));
+
+    let text = f.run(&["status"])?.ok()?.stdout;
+    assert!(
+        text.contains(&format!("  grant        {grant}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  key cache    arn:aws:sts::111122223333:assumed-role/Admin/user01 (confirmed "
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("  compaction   ok\n").count(), 2, "{text}");
+    // A plaintext table has no grant and no key cache line.
+    let metrics = text.split("Metrics\t").nth(1).ok_or("no Metrics")?;
+    assert!(
+        !metrics.contains("grant") && !metrics.contains("key cache"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn audit_table_finds_its_grant_and_key_events() -> TestResult {
+    let f = Fixture::new()?.with_tables()?;
+    // Another table on the same (service default) key.
+    f.run(&["create-table", "Other"])?.ok()?;
+    f.run(&["put", "Books", "k", "v"])?.ok()?;
+    f.run(&["drop-table", "Books"])?.ok()?;
+    let names = |args: &[&str]| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let out = f.run(args)?.ok()?;
+        Ok(json_lines(&out.stdout)?
+            .iter()
+            .map(|e| e["eventName"].as_str().unwrap_or("?").to_owned())
+            .collect())
+    };
+    let books = names(&["audit", "--table", "Books"])?;
+    for expected in [
+        "DescribeKey",
+        "CreateGrant",
+        "GenerateDataKey",
+        "RetireGrant",
+    ] {
+        assert!(books.iter().any(|n| n == expected), "{expected}: {books:?}");
+    }
+    // Books's grant retirement, and no other table's grant events.
+    let retired = json_lines(
+        &f.run(&["audit", "--table", "Books", "--event", "retiregrant"])?
+            .ok()?
+            .stdout,
+    )?;
+    assert_eq!(retired.len(), 1, "{retired:?}");
+    let created = json_lines(
+        &f.run(&["audit", "--table", "Books", "--event", "CreateGrant"])?
+            .ok()?
+            .stdout,
+    )?;
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(
+        created[0].pointer("/responseElements/grantId"),
+        retired[0].pointer("/requestParameters/grantId")
+    );
+    let limited = names(&["audit", "--table", "Books", "--limit", "2"])?;
+    assert_eq!(limited, books[..2].to_vec());
+    assert!(names(&["audit", "--table", "Nope"])?.is_empty());
     Ok(())
 }

@@ -281,7 +281,7 @@ pub fn child(root: &Path, plan: &ChildPlan) -> Result<(), String> {
                     .map(|(t, k, p)| format!("{t}.{k}.{}", u8::from(*p)))
                     .collect();
                 emit(&out, format!("B {gen} {}", desc.join(",")))?;
-                let wo = WriteOptions { sync };
+                let wo = WriteOptions::with_sync(sync);
                 let r = if entries.len() == 1 {
                     let (t, k, put) = entries[0];
                     if put {

@@ -97,18 +97,17 @@ pub fn local_kms(dir: &Path) -> sealdb::Result<Arc<LocalKms>> {
 /// Small buffers and files, so flushes, compactions and WAL rotations happen every few
 /// hundred writes.
 pub fn options(env: Arc<dyn Env>, kms: Arc<LocalKms>, write_buffer: usize) -> Options {
-    Options {
-        write_buffer_size: write_buffer,
-        block_size: 512,
-        block_cache_bytes: 256 << 10,
-        max_open_files: 64,
-        l0_compaction_trigger: 3,
-        level_base_bytes: Some(4 * write_buffer as u64),
-        target_file_size: write_buffer as u64,
-        env,
-        kms: Some(kms),
-        ..Options::default()
-    }
+    let mut o = Options::default();
+    o.write_buffer_size = write_buffer;
+    o.block_size = 512;
+    o.block_cache_bytes = 256 << 10;
+    o.max_open_files = 64;
+    o.l0_compaction_trigger = 3;
+    o.level_base_bytes = Some(4 * write_buffer as u64);
+    o.target_file_size = write_buffer as u64;
+    o.env = env;
+    o.kms = Some(kms);
+    o
 }
 
 /// Opens the database under `root` (`root/db`, KMS in `root/kms`), creating the tables.

@@ -236,7 +236,7 @@ fn step(sh: &Shared, rng: &mut StdRng, held: &mut Vec<Held>) -> Result<(), Strin
         let t = rng.gen_range(0..nt);
         let k = rng.gen_range(BATCH_REGION..keys);
         let sync = sh.sync_every > 0 && rng.gen_ratio(1, sh.sync_every);
-        let wo = WriteOptions { sync };
+        let wo = WriteOptions::with_sync(sync);
         match rng.gen_range(0..100) {
             0..=29 => {
                 let _l = sh.oracle.lock(&[(t, k)]);

@@ -25,7 +25,8 @@ pub fn put(
     let k = decode_arg("key", key, enc.hex)?;
     let v = decode_arg("value", value, enc.hex)?;
     let (db, _kms) = ctx.open_db(false)?;
-    db.table(table)?.put_opt(k, v, WriteOptions { sync })?;
+    db.table(table)?
+        .put_opt(k, v, WriteOptions::with_sync(sync))?;
     if fmt.json {
         return report(
             true,
@@ -72,7 +73,8 @@ pub fn delete(
 ) -> Result<(), CliError> {
     let k = decode_arg("key", key, enc.hex)?;
     let (db, _kms) = ctx.open_db(false)?;
-    db.table(table)?.delete_opt(k, WriteOptions { sync })?;
+    db.table(table)?
+        .delete_opt(k, WriteOptions::with_sync(sync))?;
     if fmt.json {
         return report(
             true,

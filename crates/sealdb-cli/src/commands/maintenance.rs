@@ -1,10 +1,11 @@
 //! `flush`, `compact`, `inspect`, `verify`, `status`, `renew-grant`: the database as a whole.
 
 use std::io;
+use std::time::Duration;
 
 use serde_json::json;
 
-use sealdb::{Db, Error, TableLayout};
+use sealdb::{CacheEntryStatus, Db, Error, TableLayout};
 
 use super::Context;
 use crate::args::Format;
@@ -231,6 +232,9 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
                 obj.insert("status".into(), json!(a.status));
                 obj.insert("reason".into(), json!(a.reason));
             }
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("cached_keys".into(), cached_keys_json(&e.cached_keys));
+            }
             tables.push(v);
         }
         return print_json(&json!({"principal": ctx.principal.arn, "tables": tables}));
@@ -250,11 +254,65 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
                     e.sstables, e.data_keys
                 ),
             )?;
+            if let Some(grant) = &e.grant_id {
+                print_line(&mut out, &format!("  grant        {grant}"))?;
+            }
+            if e.encrypted {
+                print_line(
+                    &mut out,
+                    &format!("  key cache    {}", key_cache_text(&e.cached_keys)),
+                )?;
+            }
             print_line(&mut out, &format!("  maintenance  {}", e.maintenance))?;
+            let compaction = match &e.compaction_error {
+                Some(why) => format!("failing: {why}"),
+                None => "ok".to_owned(),
+            };
+            print_line(&mut out, &format!("  compaction   {compaction}"))?;
             if let (Some(why), Some(detail)) = (&e.locked, &e.locked_detail) {
                 print_line(&mut out, &format!("  locked       {why} ({detail})"))?;
             }
         }
     }
     Ok(())
+}
+
+/// The table-key cache in one line: who holds the key, confirmed by the KMS how long ago,
+/// used how long ago.
+fn key_cache_text(entries: &[CacheEntryStatus]) -> String {
+    if entries.is_empty() {
+        return "empty (the next read or write asks the KMS)".to_owned();
+    }
+    entries
+        .iter()
+        .map(|c| {
+            format!(
+                "{} (confirmed {} ago, used {} ago)",
+                c.principal,
+                short_duration(c.age),
+                short_duration(c.idle)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whole seconds, as `humantime` spells them (`4m 10s`); below a second, `0s`.
+fn short_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// The cache entries with their durations in seconds (JSON numbers).
+fn cached_keys_json(entries: &[CacheEntryStatus]) -> serde_json::Value {
+    entries
+        .iter()
+        .map(|c| {
+            json!({
+                "principal": c.principal,
+                "table": c.table,
+                "age_secs": c.age.as_secs_f64(),
+                "idle_secs": c.idle.as_secs_f64(),
+            })
+        })
+        .collect()
 }

@@ -18,7 +18,8 @@ use sealdb::kms::{Kms, LocalKms, LocalKmsOptions, Principal};
 use sealdb::{Db, Options};
 
 use crate::args::{Cli, Command, Global};
-use crate::output::CliError;
+use crate::diagnose;
+use crate::output::{CliError, Exit};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -30,11 +31,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         _ => {}
     }
     let ctx = Context::new(cli.global)?;
-    match cli.command {
-        Command::Demo(a) => demo::run(&ctx, a),
-        Command::CreateTable(a) => tables::create(&ctx, a),
-        Command::DropTable { name, fmt } => tables::drop(&ctx, &name, fmt),
-        Command::Tables(f) => tables::list(&ctx, f),
+    run_with(&ctx, cli.command).map_err(|e| ctx.explain(e))
+}
+
+fn run_with(ctx: &Context, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Demo(a) => demo::run(ctx, a),
+        Command::CreateTable(a) => tables::create(ctx, a),
+        Command::DropTable { name, fmt } => tables::drop(ctx, &name, fmt),
+        Command::Tables(f) => tables::list(ctx, f),
         Command::Put {
             table,
             key,
@@ -42,32 +47,32 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             enc,
             sync,
             fmt,
-        } => data::put(&ctx, &table, &key, &value, enc, sync, fmt),
+        } => data::put(ctx, &table, &key, &value, enc, sync, fmt),
         Command::Get {
             table,
             key,
             enc,
             fmt,
-        } => data::get(&ctx, &table, &key, enc, fmt),
+        } => data::get(ctx, &table, &key, enc, fmt),
         Command::Delete {
             table,
             key,
             enc,
             sync,
             fmt,
-        } => data::delete(&ctx, &table, &key, enc, sync, fmt),
-        Command::Scan(a) => data::scan(&ctx, a),
-        Command::Import(a) => transfer::import(&ctx, a),
-        Command::Export(a) => transfer::export(&ctx, a),
-        Command::Load(a) => transfer::load(&ctx, a),
-        Command::Flush(f) => maintenance::flush(&ctx, f),
-        Command::Compact { table, fmt } => maintenance::compact(&ctx, table.as_deref(), fmt),
-        Command::RenewGrant { table, fmt } => maintenance::renew_grant(&ctx, &table, fmt),
-        Command::Inspect { table, fmt } => maintenance::inspect(&ctx, table.as_deref(), fmt),
-        Command::Verify(f) => maintenance::verify(&ctx, f),
-        Command::Status(f) => maintenance::status(&ctx, f),
-        Command::Audit(a) => audit::run(&ctx, a),
-        Command::Kms(k) => kms::run(&ctx, k),
+        } => data::delete(ctx, &table, &key, enc, sync, fmt),
+        Command::Scan(a) => data::scan(ctx, a),
+        Command::Import(a) => transfer::import(ctx, a),
+        Command::Export(a) => transfer::export(ctx, a),
+        Command::Load(a) => transfer::load(ctx, a),
+        Command::Flush(f) => maintenance::flush(ctx, f),
+        Command::Compact { table, fmt } => maintenance::compact(ctx, table.as_deref(), fmt),
+        Command::RenewGrant { table, fmt } => maintenance::renew_grant(ctx, &table, fmt),
+        Command::Inspect { table, fmt } => maintenance::inspect(ctx, table.as_deref(), fmt),
+        Command::Verify(f) => maintenance::verify(ctx, f),
+        Command::Status(f) => maintenance::status(ctx, f),
+        Command::Audit(a) => audit::run(ctx, a),
+        Command::Kms(k) => kms::run(ctx, k),
         Command::Bench(_) | Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
@@ -85,6 +90,43 @@ pub struct Context {
 }
 
 impl Context {
+    /// `e` with what the first sentence leaves out: the process holding the keystore's or
+    /// the database's lock, or the account and region the keys belong to.
+    fn explain(&self, mut e: CliError) -> CliError {
+        // Only a lock another process holds explains a failed open: the one this process
+        // took (the keystore's, before the database's) does not.
+        let held =
+            |dir: &Path| diagnose::lock_holder(dir).filter(|(pid, _)| *pid != std::process::id());
+        if e.exit == Exit::Keystore {
+            if let Some((_, holder)) = held(&self.kms_dir) {
+                e.message = format!(
+                    "the KMS keystore {} is in use by {holder}; wait for it to finish (or stop \
+                     it) and retry",
+                    self.kms_dir.display()
+                );
+                return e;
+            }
+        }
+        if e.exit == Exit::Other {
+            if let Some((_, holder)) = held(&self.db_dir) {
+                e.message = format!(
+                    "the database {} is open in {holder}; wait for it to finish (or stop it) \
+                     and retry",
+                    self.db_dir.display()
+                );
+                return e;
+            }
+        }
+        if matches!(e.exit, Exit::AccessDenied | Exit::NotFound) {
+            if let Some(hint) =
+                diagnose::account_region_mismatch(&e.message, &self.account, &self.region)
+            {
+                e.message = format!("{}; {hint}", e.message);
+            }
+        }
+        e
+    }
+
     fn new(g: Global) -> Result<Context, CliError> {
         let principal = match &g.principal {
             Some(arn) => {
@@ -194,14 +236,12 @@ pub fn open_db_at(
     create: bool,
 ) -> Result<Db, CliError> {
     let kms: Arc<dyn Kms> = Arc::clone(kms);
-    let opts = Options {
-        create_if_missing: create,
-        kms: Some(kms),
-        account: ctx.account.clone(),
-        region: ctx.region.clone(),
-        principal: ctx.principal.clone(),
-        ..Options::default()
-    };
+    let mut opts = Options::default();
+    opts.create_if_missing = create;
+    opts.kms = Some(kms);
+    opts.account = ctx.account.clone();
+    opts.region = ctx.region.clone();
+    opts.principal = ctx.principal.clone();
     Ok(Db::open(dir, opts)?)
 }
 

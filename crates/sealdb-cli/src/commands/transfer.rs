@@ -50,7 +50,7 @@ fn parse_line(line: &str, n: usize, a: &ImportExportArgs) -> Result<(Vec<u8>, Ve
 pub fn import(ctx: &Context, a: ImportExportArgs) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     let t = db.table(&a.table)?;
-    let opts = WriteOptions { sync: a.sync };
+    let opts = WriteOptions::with_sync(a.sync);
     let mut batch = WriteBatch::new();
     // Records acknowledged by the engine so far: what a failure leaves in the table.
     let mut written = 0u64;
@@ -198,7 +198,7 @@ pub fn load(ctx: &Context, a: LoadArgs) -> Result<(), CliError> {
         &t,
         a.count,
         a.value_size,
-        WriteOptions { sync: a.sync },
+        WriteOptions::with_sync(a.sync),
     )?;
     let secs = took.as_secs_f64().max(1e-9);
     let per_sec = a.count as f64 / secs;

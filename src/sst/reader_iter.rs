@@ -6,19 +6,19 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::sst::block::BlockIter;
-use crate::sst::table::Table;
+use crate::sst::reader::SstReader;
 
-pub(crate) struct TableIter {
-    table: Arc<Table>,
+pub(crate) struct SstIter {
+    table: Arc<SstReader>,
     index: BlockIter,
     /// The data block under the index cursor, with its file offset.
     data: Option<(u64, BlockIter)>,
 }
 
-impl TableIter {
-    pub(crate) fn new(table: Arc<Table>) -> TableIter {
+impl SstIter {
+    pub(crate) fn new(table: Arc<SstReader>) -> SstIter {
         let index = table.index.iter();
-        TableIter {
+        SstIter {
             table,
             index,
             data: None,
@@ -95,7 +95,7 @@ impl TableIter {
     }
 }
 
-impl InternalIterator for TableIter {
+impl InternalIterator for SstIter {
     fn valid(&self) -> bool {
         self.data_valid()
     }

@@ -15,15 +15,15 @@ use crate::types::{FileNumber, TableId};
 
 type Key = (TableId, FileNumber);
 
-pub(crate) struct TableCache {
-    open: Mutex<LruCache<Key, Arc<sst::Table>>>,
+pub(crate) struct SstCache {
+    open: Mutex<LruCache<Key, Arc<sst::SstReader>>>,
 }
 
-impl TableCache {
+impl SstCache {
     /// A cache of at most `capacity` open files (at least 1).
-    pub(crate) fn new(capacity: usize) -> TableCache {
+    pub(crate) fn new(capacity: usize) -> SstCache {
         let cap = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
-        TableCache {
+        SstCache {
             open: Mutex::new(LruCache::new(cap)),
         }
     }
@@ -34,8 +34,8 @@ impl TableCache {
         &self,
         table: TableId,
         file: FileNumber,
-        open: impl FnOnce() -> Result<Arc<sst::Table>>,
-    ) -> Result<Arc<sst::Table>> {
+        open: impl FnOnce() -> Result<Arc<sst::SstReader>>,
+    ) -> Result<Arc<sst::SstReader>> {
         if let Some(r) = self.open.lock().get(&(table, file)) {
             return Ok(Arc::clone(r));
         }

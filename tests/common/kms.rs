@@ -1,32 +1,16 @@
-//! Shared set-up of the KMS integration tests.
-#![allow(dead_code)]
+//! Set-up of the KMS integration tests (`kms_*.rs`): the seed's principals and a keystore.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use sealdb::clock::ManualClock;
-use sealdb::kms::{
-    via_service_name, Caller, KdfParams, LocalKms, LocalKmsOptions, Principal, RootKeySource,
-};
-use zeroize::Zeroizing;
+use sealdb::kms::{via_service_name, Caller, LocalKms, LocalKmsOptions, Principal};
 
-pub const ACCOUNT: &str = "111122223333";
+pub use super::{TestResult, ACCOUNT, REGION};
 pub const OTHER_ACCOUNT: &str = "444455556666";
-pub const REGION: &str = "us-west-2";
-
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub fn options(clock: &ManualClock, passphrase: &str) -> LocalKmsOptions {
-    LocalKmsOptions {
-        account: ACCOUNT.into(),
-        region: REGION.into(),
-        root_key: RootKeySource::Passphrase {
-            passphrase: Zeroizing::new(passphrase.into()),
-            kdf: KdfParams::insecure_fast_for_tests(),
-        },
-        clock: Arc::new(clock.clone()),
-        audit_max_bytes: 1 << 20,
-    }
+    super::local_kms_options(passphrase, Arc::new(clock.clone()), 1 << 20)
 }
 
 pub fn open(dir: &Path, clock: &ManualClock) -> Result<LocalKms, sealdb::kms::KmsError> {

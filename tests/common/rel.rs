@@ -1,5 +1,4 @@
-//! Helpers shared by the reliability tests (fault injection, crashes, tampering).
-#![allow(dead_code)]
+//! Helpers of the reliability tests (fault injection, crashes, tampering).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,31 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sealdb::clock::ManualClock;
-use sealdb::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
+use sealdb::kms::LocalKms;
 use sealdb::storage::Env;
 use sealdb::{Db, Options};
-use zeroize::Zeroizing;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+pub use super::{TestResult, ACCOUNT, REGION};
 pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-
-pub const ACCOUNT: &str = "111122223333";
-pub const REGION: &str = "us-west-2";
 
 /// A LocalKms in `dir` under a fixed test passphrase and a fast KDF.
 pub fn local_kms(dir: &Path) -> Result<LocalKms, sealdb::kms::KmsError> {
+    let clock = Arc::new(ManualClock::default());
     LocalKms::open(
         dir,
-        LocalKmsOptions {
-            account: ACCOUNT.into(),
-            region: REGION.into(),
-            root_key: RootKeySource::Passphrase {
-                passphrase: Zeroizing::new("reliability harness".into()),
-                kdf: KdfParams::insecure_fast_for_tests(),
-            },
-            clock: Arc::new(ManualClock::default()),
-            audit_max_bytes: 1 << 20,
-        },
+        super::local_kms_options("reliability harness", clock, 1 << 20),
     )
 }
 
@@ -45,13 +32,14 @@ pub fn options(
         Some(d) => Some(Arc::new(local_kms(d)?)),
         None => None,
     };
-    Ok(Options {
-        write_buffer_size: 2 << 10,
-        block_size: 256,
-        block_cache_bytes: 64 << 10,
-        env,
-        kms,
-        ..Options::default()
+    Ok({
+        let mut o = Options::default();
+        o.write_buffer_size = 2 << 10;
+        o.block_size = 256;
+        o.block_cache_bytes = 64 << 10;
+        o.env = env;
+        o.kms = kms;
+        o
     })
 }
 

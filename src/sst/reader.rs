@@ -17,8 +17,8 @@ use crate::sst::bloom::BloomFilter;
 use crate::sst::coding::BlockHandle;
 use crate::sst::compression::unframe_block;
 use crate::sst::footer::{Footer, FooterKey, FOOTER_LEN};
-use crate::sst::properties::TableProperties;
-use crate::sst::table_iter::TableIter;
+use crate::sst::properties::SstProperties;
+use crate::sst::reader_iter::SstIter;
 use crate::storage::RandomAccessFile;
 use crate::types::{SeqNo, ValueKind};
 
@@ -27,8 +27,8 @@ thread_local! {
     static KEY_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// An open table. Shared by readers as `Arc<Table>`.
-pub(crate) struct Table {
+/// An open table. Shared by readers as `Arc<SstReader>`.
+pub(crate) struct SstReader {
     file: Arc<dyn RandomAccessFile>,
     label: Arc<str>,
     /// The block cache key of this file: unique per opened file in the process.
@@ -37,17 +37,17 @@ pub(crate) struct Table {
     cache: Option<Arc<BlockCache>>,
     pub(crate) index: Arc<Block>,
     filter: BloomFilter,
-    props: TableProperties,
+    props: SstProperties,
     footer: Footer,
 }
 
-impl std::fmt::Debug for Table {
+impl std::fmt::Debug for SstReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Table({}, {:?})", self.label, self.opener)
+        write!(f, "SstReader({}, {:?})", self.label, self.opener)
     }
 }
 
-impl Table {
+impl SstReader {
     /// Opens a table. `opener_for` receives the footer's wrapped key (`None`: the file
     /// says it is plaintext) and returns the opener for the file; it must refuse a
     /// plaintext footer for an encrypted table and vice versa.
@@ -57,7 +57,7 @@ impl Table {
         id: u64,
         opener_for: impl FnOnce(Option<&FooterKey>) -> Result<UnitOpener>,
         cache: Option<Arc<BlockCache>>,
-    ) -> Result<Arc<Table>> {
+    ) -> Result<Arc<SstReader>> {
         let len = file.len();
         let footer_at = len
             .checked_sub(FOOTER_LEN as u64)
@@ -96,14 +96,14 @@ impl Table {
             Error::corruption(&*label, footer.filter.offset, "malformed filter block")
         })?;
         let props_payload = read_unit(&*file, &opener, UnitKind::Properties, footer.properties)?;
-        let props = TableProperties::decode(&props_payload).ok_or_else(|| {
+        let props = SstProperties::decode(&props_payload).ok_or_else(|| {
             Error::corruption(
                 &*label,
                 footer.properties.offset,
                 "malformed properties block",
             )
         })?;
-        Ok(Arc::new(Table {
+        Ok(Arc::new(SstReader {
             file,
             label,
             id,
@@ -116,7 +116,7 @@ impl Table {
         }))
     }
 
-    pub(crate) fn properties(&self) -> &TableProperties {
+    pub(crate) fn properties(&self) -> &SstProperties {
         &self.props
     }
 
@@ -246,8 +246,8 @@ impl Table {
     }
 
     /// A cursor over every entry; blocks are loaded as it reaches them.
-    pub(crate) fn iter(self: &Arc<Self>) -> TableIter {
-        TableIter::new(Arc::clone(self))
+    pub(crate) fn iter(self: &Arc<Self>) -> SstIter {
+        SstIter::new(Arc::clone(self))
     }
 
     /// Opens every block (bypassing the cache) and checks keys are well formed, strictly

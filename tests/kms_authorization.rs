@@ -11,7 +11,7 @@ use sealdb::kms::{
     via_service_name, AuditQuery, Caller, CreateKeyRequest, DataKeySpec, EncryptionContext, Kms,
     KmsError, Principal, SERVICE_DEFAULT_ALIAS,
 };
-use sealdb::{Db, Error, Options, TableOptions};
+use sealdb::{Db, Error, TableOptions};
 use serde_json::Value;
 
 const ACCOUNT: &str = sealdb::DEFAULT_ACCOUNT;
@@ -83,10 +83,8 @@ fn the_engine_service_identity_cannot_be_borrowed() -> TestResult {
     println!("as_principal(service): {err}");
     // ... and so does Db::open with the service as the handle's principal.
     drop((t, db));
-    let opts = Options {
-        principal: svc.clone(),
-        ..fx.options()
-    };
+    let mut opts = fx.options();
+    opts.principal = svc.clone();
     let err = Db::open(fx.db_path(), opts)
         .err()
         .ok_or("open as service accepted")?;

@@ -127,10 +127,9 @@ impl Kms for RetireFails {
 }
 
 fn options_with(fx: &EncryptedFixture, kms: Arc<dyn Kms>) -> Options {
-    Options {
-        kms: Some(kms),
-        ..fx.options()
-    }
+    let mut o = fx.options();
+    o.kms = Some(kms);
+    o
 }
 
 fn grant_ids(kms: &LocalKms, key: &str) -> Result<Vec<String>, KmsError> {
@@ -332,11 +331,9 @@ fn a_failed_audit_write_drops_the_cached_key_and_is_its_own_error() -> TestResul
     let root_dir = tempfile::tempdir()?;
     let clock = ManualClock::default();
     let kms = rotating_kms(&root_dir.path().join("kms"), &clock)?;
-    let opts = Options {
-        kms: Some(Arc::clone(&kms) as Arc<dyn Kms>),
-        clock: Arc::new(clock.clone()),
-        ..common::small_options()
-    };
+    let mut opts = common::small_options();
+    opts.kms = Some(Arc::clone(&kms) as Arc<dyn Kms>);
+    opts.clock = Arc::new(clock.clone());
     let db = Db::open(root_dir.path().join("db"), opts)?;
     db.create_table("Books", TableOptions::encrypted())?
         .put("k", "v")?;

@@ -34,11 +34,11 @@ fn main() -> Result {
 
     // A colleague in the same account: the default key's policy allows any principal of
     // the account to use it through sealdb.
-    let bob = db.as_principal(Principal::user(ACCOUNT, "bob"));
+    let bob = db.as_principal(Principal::user(ACCOUNT, "bob"))?;
     println!("bob reads: {:?}", bob.table("Books")?.get("dune")?);
 
     // A user of another account: refused by the KMS, and the engine says why.
-    let mallory = db.as_principal(Principal::user("444455556666", "mallory"));
+    let mallory = db.as_principal(Principal::user("444455556666", "mallory"))?;
     match mallory.table("Books")?.get("dune") {
         Ok(v) => return Err(format!("unexpected: mallory read {v:?}").into()),
         Err(e) => println!("mallory is refused: {e}"),

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 use sealdb::kms::{
-    AwsKms, AwsKmsOptions, Caller, CreateGrantRequest, CreateKeyRequest, DataKeySpec,
-    EncryptionContext, GrantConstraints, GrantOperation, KeyState, Kms, KmsError, Principal,
-    SERVICE_DEFAULT_ALIAS,
+    AwsKms, AwsKmsOptions, CreateGrantRequest, CreateKeyRequest, DataKeySpec, EncryptionContext,
+    GrantConstraints, GrantOperation, KeyState, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
 };
 
 #[path = "common/moto.rs"]
@@ -346,7 +345,7 @@ fn the_local_audit_trail_names_the_caller() -> TestResult {
     let mut opts = options(&f.endpoint, &f.key_arn);
     opts.audit_dir = Some(dir.path().to_path_buf());
     let kms = AwsKms::new(opts)?;
-    let bob = Caller::via(
+    let bob = sealdb::kms::testing::engine_via(
         Principal::user(ACCOUNT, "bob"),
         "sealdb.us-east-1.amazonaws.com",
     );

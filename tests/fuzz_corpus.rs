@@ -164,7 +164,7 @@ fn write_seed_corpus() -> TestResult {
         }
     }
 
-    let user = Caller::via(
+    let user = sealdb::kms::testing::engine_via(
         Principal::assumed_role("111122223333", "Admin", "user01"),
         &via_service_name("us-west-2"),
     );

@@ -77,7 +77,7 @@ fn seed_policy_rules_hold_for_the_default_key() -> TestResult {
     ));
 
     // The service principal may describe the key, not use it.
-    let svc = Caller::direct(Principal::service(SERVICE_PRINCIPAL));
+    let svc = sealdb::kms::testing::engine_direct_service(SERVICE_PRINCIPAL);
     kms.describe_key(&svc, &dk.key_arn)?;
     assert!(matches!(
         kms.decrypt(&svc, &dk.ciphertext_blob, &books(), None),
@@ -97,7 +97,11 @@ fn default_key_policy_can_be_read_but_not_changed() -> TestResult {
     assert!(policy.contains("\"kms:ViaService\" : \"sealdb.us-west-2.amazonaws.com\""));
     assert!(policy.contains("\"Service\" : \"sealdb.amazonaws.com\""));
     let permissive = sealdb::kms::customer_default_policy(ACCOUNT);
-    for caller in [root.clone(), via_engine(user()), Caller::direct(user())] {
+    for caller in [
+        Caller::direct(Principal::root(ACCOUNT)),
+        via_engine(user()),
+        Caller::direct(user()),
+    ] {
         assert!(matches!(
             kms.put_key_policy(&caller, &md.arn, &permissive),
             Err(KmsError::AccessDenied { .. })

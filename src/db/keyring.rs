@@ -15,11 +15,18 @@ use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::kms::{
     via_service_name, Caller, CreateGrantRequest, DataKeySpec, EncryptionContext, GrantConstraints,
-    GrantOperation, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS,
+    GrantEntry, GrantOperation, Kms, KmsError, Principal, SERVICE_DEFAULT_ALIAS, SERVICE_PRINCIPAL,
+    TABLE_NAME_CONTEXT_KEY,
 };
 use crate::manifest::{DatabaseKeyMeta, TableMeta};
+use crate::storage::Env;
 
+use super::pending_retires::{PendingRetire, PendingRetires};
+use super::table_context::{self, Binding};
 use super::{DatabaseKey, Encryption, TableOptions};
+
+/// How long after a failed retry the worker tries the pending grant retirements again.
+const RETIRE_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What the engine's database-key grant allows: unwrap the key at every open.
 const DATABASE_GRANT_OPERATIONS: [GrantOperation; 3] = [
@@ -137,9 +144,17 @@ pub(crate) struct Keyring {
     cache: Mutex<Entries>,
     /// This keyring's name in the threads' memos.
     id: u64,
+    /// The database's id (`sealdb:databaseId`): learned from its database key at open, or
+    /// chosen with its first encrypted table (whose key is made before the database key).
+    database_id: Mutex<Option<String>>,
+    /// Grants whose RetireGrant failed, retried by the worker (`retry_pending_retires`).
+    pending: PendingRetires,
+    /// The earliest time of the next retry.
+    next_retry: Mutex<Option<SystemTime>>,
 }
 
 impl Keyring {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         kms: Arc<dyn Kms>,
         account: String,
@@ -147,8 +162,13 @@ impl Keyring {
         clock: Arc<dyn Clock>,
         recheck_after_idle: Duration,
         max_age: Duration,
+        env: Arc<dyn Env>,
+        dir: &std::path::Path,
     ) -> Keyring {
         Keyring {
+            database_id: Mutex::new(None),
+            pending: PendingRetires::new(env, dir),
+            next_retry: Mutex::new(None),
             kms,
             account,
             region,
@@ -165,15 +185,103 @@ impl Keyring {
         Principal::service(&via_service_name(&self.region))
     }
 
+    /// The engine calling on `p`'s behalf (`kms:ViaService`: only the engine builds this).
     fn via(&self, p: &Principal) -> Caller {
-        Caller {
-            principal: p.clone(),
-            via_service: Some(via_service_name(&self.region)),
+        Caller::engine_via(p.clone(), &via_service_name(&self.region))
+    }
+
+    /// The engine acting as its own service principal, through its grants.
+    fn as_service(&self) -> Caller {
+        Caller::engine_service(&via_service_name(&self.region))
+    }
+
+    /// The encryption context of `table`'s key, and the KMS blob to decrypt under it. A
+    /// key bound to another database than this one is refused: its grant and context are
+    /// that database's.
+    pub(crate) fn context<'m>(
+        &self,
+        table: &str,
+        meta: &'m TableMeta,
+    ) -> Result<(EncryptionContext, &'m [u8])> {
+        let split = table_context::split(table, &meta.wrapped_table_key)?;
+        if let (Some(b), Some(ours)) = (&split.binding, self.database_id.lock().as_deref()) {
+            if b.database_id != ours {
+                return Err(Error::TableUnavailable {
+                    table: table.to_owned(),
+                    reason: format!(
+                        "its key is bound to database {}, not to this database ({ours})",
+                        b.database_id
+                    ),
+                });
+            }
+        }
+        Ok((
+            table_context::context(table, &self.account, split.binding.as_ref()),
+            split.blob,
+        ))
+    }
+
+    /// The database's id, choosing one if the database has none yet.
+    fn database_id(&self) -> String {
+        self.database_id
+            .lock()
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone()
+    }
+
+    /// Refuses a service principal as the acting principal: only the engine acts as one.
+    /// The attempt is put to the KMS as what it is, a caller-asserted identity, so that the
+    /// KMS's audit trail records the refusal; the engine refuses whatever the KMS says.
+    pub(crate) fn refuse_service_principal(&self, p: &Principal) -> Result<()> {
+        if !p.is_service() {
+            return Ok(());
+        }
+        match self
+            .kms
+            .describe_key(&Caller::direct(p.clone()), SERVICE_DEFAULT_ALIAS)
+        {
+            Err(e @ KmsError::ServicePrincipalRefused { .. }) => Err(Error::Kms(e)),
+            _ => Err(service_principal_refused(p)),
         }
     }
 
-    pub(crate) fn context(&self, table: &str) -> EncryptionContext {
-        EncryptionContext::for_table(table, &self.account)
+    /// Asks the KMS, now (not from the cache), whether `principal` may use `table`'s key:
+    /// Decrypt on its behalf under the table's context. For a destructive call
+    /// (`key_gone_allows`: drop), a key the KMS no longer has at all lets a principal of the
+    /// database's account through, since no one can ever use that table again.
+    pub(crate) fn confirm_access(
+        &self,
+        principal: &Principal,
+        table: &str,
+        meta: &TableMeta,
+        key_gone_allows: bool,
+    ) -> Result<()> {
+        self.refuse_service_principal(principal)?;
+        match self.decrypt(principal, table, meta) {
+            Ok(key) => {
+                let entry = CachedKey::new(Arc::new(key), self.clock.now());
+                if let Some(old) = self
+                    .cache
+                    .lock()
+                    .entry(table.to_owned())
+                    .or_default()
+                    .insert(principal.arn.clone(), entry)
+                {
+                    old.retire();
+                }
+                Ok(())
+            }
+            Err(Error::Kms(KmsError::NotFound(_)))
+                if key_gone_allows && principal.account == self.account =>
+            {
+                Ok(())
+            }
+            Err(e) => {
+                let mut cache = self.cache.lock();
+                self.remove_locked(&mut cache, principal, table);
+                Err(e)
+            }
+        }
     }
 
     /// Creates an encrypted table's key, as DynamoDB does: DescribeKey (creating the
@@ -191,14 +299,21 @@ impl Keyring {
         };
         let caller = self.via(creator);
         let md = self.kms.describe_key(&caller, &key_id)?;
-        let grant_id = self.create_grant(creator, &md.arn, table)?;
-        let ctx = self.context(table);
-        let generated = self.kms.generate_data_key(
-            &self.via(&self.service_principal()),
-            &md.arn,
-            DataKeySpec::Aes256,
-            &ctx,
-        )?;
+        let binding = Binding::fresh(&self.database_id());
+        let ctx = table_context::context(table, &self.account, Some(&binding));
+        let grant_id = self.create_grant_for(creator, &md.arn, table, &ctx)?;
+        let generated =
+            match self
+                .kms
+                .generate_data_key(&self.as_service(), &md.arn, DataKeySpec::Aes256, &ctx)
+            {
+                Ok(g) => g,
+                Err(e) => {
+                    // No table will have this context: the grant serves nothing.
+                    self.retire_or_queue(creator, table, &md.arn, &grant_id);
+                    return Err(e.into());
+                }
+            };
         let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
             Error::Kms(KmsError::InvalidArgument(
                 "GenerateDataKey returned a key that is not 256 bits".into(),
@@ -206,7 +321,7 @@ impl Keyring {
         })?;
         Ok(GeneratedTableKey {
             key,
-            wrapped: generated.ciphertext_blob,
+            wrapped: binding.wrap(&generated.ciphertext_blob)?,
             key_arn: md.arn,
             grant_id,
         })
@@ -216,7 +331,7 @@ impl Keyring {
     /// the service default key, constrained to the database's encryption context (on the
     /// creator's behalf), then GenerateDataKey through it, as for a table key.
     pub(crate) fn create_database_key(&self, creator: &Principal) -> Result<DatabaseKey> {
-        let db_id = uuid::Uuid::new_v4().to_string();
+        let db_id = self.database_id();
         let md = self
             .kms
             .describe_key(&self.via(creator), SERVICE_DEFAULT_ALIAS)?;
@@ -255,12 +370,13 @@ impl Keyring {
         })
     }
 
-    /// Unwraps the database key as the engine, through its grant.
+    /// Unwraps the database key as the engine, through its grant. Learns the database's id.
     pub(crate) fn database_key(&self, meta: &DatabaseKeyMeta) -> Result<TableKey> {
+        *self.database_id.lock() = Some(meta.db_id.clone());
         let out = self
             .kms
             .decrypt(
-                &self.via(&self.service_principal()),
+                &self.as_service(),
                 &meta.wrapped_key,
                 &EncryptionContext::for_database(&meta.db_id, &self.account),
                 Some(&meta.key_arn),
@@ -277,13 +393,24 @@ impl Keyring {
         TableKey::from_slice(&out.plaintext).ok_or(Error::Kms(KmsError::InvalidCiphertext))
     }
 
-    /// CreateGrant for the engine's service principal on `table`, constrained to the
-    /// table's encryption context.
+    /// CreateGrant for the engine's service principal on `table` (on `creator`'s behalf),
+    /// constrained to the table key's encryption context (`meta` says which).
     pub(crate) fn create_grant(
+        &self,
+        creator: &Principal,
+        table: &str,
+        meta: &TableMeta,
+    ) -> Result<String> {
+        let (ctx, _) = self.context(table, meta)?;
+        self.create_grant_for(creator, &meta.key_arn, table, &ctx)
+    }
+
+    fn create_grant_for(
         &self,
         creator: &Principal,
         key_arn: &str,
         table: &str,
+        ctx: &EncryptionContext,
     ) -> Result<String> {
         let service = via_service_name(&self.region);
         let resp = self.kms.create_grant(
@@ -293,10 +420,7 @@ impl Keyring {
                 grantee_principal: service.clone(),
                 retiring_principal: Some(service),
                 operations: GRANT_OPERATIONS.to_vec(),
-                constraints: Some(GrantConstraints {
-                    encryption_context_subset: Some(self.context(table)),
-                    encryption_context_equals: None,
-                }),
+                constraints: Some(GrantConstraints::subset(ctx.clone())),
                 name: Some(format!("sealdb-table-{table}")),
             },
         )?;
@@ -458,12 +582,10 @@ impl Keyring {
     }
 
     fn decrypt(&self, principal: &Principal, table: &str, meta: &TableMeta) -> Result<TableKey> {
-        let out = self.kms.decrypt(
-            &self.via(principal),
-            &meta.wrapped_table_key,
-            &self.context(table),
-            Some(&meta.key_arn),
-        )?;
+        let (ctx, blob) = self.context(table, meta)?;
+        let out = self
+            .kms
+            .decrypt(&self.via(principal), blob, &ctx, Some(&meta.key_arn))?;
         TableKey::from_slice(&out.plaintext).ok_or(Error::Kms(KmsError::InvalidCiphertext))
     }
 
@@ -531,18 +653,143 @@ impl Keyring {
             .map_err(|e| maintenance_error(table, e))
     }
 
-    /// RetireGrant, by the engine as the grant's retiring principal.
+    /// RetireGrant of the table's own grant, by the engine as its retiring principal. Never
+    /// fails: a drop has committed by the time it is called, so a grant that cannot be
+    /// retired now is queued (`GRANTS-TO-RETIRE`) and retried by the worker.
     pub(crate) fn retire_grant(&self, meta: &TableMeta) -> Result<()> {
-        if meta.grant_id.is_empty() {
-            return Ok(());
+        if !meta.grant_id.is_empty() {
+            self.retire_or_queue(&self.service_principal(), "", &meta.key_arn, &meta.grant_id);
         }
-        self.kms.retire_grant(
-            &self.via(&self.service_principal()),
-            &meta.key_arn,
-            &meta.grant_id,
-        )?;
         Ok(())
     }
+
+    /// Retires every grant on the dropped `table`'s key context (the engine's, and those
+    /// made by hand), queueing the ones that cannot be retired now. `principal` dropped it.
+    pub(crate) fn retire_table_grants(&self, principal: &Principal, table: &str, meta: &TableMeta) {
+        let Ok((ctx, _)) = self.context(table, meta) else {
+            return;
+        };
+        let grants = match self.list_grants_on(principal, &meta.key_arn) {
+            Ok(g) => g,
+            Err(_) => {
+                // Cannot see them now: the table's own grant at least is queued.
+                if !meta.grant_id.is_empty() {
+                    self.queue(principal, table, &meta.key_arn, &meta.grant_id);
+                }
+                return;
+            }
+        };
+        for g in grants
+            .iter()
+            .filter(|g| g.grant_id == meta.grant_id || on_context(g, table, &ctx))
+        {
+            self.retire_or_queue(principal, table, &meta.key_arn, &g.grant_id);
+        }
+    }
+
+    /// ListGrants: on the principal's behalf, or else as the engine's service principal
+    /// (which the service default key's policy lets list grants directly).
+    fn list_grants_on(&self, principal: &Principal, key_arn: &str) -> Result<Vec<GrantEntry>> {
+        match self.kms.list_grants(&self.via(principal), key_arn) {
+            Ok(g) => Ok(g),
+            Err(_) => Ok(self
+                .kms
+                .list_grants(&Caller::engine_direct_service(SERVICE_PRINCIPAL), key_arn)?),
+        }
+    }
+
+    /// Retires `grant_id` (as the engine), or revokes it on `principal`'s behalf if the
+    /// engine may not retire it; a grant already gone counts as retired. Returns false (and
+    /// queues it) when neither worked.
+    fn retire_or_queue(&self, principal: &Principal, table: &str, key_arn: &str, grant_id: &str) {
+        if !self.try_retire(&principal.arn, key_arn, grant_id) {
+            self.queue(principal, table, key_arn, grant_id);
+        }
+    }
+
+    fn try_retire(&self, principal_arn: &str, key_arn: &str, grant_id: &str) -> bool {
+        let gone = |e: &KmsError| matches!(e, KmsError::NotFound(_) | KmsError::InvalidGrant(_));
+        match self.kms.retire_grant(&self.as_service(), key_arn, grant_id) {
+            Ok(()) => return true,
+            Err(e) if gone(&e) => return true,
+            Err(KmsError::AccessDenied { .. }) => {}
+            Err(_) => return false,
+        }
+        let Ok(p) = Principal::parse(principal_arn) else {
+            return false;
+        };
+        if p.is_service() {
+            return false;
+        }
+        match self.kms.revoke_grant(&self.via(&p), key_arn, grant_id) {
+            Ok(()) => true,
+            Err(e) => gone(&e),
+        }
+    }
+
+    fn queue(&self, principal: &Principal, table: &str, key_arn: &str, grant_id: &str) {
+        // If even the list cannot be written, the grant stays in the KMS, constrained to a
+        // context no table will have again: nothing can use it for another table.
+        let _ = self.pending.add(vec![PendingRetire {
+            key_arn: key_arn.to_owned(),
+            grant_id: grant_id.to_owned(),
+            table: table.to_owned(),
+            principal: principal.arn.clone(),
+        }]);
+    }
+
+    /// Retries the queued retirements (the worker's tick; at most every
+    /// `RETIRE_RETRY_INTERVAL` after a failed try). Returns how many are still pending.
+    pub(crate) fn retry_pending_retires(&self) -> usize {
+        let now = self.clock.now();
+        {
+            let next = self.next_retry.lock();
+            if next.is_some_and(|t| now < t) {
+                return self.pending.list().map(|v| v.len()).unwrap_or(0);
+            }
+        }
+        let Ok(pending) = self.pending.list() else {
+            *self.next_retry.lock() = Some(now + RETIRE_RETRY_INTERVAL);
+            return 0;
+        };
+        if pending.is_empty() {
+            return 0;
+        }
+        let done: Vec<String> = pending
+            .iter()
+            .filter(|p| self.try_retire(&p.principal, &p.key_arn, &p.grant_id))
+            .map(|p| p.grant_id.clone())
+            .collect();
+        let left = pending.len() - done.len();
+        let _ = self.pending.remove(&done);
+        *self.next_retry.lock() = (left > 0).then_some(now + RETIRE_RETRY_INTERVAL);
+        left
+    }
+
+    /// The grants queued for retirement.
+    pub(crate) fn pending_retires(&self) -> Vec<PendingRetire> {
+        self.pending.list().unwrap_or_default()
+    }
+}
+
+/// True when `g` is constrained to `table`'s key context: its constraints name the table
+/// and every request under `ctx` satisfies them (so it serves this table and no other).
+fn on_context(g: &GrantEntry, table: &str, ctx: &EncryptionContext) -> bool {
+    let Some(c) = &g.constraints else {
+        return false;
+    };
+    let names_table = [&c.encryption_context_subset, &c.encryption_context_equals]
+        .into_iter()
+        .flatten()
+        .any(|x| x.get(TABLE_NAME_CONTEXT_KEY) == Some(table));
+    names_table && c.allow(ctx)
+}
+
+/// The engine's refusal of a service principal as the acting principal.
+pub(crate) fn service_principal_refused(p: &Principal) -> Error {
+    Error::Kms(KmsError::ServicePrincipalRefused {
+        principal: p.arn.clone(),
+    })
 }
 
 fn elapsed(since: SystemTime, now: SystemTime) -> Duration {
@@ -605,6 +852,8 @@ mod tests {
             Arc::new(clock.clone()),
             IDLE,
             MAX_AGE,
+            crate::storage::default_env(),
+            dir.path(),
         );
         let g = keyring.create_table_key(&user(), "Books", &TableOptions::encrypted())?;
         let meta = TableMeta {

@@ -7,12 +7,14 @@ mod level_iter;
 mod locked;
 mod merge_iter;
 mod options;
+mod pending_retires;
 mod range_iter;
 mod read;
 mod recovery;
 mod snapshot;
 mod status;
 mod table;
+mod table_context;
 #[cfg(test)]
 mod tests;
 mod version;
@@ -224,8 +226,15 @@ impl Db {
                 Arc::clone(&opts.clock),
                 opts.key_recheck_after_idle,
                 opts.key_max_age,
+                Arc::clone(&opts.env),
+                path.as_ref(),
             ))
         });
+        if let Some(k) = &keyring {
+            k.refuse_service_principal(&principal)?;
+        } else if principal.is_service() {
+            return Err(keyring::service_principal_refused(&principal));
+        }
         let core = recovery::open(path.as_ref(), opts, keyring)?;
         flush::start_worker(&core)?;
         let db = Db {
@@ -239,11 +248,20 @@ impl Db {
 
     /// The same database as seen by another principal: its reads and writes of encrypted
     /// tables are authorized by the KMS for that principal (and cached per principal).
-    pub fn as_principal(&self, principal: Principal) -> Db {
-        Db {
+    /// A service principal is refused (`KmsError::ServicePrincipalRefused`, recorded in the
+    /// KMS's audit trail): the engine's own identity is not the caller's to assume.
+    pub fn as_principal(&self, principal: Principal) -> Result<Db> {
+        match &self.core().keyring {
+            Some(k) => k.refuse_service_principal(&principal)?,
+            None if principal.is_service() => {
+                return Err(keyring::service_principal_refused(&principal))
+            }
+            None => {}
+        }
+        Ok(Db {
             inner: Arc::clone(&self.inner),
             principal: Arc::new(principal),
-        }
+        })
     }
 
     /// The principal this handle acts as.
@@ -260,8 +278,20 @@ impl Db {
         &self.core().path
     }
 
-    /// Creates a table. Encryption is fixed for the table's lifetime.
+    /// Creates a table. Encryption is fixed for the table's lifetime. Only a principal of
+    /// the database's account (`Options::account`) may create one.
     pub fn create_table(&self, name: &str, options: TableOptions) -> Result<Table> {
+        let account = &self.core().opts.account;
+        if self.principal.account != *account {
+            return Err(Error::Kms(crate::kms::KmsError::AccessDenied {
+                principal: self.principal.arn.clone(),
+                action: "sealdb:CreateTable".into(),
+                key: format!(
+                    "the database {} of account {account} (a table is created only by a principal of the database's account)",
+                    self.path().display()
+                ),
+            }));
+        }
         let state = self.core().create_table(&self.principal, name, &options)?;
         Ok(Table {
             db: self.clone(),
@@ -320,14 +350,50 @@ impl Db {
 
     /// Drops a table: its files are deleted and, for an encrypted table, its wrapped key is
     /// destroyed and its grant retired, so copies of its old files can no longer be read.
+    ///
+    /// For an encrypted table this principal must be able to use the table's key: the
+    /// engine asks the KMS (Decrypt on its behalf, under the table's encryption context, not
+    /// from the key cache) and refuses the drop if the KMS does. Only a key the KMS no
+    /// longer has (deleted) lets a principal of the database's account drop the table
+    /// without it, to reclaim its space.
     pub fn drop_table(&self, name: &str) -> Result<()> {
+        let t = self.table(name)?;
+        if t.state.is_encrypted() {
+            let meta = t.state.meta.read().clone();
+            let keyring = self.core().keyring_for(&t.state)?;
+            keyring.confirm_access(&self.principal, name, &meta, true)?;
+            let res = self.core().drop_table(name);
+            if t.state.dropped.load(Ordering::Acquire) {
+                // Committed: every grant on the table's context goes (queued if it cannot).
+                keyring.retire_table_grants(&self.principal, name, &meta);
+            }
+            return res;
+        }
         self.core().drop_table(name)
+    }
+
+    /// Grants the engine retires once the KMS lets it (their RetireGrant failed at a
+    /// drop or a renewal): `(table, grant id)`, retried by the background worker.
+    pub fn grants_to_retire(&self) -> Vec<(String, String)> {
+        self.core().keyring.as_ref().map_or_else(Vec::new, |k| {
+            k.pending_retires()
+                .into_iter()
+                .map(|p| (p.table, p.grant_id))
+                .collect()
+        })
     }
 
     /// Creates a new grant for the engine on an encrypted table (on this handle's
     /// principal's behalf), after the old one was revoked: maintenance resumes with it.
     /// Returns the new grant id.
+    /// This principal must be able to use the table's key (checked with the KMS, as for
+    /// `drop_table`); the grant it replaces is retired.
     pub fn renew_grant(&self, table: &str) -> Result<String> {
+        let t = self.table(table)?;
+        if t.state.is_encrypted() {
+            let keyring = self.core().keyring_for(&t.state)?;
+            keyring.confirm_access(&self.principal, &t.state.name, &t.state.meta.read(), false)?;
+        }
         self.core().renew_grant(&self.principal, table)
     }
 
@@ -519,7 +585,8 @@ impl DbInner {
                 "table {name:?} is not encrypted"
             )));
         }
-        let grant_id = keyring.create_grant(principal, &meta.key_arn, name)?;
+        let old = meta.clone();
+        let grant_id = keyring.create_grant(principal, name, &meta)?;
         meta.grant_id = grant_id.clone();
         if t.is_locked() {
             // Locked because the grant was gone: the new one lets the engine unwrap the
@@ -544,13 +611,20 @@ impl DbInner {
                 table: i.id,
                 meta: index_meta.clone(),
             }));
-            self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
+            let appended = self.append_edit(&mut manifest, &VersionEdit { edits }, None);
+            if let Err(e) = appended {
+                // The manifest does not name the new grant: retire it (queued if it cannot).
+                keyring.retire_grant(&meta)?;
+                return Err(e);
+            }
             *t.meta.write() = meta;
             for i in &indexes {
                 *i.meta.write() = index_meta.clone();
                 *i.maintenance_error.lock() = None;
             }
         }
+        // The grant it replaces goes (queued if the KMS refuses now).
+        keyring.retire_grant(&old)?;
         keyring.forget_maintenance(name);
         *t.maintenance_error.lock() = None;
         let mut bg = self.bg.lock();
@@ -575,6 +649,7 @@ impl DbInner {
             return;
         };
         keyring.expire();
+        keyring.retry_pending_retires();
         for t in self.all_tables() {
             if t.is_encrypted() && !keyring.has_key_for(&t.name) {
                 *t.key.write() = None;

@@ -103,7 +103,7 @@ pub fn key_policy(data: &[u8]) {
         return;
     };
     let arn = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    let user = Caller::via(
+    let user = Caller::engine_via(
         Principal::assumed_role("111122223333", "Admin", "user01"),
         "sealdb.us-west-2.amazonaws.com",
     );

@@ -223,10 +223,10 @@ pub(crate) fn attach(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::framing::encode_file_header_version;
     use crate::manifest::{ManifestWriter, VersionEdit};
     use crate::storage::StdEnv;
     use crate::types::{FileNumber, TableId};
-    use crate::framing::encode_file_header_version;
 
     /// Index edits read back from a format-4 manifest, and are corruption in a format-3
     /// one (the same bytes with the header's version set to 3).

@@ -67,7 +67,7 @@ struct Writer {
 }
 
 fn audit_err(what: &str, path: &Path, e: io::Error) -> KmsError {
-    KmsError::Unavailable(format!("audit log: {what} {}: {e}", path.display()))
+    KmsError::AuditFailed(format!("audit log: {what} {}: {e}", path.display()))
 }
 
 fn file_name(index: u32) -> String {
@@ -110,7 +110,7 @@ impl AuditLog {
     pub(crate) fn record(&self, input: EventInput<'_>) -> Result<Value, KmsError> {
         let event = build_event(input);
         let mut line = serde_json::to_vec(&event)
-            .map_err(|e| KmsError::Unavailable(format!("audit log: cannot encode: {e}")))?;
+            .map_err(|e| KmsError::AuditFailed(format!("audit log: cannot encode: {e}")))?;
         line.push(b'\n');
         self.append(&line)?;
         if let Some(name) = event.get("eventName").and_then(Value::as_str) {
@@ -126,7 +126,7 @@ impl AuditLog {
             w.index = w
                 .index
                 .checked_add(1)
-                .ok_or_else(|| KmsError::Unavailable("audit log: file index exhausted".into()))?;
+                .ok_or_else(|| KmsError::AuditFailed("audit log: file index exhausted".into()))?;
             w.size = 0;
             w.file = None;
         }
@@ -168,7 +168,7 @@ impl AuditLog {
                     Ok(v) => v,
                     Err(_) if i == last => continue,
                     Err(e) => {
-                        return Err(KmsError::Unavailable(format!(
+                        return Err(KmsError::AuditFailed(format!(
                             "audit log {} line {}: {e}",
                             path.display(),
                             i + 1
@@ -271,7 +271,7 @@ pub(crate) fn global_service_name(name: &str) -> String {
 }
 
 fn user_identity(caller: &Caller) -> Value {
-    let p = &caller.principal;
+    let p = caller.principal();
     let kind = p.kind();
     let mut id = Map::new();
     id.insert("type".into(), json!(kind.cloudtrail_type()));
@@ -301,17 +301,17 @@ fn user_identity(caller: &Caller) -> Value {
             }}),
         );
     }
-    if let Some(via) = &caller.via_service {
+    if let Some(via) = caller.via_service() {
         id.insert("invokedBy".into(), json!(global_service_name(via)));
     }
     Value::Object(id)
 }
 
 fn build_event(i: EventInput<'_>) -> Value {
-    let is_service = i.caller.principal.is_service();
-    let source = match (&i.caller.via_service, is_service) {
+    let is_service = i.caller.principal().is_service();
+    let source = match (i.caller.via_service(), is_service) {
         (Some(via), _) => global_service_name(via),
-        (None, true) => global_service_name(&i.caller.principal.arn),
+        (None, true) => global_service_name(&i.caller.principal().arn),
         (None, false) => "127.0.0.1".to_string(),
     };
     let agent = if source == "127.0.0.1" {
@@ -327,7 +327,7 @@ fn build_event(i: EventInput<'_>) -> Value {
             if is_service {
                 i.default_account.to_string()
             } else {
-                i.caller.principal.account.clone()
+                i.caller.principal().account.clone()
             }
         });
     let mut e = Map::new();
@@ -411,7 +411,7 @@ mod tests {
     fn rotation_and_query() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let log = AuditLog::open(dir.path(), 600)?;
-        let caller = Caller::via(
+        let caller = Caller::engine_via(
             Principal::user("111122223333", "alice"),
             "sealdb.us-west-2.amazonaws.com",
         );
@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn identity_shapes() {
-        let svc = Caller::via(
+        let svc = Caller::engine_via(
             Principal::service("sealdb.us-west-2.amazonaws.com"),
             "sealdb.us-west-2.amazonaws.com",
         );
@@ -479,7 +479,7 @@ mod tests {
         let id = user_identity(&root);
         assert_eq!(id["type"], "Root");
         assert!(id.get("invokedBy").is_none());
-        let user = Caller::via(
+        let user = Caller::engine_via(
             Principal::user("111122223333", "alice"),
             "sealdb.us-west-2.amazonaws.com",
         );

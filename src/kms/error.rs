@@ -45,6 +45,16 @@ pub enum KmsError {
     Keystore(String),
     /// `IncorrectKeyException`: Decrypt named a key other than the one the blob is under.
     IncorrectKey(String),
+    /// A caller named a service principal (the engine's own identity): only the engine acts
+    /// as one, and no caller of the public API or the CLI can assume it.
+    ServicePrincipalRefused {
+        /// The service principal the caller named.
+        principal: String,
+    },
+    /// The call's audit event could not be written, so the call was refused (fail closed:
+    /// the trail must not miss a use of a key). A state change the call would have made
+    /// was rolled back (or, if even that failed, the KMS is poisoned and says so).
+    AuditFailed(String),
     /// The local keystore's files could not be read or written (the operating system's
     /// error is the `source()`).
     Io {
@@ -71,6 +81,8 @@ impl KmsError {
             KmsError::Unavailable(_) => "KMSUnavailable",
             KmsError::Keystore(_) | KmsError::Io { .. } => "KeystoreError",
             KmsError::IncorrectKey(_) => "IncorrectKeyException",
+            KmsError::ServicePrincipalRefused { .. } => "AccessDenied",
+            KmsError::AuditFailed(_) => "AuditLogWriteFailed",
         }
     }
 }
@@ -100,6 +112,13 @@ impl fmt::Display for KmsError {
                 write!(f, "the ciphertext was not encrypted under the key {k}")
             }
             KmsError::Io { context, source } => write!(f, "keystore: {context}: {source}"),
+            KmsError::ServicePrincipalRefused { principal } => write!(
+                f,
+                "{principal} is a service principal: only the engine acts as it, a caller cannot assume it"
+            ),
+            KmsError::AuditFailed(m) => {
+                write!(f, "the audit event could not be written, so the call was refused: {m}")
+            }
         }
     }
 }

@@ -177,8 +177,6 @@ impl Keystore {
             p_cost: r.u32()?,
         };
         let salt: [u8; SALT_LEN] = r.take(SALT_LEN)?.try_into().map_err(|_| damaged("salt"))?;
-        let check = r.take(CHECK_LEN)?;
-        let nonce = r.take(NONCE_LEN)?;
         let root = match (kind, source) {
             (RootKind::Passphrase, RootKeySource::Passphrase { passphrase, .. }) => {
                 kdf.check_bounds()?;
@@ -205,15 +203,51 @@ impl Keystore {
             root,
             _lock: lock,
         };
+        let state = ks.open_body(header, body)?;
+        Ok((ks, state))
+    }
+
+    /// Reads the keystore file back (to undo in memory a change that was never written).
+    pub(crate) fn reload(&self) -> Result<KeystoreState, KmsError> {
+        let path = self.dir.join(KEYSTORE_FILE);
+        let bytes = fs::read(&path).map_err(|e| ks_err("cannot read", &path, e))?;
+        if bytes.len() < HEADER_LEN + TAG_LEN {
+            return Err(KmsError::Keystore(format!(
+                "{} is damaged: too short",
+                path.display()
+            )));
+        }
+        let (header, body) = bytes.split_at(HEADER_LEN);
+        self.open_body(header, body)
+    }
+
+    /// Checks the header's key check and opens the sealed body (`header` is HEADER_LEN
+    /// bytes, `body` at least TAG_LEN).
+    fn open_body(&self, header: &[u8], body: &[u8]) -> Result<KeystoreState, KmsError> {
+        let damaged = |what: &str| {
+            KmsError::Keystore(format!(
+                "{} is damaged: {what}",
+                self.dir.join(KEYSTORE_FILE).display()
+            ))
+        };
         let checked = header.get(..CHECKED_LEN).ok_or_else(|| damaged("header"))?;
-        if !ks.key_check_matches(checked, check) {
+        let check = header
+            .get(CHECKED_LEN..CHECKED_LEN + CHECK_LEN)
+            .ok_or_else(|| damaged("header"))?;
+        let nonce = header
+            .get(CHECKED_LEN + CHECK_LEN..)
+            .ok_or_else(|| damaged("header"))?;
+        if nonce.len() != NONCE_LEN || body.len() < TAG_LEN {
+            return Err(damaged("header"));
+        }
+        if !self.key_check_matches(checked, check) {
             return Err(KmsError::Keystore(
                 "wrong passphrase or root key for this keystore (or its header is damaged)".into(),
             ));
         }
         let (ct, tag) = body.split_at(body.len() - TAG_LEN);
         let mut plain = Zeroizing::new(ct.to_vec());
-        ks.cipher()
+        self.cipher()
             .decrypt_in_place_detached(
                 Nonce::from_slice(nonce),
                 header,
@@ -221,9 +255,7 @@ impl Keystore {
                 Tag::from_slice(tag),
             )
             .map_err(|_| damaged("authentication failed"))?;
-        let state: KeystoreState = serde_json::from_slice(&plain)
-            .map_err(|e| damaged(&format!("contents unreadable: {e}")))?;
-        Ok((ks, state))
+        serde_json::from_slice(&plain).map_err(|e| damaged(&format!("contents unreadable: {e}")))
     }
 
     fn cipher(&self) -> Aes256Gcm {

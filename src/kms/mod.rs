@@ -29,7 +29,8 @@ pub use audit::{AuditLog, AuditQuery, EVENT_VERSION};
 pub use aws::{AwsKms, AwsKmsOptions};
 pub use blob::MAX_PLAINTEXT_LEN;
 pub use context::{
-    EncryptionContext, MAX_CONTEXT_BYTES, SUBSCRIBER_ID_CONTEXT_KEY, TABLE_NAME_CONTEXT_KEY,
+    EncryptionContext, DATABASE_ID_CONTEXT_KEY, MAX_CONTEXT_BYTES, SUBSCRIBER_ID_CONTEXT_KEY,
+    TABLE_NAME_CONTEXT_KEY,
 };
 pub use defaults::{
     customer_default_policy, service_default_policy, via_service_name, SERVICE_DEFAULT_ALIAS,
@@ -41,8 +42,10 @@ pub use grant::{
 };
 pub use key::{CreateKeyRequest, DataKeySpec, KeyManager, KeyMetadata, KeyState};
 pub use keystore::KEYSTORE_FILE;
-pub use local::{LocalKms, LocalKmsOptions};
+pub use local::{AliasListEntry, KeyListEntry, LocalKms, LocalKmsOptions};
 pub use policy::{KeyPolicy, PolicyDecision, PolicyRequest, MAX_POLICY_BYTES};
+#[cfg(feature = "test-callers")]
+pub use principal::testing;
 pub use principal::{Caller, Principal, PrincipalKind};
 pub use root_key::{KdfParams, RootKeySource, DEV_ROOT_KEY_FILE, KEY_FILE_ENV, PASSPHRASE_ENV};
 

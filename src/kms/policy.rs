@@ -483,7 +483,7 @@ impl Statement {
 
 impl PrincipalSpec {
     fn matches(&self, caller: &Caller) -> bool {
-        let p = &caller.principal;
+        let p = caller.principal();
         match self {
             PrincipalSpec::Anyone => true,
             PrincipalSpec::Account(acct) => !p.is_service() && p.account == *acct,
@@ -503,7 +503,7 @@ impl Condition {
                 let acct = req.caller.account();
                 one((!acct.is_empty()).then_some(acct))
             }
-            ConditionKey::ViaService => one(req.caller.via_service.as_deref()),
+            ConditionKey::ViaService => one(req.caller.via_service()),
             ConditionKey::EncryptionContext(k) => one(req.encryption_context.and_then(|c| {
                 c.iter()
                     .find(|(ck, _)| ck.eq_ignore_ascii_case(k))
@@ -519,7 +519,7 @@ impl Condition {
             ConditionKey::GranteePrincipal => one(req.grantee_principal),
             ConditionKey::RetiringPrincipal => one(req.retiring_principal),
             ConditionKey::PrincipalArn => {
-                let p = &req.caller.principal;
+                let p = req.caller.principal();
                 one(Some(p.role_arn().unwrap_or_else(|| p.arn.clone()).as_str()))
             }
         }

@@ -57,7 +57,7 @@ fn seed_policy_allows_account_principal_through_the_service() -> Result<(), KmsE
     let p = KeyPolicy::parse(SEED_POLICY)?;
     assert_eq!(p.id.as_deref(), Some("auto-dynamodb-1"));
     let user = Principal::assumed_role("111122223333", "Admin", "user01");
-    let via = Caller::via(user.clone(), VIA);
+    let via = Caller::engine_via(user.clone(), VIA);
     for action in [
         "kms:Decrypt",
         "kms:Encrypt",
@@ -89,7 +89,7 @@ fn seed_policy_denies_the_same_call_made_directly() -> Result<(), KmsError> {
         PolicyDecision::ImplicitDeny
     );
     // Through another service is not through this one.
-    let other = Caller::via(user, "s3.us-west-2.amazonaws.com");
+    let other = Caller::engine_via(user, "s3.us-west-2.amazonaws.com");
     assert_eq!(
         decide(&p, &other, "kms:Decrypt"),
         PolicyDecision::ImplicitDeny
@@ -100,7 +100,7 @@ fn seed_policy_denies_the_same_call_made_directly() -> Result<(), KmsError> {
 #[test]
 fn seed_policy_denies_another_account() -> Result<(), KmsError> {
     let p = KeyPolicy::parse(SEED_POLICY)?;
-    let stranger = Caller::via(Principal::user("444455556666", "mallory"), VIA);
+    let stranger = Caller::engine_via(Principal::user("444455556666", "mallory"), VIA);
     assert_eq!(
         decide(&p, &stranger, "kms:Decrypt"),
         PolicyDecision::ImplicitDeny
@@ -193,13 +193,13 @@ fn string_like_grant_operations_and_role_arns() -> Result<(), KmsError> {
             "ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt","Encrypt"]}}}}"#,
     )?;
     let role = Principal::assumed_role("111122223333", "Admin", "s1");
-    let caller = Caller::via(role, "sealdb.us-west-2.amazonaws.com");
+    let caller = Caller::engine_via(role, "sealdb.us-west-2.amazonaws.com");
     let mut req = PolicyRequest::new(&caller, "kms:CreateGrant", KEY);
     req.grant_operations = &["Decrypt"];
     assert!(allowed(&p.evaluate(&req)));
     req.grant_operations = &["Decrypt", "RetireGrant"];
     assert_eq!(p.evaluate(&req), PolicyDecision::ImplicitDeny);
-    let other_role = Caller::via(
+    let other_role = Caller::engine_via(
         Principal::assumed_role("111122223333", "Reader", "s1"),
         "sealdb.us-west-2.amazonaws.com",
     );

@@ -187,34 +187,132 @@ pub(crate) fn is_account_id(s: &str) -> bool {
 }
 
 /// Who makes a call, and through which service (the `kms:ViaService` condition key).
-#[derive(Clone, PartialEq, Eq, Debug)]
+///
+/// Only the engine (this crate) builds a caller that carries `kms:ViaService` or acts as the
+/// engine's service principal: AWS KMS sets `kms:ViaService` itself, from the service the
+/// request came through, never from the request, and no one but the service signs as its
+/// service principal. A caller of the public API builds `Caller::direct` for an IAM
+/// principal; `LocalKms` (and `AwsKms`'s local trail) refuse and audit a direct caller that
+/// names a service principal (`KmsError::ServicePrincipalRefused`).
+///
+/// ```compile_fail
+/// use sealdb::kms::{Caller, Principal};
+/// // Neither form of the engine's identity can be built outside the crate.
+/// let c = Caller::engine_via(Principal::user("111122223333", "bob"), "sealdb.us-west-2.amazonaws.com");
+/// ```
+///
+/// ```compile_fail
+/// use sealdb::kms::{Caller, Principal};
+/// let c = Caller { principal: Principal::user("111122223333", "bob"), via_service: None, origin: todo!() };
+/// ```
+#[derive(PartialEq, Eq, Debug)]
 pub struct Caller {
-    /// The principal calling.
-    pub principal: Principal,
-    /// `Some("sealdb.<region>.amazonaws.com")` when the engine calls on the principal's behalf.
-    pub via_service: Option<String>,
+    principal: Principal,
+    via_service: Option<String>,
+    origin: Origin,
+}
+
+/// Who built a `Caller`: the crate's engine, or a caller of the public API.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Origin {
+    /// `Caller::direct`: a principal the application asserts.
+    Asserted,
+    /// Built by the engine: may carry `kms:ViaService` or the engine's service principal.
+    Engine,
 }
 
 impl Caller {
-    /// The principal calling the KMS directly.
+    /// The principal calling the KMS directly (no `kms:ViaService`). A service principal
+    /// here is refused by the KMS: only the engine acts as one.
     pub fn direct(principal: Principal) -> Caller {
         Caller {
             principal,
             via_service: None,
+            origin: Origin::Asserted,
         }
     }
 
-    /// The principal calling through a service (`ViaService`).
-    pub fn via(principal: Principal, service: &str) -> Caller {
+    /// The engine calling on `principal`'s behalf through `service` (`kms:ViaService`).
+    pub(crate) fn engine_via(principal: Principal, service: &str) -> Caller {
         Caller {
             principal,
             via_service: Some(service.to_string()),
+            origin: Origin::Engine,
         }
+    }
+
+    /// The engine acting as its own service principal `service` (the grantee of its
+    /// grants), through itself.
+    pub(crate) fn engine_service(service: &str) -> Caller {
+        Caller {
+            principal: Principal::service(service),
+            via_service: Some(service.to_string()),
+            origin: Origin::Engine,
+        }
+    }
+
+    /// The engine acting as a service principal directly (no `kms:ViaService`), as AWS
+    /// services call `DescribeKey`/`ListGrants` under the seed's third policy statement.
+    pub(crate) fn engine_direct_service(service: &str) -> Caller {
+        Caller {
+            principal: Principal::service(service),
+            via_service: None,
+            origin: Origin::Engine,
+        }
+    }
+
+    /// The principal calling.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// `Some("sealdb.<region>.amazonaws.com")` when the engine calls on the principal's behalf.
+    pub fn via_service(&self) -> Option<&str> {
+        self.via_service.as_deref()
+    }
+
+    /// True when the engine built this caller (not a caller of the public API).
+    pub fn is_from_engine(&self) -> bool {
+        self.origin == Origin::Engine
+    }
+
+    /// Refuses what only the engine may be: a service principal asserted by a caller.
+    pub(crate) fn check_not_borrowed(&self) -> Result<(), KmsError> {
+        if self.origin == Origin::Asserted && self.principal.is_service() {
+            return Err(KmsError::ServicePrincipalRefused {
+                principal: self.principal.arn.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The account the call is billed to: the principal's, or for a service principal none.
     pub fn account(&self) -> &str {
         &self.principal.account
+    }
+}
+
+/// Callers only the engine may build, for the crate's own integration tests of the KMS
+/// (cargo feature `test-callers`, enabled by the crate's dev-dependency on itself). A build
+/// that serves principals must not enable it: it lets code outside the engine act as the
+/// engine.
+#[cfg(feature = "test-callers")]
+pub mod testing {
+    use super::{Caller, Principal};
+
+    /// What the engine builds when it calls on `principal`'s behalf through `service`.
+    pub fn engine_via(principal: Principal, service: &str) -> Caller {
+        Caller::engine_via(principal, service)
+    }
+
+    /// What the engine builds when it acts as its service principal `service`.
+    pub fn engine_service(service: &str) -> Caller {
+        Caller::engine_service(service)
+    }
+
+    /// What the engine builds when it calls as service principal `service` directly.
+    pub fn engine_direct_service(service: &str) -> Caller {
+        Caller::engine_direct_service(service)
     }
 }
 

@@ -54,7 +54,8 @@ pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
 /// The manifest format this code writes: format 3 plus the index catalogue edits (20, 21).
 pub(crate) const MANIFEST_VERSION: u8 = 4;
 /// A snapshot may carry a locked table's records without their table MACs (the database
-/// MAC covers them). Still read.
+/// MAC covers them), and a table's wrapped key may be bound to its database and
+/// incarnation (`db::table_context`). Still read.
 pub(crate) const MANIFEST_V3: u8 = 3;
 /// Database MACs, the snapshot end, WAL segments. Still read.
 pub(crate) const MANIFEST_V2: u8 = 2;

@@ -24,11 +24,11 @@ pub fn user() -> Principal {
 
 /// The user calling through the engine.
 pub fn via_engine(p: Principal) -> Caller {
-    Caller::via(p, &via_service_name(REGION))
+    sealdb::kms::testing::engine_via(p, &via_service_name(REGION))
 }
 
 /// The engine itself, as grantee of a table grant.
 pub fn engine() -> Caller {
     let name = via_service_name(REGION);
-    Caller::via(Principal::service(&name), &name)
+    sealdb::kms::testing::engine_service(&name)
 }

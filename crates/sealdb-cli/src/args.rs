@@ -377,12 +377,32 @@ pub struct AuditArgs {
 /// The default key the `kms` commands act on.
 pub const DEFAULT_KEY: &str = "alias/aws/sealdb";
 
+/// The `kms` commands: the AWS CLI's `aws kms` names, flags and JSON output shapes, called
+/// directly (never through the engine: `kms:ViaService` is set only by the engine itself).
 #[derive(Subcommand, Debug)]
 pub enum KmsCommand {
+    /// CreateKey: a customer managed key in the acting principal's account.
+    CreateKey(CreateKeyArgs),
     /// DescribeKey.
     DescribeKey(KeyArg),
+    /// ListKeys: the keys of the acting principal's account.
+    ListKeys,
+    /// ListAliases (of one key with --key-id).
+    ListAliases(ListAliasesArgs),
+    /// CreateAlias: --alias-name alias/<name> --target-key-id <key>.
+    CreateAlias(CreateAliasArgs),
+    /// EnableKey.
+    EnableKey(RequiredKeyArg),
+    /// DisableKey: crypto and grants under the key fail until EnableKey.
+    DisableKey(RequiredKeyArg),
+    /// ScheduleKeyDeletion: 7 to 30 days; the key is unusable meanwhile.
+    ScheduleKeyDeletion(ScheduleDeletionArgs),
+    /// CancelKeyDeletion: the key goes back to Disabled (as in AWS).
+    CancelKeyDeletion(RequiredKeyArg),
     /// GetKeyPolicy.
     GetKeyPolicy(KeyArg),
+    /// PutKeyPolicy: customer managed keys only (the service default key's is fixed).
+    PutKeyPolicy(PutKeyPolicyArgs),
     /// ListGrants.
     ListGrants(KeyArg),
     /// CreateGrant.
@@ -398,9 +418,63 @@ pub struct KeyArg {
     /// Key id, key ARN or alias.
     #[arg(long, default_value = DEFAULT_KEY)]
     pub key_id: String,
-    /// Call through the engine (kms:ViaService = sealdb.<region>.amazonaws.com).
+}
+
+#[derive(Args, Debug)]
+pub struct RequiredKeyArg {
+    /// Key id, key ARN or alias.
     #[arg(long)]
-    pub via_service: bool,
+    pub key_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateKeyArgs {
+    /// A description for the key.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// The key policy (JSON text, or file://<path>) [default: the account may do everything].
+    #[arg(long)]
+    pub policy: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListAliasesArgs {
+    /// Only the aliases of this key.
+    #[arg(long)]
+    pub key_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateAliasArgs {
+    /// `alias/<name>` (not `alias/aws/...`).
+    #[arg(long)]
+    pub alias_name: String,
+    /// The key the alias names.
+    #[arg(long)]
+    pub target_key_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleDeletionArgs {
+    /// Key id, key ARN or alias.
+    #[arg(long)]
+    pub key_id: String,
+    /// Days before the key is deleted (7 to 30).
+    #[arg(long, default_value_t = 30)]
+    pub pending_window_in_days: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct PutKeyPolicyArgs {
+    /// Key id, key ARN or alias.
+    #[arg(long)]
+    pub key_id: String,
+    /// The policy (JSON text, or file://<path>).
+    #[arg(long)]
+    pub policy: String,
+    /// Only `default` exists.
+    #[arg(long, default_value = "default")]
+    pub policy_name: String,
 }
 
 #[derive(Args, Debug)]
@@ -408,10 +482,10 @@ pub struct CreateGrantArgs {
     #[command(flatten)]
     pub key: KeyArg,
     /// Who the grant lets use the key (an ARN or a service principal name).
-    #[arg(long)]
+    #[arg(long = "grantee-principal", visible_alias = "grantee")]
     pub grantee: String,
     /// Who may retire the grant.
-    #[arg(long)]
+    #[arg(long = "retiring-principal", visible_alias = "retiring")]
     pub retiring: Option<String>,
     /// Comma-separated operations, e.g. Decrypt,Encrypt.
     #[arg(long, value_delimiter = ',', required = true)]

@@ -66,9 +66,10 @@ impl fmt::Display for CliError {
 fn kms_exit(e: &KmsError) -> Exit {
     match e {
         KmsError::NotFound(_) | KmsError::InvalidGrant(_) => Exit::NotFound,
-        KmsError::AccessDenied { .. } | KmsError::Disabled(_) | KmsError::InvalidState { .. } => {
-            Exit::AccessDenied
-        }
+        KmsError::AccessDenied { .. }
+        | KmsError::ServicePrincipalRefused { .. }
+        | KmsError::Disabled(_)
+        | KmsError::InvalidState { .. } => Exit::AccessDenied,
         KmsError::InvalidArgument(_) | KmsError::MalformedPolicy(_) => Exit::Usage,
         KmsError::InvalidCiphertext => Exit::Integrity,
         KmsError::Keystore(_) => Exit::Keystore,

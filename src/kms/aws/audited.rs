@@ -73,8 +73,12 @@ impl AwsKms {
         self.audit.as_ref()
     }
 
-    /// Runs `body` and records one event for it. A call whose event cannot be recorded
-    /// fails, as with `LocalKms` (the KMS call itself has happened by then).
+    /// Runs `body` and records one event for it. A read-only call (a key use) whose event
+    /// cannot be recorded fails with `AuditFailed`, as with `LocalKms`; a change AWS has
+    /// already applied is returned as it went (it cannot be undone here, and AWS's own
+    /// CloudTrail has it). A direct caller naming a service principal is refused before
+    /// anything is sent: AWS would authorize the request as the credentials' principal,
+    /// so this client must not let a caller label it as the engine's own identity.
     fn audited<T>(
         &self,
         caller: &Caller,
@@ -83,7 +87,7 @@ impl AwsKms {
         params: Value,
         body: impl FnOnce() -> Result<T, KmsError>,
     ) -> Result<T, KmsError> {
-        let res = body();
+        let res = caller.check_not_borrowed().and_then(|()| body());
         if let Some(audit) = &self.audit {
             let key = params.get("keyId").and_then(Value::as_str).map(|k| {
                 if k == crate::kms::SERVICE_DEFAULT_ALIAS {
@@ -96,7 +100,7 @@ impl AwsKms {
                 .and_then(|k| arn_account(k).map(|a| (k.to_string(), a.to_string())))
                 .into_iter()
                 .collect();
-            audit.record(EventInput {
+            let recorded = audit.record(EventInput {
                 caller,
                 event_name,
                 region: self.region(),
@@ -107,7 +111,14 @@ impl AwsKms {
                 default_account: caller.account(),
                 error: res.as_ref().err(),
                 time: SystemTime::now(),
-            })?;
+            });
+            if let Err(e) = recorded {
+                // A key use without a local record fails closed. A change AWS has applied
+                // is not reported as failed (CloudTrail, the authoritative trail, has it).
+                if read_only || res.is_err() {
+                    return Err(e);
+                }
+            }
         }
         res
     }

@@ -22,7 +22,10 @@ use super::{
 };
 use crate::clock::{system_clock, Clock};
 
+mod listing;
 mod ops;
+
+pub use listing::{AliasListEntry, KeyListEntry};
 
 /// Options of `LocalKms::open`.
 pub struct LocalKmsOptions {
@@ -75,6 +78,10 @@ pub struct LocalKms {
     available: AtomicBool,
     /// Set when a keystore write failed: memory may be ahead of disk; reopen.
     poisoned: AtomicBool,
+    /// Set (under the state lock) when the current call changed the state: it is written
+    /// only after the call's audit event, so a call refused for want of an audit record
+    /// leaves the keystore as it was.
+    dirty: AtomicBool,
 }
 
 /// What a call learned for its audit event.
@@ -92,7 +99,7 @@ impl Facts {
 
 fn denied(caller: &Caller, action: &str, key: &str) -> KmsError {
     KmsError::AccessDenied {
-        principal: caller.principal.arn.clone(),
+        principal: caller.principal().arn.clone(),
         action: action.to_string(),
         key: key.to_string(),
     }
@@ -183,6 +190,7 @@ impl LocalKms {
             audit,
             available: AtomicBool::new(true),
             poisoned: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
         })
     }
 
@@ -220,14 +228,17 @@ impl LocalKms {
 
     /// The account a call acts in: the principal's, or the KMS's for a service principal.
     fn caller_account<'a>(&'a self, caller: &'a Caller) -> &'a str {
-        if caller.principal.is_service() {
+        if caller.principal().is_service() {
             &self.account
         } else {
-            &caller.principal.account
+            &caller.principal().account
         }
     }
 
-    /// Runs one call: availability, poisoning, purge, `f`, then one audit event.
+    /// Runs one call: availability, caller, poisoning, purge, `f`, then one audit event,
+    /// then the keystore write if the call changed anything. The event comes first: a call
+    /// whose event cannot be written fails with `AuditFailed` and its change is undone in
+    /// memory (the keystore file never had it), so a refused call never took effect.
     fn call<T>(
         &self,
         caller: &Caller,
@@ -242,13 +253,14 @@ impl LocalKms {
             ));
         }
         let mut st = self.state.lock();
+        self.dirty.store(false, Ordering::SeqCst);
         let mut facts = Facts::default();
         let res = self
             .check_caller(caller)
             .and_then(|()| self.check_poisoned())
             .and_then(|()| self.purge_due(&mut st))
             .and_then(|()| f(&mut st, &mut facts));
-        self.audit.record(EventInput {
+        let recorded = self.audit.record(EventInput {
             caller,
             event_name,
             region: &self.region,
@@ -263,12 +275,34 @@ impl LocalKms {
             default_account: &self.account,
             error: res.as_ref().err(),
             time: self.clock.now(),
-        })?;
+        });
+        let changed = self.dirty.swap(false, Ordering::SeqCst);
+        if let Err(e) = recorded {
+            if changed {
+                match self.store.reload() {
+                    Ok(previous) => *st = previous,
+                    Err(reload) => {
+                        self.poisoned.store(true, Ordering::SeqCst);
+                        return Err(KmsError::AuditFailed(format!(
+                            "{e}; the call's change was not written, but the keystore could not be \
+                             read back to undo it in memory ({reload}): reopen the KMS"
+                        )));
+                    }
+                }
+            }
+            return Err(e);
+        }
+        if changed {
+            self.store.save(&st).inspect_err(|_| {
+                self.poisoned.store(true, Ordering::SeqCst);
+            })?;
+        }
         res
     }
 
     fn check_caller(&self, caller: &Caller) -> Result<(), KmsError> {
-        let p = &caller.principal;
+        caller.check_not_borrowed()?;
+        let p = caller.principal();
         if p.arn.is_empty() || (!p.is_service() && !is_account_id(&p.account)) {
             return Err(KmsError::InvalidArgument(format!(
                 "caller {:?} has no valid account",
@@ -287,10 +321,10 @@ impl LocalKms {
         Ok(())
     }
 
-    fn save(&self, st: &KeystoreState) -> Result<(), KmsError> {
-        self.store.save(st).inspect_err(|_| {
-            self.poisoned.store(true, Ordering::SeqCst);
-        })
+    /// Marks the state changed: `call` writes it once the call's audit event is written.
+    fn save(&self, _st: &KeystoreState) -> Result<(), KmsError> {
+        self.dirty.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Destroys keys whose deletion date has passed, with their aliases and grants.
@@ -445,7 +479,7 @@ impl LocalKms {
                 let op = grant_op.ok_or_else(refuse)?;
                 rec.grants
                     .iter()
-                    .find(|g| g.allows(&req.caller.principal.arn, op, req.encryption_context))
+                    .find(|g| g.allows(&req.caller.principal().arn, op, req.encryption_context))
                     .map(Some)
                     .ok_or_else(refuse)
             }
@@ -465,7 +499,7 @@ impl LocalKms {
             PolicyDecision::Allow { .. } => Ok(()),
             _ => Err(KmsError::MalformedPolicy(format!(
                 "the new key policy would not allow {} to update it later (lockout safety check)",
-                caller.principal.arn
+                caller.principal().arn
             ))),
         }
     }

@@ -22,10 +22,10 @@ impl Kms for LocalKms {
         let params = json!({"description": req.description, "keyUsage": "ENCRYPT_DECRYPT",
                             "policy": req.policy});
         self.call(caller, "CreateKey", false, params, |st, facts| {
-            if caller.principal.is_service() {
+            if caller.principal().is_service() {
                 return Err(denied(caller, "kms:CreateKey", "*"));
             }
-            let account = caller.principal.account.clone();
+            let account = caller.principal().account.clone();
             let id = KeyId::generate();
             let arn = key_arn(&self.region, &account, &id);
             let policy = req
@@ -341,7 +341,7 @@ impl Kms for LocalKms {
             let allowed = rec
                 .grants
                 .get(pos)
-                .is_some_and(|g| g.retirable_by(&caller.principal.arn));
+                .is_some_and(|g| g.retirable_by(&caller.principal().arn));
             if !allowed {
                 return Err(denied(caller, "kms:RetireGrant", &rec.arn()));
             }

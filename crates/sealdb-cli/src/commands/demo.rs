@@ -161,7 +161,7 @@ fn tour(db: &Db, kms: &LocalKms, db_dir: &Path, count: u64) -> Result<(), CliErr
     for line in status_lines(&table_statuses(db)?) {
         println!("  {line}");
     }
-    let outsider = db.as_principal(Principal::user(OUTSIDER.0, OUTSIDER.1));
+    let outsider = db.as_principal(Principal::user(OUTSIDER.0, OUTSIDER.1))?;
     println!("  as {}:", outsider.principal().arn);
     for line in status_lines(&table_statuses(&outsider)?) {
         println!("  {line}");

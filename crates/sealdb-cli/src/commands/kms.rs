@@ -1,23 +1,30 @@
-//! `kms ...`: direct calls to the local KMS, as the acting principal.
+//! `kms ...`: direct calls to the local KMS, as the acting principal, with the AWS CLI's
+//! command names, flags and output shapes. Never through the engine: `kms:ViaService` is
+//! the engine's to set (it makes the grants it needs itself), so a caller cannot claim it.
 
 use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
 use sealdb::kms::{
-    via_service_name, Caller, CreateGrantRequest, EncryptionContext, GrantConstraints, GrantEntry,
-    GrantOperation, KeyMetadata, Kms,
+    Caller, CreateGrantRequest, CreateKeyRequest, EncryptionContext, GrantConstraints, GrantEntry,
+    GrantOperation, KeyMetadata, Kms, LocalKms,
 };
 
 use super::Context;
-use crate::args::{CreateGrantArgs, KeyArg, KmsCommand};
+use crate::args::{CreateGrantArgs, KmsCommand};
 use crate::output::{print_json, CliError};
 
-fn caller(ctx: &Context, k: &KeyArg) -> Caller {
-    if k.via_service {
-        Caller::via(ctx.principal.clone(), &via_service_name(&ctx.region))
-    } else {
-        Caller::direct(ctx.principal.clone())
+fn caller(ctx: &Context) -> Caller {
+    Caller::direct(ctx.principal.clone())
+}
+
+/// A policy given as JSON text or `file://<path>`, as the AWS CLI takes it.
+fn policy_text(arg: &str) -> Result<String, CliError> {
+    match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("--policy {arg}: {e}"))),
+        None => Ok(arg.to_owned()),
     }
 }
 
@@ -26,18 +33,24 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 fn metadata_json(m: &KeyMetadata) -> Value {
-    json!({"KeyMetadata": {
+    let mut md = json!({
+        "AWSAccountId": m.aws_account_id,
         "KeyId": m.key_id,
         "Arn": m.arn,
-        "AWSAccountId": m.aws_account_id,
-        "Description": m.description,
         "CreationDate": rfc3339(m.creation_date),
         "Enabled": m.enabled,
-        "KeyState": m.key_state.as_str(),
-        "DeletionDate": m.deletion_date.map(rfc3339),
-        "KeyManager": format!("{:?}", m.key_manager).to_uppercase(),
+        "Description": m.description,
         "KeyUsage": m.key_usage,
-    }})
+        "KeyState": m.key_state.as_str(),
+        "Origin": "AWS_KMS",
+        "KeyManager": format!("{:?}", m.key_manager).to_uppercase(),
+        "KeySpec": "SYMMETRIC_DEFAULT",
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+    });
+    if let Some(d) = m.deletion_date {
+        md["DeletionDate"] = json!(rfc3339(d));
+    }
+    json!({ "KeyMetadata": md })
 }
 
 fn grant_json(g: &GrantEntry) -> Result<Value, CliError> {
@@ -88,7 +101,7 @@ fn create_grant(ctx: &Context, kms: &dyn Kms, a: &CreateGrantArgs) -> Result<Val
         .as_ref()
         .map(|t| GrantConstraints::subset(EncryptionContext::for_table(t, &ctx.account)));
     let resp = kms.create_grant(
-        &caller(ctx, &a.key),
+        &caller(ctx),
         CreateGrantRequest {
             key_id: a.key.key_id.clone(),
             grantee_principal: a.grantee.clone(),
@@ -101,19 +114,100 @@ fn create_grant(ctx: &Context, kms: &dyn Kms, a: &CreateGrantArgs) -> Result<Val
     Ok(json!({"GrantId": resp.grant_id}))
 }
 
+/// Runs one `kms` command; like the AWS CLI, commands that change a key without returning
+/// anything print nothing.
 pub fn run(ctx: &Context, cmd: KmsCommand) -> Result<(), CliError> {
-    let kms = ctx.open_kms()?;
-    let kms: &dyn Kms = kms.as_ref();
-    let out = match &cmd {
-        KmsCommand::DescribeKey(k) => metadata_json(&kms.describe_key(&caller(ctx, k), &k.key_id)?),
+    let local = ctx.open_kms()?;
+    let kms: &dyn Kms = local.as_ref();
+    match run_one(ctx, &local, kms, &cmd)? {
+        Some(out) => print_json(&out),
+        None => Ok(()),
+    }
+}
+
+fn run_one(
+    ctx: &Context,
+    local: &LocalKms,
+    kms: &dyn Kms,
+    cmd: &KmsCommand,
+) -> Result<Option<Value>, CliError> {
+    let c = caller(ctx);
+    Ok(Some(match cmd {
+        KmsCommand::CreateKey(a) => {
+            let policy = a.policy.as_deref().map(policy_text).transpose()?;
+            let md = kms.create_key(
+                &c,
+                CreateKeyRequest {
+                    description: a.description.clone(),
+                    policy,
+                },
+            )?;
+            metadata_json(&md)
+        }
+        KmsCommand::DescribeKey(k) => metadata_json(&kms.describe_key(&c, &k.key_id)?),
+        KmsCommand::ListKeys => {
+            let keys: Vec<Value> = local
+                .list_keys(&c)?
+                .into_iter()
+                .map(|k| json!({"KeyId": k.key_id, "KeyArn": k.key_arn}))
+                .collect();
+            json!({ "Keys": keys })
+        }
+        KmsCommand::ListAliases(a) => {
+            let aliases: Vec<Value> = local
+                .list_aliases(&c, a.key_id.as_deref())?
+                .into_iter()
+                .map(|a| {
+                    json!({"AliasName": a.alias_name, "AliasArn": a.alias_arn,
+                           "TargetKeyId": a.target_key_id})
+                })
+                .collect();
+            json!({ "Aliases": aliases })
+        }
+        KmsCommand::CreateAlias(a) => {
+            kms.create_alias(&c, &a.alias_name, &a.target_key_id)?;
+            return Ok(None);
+        }
+        KmsCommand::EnableKey(k) => {
+            kms.enable_key(&c, &k.key_id)?;
+            return Ok(None);
+        }
+        KmsCommand::DisableKey(k) => {
+            kms.disable_key(&c, &k.key_id)?;
+            return Ok(None);
+        }
+        KmsCommand::ScheduleKeyDeletion(a) => {
+            kms.schedule_key_deletion(&c, &a.key_id, a.pending_window_in_days)?;
+            let md = kms.describe_key(&c, &a.key_id)?;
+            json!({
+                "KeyId": md.arn,
+                "DeletionDate": md.deletion_date.map(rfc3339),
+                "KeyState": md.key_state.as_str(),
+                "PendingWindowInDays": a.pending_window_in_days,
+            })
+        }
+        KmsCommand::CancelKeyDeletion(k) => {
+            kms.cancel_key_deletion(&c, &k.key_id)?;
+            json!({ "KeyId": kms.describe_key(&c, &k.key_id)?.arn })
+        }
         KmsCommand::GetKeyPolicy(k) => {
-            let policy = kms.get_key_policy(&caller(ctx, k), &k.key_id)?;
+            let policy = kms.get_key_policy(&c, &k.key_id)?;
             // AWS returns the policy as a string; shown parsed, it reads as the document.
             let doc = serde_json::from_str::<Value>(&policy).unwrap_or(Value::String(policy));
             json!({"PolicyName": "default", "Policy": doc})
         }
+        KmsCommand::PutKeyPolicy(a) => {
+            if a.policy_name != "default" {
+                return Err(CliError::usage(format!(
+                    "--policy-name {:?}: the only policy name is \"default\"",
+                    a.policy_name
+                )));
+            }
+            kms.put_key_policy(&c, &a.key_id, &policy_text(&a.policy)?)?;
+            return Ok(None);
+        }
         KmsCommand::ListGrants(k) => {
-            let grants = kms.list_grants(&caller(ctx, k), &k.key_id)?;
+            let grants = kms.list_grants(&c, &k.key_id)?;
             let v = grants
                 .iter()
                 .map(grant_json)
@@ -122,15 +216,14 @@ pub fn run(ctx: &Context, cmd: KmsCommand) -> Result<(), CliError> {
         }
         KmsCommand::CreateGrant(a) => create_grant(ctx, kms, a)?,
         KmsCommand::RevokeGrant(g) => {
-            kms.revoke_grant(&caller(ctx, &g.key), &g.key.key_id, &g.grant_id)?;
+            kms.revoke_grant(&c, &g.key.key_id, &g.grant_id)?;
             json!({"Revoked": g.grant_id})
         }
         KmsCommand::RetireGrant(g) => {
-            kms.retire_grant(&caller(ctx, &g.key), &g.key.key_id, &g.grant_id)?;
+            kms.retire_grant(&c, &g.key.key_id, &g.grant_id)?;
             json!({"Retired": g.grant_id})
         }
-    };
-    print_json(&out)
+    }))
 }
 
 #[cfg(test)]

@@ -24,15 +24,19 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     }
     let (db, _kms) = ctx.open_db(true)?;
     let t = db.create_table(&a.name, opts)?;
-    let how = if t.is_encrypted() {
-        "encrypted"
-    } else {
-        "plaintext"
+    let key_arn = db
+        .encryption_status()
+        .into_iter()
+        .find(|s| s.table == a.name)
+        .and_then(|s| s.key_arn);
+    let how = match &key_arn {
+        Some(arn) => format!("encrypted under {arn}"),
+        None => "plaintext".to_owned(),
     };
     report(
         a.fmt.json,
         &format!("created table {} ({how})", a.name),
-        json!({"table": a.name, "encrypted": t.is_encrypted(), "created": true}),
+        json!({"table": a.name, "encrypted": t.is_encrypted(), "keyArn": key_arn, "created": true}),
     )
 }
 

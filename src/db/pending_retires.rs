@@ -1,0 +1,166 @@
+//! Grants the engine still has to retire: those of dropped tables (and replaced grants)
+//! whose `RetireGrant` failed. Kept in `GRANTS-TO-RETIRE` in the data directory so that a
+//! later tick of the worker, in this process or after a restart, retries them.
+//!
+//! ```text
+//! GRANTS-TO-RETIRE (JSON, written whole: GRANTS-TO-RETIRE.tmp, fsync, rename, dir fsync)
+//!   {"version": 1, "grants": [{"keyArn": str, "grantId": str, "table": str,
+//!                              "principal": str}, ...]}
+//! ```
+//!
+//! No secret is in it (key ARNs and grant ids are in the manifest and the audit trail). The
+//! file is advisory: deleting it leaves grants in the KMS that are constrained to a context
+//! no table will have again (section 11 of DESIGN.md), never a table without its key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::storage::Env;
+
+/// The file's name in the data directory.
+pub(crate) const PENDING_RETIRES_FILE: &str = "GRANTS-TO-RETIRE";
+const TEMP_FILE: &str = "GRANTS-TO-RETIRE.tmp";
+const VERSION: u32 = 1;
+
+/// One grant to retire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PendingRetire {
+    pub(crate) key_arn: String,
+    pub(crate) grant_id: String,
+    /// The table whose grant it was (for the record).
+    pub(crate) table: String,
+    /// The principal whose drop (or renewal) retired it: a grant the engine cannot retire
+    /// itself is revoked on that principal's behalf.
+    pub(crate) principal: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileBody {
+    version: u32,
+    grants: Vec<PendingRetire>,
+}
+
+/// The pending list and its file.
+pub(crate) struct PendingRetires {
+    env: Arc<dyn Env>,
+    dir: PathBuf,
+    /// `None` until the file was read.
+    entries: Mutex<Option<Vec<PendingRetire>>>,
+}
+
+impl PendingRetires {
+    pub(crate) fn new(env: Arc<dyn Env>, dir: &Path) -> PendingRetires {
+        PendingRetires {
+            env,
+            dir: dir.to_path_buf(),
+            entries: Mutex::new(None),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(PENDING_RETIRES_FILE)
+    }
+
+    fn load(&self) -> Result<Vec<PendingRetire>> {
+        let path = self.path();
+        if !self.env.exists(&path) {
+            return Ok(Vec::new());
+        }
+        let bytes = self
+            .env
+            .read_all(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let body: FileBody = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::corruption(PENDING_RETIRES_FILE, 0, format!("not a grant list: {e}"))
+        })?;
+        if body.version != VERSION {
+            return Err(Error::corruption(
+                PENDING_RETIRES_FILE,
+                0,
+                format!("unknown version {}", body.version),
+            ));
+        }
+        Ok(body.grants)
+    }
+
+    fn store(&self, grants: &[PendingRetire]) -> Result<()> {
+        let path = self.path();
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        if grants.is_empty() {
+            if self.env.exists(&path) {
+                self.env.remove_file(&path).map_err(|e| io("removing", e))?;
+                // IMPORTANT: the removal must be durable, or a crash brings retired grants back
+                // (harmless: retiring one again finds it gone).
+                self.env.sync_dir(&self.dir).map_err(|e| io("syncing", e))?;
+            }
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&FileBody {
+            version: VERSION,
+            grants: grants.to_vec(),
+        })
+        .map_err(|e| Error::Internal(format!("encoding the grant list: {e}")))?;
+        let tmp = self.dir.join(TEMP_FILE);
+        let mut f = self.env.create(&tmp).map_err(|e| io("creating", e))?;
+        f.append(&body).map_err(|e| io("writing", e))?;
+        // IMPORTANT: the contents are durable before the rename publishes them.
+        f.sync().map_err(|e| io("syncing", e))?;
+        drop(f);
+        // IMPORTANT: atomic replace: a crash leaves the old list or the new one.
+        self.env
+            .rename(&tmp, &path)
+            .map_err(|e| io("renaming", e))?;
+        // IMPORTANT: makes the rename durable.
+        self.env.sync_dir(&self.dir).map_err(|e| io("syncing", e))
+    }
+
+    /// Adds `grants` and writes the list.
+    pub(crate) fn add(&self, grants: Vec<PendingRetire>) -> Result<()> {
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let mut entries = self.entries.lock();
+        let mut all = match entries.take() {
+            Some(v) => v,
+            None => self.load().unwrap_or_default(),
+        };
+        for g in grants {
+            if !all.iter().any(|p| p.grant_id == g.grant_id) {
+                all.push(g);
+            }
+        }
+        let res = self.store(&all);
+        *entries = Some(all);
+        res
+    }
+
+    /// The pending grants (read from the file on first use).
+    pub(crate) fn list(&self) -> Result<Vec<PendingRetire>> {
+        let mut entries = self.entries.lock();
+        if entries.is_none() {
+            *entries = Some(self.load()?);
+        }
+        Ok(entries.clone().unwrap_or_default())
+    }
+
+    /// Removes the grants `done` names and writes the list.
+    pub(crate) fn remove(&self, done: &[String]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut entries = self.entries.lock();
+        let mut all = match entries.take() {
+            Some(v) => v,
+            None => self.load()?,
+        };
+        all.retain(|p| !done.contains(&p.grant_id));
+        let res = self.store(&all);
+        *entries = Some(all);
+        res
+    }
+}

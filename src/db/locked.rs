@@ -323,12 +323,18 @@ impl DbInner {
 
     /// `t`'s records in the segments kept for it, into a fresh memtable.
     fn replay_locked(&self, t: &Arc<TableState>, key: &TableKey, lock: &Lock) -> Result<MemTable> {
-        let segments: Vec<FileNumber> = self
-            .wal_segments
-            .lock()
-            .range(t.log_number()..lock.replay_until)
-            .copied()
-            .collect();
+        // `range` panics on a reversed range; a log number at or past the locking open's
+        // segment means there is nothing to replay.
+        let from = t.log_number();
+        let segments: Vec<FileNumber> = if from < lock.replay_until {
+            self.wal_segments
+                .lock()
+                .range(from..lock.replay_until)
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mem = MemTable::new();
         for seg in segments {
             let mut resolve = |table: TableId, fk: Option<&wal::WalKeyRef<'_>>| {

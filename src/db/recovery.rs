@@ -323,8 +323,6 @@ pub(super) fn open(
             .locked
             .iter()
             .next()
-            .into_iter()
-            .next()
             .ok_or(Error::Internal("a locked table vanished".into()))?;
         return Err(Error::TableLocked {
             table: state

@@ -536,11 +536,8 @@ impl DbInner {
         if state.is_encrypted() {
             if let Some(keyring) = &self.keyring {
                 keyring.forget_table(name);
-                match keyring.retire_grant(&state.meta.read()) {
-                    // The KMS key itself is gone (deleted), and its grants with it.
-                    Err(Error::Kms(crate::kms::KmsError::NotFound(_))) => {}
-                    other => other?,
-                }
+                // Never fails: a grant the KMS will not retire now is queued.
+                keyring.retire_grant(&state.meta.read())?;
             }
         }
         for f in state.super_version().version.files() {

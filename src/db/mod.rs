@@ -673,6 +673,8 @@ impl DbInner {
             bg.shutdown = true;
             self.bg_cv.notify_all();
         }
+        // Index backfills first: one may be waiting for a flush.
+        crate::index::stop_builds(self);
         if let Some(h) = self.worker.lock().take() {
             let _ = h.join();
         }

@@ -93,8 +93,18 @@ fn spawn_build(
 /// for a flush).
 pub(crate) fn stop_builds(core: &DbInner) {
     for t in core.all_tables() {
-        let handle = t.index.get().and_then(|d| d.builder.lock().take());
-        if let Some(h) = handle {
+        if let Some(def) = t.index.get() {
+            join_builder(def);
+        }
+    }
+}
+
+/// Waits for `def`'s backfill thread, unless called from it (a backfill that drops its
+/// own index).
+fn join_builder(def: &IndexDef) {
+    let handle = def.builder.lock().take();
+    if let Some(h) = handle {
+        if h.thread().id() != std::thread::current().id() {
             let _ = h.join();
         }
     }
@@ -252,7 +262,7 @@ impl DbInner {
         // IMPORTANT: the backfill's WAL records are durable before the manifest says the
         // index is complete, so a power loss cannot leave a ready index missing entries.
         self.sync_wal_now()?;
-        let _ws = self.write.lock();
+        let ws = self.write.lock();
         let mut manifest = self.manifest.lock();
         if index.dropped.load(Ordering::Acquire) {
             return Err(dropped());
@@ -262,6 +272,8 @@ impl DbInner {
             &VersionEdit::new(vec![Edit::IndexReady { index: index.id }]),
             None,
         )?;
+        // Every chunk is at or below the newest number handed out, and visible.
+        def.ready_seq.store(ws.last_allocated, Ordering::Release);
         def.ready.store(true, Ordering::Release);
         Ok(())
     }
@@ -291,8 +303,13 @@ impl DbInner {
         Ok(())
     }
 
-    /// Lets a dropped index's files go (deleted once no reader holds them).
+    /// Lets a dropped index's files go (deleted once no reader holds them), once its
+    /// backfill thread, if any, has stopped (it stops at its next chunk: the index is
+    /// marked dropped), so no thread of the engine outlives its close.
     pub(crate) fn release_index_files(&self, state: &TableState) {
+        if let Some(def) = state.index.get() {
+            join_builder(def);
+        }
         for f in state.super_version().version.files() {
             f.mark_obsolete();
             self.sst_cache.evict(f.table, f.number);

@@ -113,6 +113,9 @@ pub(crate) struct IndexDef {
     pub(crate) ready: AtomicBool,
     /// Items indexed by the backfill so far in this process.
     pub(crate) backfilled: AtomicU64,
+    /// A snapshot older than this sequence number may miss backfilled entries: queries
+    /// at it are refused. 0 for an index ready at open (no snapshot predates the open).
+    pub(crate) ready_seq: AtomicU64,
     /// Where the backfill stands, for `Table::wait_index`.
     pub(crate) build: Mutex<Build>,
     pub(crate) build_cv: Condvar,
@@ -143,6 +146,7 @@ impl IndexDef {
             extractor,
             ready: AtomicBool::new(ready),
             backfilled: AtomicU64::new(0),
+            ready_seq: AtomicU64::new(0),
             build: Mutex::new(if ready { Build::Done } else { Build::Running }),
             build_cv: Condvar::new(),
             builder: Mutex::new(None),

@@ -7,6 +7,7 @@
 //! hold by construction rather than by the write path alone.
 
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -239,6 +240,15 @@ impl Index {
     ) -> Result<IndexIter> {
         // One sequence number for the index and the table lookups; a snapshot of our own
         // when none was given keeps the versions at it from being compacted away.
+        if let Some(s) = snapshot {
+            if s.seq().0 < self.def.ready_seq.load(Ordering::Acquire) {
+                return Err(Error::IndexUnavailable {
+                    table: self.table.name().to_owned(),
+                    index: self.def.decl.name.clone(),
+                    reason: "the snapshot is older than the index's backfill".into(),
+                });
+            }
+        }
         // The backfill's checkpoint (the empty key) sorts before every entry: never read.
         let lower = match lower {
             Bound::Unbounded => Bound::Excluded(CHECKPOINT_KEY.to_vec()),

@@ -16,12 +16,12 @@ use crate::output::{decode_arg, encode_bytes, print_json, print_line, report, Cl
 pub fn create(ctx: &Context, a: CreateIndexArgs) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     let t = db.table(&a.table)?;
-    let mut spec = match (&a.pointer, &a.extractor) {
-        (Some(p), None) => IndexSpec::json_pointer(p.clone()),
-        (None, Some(n)) => IndexSpec::named(n.clone()),
+    let mut spec = match (&a.path, &a.pointer, &a.extractor) {
+        (Some(p), None, None) | (None, Some(p), None) => IndexSpec::json_pointer(p.clone()),
+        (None, None, Some(n)) => IndexSpec::named(n.clone()),
         _ => {
             return Err(CliError::usage(
-                "give exactly one of --pointer /path or --extractor NAME",
+                "give exactly one of a POINTER (/path) or --extractor NAME",
             ))
         }
     };

@@ -130,7 +130,10 @@ pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), Cl
     let layouts: Vec<TableLayout> = db
         .inspect()
         .into_iter()
-        .filter(|t| table.is_none_or(|n| n == t.table))
+        // A table's indexes (`table/index`) with it.
+        .filter(|t| {
+            table.is_none_or(|n| t.table.split_once('/').map_or(t.table.as_str(), |p| p.0) == n)
+        })
         .collect();
     if fmt.json {
         let mut v = Vec::new();

@@ -668,13 +668,13 @@ impl DbInner {
     }
 
     fn shutdown(&self) {
+        // Index backfills first, while the flush worker runs: one may wait for a flush.
+        crate::index::stop_builds(self);
         {
             let mut bg = self.bg.lock();
             bg.shutdown = true;
             self.bg_cv.notify_all();
         }
-        // Index backfills first: one may be waiting for a flush.
-        crate::index::stop_builds(self);
         if let Some(h) = self.worker.lock().take() {
             let _ = h.join();
         }

@@ -88,14 +88,19 @@ fn spawn_build(
     }
 }
 
-/// Stops every backfill at its next chunk and waits for its thread: called at close, after
-/// the shutdown flag is set and before the flush worker stops (a backfill's write may wait
-/// for a flush).
+/// Stops every backfill at its next chunk and waits for its thread: called at close,
+/// before the flush worker is told to stop (a backfill's write may wait for a flush).
 pub(crate) fn stop_builds(core: &DbInner) {
-    for t in core.all_tables() {
-        if let Some(def) = t.index.get() {
-            join_builder(def);
-        }
+    let defs: Vec<Arc<IndexDef>> = core
+        .all_tables()
+        .iter()
+        .filter_map(|t| t.index.get().cloned())
+        .collect();
+    for def in &defs {
+        def.stop.store(true, Ordering::Release);
+    }
+    for def in &defs {
+        join_builder(def);
     }
 }
 
@@ -247,7 +252,7 @@ impl DbInner {
             let (k, _) = item?;
             keys.push(k.to_vec());
             if keys.len() >= BACKFILL_CHUNK {
-                if self.bg.lock().shutdown {
+                if def.stop.load(Ordering::Acquire) || self.bg.lock().shutdown {
                     return Err(Error::Closed);
                 }
                 if index.dropped.load(Ordering::Acquire) {

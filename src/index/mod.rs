@@ -121,6 +121,8 @@ pub(crate) struct IndexDef {
     pub(crate) build_cv: Condvar,
     /// The thread running the backfill, joined at close (`stop_builds`).
     pub(crate) builder: Mutex<Option<JoinHandle<()>>>,
+    /// Set at close: the backfill stops at its next chunk.
+    pub(crate) stop: AtomicBool,
 }
 
 /// Where an index's backfill stands.
@@ -150,6 +152,7 @@ impl IndexDef {
             build: Mutex::new(if ready { Build::Done } else { Build::Running }),
             build_cv: Condvar::new(),
             builder: Mutex::new(None),
+            stop: AtomicBool::new(false),
         }
     }
 

@@ -156,7 +156,11 @@ fn a_close_mid_backfill_resumes_at_the_next_open() -> TestResult {
             t.put(format!("i{i:06}"), doc(i, 0))?;
         }
         t.start_index("by_group", &IndexSpec::json_pointer("/group"))?;
-        while t.indexes().first().is_some_and(|s| s.backfilled == 0 && !s.ready) {
+        while t
+            .indexes()
+            .first()
+            .is_some_and(|s| s.backfilled == 0 && !s.ready)
+        {
             std::thread::yield_now();
         }
         // Writes during the backfill, before and after its position.
@@ -177,7 +181,10 @@ fn a_close_mid_backfill_resumes_at_the_next_open() -> TestResult {
     t.wait_index("by_group")?;
     assert_exact(&db)?;
     // A unique index over items that share a key fails and leaves no index behind.
-    match t.create_index("by_group_unique", IndexSpec::json_pointer("/group").unique()) {
+    match t.create_index(
+        "by_group_unique",
+        IndexSpec::json_pointer("/group").unique(),
+    ) {
         Err(Error::UniqueViolation { index, .. }) => assert_eq!(index, "by_group_unique"),
         other => panic!("a unique index over duplicates must fail, got {other:?}"),
     }
@@ -206,7 +213,10 @@ fn a_snapshot_older_than_the_backfill_is_refused() -> TestResult {
         Err(Error::IndexUnavailable { .. })
     ));
     let after = db.snapshot();
-    let n = t.index("by_group")?.range_at_snapshot::<&str>(.., &after)?.count();
+    let n = t
+        .index("by_group")?
+        .range_at_snapshot::<&str>(.., &after)?
+        .count();
     assert_eq!(n, 1000);
     Ok(())
 }

@@ -136,7 +136,10 @@ fn a_locked_tables_indexes_are_locked_and_unlock_with_it() -> TestResult {
     fx.clock.advance(Duration::from_secs(60));
     // The first access to the table unlocks it and its indexes.
     let t = db.table("Books")?;
-    assert_eq!(t.get("b0001")?.as_deref(), model.get("b0001").map(String::as_bytes));
+    assert_eq!(
+        t.get("b0001")?.as_deref(),
+        model.get("b0001").map(String::as_bytes)
+    );
     assert_eq!(t.locked(), None);
     assert!(t.indexes().iter().all(|s| s.locked.is_none()));
     assert_exact(&db, &model)?;
@@ -159,7 +162,10 @@ fn a_locked_tables_indexes_are_locked_and_unlock_with_it() -> TestResult {
 
     // Dropping the table drops its indexes: their files go with it.
     db.drop_table("Books")?;
-    assert!(db.encryption_status().iter().all(|s| !s.table.starts_with("Books")));
+    assert!(db
+        .encryption_status()
+        .iter()
+        .all(|s| !s.table.starts_with("Books")));
     drop(db);
     let db = fx.open()?;
     assert!(db.tables().is_empty());

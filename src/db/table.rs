@@ -287,8 +287,14 @@ impl Table {
     /// the table is encrypted). A unique index over items that already share a key fails
     /// and leaves no index behind.
     pub fn create_index(&self, name: &str, spec: IndexSpec) -> Result<()> {
-        crate::index::start(self.db.core(), self.db.principal(), &self.state, name, &spec)?
-            .wait(self.name())
+        crate::index::start(
+            self.db.core(),
+            self.db.principal(),
+            &self.state,
+            name,
+            &spec,
+        )?
+        .wait(self.name())
     }
 
     /// Adds a global secondary index `name` and returns once it is declared: every write
@@ -296,8 +302,7 @@ impl Table {
     /// [`Table::indexes`]; a crash or close resumes it at the next open). It can be
     /// queried once ready: see [`Table::wait_index`].
     pub fn start_index(&self, name: &str, spec: &IndexSpec) -> Result<()> {
-        crate::index::start(self.db.core(), self.db.principal(), &self.state, name, spec)
-            .map(drop)
+        crate::index::start(self.db.core(), self.db.principal(), &self.state, name, spec).map(drop)
     }
 
     /// Waits for index `name`'s backfill to end: `Ok` once the index is ready,

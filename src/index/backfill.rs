@@ -235,7 +235,11 @@ impl DbInner {
                 table,
                 index,
                 keys,
-                checkpoint: if last { None } else { keys.last().map(Vec::as_slice) },
+                checkpoint: if last {
+                    None
+                } else {
+                    keys.last().map(Vec::as_slice)
+                },
             };
             self.write_with(
                 None,

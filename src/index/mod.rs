@@ -34,9 +34,9 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::manifest::{Edit, ExtractorKind, IndexDecl, TableMeta};
 
+pub(crate) use backfill::{start, stop_builds, wait};
 pub(crate) use extractor::Extractor;
 pub use extractor::{ExtractorFn, IndexExtractors};
-pub(crate) use backfill::{start, stop_builds, wait};
 pub(crate) use maintain::{index_ops, BackfillChunk};
 pub use query::{Index, IndexCheck, IndexEntry, IndexIter};
 

@@ -108,7 +108,10 @@ fn create_query_show_and_drop_an_index() -> TestResult {
         .split("Books/by_author")
         .nth(1)
         .ok_or("no index files in inspect")?;
-    assert!(!index_part.contains("ann") && !index_part.contains("bob"), "{inspect}");
+    assert!(
+        !index_part.contains("ann") && !index_part.contains("bob"),
+        "{inspect}"
+    );
     let layouts: Value = serde_json::from_str(&f.ok(&["inspect", "--json"])?)?;
     let rows = layouts.as_array().ok_or("inspect --json")?;
     assert!(rows

@@ -139,7 +139,8 @@ pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), Cl
         let mut v = Vec::new();
         for t in &layouts {
             let mut row = serde_json::to_value(t)?;
-            if let (Some(obj), Some((table, index))) = (row.as_object_mut(), t.table.split_once('/'))
+            if let (Some(obj), Some((table, index))) =
+                (row.as_object_mut(), t.table.split_once('/'))
             {
                 obj.insert(
                     "index".into(),
@@ -306,7 +307,11 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
                     &format!(
                         "  index        {}; boundaries {}",
                         super::index::index_line(&i),
-                        if i.sealed_boundaries { "sealed" } else { "plaintext" }
+                        if i.sealed_boundaries {
+                            "sealed"
+                        } else {
+                            "plaintext"
+                        }
                     ),
                 )?;
             }

@@ -79,7 +79,10 @@ pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {
             None => print_line(&mut out, &format!("{name}\t{how}"))?,
         }
         for i in &indexes {
-            print_line(&mut out, &format!("  index {}", super::index::index_line(i)))?;
+            print_line(
+                &mut out,
+                &format!("  index {}", super::index::index_line(i)),
+            )?;
         }
     }
     Ok(())

@@ -131,7 +131,7 @@ impl DbInner {
         let extractor =
             Extractor::resolve(spec.kind, &spec.extractor, &self.opts.index_extractors)?;
         let ws = self.write.lock();
-        let mut manifest = self.manifest.lock();
+        let mut versions = self.versions.lock();
         if table.dropped.load(Ordering::Acquire) {
             return Err(Error::TableNotFound(table.name.clone()));
         }
@@ -146,7 +146,7 @@ impl DbInner {
         } else {
             None
         };
-        let id = TableId(self.next_table_id.fetch_add(1, Ordering::AcqRel));
+        let id = self.versions.allocate_table_id();
         let meta = index_meta(&table.meta.read());
         let decl = IndexDecl {
             index: id,
@@ -170,7 +170,7 @@ impl DbInner {
                 log: segment,
             },
         ]);
-        self.append_edit(&mut manifest, &edit, key.as_ref().map(|k| (id, k)))?;
+        versions.log_and_apply(&edit, key.as_ref().map(|k| (id, k)), |_| ())?;
         let state = Arc::new(TableState::new(
             id,
             table.name.clone(),
@@ -184,7 +184,10 @@ impl DbInner {
             .index
             .set(Arc::clone(&def))
             .map_err(|_| Error::Internal("index state set twice".into()))?;
-        self.tables.write().by_id.insert(id, Arc::clone(&state));
+        self.versions
+            .tables_mut()
+            .by_id
+            .insert(id, Arc::clone(&state));
         table.indexes.write().push(Arc::clone(&state));
         Ok((state, def))
     }
@@ -272,14 +275,14 @@ impl DbInner {
         // index is complete, so a power loss cannot leave a ready index missing entries.
         self.sync_wal_now()?;
         let ws = self.write.lock();
-        let mut manifest = self.manifest.lock();
+        let mut versions = self.versions.lock();
         if index.dropped.load(Ordering::Acquire) {
             return Err(dropped());
         }
-        self.append_edit(
-            &mut manifest,
+        versions.log_and_apply(
             &VersionEdit::new(vec![Edit::IndexReady { index: index.id }]),
             None,
+            |_| (),
         )?;
         // Every chunk is at or below the newest number handed out, and visible.
         def.ready_seq.store(ws.last_allocated, Ordering::Release);
@@ -292,19 +295,19 @@ impl DbInner {
         self.check_poisoned()?;
         let state = {
             let _ws = self.write.lock();
-            let mut manifest = self.manifest.lock();
+            let mut versions = self.versions.lock();
             let state = find_index(table, name).ok_or_else(|| Error::IndexUnavailable {
                 table: table.name.clone(),
                 index: name.to_owned(),
                 reason: "no index of that name".into(),
             })?;
-            self.append_edit(
-                &mut manifest,
+            versions.log_and_apply(
                 &VersionEdit::new(vec![Edit::DropTable { id: state.id }]),
                 None,
+                |_| (),
             )?;
             state.dropped.store(true, Ordering::Release);
-            self.tables.write().by_id.remove(&state.id);
+            self.versions.tables_mut().by_id.remove(&state.id);
             table.indexes.write().retain(|s| s.id != state.id);
             state
         };

@@ -10,7 +10,7 @@ use crate::kms::Principal;
 use crate::manifest::{Edit, TableMeta, VersionEdit};
 use crate::memtable::MemTable;
 use crate::types::{SeqNo, TableId};
-use crate::wal::{WalTableProtection, WalWriter};
+use crate::wal::{WalSink, WalTableProtection, WalWriter};
 
 use super::table::{SuperVersion, TableState};
 use super::version::Version;
@@ -21,8 +21,12 @@ use super::{DbInner, TableOptions, VersionSet, WriteOptions, WriteState};
 enum Pending {
     /// In the memtables, visible once every older write is (its last sequence number).
     Visible(u64),
-    /// Appended; goes into `mems` once the WAL is synced up to `position`.
-    Synced {
+    /// Queued in the WAL; goes into `mems` once the WAL is written up to `end` of `sink`
+    /// (and synced up to `position` when `sync`).
+    Queued {
+        sink: Arc<WalSink>,
+        end: u64,
+        sync: bool,
         position: u64,
         first_seq: SeqNo,
         mems: Vec<Arc<MemTable>>,
@@ -139,18 +143,27 @@ impl DbInner {
             let last_seq = first_seq.0 + batch.len() as u64 - 1;
             let sections: Vec<(TableId, &[u8])> =
                 batch.sections().map(|(t, s)| (t, s.payload())).collect();
+            // Group commit: a synced write, or one to tables without indexes, only queues
+            // its record here and writes it through after the lock (with whatever others
+            // queued meanwhile), then goes into its memtables. An unsynced write to an
+            // indexed table is written and inserted under the lock, so the next write's
+            // index maintenance reads it without waiting.
+            let queue = opts.sync || !tables.iter().any(|t| t.has_indexes());
             let before = ws.wal.len();
-            ws.wal
-                .append_batch(first_seq, &sections)
-                .map_err(|e| self.poison("WAL append failed", e))?;
-            ws.appended += ws.wal.len() - before;
+            let end = if queue {
+                ws.wal.buffer_batch(first_seq, &sections)
+            } else {
+                ws.wal.append_batch(first_seq, &sections)
+            }
+            .map_err(|e| self.poison("WAL append failed", e))?;
+            ws.appended += end - before;
             ws.last_allocated = last_seq;
             // The memtables the batch belongs in: those of the segment it was appended to.
             let mems: Vec<Arc<MemTable>> = tables
                 .iter()
                 .map(|t| Arc::clone(&t.super_version().mem))
                 .collect();
-            if opts.sync {
+            if queue {
                 // Until it is in the memtables, index maintenance must not read past it.
                 for t in tables.iter().filter(|t| t.has_indexes()) {
                     t.synced_inflight.fetch_add(1, Ordering::AcqRel);
@@ -159,7 +172,10 @@ impl DbInner {
                 let mut seqs = self.seqs.lock();
                 seqs.allocated = last_seq;
                 seqs.inflight.insert(first_seq.0);
-                Pending::Synced {
+                Pending::Queued {
+                    sink: ws.wal.sink(),
+                    end,
+                    sync: opts.sync,
                     position: ws.appended,
                     first_seq,
                     mems,
@@ -183,13 +199,24 @@ impl DbInner {
                 }
                 Ok(())
             }
-            Pending::Synced {
+            Pending::Queued {
+                sink,
+                end,
+                sync,
                 position,
                 first_seq,
                 mems,
             } => {
-                let synced = self.sync_wal_to(position);
-                let inserted = synced.and_then(|()| insert_batch(batch, first_seq, &mems));
+                // IMPORTANT: acknowledged only after its record reached the OS (and the disk
+                // when synced).
+                let logged = if sync {
+                    self.sync_wal_to(position)
+                } else {
+                    sink.write_through(end)
+                        .map_err(|e| self.poison("WAL append failed", e))
+                };
+                drop(sink);
+                let inserted = logged.and_then(|()| insert_batch(batch, first_seq, &mems));
                 for t in &counted {
                     t.synced_inflight.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -267,13 +294,14 @@ impl DbInner {
         if self.synced.load(Ordering::Acquire) >= position {
             return Ok(());
         }
-        let (syncer, target) = {
+        let (sink, end, target) = {
             let ws = self.write.lock();
-            (ws.wal.syncer(), ws.appended)
+            (ws.wal.sink(), ws.wal.len(), ws.appended)
         };
-        // IMPORTANT: fdatasync of the WAL segment; this is what makes `sync: true` durable.
-        syncer
-            .and_then(|s| s.sync().map_err(|e| Error::io("syncing the WAL", e)))
+        // IMPORTANT: fdatasync of the WAL segment, after writing through every record queued
+        // in it so far; this is what makes `sync: true` durable. (Records of older segments
+        // were synced by the switch away from them.)
+        sink.sync(end)
             .map_err(|e| self.poison("WAL fsync failed", e))?;
         self.synced.fetch_max(target, Ordering::AcqRel);
         Ok(())

@@ -84,6 +84,9 @@ impl WriteBatch {
             return;
         }
         let s = self.sections.entry(table).or_default();
+        // At most three varints (10 + 5 + 5 bytes) and the kind beyond key and value: one
+        // allocation for a single put, amortized doubling for a large batch.
+        s.payload.reserve(key.len() + value.len() + 24);
         put_varint(&mut s.payload, self.count);
         s.payload.push(kind as u8);
         put_length_prefixed(&mut s.payload, key);

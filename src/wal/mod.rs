@@ -18,7 +18,7 @@ mod tests;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reader::replay_bytes;
 pub(crate) use reader::{list_segments, replay_segment, ReplayKey, WalKeyRef};
-pub(crate) use writer::{WalTableProtection, WalWriter};
+pub(crate) use writer::{WalSink, WalTableProtection, WalWriter};
 
 /// Runs the segment decoder over arbitrary bytes (as segment 1, last, every table plain
 /// except table 1, whose sections are opened with a fixed all-zero data key). Never panics.

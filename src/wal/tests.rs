@@ -103,6 +103,47 @@ fn round_trip_plain_and_sealed_multi_table() -> Result<()> {
     Ok(())
 }
 
+/// Group commit: queued records reach the file only when a write-through covers them, all
+/// in one append, at the offsets they were sealed for.
+#[test]
+fn queued_batches_are_written_through_together() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(5))?;
+    register_all(&mut w)?;
+    let on_disk = |w: &WalWriter| std::fs::metadata(w.path()).map(|m| m.len());
+    let registered = w.len();
+    assert_eq!(on_disk(&w).map_err(|e| Error::io("stat", e))?, registered);
+    let mut expected = Vec::new();
+    let mut ends = Vec::new();
+    for i in 0..5u64 {
+        let a = format!("plain-{i}").into_bytes();
+        let b = format!("MARKER-sealed-{i}").into_bytes();
+        let seq = SeqNo(10 + 2 * i);
+        ends.push(w.buffer_batch(seq, &[(PLAIN, &a), (SEALED, &b)])?);
+        expected.push((seq, PLAIN, a));
+        expected.push((seq, SEALED, b));
+    }
+    // Nothing queued is in the file yet.
+    assert_eq!(on_disk(&w).map_err(|e| Error::io("stat", e))?, registered);
+    // The first writer's write-through carries every record queued so far ...
+    let sink = w.sink();
+    sink.write_through(ends[0])?;
+    assert_eq!(on_disk(&w).map_err(|e| Error::io("stat", e))?, w.len());
+    // ... so the others return without writing.
+    for end in &ends {
+        sink.write_through(*end)?;
+    }
+    // An appended batch follows the queued ones.
+    let last = w.append_batch(SeqNo(30), &[(SEALED2, b"after")])?;
+    expected.push((SeqNo(30), SEALED2, b"after".to_vec()));
+    w.sync()?;
+    let (got, out) = replay(w.path(), FileNumber(5), true)?;
+    assert_eq!(got, expected);
+    assert_eq!(out.valid_len, last);
+    assert!(!out.torn_tail);
+    Ok(())
+}
+
 #[test]
 fn dropped_tables_are_skipped() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
@@ -506,11 +547,37 @@ mod faults {
             Err(Error::Poisoned(_))
         ));
         assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
-        assert!(w.syncer().is_err());
+        assert!(matches!(w.sink().sync(w.len()), Err(Error::Poisoned(_))));
         // Recovery keeps the synced batch and reports the half-written one as torn.
         let (got, out) = replay(w.path(), FileNumber(1), true)?;
         assert_eq!(got.len(), 2);
         assert!(out.torn_tail);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_write_through_fails_every_record_it_carried() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let env = FaultEnv::default();
+        let mut w = WalWriter::create(&env, dir.path(), FileNumber(1))?;
+        register_all(&mut w)?;
+        let first = w.buffer_batch(SeqNo(1), &[(PLAIN, b"one")])?;
+        w.sink().write_through(first)?;
+        let second = w.buffer_batch(SeqNo(2), &[(SEALED, b"two")])?;
+        let third = w.buffer_batch(SeqNo(3), &[(PLAIN, b"three")])?;
+        fail_writes(&env);
+        let sink = w.sink();
+        assert!(matches!(sink.write_through(second), Err(Error::Io { .. })));
+        env.disarm_all();
+        // The writer of the third record, queued in the failed write, is not acknowledged.
+        assert!(matches!(sink.write_through(third), Err(Error::Poisoned(_))));
+        assert!(matches!(
+            w.buffer_batch(SeqNo(4), &[(PLAIN, b"x")]),
+            Err(Error::Poisoned(_))
+        ));
+        // What was written before the failure still replays.
+        let (got, _) = replay(w.path(), FileNumber(1), true)?;
+        assert_eq!(got, vec![(SeqNo(1), PLAIN, b"one".to_vec())]);
         Ok(())
     }
 

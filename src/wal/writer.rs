@@ -7,11 +7,23 @@
 //! Table keys are written eagerly: `register_table` appends the table's `TableKey` record
 //! at once (not synced; the next `sync` covers it, and a batch is never synced without the
 //! key record before it, because both are appended in order to the same file).
+//!
+//! Group commit: the engine's write path encodes a batch under its write lock with
+//! `buffer_batch`, which only queues the record's bytes in the segment's [`WalSink`], and
+//! hands them to the OS after releasing the lock (`WalSink::write_through`). Whichever
+//! writer gets the sink's file first writes everything queued so far in one `append`, so
+//! writers from several threads share write syscalls (and fsyncs, `WalSink::sync`), and
+//! the next writer encodes while the previous one is in the kernel. A writer is
+//! acknowledged only once its own bytes were written (and synced when asked). Records
+//! reach the file in the order they were encoded, so offsets are as if appended at once.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::record::{TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC};
 use crate::crypto::{
@@ -75,16 +87,104 @@ impl fmt::Debug for WalTableProtection {
     }
 }
 
-/// The writer of one WAL segment.
-pub(crate) struct WalWriter {
-    file: Box<dyn WritableFile>,
-    segment: FileNumber,
-    path: PathBuf,
-    label: Arc<str>,
-    tables: HashMap<TableId, UnitSealer>,
+/// The file of one WAL segment and the encoded bytes queued for it, shared by the
+/// segment's `WalWriter` (under the engine's write lock) and writers that write their
+/// queued records through after releasing that lock.
+pub(crate) struct WalSink {
+    /// Encoded records not yet handed to the OS, in segment order.
+    queued: Mutex<Vec<u8>>,
+    /// The file, and a spare buffer to swap with `queued`. Held across an `append`.
+    file: Mutex<SinkFile>,
+    /// Bytes of the segment handed to the OS (header included).
+    written: AtomicU64,
     /// Set by a failed append or sync: what reached the file is unknown, so nothing more
     /// may be appended or acknowledged (the engine must reopen).
-    poisoned: bool,
+    poisoned: AtomicBool,
+    syncer: Box<dyn FileSyncer>,
+    path: PathBuf,
+}
+
+struct SinkFile {
+    file: Box<dyn WritableFile>,
+    spare: Vec<u8>,
+}
+
+impl WalSink {
+    fn check_usable(&self, label: &str) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::poisoned(format!(
+                "an earlier write or sync of WAL segment {label} failed"
+            )));
+        }
+        Ok(())
+    }
+
+    fn queue(&self, bytes: &[u8]) {
+        self.queued.lock().extend_from_slice(bytes);
+    }
+
+    /// Returns once the segment's bytes up to `end` reached the OS, writing everything
+    /// queued so far (its own record and those of writers behind it) if nobody has yet.
+    pub(crate) fn write_through(&self, end: u64) -> Result<()> {
+        if self.written.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        let mut guard = self.file.lock();
+        if self.written.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::poisoned(format!(
+                "an earlier write or sync of WAL segment {} failed",
+                self.path.display()
+            )));
+        }
+        let SinkFile { file, spare } = &mut *guard;
+        std::mem::swap(&mut *self.queued.lock(), spare);
+        if let Err(e) = file.append(spare) {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(Error::io(
+                format!("appending to WAL segment {}", self.path.display()),
+                e,
+            ));
+        }
+        spare.clear();
+        let written = file.len();
+        self.written.store(written, Ordering::Release);
+        if written < end {
+            return Err(Error::Internal(format!(
+                "WAL segment {} written to {written}, a record ends at {end}",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes the segment's bytes up to `end` durable: writes them through, then fdatasyncs
+    /// the file (covering every byte written before, whoever wrote it).
+    pub(crate) fn sync(&self, end: u64) -> Result<()> {
+        self.write_through(end)?;
+        // IMPORTANT: acknowledged synced writes are durable once this returns. A failed
+        // fsync poisons the segment: the kernel may have dropped the dirty pages.
+        if let Err(e) = self.syncer.sync() {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(Error::io(
+                format!("syncing WAL segment {}", self.path.display()),
+                e,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The writer of one WAL segment.
+pub(crate) struct WalWriter {
+    sink: Arc<WalSink>,
+    /// Bytes of the segment so far, written or queued (header included).
+    len: u64,
+    segment: FileNumber,
+    label: Arc<str>,
+    tables: HashMap<TableId, UnitSealer>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -93,9 +193,10 @@ impl fmt::Debug for WalWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WalWriter")
             .field("segment", &self.segment)
-            .field("len", &self.file.len())
+            .field("len", &self.len)
+            .field("written", &self.sink.written.load(Ordering::Relaxed))
             .field("tables", &self.tables.len())
-            .field("poisoned", &self.poisoned)
+            .field("poisoned", &self.sink.poisoned.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -118,13 +219,26 @@ impl WalWriter {
         // IMPORTANT: the directory entry is durable, so a synced segment cannot vanish.
         env.sync_dir(dir)
             .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+        let syncer = file
+            .syncer()
+            .map_err(|e| Error::io(ctx("cloning a sync handle of"), e))?;
+        let len = file.len();
         Ok(WalWriter {
-            file,
+            sink: Arc::new(WalSink {
+                queued: Mutex::new(Vec::new()),
+                file: Mutex::new(SinkFile {
+                    file,
+                    spare: Vec::new(),
+                }),
+                written: AtomicU64::new(len),
+                poisoned: AtomicBool::new(false),
+                syncer,
+                path,
+            }),
+            len,
             segment,
-            path,
             label: Arc::from(name),
             tables: HashMap::new(),
-            poisoned: false,
             buf: Vec::new(),
             scratch: Vec::new(),
         })
@@ -136,12 +250,12 @@ impl WalWriter {
 
     #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        &self.sink.path
     }
 
-    /// Bytes in the segment so far (header included).
+    /// Bytes in the segment so far, written or queued (header included).
     pub(crate) fn len(&self) -> u64 {
-        self.file.len()
+        self.len
     }
 
     pub(crate) fn is_registered(&self, table: TableId) -> bool {
@@ -154,24 +268,24 @@ impl WalWriter {
     }
 
     fn check_usable(&self) -> Result<()> {
-        if self.poisoned {
-            return Err(Error::poisoned(format!(
-                "an earlier write or sync of WAL segment {} failed",
-                self.label
-            )));
-        }
-        Ok(())
+        self.sink.check_usable(&self.label)
     }
 
+    /// Queues the record in `buf` behind those queued before it.
+    fn queue_buf(&mut self) {
+        self.sink.queue(&self.buf);
+        self.len += self.buf.len() as u64;
+    }
+
+    /// Queues the record in `buf` and writes everything queued through.
     fn write_buf(&mut self) -> Result<()> {
-        if let Err(e) = self.file.append(&self.buf) {
-            self.poisoned = true;
-            return Err(Error::io(
-                format!("appending to WAL segment {}", self.path.display()),
-                e,
-            ));
-        }
-        Ok(())
+        self.queue_buf();
+        self.sink.write_through(self.len)
+    }
+
+    /// The segment's file side, for writing queued records through outside the write lock.
+    pub(crate) fn sink(&self) -> Arc<WalSink> {
+        Arc::clone(&self.sink)
     }
 
     /// Makes `table` writable in this segment. For a sealed table this appends its
@@ -218,14 +332,33 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Appends one batch record holding `sections` (each table's opaque payload) with one
-    /// `append` call. Every table must be registered. Returns the segment's new length.
-    /// Not durable until `sync` (or a syncer) returns.
+    /// Appends one batch record holding `sections` (each table's opaque payload), writing
+    /// it (and anything queued before it) with one `append` call. Every table must be
+    /// registered. Returns the segment's new length. Not durable until `sync` returns.
     pub(crate) fn append_batch(
         &mut self,
         first_seq: SeqNo,
         sections: &[(TableId, &[u8])],
     ) -> Result<u64> {
+        self.encode_batch(first_seq, sections)?;
+        self.write_buf()?;
+        Ok(self.len)
+    }
+
+    /// Queues one batch record like `append_batch` without writing it: the record's bytes
+    /// reach the OS when `WalSink::write_through` (or `sync`) covers the returned length.
+    pub(crate) fn buffer_batch(
+        &mut self,
+        first_seq: SeqNo,
+        sections: &[(TableId, &[u8])],
+    ) -> Result<u64> {
+        self.encode_batch(first_seq, sections)?;
+        self.queue_buf();
+        Ok(self.len)
+    }
+
+    /// Encodes (and seals) one batch record into `buf`, at the segment's current length.
+    fn encode_batch(&mut self, first_seq: SeqNo, sections: &[(TableId, &[u8])]) -> Result<()> {
         self.check_usable()?;
         if sections.is_empty() {
             return Err(Error::Internal("empty WAL batch".to_owned()));
@@ -243,7 +376,7 @@ impl WalWriter {
                 self.label
             )));
         }
-        let base = self.file.len();
+        let base = self.len;
         self.buf.clear();
         let start = begin_record(&mut self.buf);
         self.buf.extend_from_slice(&first_seq.0.to_le_bytes());
@@ -284,35 +417,12 @@ impl WalWriter {
                 ));
             }
         }
-        finish_record(&mut self.buf, start, WalRecordType::Batch as u8)?;
-        self.write_buf()?;
-        Ok(self.file.len())
+        finish_record(&mut self.buf, start, WalRecordType::Batch as u8)
     }
 
-    /// Makes everything appended so far durable.
+    /// Makes everything appended or queued so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
-        // IMPORTANT: acknowledged synced writes are durable once this returns. A failed
-        // fsync poisons the writer: the kernel may have dropped the dirty pages.
-        if let Err(e) = self.file.sync() {
-            self.poisoned = true;
-            return Err(Error::io(
-                format!("syncing WAL segment {}", self.path.display()),
-                e,
-            ));
-        }
-        Ok(())
-    }
-
-    /// A handle that syncs this segment from another thread (group commit). A failure it
-    /// reports must poison the engine: this writer cannot see it.
-    pub(crate) fn syncer(&self) -> Result<Box<dyn FileSyncer>> {
-        self.check_usable()?;
-        self.file.syncer().map_err(|e| {
-            Error::io(
-                format!("cloning a sync handle of {}", self.path.display()),
-                e,
-            )
-        })
+        self.sink.sync(self.len)
     }
 }

@@ -22,6 +22,9 @@ pub enum Workload {
     FillBatch,
     /// `reads` gets of keys drawn uniformly from the existing `[0, num)`.
     ReadRandom,
+    /// `readrandom` right after closing and reopening the database (untimed): the engine's
+    /// caches start cold (the OS page cache does not).
+    ReadReopen,
     /// `reads` gets of keys that were never written (same length, outside the key range).
     ReadMissing,
     /// One forward scan of the whole database per thread.
@@ -40,12 +43,13 @@ pub const SEEK_NEXTS: usize = 10;
 pub const FILL_BATCH_SIZE: usize = 1000;
 
 impl Workload {
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 11] = [
         Workload::FillSeq,
         Workload::FillRandom,
         Workload::Overwrite,
         Workload::FillBatch,
         Workload::ReadRandom,
+        Workload::ReadReopen,
         Workload::ReadMissing,
         Workload::ReadSeq,
         Workload::ReadReverse,
@@ -60,6 +64,7 @@ impl Workload {
             Workload::Overwrite => "overwrite",
             Workload::FillBatch => "fillbatch",
             Workload::ReadRandom => "readrandom",
+            Workload::ReadReopen => "readreopen",
             Workload::ReadMissing => "readmissing",
             Workload::ReadSeq => "readseq",
             Workload::ReadReverse => "readreverse",

@@ -84,6 +84,16 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
             }
             current = Some(c);
         }
+        if w == Workload::ReadReopen {
+            if let Some(Current { engine, dir, live }) = current.take() {
+                // Closed before it is opened again, as a restarted process would.
+                drop(engine);
+                let engine = factory
+                    .open(&dir, config)
+                    .map_err(|e| engine_err("reopening the engine", e))?;
+                current = Some(Current { engine, dir, live });
+            }
+        }
         let Some(c) = current.as_mut() else {
             return Err(BenchError::Config("no database".into()));
         };
@@ -189,7 +199,7 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
     let live_bytes = live * (KEY_LEN + cfg.value_size) as u64;
     let reads = matches!(
         w,
-        Workload::ReadRandom | Workload::ReadMissing | Workload::SeekRandom
+        Workload::ReadRandom | Workload::ReadReopen | Workload::ReadMissing | Workload::SeekRandom
     );
     let report = WorkloadReport {
         workload: w.name().to_string(),
@@ -276,7 +286,7 @@ fn run_thread(
                 i = end;
             }
         }
-        Workload::ReadRandom | Workload::ReadMissing => {
+        Workload::ReadRandom | Workload::ReadReopen | Workload::ReadMissing => {
             let mut keys = UniformKeys::new(0, cfg.num, seed);
             for _ in rlo..rhi {
                 key_of(keys.next_key(), &mut k);

@@ -41,6 +41,8 @@ fn check_full_run(encrypted: bool, threads: usize) -> Result<()> {
         assert!(sa > 0.5, "{fill}: space amp {sa}");
     }
     assert_eq!(by_name(&r, "readrandom")?.found, Some(1000));
+    // After a close and reopen every key is still found (encrypted: through the KMS again).
+    assert_eq!(by_name(&r, "readreopen")?.found, Some(1000));
     assert_eq!(by_name(&r, "readmissing")?.found, Some(0));
     assert_eq!(by_name(&r, "readseq")?.ops, 3000 * threads as u64);
     assert_eq!(by_name(&r, "readreverse")?.ops, 3000 * threads as u64);

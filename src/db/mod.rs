@@ -29,12 +29,12 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::cache::BlockCache;
 use crate::compaction::DbStats;
 use crate::crypto::TableKey;
 use crate::error::{Error, Poison, Result};
 use crate::kms::Principal;
 use crate::manifest::{DatabaseKeyMeta, ManifestWriter, TableMeta, VersionEdit};
+use crate::sst::BlockCache;
 use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cache::BlockCache;
 use crate::crypto::{
-    wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitOpener, UnitSealer,
+    DataKey, FileKind, Protection, TableKey, UnitContext, UnitKind, UnitOpener, UnitSealer,
     WrapContext,
 };
 use crate::error::{Error, Result};
@@ -17,7 +16,8 @@ use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::memtable::MemTable;
 use crate::sst::bench_hooks::{BlockBuilder, BloomBuilder, BloomFilter};
-use crate::sst::{Block, SstBuildOptions, SstBuilder, SstProtection, SstReader};
+use crate::sst::BlockCache;
+use crate::sst::{Block, SstBuildOptions, SstBuilder, SstReader};
 use crate::storage::{FileSyncer, RandomAccessFile, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
 
@@ -252,16 +252,10 @@ impl SstFixture {
         let mut dek_copy = None;
         let protection = if sealed {
             let dek = DataKey::generate();
-            let wrapped_dek = wrap_data_key(&table_key, &dek, &wrap_ctx);
             dek_copy = Some(DataKey::from_bytes(*dek.expose_secret_bytes()));
-            SstProtection::Sealed {
-                sealer_ctx: unit_ctx(),
-                dek,
-                wrapped_dek,
-                key_version: 1,
-            }
+            Protection::with_key(dek, &table_key, wrap_ctx)
         } else {
-            SstProtection::Plain
+            Protection::Plain
         };
         let mut b = SstBuilder::new(Box::new(w.clone()), protection, SstBuildOptions::default());
         for (i, (k, v)) in entries.iter().enumerate() {

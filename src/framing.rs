@@ -27,10 +27,10 @@
 
 use bytes::Bytes;
 
+use crate::coding::Cursor;
 use crate::crypto::FORMAT_VERSION;
 use crate::error::{Error, Result};
 use crate::types::FileNumber;
-use crate::wal::cursor::Cursor;
 
 /// Bytes of a file header.
 pub(crate) const FILE_HEADER_LEN: usize = 8 + 1 + 3 + 8 + 4;

@@ -1,7 +1,8 @@
-//! Caches of decoded (and decrypted) data shared by every table of a database.
+//! The table cache: open SSTable readers shared by every table of a database.
+//!
+//! It sits above `sst` (it holds `SstReader`s); the block cache those readers read through
+//! is `sst::BlockCache`, part of the SSTable read path, so nothing in `sst` imports this.
 
-mod block_cache;
 mod sst_cache;
 
-pub(crate) use block_cache::BlockCache;
 pub(crate) use sst_cache::SstCache;

@@ -6,6 +6,7 @@
 
 mod aead;
 mod keys;
+mod protection;
 mod unit;
 mod wrap;
 
@@ -15,6 +16,7 @@ mod kat_tests;
 pub use aead::BACKEND;
 pub(crate) use keys::DataKey;
 pub use keys::TableKey;
+pub(crate) use protection::Protection;
 pub(crate) use unit::{FileKind, UnitContext, UnitKind, UnitOpener, UnitSealer, FORMAT_VERSION};
 pub(crate) use wrap::{unwrap_data_key, wrap_data_key, WrapContext, WRAPPED_KEY_LEN};
 

@@ -4,12 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::{wrap_data_key, DataKey, FileKind, TableKey, UnitContext, WrapContext};
+use crate::crypto::{Protection, TableKey};
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{seal_boundary, Boundary, Edit, FileMeta, VersionEdit};
 use crate::memtable::{MemTable, MemTableIter};
-use crate::sst::{SstBuildOptions, SstBuilder, SstProtection};
+use crate::sst::{SstBuildOptions, SstBuilder};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo};
 
@@ -225,9 +225,9 @@ impl DbInner {
         &self,
         t: &TableState,
         number: FileNumber,
-    ) -> Result<SstProtection> {
+    ) -> Result<Protection> {
         if !t.is_encrypted() {
-            return Ok(SstProtection::Plain);
+            return Ok(Protection::Plain);
         }
         let key = self.maintenance_key(t)?;
         Ok(protection_with_key(t, &key, number))
@@ -285,30 +285,8 @@ pub(super) fn protection_with_key(
     t: &TableState,
     key: &TableKey,
     number: FileNumber,
-) -> SstProtection {
-    let key_version = t.meta.read().key_version;
-    let dek = DataKey::generate();
-    let wrapped_dek = wrap_data_key(
-        key,
-        &dek,
-        &WrapContext {
-            table: t.id,
-            file_kind: FileKind::Sst,
-            file: number,
-            key_version,
-        },
-    );
-    SstProtection::Sealed {
-        sealer_ctx: UnitContext {
-            table: t.id,
-            file: number,
-            file_kind: FileKind::Sst,
-            label: Arc::from(filename::sst(number).as_str()),
-        },
-        dek,
-        wrapped_dek,
-        key_version,
-    }
+) -> Protection {
+    Protection::fresh_sst(key, t.meta.read().key_version, t.id, number)
 }
 
 /// Writes memtable `mem` of table `t` to level-0 SSTable `number` in `dir` (synced, with
@@ -319,7 +297,7 @@ pub(super) fn build_table_file(
     env: &Arc<dyn Env>,
     dir: &Path,
     t: &TableState,
-    protection: SstProtection,
+    protection: Protection,
     options: SstBuildOptions,
     number: FileNumber,
     mem: &Arc<MemTable>,

@@ -32,11 +32,11 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::cache::BlockCache;
 use crate::compaction::DbStats;
 use crate::error::{Error, Result};
 use crate::kms::Principal;
 use crate::manifest::{TableMeta, VersionEdit};
+use crate::sst::BlockCache;
 use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;

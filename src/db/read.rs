@@ -13,7 +13,8 @@ use crate::memtable::MemTableIter;
 use crate::sst;
 use crate::types::{SeqNo, ValueKind};
 
-use crate::cache::{BlockCache, SstCache};
+use crate::cache::SstCache;
+use crate::sst::BlockCache;
 use crate::storage::Env;
 
 use super::level_iter::{LevelIterator, OpenFile};

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::cache::BlockCache;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
@@ -23,6 +22,7 @@ use crate::manifest::{
     ManifestWriter, TableMeta, VersionEdit,
 };
 use crate::memtable::MemTable;
+use crate::sst::BlockCache;
 use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::{self, WalWriter};
@@ -1001,14 +1001,14 @@ fn relog(
         return Ok(last_seq);
     }
     let protection = match t.table_key() {
-        Some(key) => crate::wal::WalTableProtection::fresh_sealed(
+        Some(key) => crate::crypto::Protection::fresh_wal(
             &key,
             t.meta.read().key_version,
             t.id,
             wal.segment(),
         ),
         None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
-        None => crate::wal::WalTableProtection::Plain,
+        None => crate::crypto::Protection::Plain,
     };
     wal.register_table(t.id, protection)?;
     let first_seq = SeqNo(last_seq + 1);
@@ -1047,7 +1047,7 @@ fn flush_recovered(
     let protection = match t.table_key() {
         Some(key) => protection_with_key(t, &key, number),
         None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
-        None => crate::sst::SstProtection::Plain,
+        None => crate::crypto::Protection::Plain,
     };
     let file = build_table_file(
         env,

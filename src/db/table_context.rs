@@ -21,9 +21,9 @@
 //! every audit event); the KMS binds them to the blob as associated data, so editing them
 //! makes Decrypt fail.
 
+use crate::coding::{put_len_prefixed, Cursor};
 use crate::error::{Error, Result};
 use crate::kms::EncryptionContext;
-use crate::wal::cursor::{put_len_prefixed, Cursor};
 
 /// Leads a bound wrapped key. Neither `LocalKms` blobs (version byte 1) nor AWS KMS blobs
 /// (version byte 1 or 2) start with it, and the engine refuses a KMS blob that does.

@@ -5,12 +5,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::crypto::Protection;
 use crate::error::{Error, Result};
 use crate::kms::Principal;
 use crate::manifest::{Edit, TableMeta, VersionEdit};
 use crate::memtable::MemTable;
 use crate::types::{SeqNo, TableId};
-use crate::wal::{WalSink, WalTableProtection, WalWriter};
+use crate::wal::{WalSink, WalWriter};
 
 use super::table::{SuperVersion, TableState};
 use super::version::Version;
@@ -376,18 +377,13 @@ impl DbInner {
         &self,
         t: &Arc<TableState>,
         segment: crate::types::FileNumber,
-    ) -> Result<WalTableProtection> {
+    ) -> Result<Protection> {
         if !t.is_encrypted() {
-            return Ok(WalTableProtection::Plain);
+            return Ok(Protection::Plain);
         }
         let key = t.require_key()?;
         let key_version = t.meta.read().key_version;
-        Ok(WalTableProtection::fresh_sealed(
-            &key,
-            key_version,
-            t.id,
-            segment,
-        ))
+        Ok(Protection::fresh_wal(&key, key_version, t.id, segment))
     }
 
     pub(crate) fn create_table(

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::coding::{put_length_prefixed, put_varint, Reader};
+use crate::coding::{put_varint, put_varint_prefixed, Cursor};
 use crate::error::{Error, Result};
 use crate::types::{SeqNo, TableId, ValueKind, MAX_KEY_LEN, MAX_VALUE_LEN};
 
@@ -89,9 +89,9 @@ impl WriteBatch {
         s.payload.reserve(key.len() + value.len() + 24);
         put_varint(&mut s.payload, self.count);
         s.payload.push(kind as u8);
-        put_length_prefixed(&mut s.payload, key);
+        put_varint_prefixed(&mut s.payload, key);
         if kind == ValueKind::Put {
-            put_length_prefixed(&mut s.payload, value);
+            put_varint_prefixed(&mut s.payload, value);
         }
         s.count += 1;
         s.payload[..4].copy_from_slice(&s.count.to_le_bytes());
@@ -137,14 +137,15 @@ pub(crate) fn decode_section(
     first_seq: SeqNo,
     mut f: impl FnMut(SectionEntry<'_>),
 ) -> Option<()> {
-    let mut r = Reader::new(payload);
-    let count = r.u32()?;
+    // The callers name the file and offset; the cursor's own error is not needed here.
+    let mut c = Cursor::new(payload, 0, "batch section");
+    let count = c.u32("entry count").ok()?;
     for _ in 0..count {
-        let delta = r.varint()?;
-        let kind = ValueKind::try_from(r.u8()?).ok()?;
-        let key = r.length_prefixed()?;
+        let delta = c.varint("sequence delta").ok()?;
+        let kind = ValueKind::try_from(c.u8("entry kind").ok()?).ok()?;
+        let key = c.varint_prefixed("key").ok()?;
         let value = match kind {
-            ValueKind::Put => r.length_prefixed()?,
+            ValueKind::Put => c.varint_prefixed("value").ok()?,
             ValueKind::Delete => &[],
         };
         let seq = first_seq.0.checked_add(delta)?;
@@ -155,7 +156,7 @@ pub(crate) fn decode_section(
             value,
         });
     }
-    r.is_empty().then_some(())
+    c.is_empty().then_some(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod engine_model;
 mod files;
+mod index_key;
 mod sstable;
 
 use crate::crypto::{
@@ -17,10 +18,11 @@ use crate::types::{FileNumber, TableId};
 
 pub use engine_model::engine_model;
 pub use files::{current, keystore, wal_batch, KEYSTORE_ROOT_KEY};
+pub use index_key::index_key;
 pub use sstable::{sstable_roundtrip, sstable_tamper};
 
 /// The fuzz targets, by the name of their directory under `fuzz/corpus/`.
-pub const TARGETS: [&str; 14] = [
+pub const TARGETS: [&str; 15] = [
     "data_block",
     "sstable",
     "wal_replay",
@@ -35,6 +37,7 @@ pub const TARGETS: [&str; 14] = [
     "keystore",
     "current",
     "wal_batch",
+    "index_key",
 ];
 
 /// Runs target `name` on `data`; false for an unknown name.
@@ -56,6 +59,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "keystore" => keystore(data),
         "current" => current(data),
         "wal_batch" => wal_batch(data),
+        "index_key" => index_key(data),
         _ => return false,
     }
     true

@@ -12,13 +12,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::crypto::{
-    unwrap_data_key, wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitOpener,
-    WrapContext, KEY_LEN,
+    unwrap_data_key, DataKey, FileKind, Protection, TableKey, UnitContext, UnitOpener, WrapContext,
+    KEY_LEN,
 };
 use crate::iter::InternalIterator;
-use crate::sst::{
-    Compression, FooterKey, MemFile, SstBuildOptions, SstBuilder, SstProtection, SstReader,
-};
+use crate::sst::{Compression, FooterKey, MemFile, SstBuildOptions, SstBuilder, SstReader};
 use crate::storage::{FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
 
@@ -90,16 +88,9 @@ fn build(
 ) -> crate::Result<Vec<u8>> {
     let out = Arc::new(Mutex::new(Vec::new()));
     let protection = if sealed {
-        let dek = DataKey::generate();
-        let wrapped_dek = wrap_data_key(&table_key(), &dek, &wrap_ctx(1));
-        SstProtection::Sealed {
-            sealer_ctx: unit_ctx(),
-            dek,
-            wrapped_dek,
-            key_version: 1,
-        }
+        Protection::with_key(DataKey::generate(), &table_key(), wrap_ctx(1))
     } else {
-        SstProtection::Plain
+        Protection::Plain
     };
     let opts = SstBuildOptions {
         block_size,

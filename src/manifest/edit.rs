@@ -31,10 +31,10 @@
 //! integers little-endian
 //! ```
 
+use crate::coding::{put_len_prefixed, Cursor};
 use crate::error::{Error, Result};
 use crate::sst::Compression;
 use crate::types::{FileNumber, Level, SeqNo, TableId};
-use crate::wal::cursor::{put_len_prefixed, Cursor};
 
 /// Edit tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,10 +26,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::edit::VersionEdit;
+use crate::coding::Cursor;
 use crate::crypto::{TableKey, FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::types::{FileNumber, TableId};
-use crate::wal::cursor::Cursor;
 
 /// Manifest record types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,7 +209,7 @@ pub(crate) fn encode_payload(
     macs: &[(TableId, [u8; MAC_LEN])],
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    crate::wal::cursor::put_len_prefixed(out, edits)?;
+    crate::coding::put_len_prefixed(out, edits)?;
     let count = u32::try_from(macs.len())
         .map_err(|_| Error::InvalidArgument("too many tables in one edit".into()))?;
     out.extend_from_slice(&count.to_le_bytes());

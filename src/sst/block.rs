@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::coding::get_varint32;
 use crate::error::{Error, Result};
 use crate::ikey;
 use crate::iter::InternalIterator;
-use crate::sst::coding::get_varint32;
 
 const U32_LEN: usize = std::mem::size_of::<u32>();
 

@@ -10,8 +10,8 @@
 //! Every `restart_interval`-th entry is stored whole, so a reader binary-searches the
 //! restart array and then scans at most `restart_interval` entries.
 
+use crate::coding::put_varint32;
 use crate::error::{Error, Result};
-use crate::sst::coding::put_varint32;
 
 pub(crate) struct BlockBuilder {
     buf: Vec<u8>,

@@ -10,15 +10,17 @@
 //! See `footer.rs` for the footer and DESIGN.md section 6 for the reasons.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
-use crate::crypto::{DataKey, UnitContext, UnitKind, UnitSealer, WRAPPED_KEY_LEN};
+use crate::crypto::{Protection, UnitKind, UnitSealer};
 use crate::error::{Error, Result};
+use crate::filename;
 use crate::ikey;
 use crate::sst::block_builder::BlockBuilder;
 use crate::sst::bloom::BloomBuilder;
-use crate::sst::coding::BlockHandle;
 use crate::sst::compression::{frame_block, Compression};
 use crate::sst::footer::{Footer, FooterKey, TABLE_FORMAT_V1, TABLE_FORMAT_VERSION};
+use crate::sst::handle::BlockHandle;
 use crate::sst::properties::SstProperties;
 use crate::storage::WritableFile;
 use crate::types::{SeqNo, ValueKind};
@@ -45,19 +47,6 @@ impl Default for SstBuildOptions {
             compression: Compression::None,
         }
     }
-}
-
-/// How a new table is protected.
-pub(crate) enum SstProtection {
-    /// CRC32 on every block.
-    Plain,
-    /// AES-256-GCM under the file's fresh data key; `wrapped_dek` goes to the footer.
-    Sealed {
-        sealer_ctx: UnitContext,
-        dek: DataKey,
-        wrapped_dek: [u8; WRAPPED_KEY_LEN],
-        key_version: u32,
-    },
 }
 
 /// What a finished table holds: what the manifest records for it.
@@ -128,25 +117,19 @@ impl SstBuilder {
     /// start at 0 and `SstReader::verify` expects the first data block there.
     pub(crate) fn new(
         file: Box<dyn WritableFile>,
-        protection: SstProtection,
+        protection: Protection,
         opts: SstBuildOptions,
     ) -> SstBuilder {
-        let (sealer, footer_key) = match protection {
-            SstProtection::Plain => (UnitSealer::plain(), None),
-            SstProtection::Sealed {
-                sealer_ctx,
-                dek,
-                wrapped_dek,
-                key_version,
-            } => (
-                // `dek` is dropped (zeroized) at the end of this arm; the cipher keeps
-                // only its expanded key schedule.
-                UnitSealer::sealed(sealer_ctx, &dek),
-                Some(FooterKey {
-                    wrapped_dek,
-                    key_version,
-                }),
-            ),
+        let footer_key = protection.wrapped().map(|w| FooterKey {
+            wrapped_dek: w.wrapped_dek,
+            key_version: w.ctx.key_version,
+        });
+        let label = protection
+            .wrapped()
+            .map(|w| Arc::<str>::from(filename::sst(w.ctx.file)));
+        let sealer = match label {
+            Some(label) => protection.into_sealer(label),
+            None => UnitSealer::plain(),
         };
         let offset = file.len();
         SstBuilder {

@@ -19,9 +19,10 @@
 //! bound into its block's associated data (kind and offset), and the wrapped key is bound
 //! to (table, file, key version), so an edited footer fails to unwrap or to open a block.
 
+use crate::coding::Cursor;
 use crate::crypto::WRAPPED_KEY_LEN;
 use crate::error::{Error, Result};
-use crate::sst::coding::BlockHandle;
+use crate::sst::handle::BlockHandle;
 
 /// The SSTable format version this code writes.
 pub(crate) const TABLE_FORMAT_VERSION: u32 = 2;
@@ -45,21 +46,22 @@ const MAGIC_AT: usize = CRC_AT + U32_LEN;
 /// Bytes of the footer.
 pub(crate) const FOOTER_LEN: usize = MAGIC_AT + TABLE_MAGIC.len();
 
-/// How the units of a table are protected.
+/// The footer's protection byte: whether the file was written under `crypto::Protection::Plain`
+/// or `Sealed` (then the footer carries its wrapped data key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum Protection {
+enum ProtectionFlag {
     // on disk: never renumber
     Plain = 0,
     Sealed = 1,
 }
 
-impl TryFrom<u8> for Protection {
+impl TryFrom<u8> for ProtectionFlag {
     type Error = u8;
     fn try_from(v: u8) -> Result<Self, u8> {
         match v {
-            0 => Ok(Protection::Plain),
-            1 => Ok(Protection::Sealed),
+            0 => Ok(ProtectionFlag::Plain),
+            1 => Ok(ProtectionFlag::Sealed),
             other => Err(other),
         }
     }
@@ -104,11 +106,11 @@ impl Footer {
             }
         }
         if let Some(k) = &self.key {
-            f[PROTECTION_AT] = Protection::Sealed as u8;
+            f[PROTECTION_AT] = ProtectionFlag::Sealed as u8;
             f[WRAPPED_AT..KEY_VERSION_AT].copy_from_slice(&k.wrapped_dek);
             f[KEY_VERSION_AT..FORMAT_AT].copy_from_slice(&k.key_version.to_le_bytes());
         } else {
-            f[PROTECTION_AT] = Protection::Plain as u8;
+            f[PROTECTION_AT] = ProtectionFlag::Plain as u8;
         }
         f[FORMAT_AT..CRC_AT].copy_from_slice(&self.version.to_le_bytes());
         let crc = crc32fast::hash(&f[..CRC_AT]);
@@ -120,60 +122,57 @@ impl Footer {
     /// Decodes the footer found at `offset` of `file`; checks magic, checksum, version,
     /// protection flag, and that every handle lies before the footer.
     pub(crate) fn decode(data: &[u8], file: &str, offset: u64) -> Result<Footer> {
+        // Every refusal names the footer's own offset: the footer is checked as a whole.
         let bad = |what: &str| Error::corruption(file, offset, format!("footer: {what}"));
-        let f: &[u8; FOOTER_LEN] = data.try_into().map_err(|_| bad("wrong length"))?;
-        if f[MAGIC_AT..] != TABLE_MAGIC {
+        if data.len() != FOOTER_LEN {
+            return Err(bad("wrong length"));
+        }
+        let mut c = Cursor::new(data, offset, file);
+        let covered = c.bytes(CRC_AT, "footer")?;
+        let crc = c.u32("footer: checksum")?;
+        if c.array::<{ TABLE_MAGIC.len() }>("footer: magic")? != TABLE_MAGIC {
             return Err(bad("bad magic (not a sealdb table)"));
         }
-        let u32_at = |at: usize| {
-            let mut b = [0u8; U32_LEN];
-            b.copy_from_slice(&f[at..at + U32_LEN]);
-            u32::from_le_bytes(b)
-        };
-        let u64_at = |at: usize| {
-            let mut b = [0u8; U64_LEN];
-            b.copy_from_slice(&f[at..at + U64_LEN]);
-            u64::from_le_bytes(b)
-        };
-        if crc32fast::hash(&f[..CRC_AT]) != u32_at(CRC_AT) {
+        if crc32fast::hash(covered) != crc {
             return Err(bad("checksum mismatch"));
         }
-        let version = u32_at(FORMAT_AT);
+        let mut c = Cursor::new(covered, offset, file);
+        let mut handles = [BlockHandle::default(); 3];
+        for h in &mut handles {
+            *h = BlockHandle {
+                offset: c.u64("footer: handle offset")?,
+                size: c.u64("footer: handle size")?,
+            };
+            if h.end().is_none_or(|end| end > offset) {
+                return Err(bad("block handle past the footer"));
+            }
+        }
+        let flag = c.u8("footer: protection")?;
+        let wrapped_dek = c.array::<WRAPPED_KEY_LEN>("footer: wrapped key")?;
+        let key_version = c.u32("footer: key version")?;
+        let version = c.u32("footer: format version")?;
         if version != TABLE_FORMAT_VERSION && version != TABLE_FORMAT_V1 {
             return Err(bad(&format!("unknown format version {version}")));
         }
-        let protection = Protection::try_from(f[PROTECTION_AT])
+        let protection = ProtectionFlag::try_from(flag)
             .map_err(|p| bad(&format!("unknown protection flag {p}")))?;
-        let handle = |i: usize| -> Result<BlockHandle> {
-            let h = BlockHandle {
-                offset: u64_at(i * 2 * U64_LEN),
-                size: u64_at(i * 2 * U64_LEN + U64_LEN),
-            };
-            match h.end() {
-                Some(end) if end <= offset => Ok(h),
-                _ => Err(bad("block handle past the footer")),
-            }
-        };
         let key = match protection {
-            Protection::Plain => {
-                if f[WRAPPED_AT..FORMAT_AT].iter().any(|&b| b != 0) {
+            ProtectionFlag::Plain => {
+                if wrapped_dek.iter().any(|&b| b != 0) || key_version != 0 {
                     return Err(bad("key fields set in a plaintext footer"));
                 }
                 None
             }
-            Protection::Sealed => {
-                let mut wrapped_dek = [0u8; WRAPPED_KEY_LEN];
-                wrapped_dek.copy_from_slice(&f[WRAPPED_AT..KEY_VERSION_AT]);
-                Some(FooterKey {
-                    wrapped_dek,
-                    key_version: u32_at(KEY_VERSION_AT),
-                })
-            }
+            ProtectionFlag::Sealed => Some(FooterKey {
+                wrapped_dek,
+                key_version,
+            }),
         };
+        let [index, filter, properties] = handles;
         Ok(Footer {
-            index: handle(0)?,
-            filter: handle(1)?,
-            properties: handle(2)?,
+            index,
+            filter,
+            properties,
             key,
             version,
         })

@@ -3,11 +3,12 @@
 
 mod block;
 mod block_builder;
+mod block_cache;
 mod bloom;
 mod builder;
-mod coding;
 mod compression;
 mod footer;
+mod handle;
 mod properties;
 mod reader;
 mod reader_iter;
@@ -15,19 +16,12 @@ mod reader_iter;
 #[cfg(test)]
 mod tests;
 
-// The engine (flush, compaction, read path) uses these; not all are used yet.
-#[allow(unused_imports)]
-pub(crate) use block::{Block, BlockIter};
-#[allow(unused_imports)]
-pub(crate) use builder::{SstBuildOptions, SstBuilder, SstProtection, SstSummary};
+pub(crate) use block::Block;
+pub(crate) use block_cache::BlockCache;
+pub(crate) use builder::{SstBuildOptions, SstBuilder, SstSummary};
 pub use compression::Compression;
-#[allow(unused_imports)]
-pub(crate) use footer::{FooterKey, FOOTER_LEN};
-#[allow(unused_imports)]
-pub(crate) use properties::SstProperties;
-#[allow(unused_imports)]
+pub(crate) use footer::FooterKey;
 pub(crate) use reader::SstReader;
-#[allow(unused_imports)]
 pub(crate) use reader_iter::SstIter;
 
 /// A whole file held in memory: for tests and fuzzing.

@@ -8,6 +8,8 @@
 //!
 //! Fixed-width fields: the block is read once per open, so simplicity beats size.
 
+use crate::coding::Cursor;
+use crate::error::Result;
 use crate::types::SeqNo;
 
 /// What a table holds, summed while it was built.
@@ -53,55 +55,39 @@ impl SstProperties {
         out
     }
 
-    /// `None` when the block is malformed (wrong length, lengths past the end).
-    pub(crate) fn decode(data: &[u8]) -> Option<SstProperties> {
-        let mut r = Reader(data);
+    /// Decodes the block stored at `offset` of `file`; a corruption error naming the field
+    /// when the block is malformed (wrong length, lengths past the end, more deletions than
+    /// entries).
+    pub(crate) fn decode(data: &[u8], file: &str, offset: u64) -> Result<SstProperties> {
+        let mut c = Cursor::new(data, offset, file);
         let p = SstProperties {
-            entries: r.u64()?,
-            deletions: r.u64()?,
-            min_seq: SeqNo(r.u64()?),
-            max_seq: SeqNo(r.u64()?),
-            raw_key_bytes: r.u64()?,
-            raw_value_bytes: r.u64()?,
-            data_blocks: r.u64()?,
-            smallest: r.bytes()?,
-            largest: r.bytes()?,
+            entries: c.u64("properties: entries")?,
+            deletions: c.u64("properties: deletions")?,
+            min_seq: SeqNo(c.u64("properties: min_seq")?),
+            max_seq: SeqNo(c.u64("properties: max_seq")?),
+            raw_key_bytes: c.u64("properties: raw_key_bytes")?,
+            raw_value_bytes: c.u64("properties: raw_value_bytes")?,
+            data_blocks: c.u64("properties: data_blocks")?,
+            smallest: c.len_prefixed("properties: smallest")?.to_vec(),
+            largest: c.len_prefixed("properties: largest")?.to_vec(),
         };
-        if !r.0.is_empty() || p.deletions > p.entries {
-            return None;
+        if !c.is_empty() {
+            return Err(c.error("properties: trailing bytes"));
         }
-        Some(p)
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
+        if p.deletions > p.entries {
+            return Err(c.error_at(offset, "properties: more deletions than entries"));
         }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(U64_LEN)?.try_into().ok()?))
-    }
-
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let n = u32::from_le_bytes(self.take(U32_LEN)?.try_into().ok()?) as usize;
-        Some(self.take(n)?.to_vec())
+        Ok(p)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
-    fn golden_bytes_and_round_trip() -> Result<(), String> {
+    fn golden_bytes_and_round_trip() -> Result<()> {
         let p = SstProperties {
             entries: 2,
             deletions: 1,
@@ -120,13 +106,21 @@ mod tests {
         }
         want.extend_from_slice(&[1, 0, 0, 0, b'a', 2, 0, 0, 0, b'b', b'c']);
         assert_eq!(b, want);
-        assert_eq!(SstProperties::decode(&b).ok_or("decode")?, p);
+        assert_eq!(SstProperties::decode(&b, "t", 9)?, p);
         for cut in 0..b.len() {
-            assert!(SstProperties::decode(&b[..cut]).is_none());
+            let err = SstProperties::decode(&b[..cut], "000007.sst", 9).map(|_| ());
+            assert!(
+                matches!(&err, Err(Error::Corruption { file, offset, .. })
+                    if file == "000007.sst" && *offset >= 9),
+                "cut {cut}: {err:?}"
+            );
         }
         let mut long = b.clone();
         long.push(0);
-        assert!(SstProperties::decode(&long).is_none());
+        assert!(SstProperties::decode(&long, "t", 9).is_err());
+        let mut lying = p.clone();
+        lying.deletions = 3;
+        assert!(SstProperties::decode(&lying.encode(), "t", 9).is_err());
         Ok(())
     }
 }

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cache::BlockCache;
 use crate::crypto::{UnitKind, UnitOpener};
 use crate::error::{Error, Result};
 use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::sst::block::{Block, BlockIter};
+use crate::sst::block_cache::BlockCache;
 use crate::sst::bloom::BloomFilter;
-use crate::sst::coding::BlockHandle;
 use crate::sst::compression::unframe_block;
 use crate::sst::footer::{Footer, FooterKey, FOOTER_LEN};
+use crate::sst::handle::BlockHandle;
 use crate::sst::properties::SstProperties;
 use crate::sst::reader_iter::SstIter;
 use crate::storage::RandomAccessFile;
@@ -96,13 +96,7 @@ impl SstReader {
             Error::corruption(&*label, footer.filter.offset, "malformed filter block")
         })?;
         let props_payload = read_unit(&*file, &opener, UnitKind::Properties, footer.properties)?;
-        let props = SstProperties::decode(&props_payload).ok_or_else(|| {
-            Error::corruption(
-                &*label,
-                footer.properties.offset,
-                "malformed properties block",
-            )
-        })?;
+        let props = SstProperties::decode(&props_payload, &label, footer.properties.offset)?;
         Ok(Arc::new(SstReader {
             file,
             label,

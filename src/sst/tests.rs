@@ -9,15 +9,15 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 
 use super::block_builder::BlockBuilder;
+use super::footer::FOOTER_LEN;
 use super::*;
-use crate::cache::BlockCache;
 use crate::crypto::{
-    unwrap_data_key, wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitOpener,
-    WrapContext,
+    unwrap_data_key, DataKey, FileKind, Protection, TableKey, UnitContext, UnitOpener, WrapContext,
 };
 use crate::error::{Error, Result};
 use crate::ikey;
 use crate::iter::InternalIterator;
+use crate::sst::BlockCache;
 use crate::storage::{FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId, ValueKind};
 
@@ -77,18 +77,11 @@ fn wrap_ctx(file: u64) -> WrapContext {
 }
 
 /// Protection for file `file`: plain, or sealed under a fresh DEK wrapped by the test key.
-fn protection(sealed: bool, file: u64) -> SstProtection {
+fn protection(sealed: bool, file: u64) -> Protection {
     if !sealed {
-        return SstProtection::Plain;
+        return Protection::Plain;
     }
-    let dek = DataKey::generate();
-    let wrapped_dek = wrap_data_key(&table_key(), &dek, &wrap_ctx(file));
-    SstProtection::Sealed {
-        sealer_ctx: unit_ctx(file),
-        dek,
-        wrapped_dek,
-        key_version: 1,
-    }
+    Protection::with_key(DataKey::generate(), &table_key(), wrap_ctx(file))
 }
 
 fn build(
@@ -262,7 +255,7 @@ fn empty_table_opens() -> Result<()> {
 fn out_of_order_and_malformed_keys_are_refused() -> Result<()> {
     let mut b = SstBuilder::new(
         Box::new(MemWritable::default()),
-        SstProtection::Plain,
+        Protection::Plain,
         SstBuildOptions::default(),
     );
     b.add(&ik(b"b", 5, ValueKind::Put), b"v")?;
@@ -381,7 +374,7 @@ fn real_files_through_std_env() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let path = dir.path().join("000007.sst");
     let f = StdEnv.create(&path).map_err(|e| Error::io("create", e))?;
-    let mut b = SstBuilder::new(f, SstProtection::Plain, SstBuildOptions::default());
+    let mut b = SstBuilder::new(f, Protection::Plain, SstBuildOptions::default());
     let entries = sample_entries(2000);
     for (k, v) in &entries {
         b.add(k, v)?;

@@ -7,7 +7,6 @@
 //! sections is sealed by the crypto seam at its absolute file offset. The format is in
 //! DESIGN.md section 5; the layouts are atop `frame.rs` and `record.rs`.
 
-pub(crate) mod cursor;
 mod reader;
 mod record;
 mod writer;
@@ -18,7 +17,7 @@ mod tests;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reader::replay_bytes;
 pub(crate) use reader::{list_segments, replay_segment, ReplayKey, WalKeyRef};
-pub(crate) use writer::{WalSink, WalTableProtection, WalWriter};
+pub(crate) use writer::{WalSink, WalWriter};
 
 /// Runs the segment decoder over arbitrary bytes (as segment 1, last, every table plain
 /// except table 1, whose sections are opened with a fixed all-zero data key). Never panics.

@@ -23,7 +23,7 @@
 
 use bytes::Bytes;
 
-use super::cursor::Cursor;
+use crate::coding::Cursor;
 use crate::crypto::WRAPPED_KEY_LEN;
 use crate::error::Result;
 use crate::types::{SeqNo, TableId};

@@ -54,11 +54,11 @@ fn replay(path: &Path, segment: FileNumber, is_last: bool) -> Result<(Replayed, 
 
 fn register_all(w: &mut WalWriter) -> Result<()> {
     let seg = w.segment();
-    w.register_table(PLAIN, WalTableProtection::Plain)?;
+    w.register_table(PLAIN, crate::crypto::Protection::Plain)?;
     for t in [SEALED, SEALED2] {
         w.register_table(
             t,
-            WalTableProtection::fresh_sealed(&table_key(t), 1, t, seg),
+            crate::crypto::Protection::fresh_wal(&table_key(t), 1, t, seg),
         )?;
     }
     Ok(())
@@ -148,8 +148,8 @@ fn queued_batches_are_written_through_together() -> Result<()> {
 fn dropped_tables_are_skipped() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(1))?;
-    w.register_table(PLAIN, WalTableProtection::Plain)?;
-    w.register_table(TableId(9), WalTableProtection::Plain)?;
+    w.register_table(PLAIN, crate::crypto::Protection::Plain)?;
+    w.register_table(TableId(9), crate::crypto::Protection::Plain)?;
     w.append_batch(SeqNo(1), &[(TableId(9), b"gone"), (PLAIN, b"kept")])?;
     w.sync()?;
     let (got, _) = replay(w.path(), FileNumber(1), true)?;
@@ -161,9 +161,11 @@ fn dropped_tables_are_skipped() -> Result<()> {
 fn writer_refuses_misuse() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(1))?;
-    w.register_table(PLAIN, WalTableProtection::Plain)?;
+    w.register_table(PLAIN, crate::crypto::Protection::Plain)?;
     assert!(w.is_registered(PLAIN) && !w.is_registered(SEALED));
-    assert!(w.register_table(PLAIN, WalTableProtection::Plain).is_err());
+    assert!(w
+        .register_table(PLAIN, crate::crypto::Protection::Plain)
+        .is_err());
     assert!(w.append_batch(SeqNo(1), &[]).is_err());
     assert!(w.append_batch(SeqNo(1), &[(SEALED, b"x")]).is_err());
     assert!(w.append_batch(SeqNo(u64::MAX), &[(PLAIN, b"x")]).is_err());
@@ -263,24 +265,14 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
         let mut w = WalWriter::create(&StdEnv, dir.path(), seg)?;
         for t in [SEALED, SEALED2] {
             let dek = DataKey::from_bytes(dek_bytes);
-            let wrapped = crate::crypto::wrap_data_key(
-                &table_key(t),
-                &dek,
-                &crate::crypto::WrapContext {
-                    table: t,
-                    file_kind: crate::crypto::FileKind::Wal,
-                    file: seg,
-                    key_version: 1,
-                },
-            );
-            w.register_table(
-                t,
-                WalTableProtection::Sealed {
-                    dek,
-                    wrapped_dek: wrapped,
-                    key_version: 1,
-                },
-            )?;
+            let ctx = crate::crypto::WrapContext {
+                table: t,
+                file_kind: crate::crypto::FileKind::Wal,
+                file: seg,
+                key_version: 1,
+            };
+            let p = crate::crypto::Protection::with_key(dek, &table_key(t), ctx);
+            w.register_table(t, p)?;
         }
         let data = format!("segment {}", seg.0).into_bytes();
         w.append_batch(SeqNo(1), &[(SEALED, &data)])?;
@@ -336,7 +328,7 @@ fn sealed_section_stripped_to_plaintext_is_refused() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     // A forger writes a plaintext section for an encrypted table, with no key record.
     let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(4))?;
-    w.register_table(SEALED, WalTableProtection::Plain)?;
+    w.register_table(SEALED, crate::crypto::Protection::Plain)?;
     w.append_batch(SeqNo(1), &[(SEALED, b"forged")])?;
     w.sync()?;
     assert!(replay(w.path(), FileNumber(4), true).is_err());
@@ -360,7 +352,7 @@ fn markers_never_appear_in_a_sealed_segment() -> Result<()> {
 fn golden_bytes_of_a_tiny_plain_segment() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(1))?;
-    w.register_table(TableId(7), WalTableProtection::Plain)?;
+    w.register_table(TableId(7), crate::crypto::Protection::Plain)?;
     w.append_batch(SeqNo(5), &[(TableId(7), b"hi")])?;
     w.sync()?;
     let data = std::fs::read(w.path()).map_err(|e| Error::io("read", e))?;
@@ -460,9 +452,9 @@ mod model {
             for (t, _) in b {
                 if !w.is_registered(table(*t)) {
                     let p = if table(*t) == PLAIN {
-                        WalTableProtection::Plain
+                        crate::crypto::Protection::Plain
                     } else {
-                        WalTableProtection::fresh_sealed(
+                        crate::crypto::Protection::fresh_wal(
                             &table_key(table(*t)),
                             1,
                             table(*t),
@@ -586,7 +578,7 @@ mod faults {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let env = FaultEnv::default();
         let mut w = WalWriter::create(&env, dir.path(), FileNumber(1))?;
-        w.register_table(PLAIN, WalTableProtection::Plain)?;
+        w.register_table(PLAIN, crate::crypto::Protection::Plain)?;
         w.append_batch(SeqNo(1), &[(PLAIN, b"one")])?;
         fail_writes(&env);
         assert!(matches!(w.sync(), Err(Error::Io { .. })));

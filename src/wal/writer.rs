@@ -26,66 +26,12 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::record::{TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC};
-use crate::crypto::{
-    wrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitSealer, WrapContext,
-    WRAPPED_KEY_LEN,
-};
+use crate::crypto::{FileKind, Protection, UnitKind, UnitSealer};
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::framing::{begin_record, encode_file_header, finish_record};
 use crate::storage::{join, Env, FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId};
-
-/// How a table's sections are protected in one segment.
-pub(crate) enum WalTableProtection {
-    /// A plaintext table: CRC32 per section.
-    Plain,
-    /// An encrypted table: AES-256-GCM under `dek`, fresh for this table in this segment;
-    /// `wrapped_dek` is `dek` wrapped for (table, Wal, segment, key_version).
-    Sealed {
-        dek: DataKey,
-        wrapped_dek: [u8; WRAPPED_KEY_LEN],
-        key_version: u32,
-    },
-}
-
-impl WalTableProtection {
-    /// Generates a fresh data key for `table` in `segment` and wraps it under `table_key`.
-    pub(crate) fn fresh_sealed(
-        table_key: &TableKey,
-        key_version: u32,
-        table: TableId,
-        segment: FileNumber,
-    ) -> WalTableProtection {
-        let dek = DataKey::generate();
-        let wrapped_dek = wrap_data_key(
-            table_key,
-            &dek,
-            &WrapContext {
-                table,
-                file_kind: FileKind::Wal,
-                file: segment,
-                key_version,
-            },
-        );
-        WalTableProtection::Sealed {
-            dek,
-            wrapped_dek,
-            key_version,
-        }
-    }
-}
-
-impl fmt::Debug for WalTableProtection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WalTableProtection::Plain => f.write_str("Plain"),
-            WalTableProtection::Sealed { key_version, .. } => {
-                write!(f, "Sealed(key_version {key_version}, redacted)")
-            }
-        }
-    }
-}
 
 /// The file of one WAL segment and the encoded bytes queued for it, shared by the
 /// segment's `WalWriter` (under the engine's write lock) and writers that write their
@@ -290,11 +236,7 @@ impl WalWriter {
 
     /// Makes `table` writable in this segment. For a sealed table this appends its
     /// `TableKey` record now. Registering a table twice is an error.
-    pub(crate) fn register_table(
-        &mut self,
-        table: TableId,
-        protection: WalTableProtection,
-    ) -> Result<()> {
+    pub(crate) fn register_table(&mut self, table: TableId, protection: Protection) -> Result<()> {
         self.check_usable()?;
         if self.tables.contains_key(&table) {
             return Err(Error::Internal(format!(
@@ -302,30 +244,28 @@ impl WalWriter {
                 self.label
             )));
         }
-        let sealer = match protection {
-            WalTableProtection::Plain => UnitSealer::plain(),
-            WalTableProtection::Sealed {
-                dek,
-                wrapped_dek,
-                key_version,
-            } => {
+        let sealer = match protection.wrapped() {
+            None => UnitSealer::plain(),
+            Some(wrapped) => {
+                let want = (table, FileKind::Wal, self.segment);
+                let got = (wrapped.ctx.table, wrapped.ctx.file_kind, wrapped.ctx.file);
+                if got != want {
+                    return Err(Error::Internal(format!(
+                        "table {table}'s data key for {} was wrapped for {got:?}",
+                        self.label
+                    )));
+                }
                 self.buf.clear();
                 let start = begin_record(&mut self.buf);
                 TableKeyRecord {
                     table,
-                    key_version,
-                    wrapped_dek,
+                    key_version: wrapped.ctx.key_version,
+                    wrapped_dek: wrapped.wrapped_dek,
                 }
                 .encode(&mut self.buf);
                 finish_record(&mut self.buf, start, WalRecordType::TableKey as u8)?;
                 self.write_buf()?;
-                let ctx = UnitContext {
-                    table,
-                    file: self.segment,
-                    file_kind: FileKind::Wal,
-                    label: self.label.clone(),
-                };
-                UnitSealer::sealed(ctx, &dek)
+                protection.into_sealer(self.label.clone())
             }
         };
         self.tables.insert(table, sealer);

@@ -71,9 +71,10 @@ enum Cmd {
         dir: Option<PathBuf>,
         #[arg(long)]
         verbose: bool,
-        /// Children also create and drop tables (see crash.rs: off while an engine bug is open).
+        /// Children do not create and drop tables (by default they do, so kill points also
+        /// land mid create_table and drop_table).
         #[arg(long)]
-        table_churn: bool,
+        no_table_churn: bool,
     },
     /// The crash loop's child (internal).
     #[command(hide = true)]
@@ -171,7 +172,7 @@ fn main() -> ExitCode {
             seed,
             dir,
             verbose,
-            table_churn,
+            no_table_churn,
         } => {
             let seed = seed.unwrap_or_else(clock_seed);
             println!("sealdb-stress crash: seed {seed}, {iterations} iterations; replay with --seed {seed}");
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
                 keys: keys.max(model::BATCH_REGION + 16),
                 root: dir,
                 verbose,
-                table_churn,
+                table_churn: !no_table_churn,
             };
             match crash::run(&cfg) {
                 Ok(st) => {

@@ -4,7 +4,7 @@
 //! block handle = offset : varint64 || size : varint64      (size = stored bytes, overhead included)
 //! ```
 
-pub(crate) use crate::coding::{get_varint32, get_varint64, put_varint32, put_varint64};
+use crate::coding::{get_varint64, put_varint64};
 
 /// Where a block's stored form is in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -40,38 +40,6 @@ impl BlockHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn varint_round_trips_and_rejects_garbage() {
-        for v in [
-            0u64,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            u32::MAX as u64,
-            u64::MAX,
-        ] {
-            let mut b = Vec::new();
-            put_varint64(&mut b, v);
-            assert_eq!(get_varint64(&b), Some((v, b.len())));
-            assert!(get_varint64(&b[..b.len() - 1]).is_none());
-        }
-        let mut b = Vec::new();
-        put_varint64(&mut b, 300);
-        assert_eq!(b, [0xac, 0x02]);
-        assert!(get_varint64(&[0xff; 11]).is_none());
-        assert!(
-            get_varint64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).is_none()
-        );
-        assert!(get_varint32(&[0xff, 0xff, 0xff, 0xff, 0x1f]).is_none());
-        assert_eq!(
-            get_varint32(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
-            Some((u32::MAX, 5))
-        );
-    }
 
     #[test]
     fn handle_decodes_exactly() {

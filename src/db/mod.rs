@@ -11,6 +11,7 @@ mod pending_retires;
 mod range_iter;
 mod read;
 mod recovery;
+mod rotation;
 mod snapshot;
 mod status;
 mod table;
@@ -47,6 +48,7 @@ pub use options::{
 };
 pub(crate) use range_iter::prefix_successor;
 pub use range_iter::RangeIter;
+pub use rotation::RewrapOutcome;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
@@ -649,7 +651,8 @@ impl DbInner {
             return;
         };
         keyring.expire();
-        keyring.retry_pending_retires();
+        keyring.retry_pending_retires(|| self.grants_in_use());
+        self.rewrap_if_due();
         for t in self.all_tables() {
             if t.is_encrypted() && !keyring.has_key_for(&t.name) {
                 *t.key.write() = None;

@@ -1,19 +1,27 @@
 //! Runs one compaction: merge the inputs, keep what the filter keeps, cut outputs at the
 //! target file size (only between user keys, so each deeper level stays one sorted run),
 //! each output under a fresh data key; then install the result with one manifest record.
+//!
+//! A job sees the engine through two narrow doors: the `VersionSet`, where its result is
+//! logged and applied, and `TableFiles`, which opens its inputs and seals its outputs under
+//! the table's keys. It never touches the write path, the WAL or the background state.
 
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::cache::SstCache;
 use crate::db::{
-    DbInner, FileHandle, LevelIterator, MergingIterator, SuperVersion, TableState, NUM_LEVELS,
+    FileHandle, LevelIterator, MergingIterator, OpenFile, SuperVersion, TableState, VersionSet,
+    NUM_LEVELS,
 };
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::manifest::{Edit, VersionEdit};
-use crate::sst::SstBuilder;
-use crate::types::{FileNumber, Level};
+use crate::sst::{SstBuilder, SstReader};
+use crate::storage::Env;
+use crate::types::{FileNumber, Level, SeqNo};
 
 use super::filter::VersionFilter;
 use super::picker::CompactionPlan;
@@ -21,16 +29,58 @@ use super::picker::CompactionPlan;
 /// How often (in entries) a running compaction looks for a shutdown request.
 const SHUTDOWN_CHECK_EVERY: u64 = 4096;
 
+/// The table files a job reads and writes, under the table's keys (the engine implements
+/// it: it holds the caches and the keyring).
+pub(crate) trait TableFiles {
+    /// The shared open reader of one of `t`'s files.
+    fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<SstReader>>;
+    /// Opens `t`'s files for a level cursor.
+    fn file_opener(&self, t: &Arc<TableState>) -> OpenFile;
+    /// A builder for new file `n` of `t`, under a fresh data key wrapped by the table key.
+    fn new_output(&self, t: &TableState, n: FileNumber) -> Result<SstBuilder>;
+    /// Finishes `b` as file `n` at `level` and reads it back before anything names it.
+    fn finish_output(
+        &self,
+        t: &TableState,
+        n: FileNumber,
+        level: Level,
+        b: SstBuilder,
+    ) -> Result<FileHandle>;
+}
+
+/// One compaction of one table, and what it needs.
+pub(crate) struct CompactionJob<'a> {
+    pub(crate) versions: &'a VersionSet,
+    pub(crate) files: &'a dyn TableFiles,
+    pub(crate) sst_cache: &'a SstCache,
+    pub(crate) env: &'a dyn Env,
+    pub(crate) dir: &'a Path,
+    /// The sequence numbers of the live snapshots: the versions they see survive.
+    pub(crate) snapshots: Vec<SeqNo>,
+    pub(crate) target_file_size: u64,
+    /// True once the database is shutting down: the job stops with `Closed`.
+    pub(crate) stopping: &'a dyn Fn() -> bool,
+}
+
+/// What a finished job did.
+pub(crate) struct JobOutcome {
+    /// The files the plan's range is in now (the moved inputs, for a trivial move).
+    pub(crate) outputs: Vec<FileNumber>,
+    pub(crate) bytes_written: u64,
+}
+
 /// Output files not yet installed: removed from disk if the job does not finish.
 struct PendingOutputs<'a> {
-    db: &'a DbInner,
+    versions: &'a VersionSet,
+    env: &'a dyn Env,
+    dir: &'a Path,
     numbers: Vec<FileNumber>,
     installed: bool,
 }
 
 impl PendingOutputs<'_> {
     fn add(&mut self, n: FileNumber) {
-        self.db.pending_outputs.lock().insert(n);
+        self.versions.begin_output(n);
         self.numbers.push(n);
     }
 }
@@ -38,48 +88,42 @@ impl PendingOutputs<'_> {
 impl Drop for PendingOutputs<'_> {
     fn drop(&mut self) {
         // After a failed manifest write the record may name the outputs: keep them.
-        let named = self.installed || self.db.manifest.lock().may_hold_failed_record();
-        let mut pending = self.db.pending_outputs.lock();
+        let named = self.installed || self.versions.may_hold_failed_record();
         for n in &self.numbers {
-            pending.remove(n);
+            self.versions.end_output(*n);
             if !named {
                 // Best effort: the next open removes a leftover numbered past the
                 // manifest's file counter.
-                let _ = self
-                    .db
-                    .env
-                    .remove_file(&self.db.path.join(filename::sst(*n)));
+                let _ = self.env.remove_file(&self.dir.join(filename::sst(*n)));
             }
         }
     }
 }
 
-impl DbInner {
-    /// Runs `plan` on table `t` and installs its result; returns the output files.
-    pub(crate) fn run_compaction(
-        &self,
-        t: &Arc<TableState>,
-        plan: &CompactionPlan,
-    ) -> Result<Vec<FileNumber>> {
+impl CompactionJob<'_> {
+    /// Runs `plan` on table `t` and installs its result.
+    pub(crate) fn run(&self, t: &Arc<TableState>, plan: &CompactionPlan) -> Result<JobOutcome> {
         if plan.trivial {
             self.run_trivial_move(t, plan)?;
-            return Ok(plan.inputs.iter().map(|f| f.number).collect());
+            return Ok(JobOutcome {
+                outputs: plan.inputs.iter().map(|f| f.number).collect(),
+                bytes_written: 0,
+            });
         }
-        let mut outputs = PendingOutputs {
-            db: self,
+        let mut pending = PendingOutputs {
+            versions: self.versions,
+            env: self.env,
+            dir: self.dir,
             numbers: Vec::new(),
             installed: false,
         };
-        let files = self.write_outputs(t, plan, &mut outputs)?;
-        let written: u64 = files.iter().map(|f| f.size).sum();
-        self.install_compaction(t, plan, &files, false)?;
-        outputs.installed = true;
-        let mut bg = self.bg.lock();
-        bg.compaction.bytes_read += plan.input_bytes();
-        bg.compaction.bytes_written += written;
-        bg.compaction.compactions += 1;
-        self.bg_cv.notify_all();
-        Ok(files.iter().map(|f| f.number).collect())
+        let files = self.write_outputs(t, plan, &mut pending)?;
+        self.install(t, plan, &files, false)?;
+        pending.installed = true;
+        Ok(JobOutcome {
+            outputs: files.iter().map(|f| f.number).collect(),
+            bytes_written: files.iter().map(|f| f.size).sum(),
+        })
     }
 
     /// Moves the inputs one level down, unchanged (same file, same data key).
@@ -90,37 +134,29 @@ impl DbInner {
             // The old and new handles share one open reader, so a reader pinned to the old
             // version still reads the file after the new handle deletes it (unlinked files
             // stay readable while open).
-            self.reader(t, f)?;
+            self.files.reader(t, f)?;
             moved.push(Arc::new(f.moved_to(level)));
         }
-        self.install_compaction(t, plan, &moved, true)?;
-        let mut bg = self.bg.lock();
-        bg.compaction.trivial_moves += 1;
-        self.bg_cv.notify_all();
-        Ok(())
+        self.install(t, plan, &moved, true)
     }
 
     /// The merged cursor over a plan's inputs.
-    fn compaction_input(
-        &self,
-        t: &Arc<TableState>,
-        plan: &CompactionPlan,
-    ) -> Result<MergingIterator> {
+    fn input(&self, t: &Arc<TableState>, plan: &CompactionPlan) -> Result<MergingIterator> {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if plan.level == 0 {
             for f in &plan.inputs {
-                children.push(Box::new(self.reader(t, f)?.iter()));
+                children.push(Box::new(self.files.reader(t, f)?.iter()));
             }
         } else {
             children.push(Box::new(LevelIterator::new(
                 plan.inputs.clone(),
-                self.file_opener(t),
+                self.files.file_opener(t),
             )));
         }
         if !plan.below.is_empty() {
             children.push(Box::new(LevelIterator::new(
                 plan.below.clone(),
-                self.file_opener(t),
+                self.files.file_opener(t),
             )));
         }
         Ok(MergingIterator::new(children))
@@ -142,10 +178,10 @@ impl DbInner {
                 !files.get(i).is_some_and(|f| f.covers(user_key))
             })
         };
-        let mut filter = VersionFilter::new(self.snapshots.all(), is_base_level);
-        let mut input = self.compaction_input(t, plan)?;
+        let mut filter = VersionFilter::new(self.snapshots.clone(), is_base_level);
+        let mut input = self.input(t, plan)?;
         input.seek_to_first()?;
-        let target = self.opts.target_file_size.max(1);
+        let target = self.target_file_size.max(1);
         let level = Level(u8::try_from(plan.output_level).unwrap_or(u8::MAX));
         let mut outputs = Vec::new();
         let mut current: Option<(FileNumber, SstBuilder)> = None;
@@ -153,7 +189,7 @@ impl DbInner {
         let mut seen = 0u64;
         while input.valid() {
             seen += 1;
-            if seen.is_multiple_of(SHUTDOWN_CHECK_EVERY) && self.bg.lock().shutdown {
+            if seen.is_multiple_of(SHUTDOWN_CHECK_EVERY) && (self.stopping)() {
                 return Err(Error::Closed);
             }
             let key = input.key();
@@ -167,7 +203,7 @@ impl DbInner {
                 if let Some((_, b)) = &current {
                     if b.estimated_size() >= target {
                         if let Some((n, b)) = current.take() {
-                            outputs.push(self.finish_output(t, n, level, b)?);
+                            outputs.push(Arc::new(self.files.finish_output(t, n, level, b)?));
                         }
                     }
                 }
@@ -175,9 +211,9 @@ impl DbInner {
                 last_user_key.extend_from_slice(user_key);
             }
             if current.is_none() {
-                let n = self.new_file_number();
+                let n = self.versions.new_file_number();
                 pending.add(n);
-                current = Some((n, self.new_output(t, n)?));
+                current = Some((n, self.files.new_output(t, n)?));
             }
             if let Some((_, b)) = &mut current {
                 b.add(key, input.value())?;
@@ -185,51 +221,26 @@ impl DbInner {
             input.next()?;
         }
         if let Some((n, b)) = current.take() {
-            outputs.push(self.finish_output(t, n, level, b)?);
+            outputs.push(Arc::new(self.files.finish_output(t, n, level, b)?));
         }
         // IMPORTANT: the outputs' directory entries are made durable before the manifest
         // refers to them.
         self.env
-            .sync_dir(&self.path)
+            .sync_dir(self.dir)
             .map_err(|e| Error::io("syncing the data directory", e))?;
         Ok(outputs)
     }
 
-    /// A builder for output file `n`, under a fresh data key wrapped by the table key.
-    fn new_output(&self, t: &Arc<TableState>, n: FileNumber) -> Result<SstBuilder> {
-        let protection = self.table_protection(t, n)?;
-        let path = self.path.join(filename::sst(n));
-        let file = self
-            .env
-            .create(&path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        Ok(SstBuilder::new(file, protection, self.build_options(t)))
-    }
-
-    fn finish_output(
-        &self,
-        t: &Arc<TableState>,
-        n: FileNumber,
-        level: Level,
-        b: SstBuilder,
-    ) -> Result<Arc<FileHandle>> {
-        let summary = b.finish()?;
-        let handle = self.file_handle(t, n, level, &summary)?;
-        // Read back before the manifest may name it; on failure the inputs stay.
-        crate::db::check_new_table_file(&*self.env, t, &handle, self.opts.paranoid_checks)?;
-        Ok(Arc::new(handle))
-    }
-
     /// Records the result in the manifest (one record: the inputs removed, the outputs
     /// added) and swaps in the new version. `moved`: the outputs are the inputs, moved.
-    pub(crate) fn install_compaction(
+    fn install(
         &self,
         t: &Arc<TableState>,
         plan: &CompactionPlan,
         outputs: &[Arc<FileHandle>],
         moved: bool,
     ) -> Result<()> {
-        let mut manifest = self.manifest.lock();
+        let mut versions = self.versions.lock();
         // drop_table marks the table dropped under the manifest lock.
         if t.dropped.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::TableNotFound(t.name.clone()));
@@ -247,10 +258,9 @@ impl DbInner {
         }
         let installing: Vec<FileNumber> = outputs.iter().map(|f| f.number).collect();
         edits.push(Edit::SetNextFileNumber(
-            self.next_file_to_record(&installing),
+            self.versions.next_file_to_record(&installing),
         ));
-        self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
-        {
+        versions.log_and_apply(&VersionEdit { edits }, None, |_| {
             let mut guard = t.sv.write();
             let old = Arc::clone(&guard);
             let mut version = (*old.version).clone();
@@ -268,8 +278,8 @@ impl DbInner {
                 imm: old.imm.clone(),
                 version: Arc::new(version),
             });
-        }
-        drop(manifest);
+        })?;
+        drop(versions);
         if !moved {
             // Deleted when the last version or reader holding them lets go.
             for f in plan.all_inputs() {

@@ -1,14 +1,19 @@
 //! The background compaction thread: after each flush (or every half second), compacts
-//! the table whose most urgent level has the highest score, while any score is >= 1.
+//! the table whose most urgent level has the highest score, while any score is >= 1; and
+//! the engine's side of every compaction job (its counters, its files and keys).
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::db::DbInner;
+use crate::db::{DbInner, FileHandle, OpenFile, TableState};
 use crate::error::{Error, Result};
+use crate::filename;
+use crate::sst::{SstBuilder, SstReader};
+use crate::types::{FileNumber, Level};
 
-use super::picker;
+use super::job::{CompactionJob, TableFiles};
+use super::picker::{self, CompactionPlan};
 
 /// How long the thread sleeps when nothing needs compaction (flushes wake it sooner).
 const IDLE_WAIT: Duration = Duration::from_millis(500);
@@ -82,5 +87,73 @@ impl DbInner {
                 Err(e)
             }
         }
+    }
+}
+
+impl DbInner {
+    /// Runs `plan` on table `t` as a `CompactionJob` and counts it; returns the files the
+    /// plan's range is in now.
+    pub(crate) fn run_compaction(
+        &self,
+        t: &Arc<TableState>,
+        plan: &CompactionPlan,
+    ) -> Result<Vec<FileNumber>> {
+        let stopping = || self.bg.lock().shutdown;
+        let job = CompactionJob {
+            versions: &self.versions,
+            files: self,
+            sst_cache: &self.sst_cache,
+            env: &*self.env,
+            dir: &self.path,
+            snapshots: self.snapshots.all(),
+            target_file_size: self.opts.target_file_size,
+            stopping: &stopping,
+        };
+        let outcome = job.run(t, plan)?;
+        let mut bg = self.bg.lock();
+        if plan.trivial {
+            bg.compaction.trivial_moves += 1;
+        } else {
+            bg.compaction.bytes_read += plan.input_bytes();
+            bg.compaction.bytes_written += outcome.bytes_written;
+            bg.compaction.compactions += 1;
+        }
+        self.bg_cv.notify_all();
+        Ok(outcome.outputs)
+    }
+}
+
+/// The engine's side of a compaction job: its caches, and its keys for the outputs.
+impl TableFiles for DbInner {
+    fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<SstReader>> {
+        DbInner::reader(self, t, f)
+    }
+
+    fn file_opener(&self, t: &Arc<TableState>) -> OpenFile {
+        DbInner::file_opener(self, t)
+    }
+
+    fn new_output(&self, t: &TableState, n: FileNumber) -> Result<SstBuilder> {
+        let protection = self.table_protection(t, n)?;
+        let path = self.path.join(filename::sst(n));
+        let file = self
+            .env
+            .create(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(SstBuilder::new(file, protection, self.build_options(t)))
+    }
+
+    fn finish_output(
+        &self,
+        t: &TableState,
+        n: FileNumber,
+        level: Level,
+        b: SstBuilder,
+    ) -> Result<FileHandle> {
+        let summary = b.finish()?;
+        let handle = self.file_handle(t, n, level, &summary)?;
+        // Read back before the manifest may name it; on failure the inputs stay.
+        crate::db::check_new_table_file(&*self.env, t, &handle, self.opts.paranoid_checks)?;
+        Ok(handle)
     }
 }

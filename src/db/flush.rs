@@ -104,9 +104,9 @@ impl DbInner {
         // its fsync: wait for those, so the file misses none of them.
         self.wait_for_inflight_writes();
         let number = self.new_file_number();
-        self.pending_outputs.lock().insert(number);
+        self.versions.begin_output(number);
         let result = self.write_level0(t, mem, number);
-        self.pending_outputs.lock().remove(&number);
+        self.versions.end_output(number);
         result
     }
 
@@ -134,7 +134,7 @@ impl DbInner {
             Some(Arc::new(file))
         };
         let result = self.install_flush(t, mem, handle);
-        if result.is_err() && !self.manifest.lock().may_hold_failed_record() {
+        if result.is_err() && !self.versions.may_hold_failed_record() {
             // The manifest never saw the edit: nothing names the new file.
             let _ = self.env.remove_file(&self.path.join(filename::sst(number)));
         }
@@ -151,7 +151,7 @@ impl DbInner {
         // Lock order: write, then manifest. The segment read here may be older than the
         // current one by the time the edit is written, which is only more conservative.
         let current_wal = self.write.lock().wal.segment();
-        let mut manifest = self.manifest.lock();
+        let mut versions = self.versions.lock();
         let mut edits = Vec::new();
         if let Some(f) = &file {
             edits.push(f.add_edit());
@@ -180,60 +180,39 @@ impl DbInner {
         }
         let installing: Vec<FileNumber> = file.iter().map(|f| f.number).collect();
         edits.push(Edit::SetNextFileNumber(
-            self.next_file_to_record(&installing),
+            self.versions.next_file_to_record(&installing),
         ));
         edits.push(Edit::SetLastSeq(SeqNo(
             self.last_seq.load(std::sync::atomic::Ordering::Acquire),
         )));
-        self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
-        {
-            let mut guard = t.sv.write();
-            let old = Arc::clone(&guard);
-            let mut version = (*old.version).clone();
-            if let Some(f) = file {
-                version.add(f);
+        versions.log_and_apply(&VersionEdit { edits }, None, |_| {
+            {
+                let mut guard = t.sv.write();
+                let old = Arc::clone(&guard);
+                let mut version = (*old.version).clone();
+                if let Some(f) = file {
+                    version.add(f);
+                }
+                let imm = old
+                    .imm
+                    .iter()
+                    .filter(|m| !Arc::ptr_eq(m, mem))
+                    .cloned()
+                    .collect();
+                *guard = Arc::new(SuperVersion {
+                    mem: Arc::clone(&old.mem),
+                    imm,
+                    version: Arc::new(version),
+                });
             }
-            let imm = old
-                .imm
-                .iter()
-                .filter(|m| !Arc::ptr_eq(m, mem))
-                .cloned()
-                .collect();
-            *guard = Arc::new(SuperVersion {
-                mem: Arc::clone(&old.mem),
-                imm,
-                version: Arc::new(version),
-            });
-        }
-        t.set_log_number(log);
-        for o in &idle {
-            o.set_log_number(current_wal);
-        }
-        drop(manifest);
+            t.set_log_number(log);
+            for o in &idle {
+                o.set_log_number(current_wal);
+            }
+        })?;
+        drop(versions);
         self.delete_obsolete_wal();
         Ok(())
-    }
-
-    /// Removes WAL segments that every table has flushed past.
-    pub(crate) fn delete_obsolete_wal(&self) {
-        let current = self.write.lock().wal.segment();
-        let min_log = self
-            .all_tables()
-            .iter()
-            .map(|t| t.log_number())
-            .min()
-            .unwrap_or(current)
-            .min(current);
-        self.wal_segments.lock().retain(|s| *s >= min_log);
-        if let Ok(listing) = self.env.list_dir(&self.path) {
-            for name in listing {
-                if let Some(n) = filename::wal_number(&name) {
-                    if n < min_log && !self.retained_wal.contains(&n) {
-                        let _ = self.env.remove_file(&self.path.join(&name));
-                    }
-                }
-            }
-        }
     }
 
     pub(crate) fn build_options(&self, t: &TableState) -> SstBuildOptions {

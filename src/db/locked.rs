@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::kms::{KmsError, Principal};
-use crate::manifest::{self, open_boundary, Boundary, TableMeta};
+use crate::manifest::{open_boundary, Boundary, TableMeta};
 use crate::memtable::MemTable;
 use crate::types::{FileNumber, TableId};
 use crate::wal;
@@ -287,9 +287,8 @@ impl DbInner {
         let key = unwrapped.key;
         {
             // The manifest being appended to: no record goes in while it is read.
-            let manifest = self.manifest.lock();
-            let contents = manifest::read_manifest(&*self.env, &self.path, manifest.number())
-                .map_err(failed)?;
+            let versions = self.versions.lock();
+            let contents = versions.read_back().map_err(failed)?;
             contents.verify_table_chain(t.id, &key).map_err(failed)?;
         }
         let sv = t.super_version();
@@ -327,8 +326,8 @@ impl DbInner {
         // segment means there is nothing to replay.
         let from = t.log_number();
         let segments: Vec<FileNumber> = if from < lock.replay_until {
-            self.wal_segments
-                .lock()
+            self.versions
+                .wal_segments()
                 .range(from..lock.replay_until)
                 .copied()
                 .collect()

@@ -1,7 +1,9 @@
 //! The database: named tables, each an LSM of its own, sharing one WAL, one manifest, one
 //! block cache and one background worker.
 
+mod files;
 mod flush;
+mod health;
 mod keyring;
 mod level_iter;
 mod locked;
@@ -19,23 +21,23 @@ mod table_context;
 #[cfg(test)]
 mod tests;
 mod version;
+mod version_set;
 mod write;
 mod write_batch;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 
 use crate::cache::BlockCache;
 use crate::compaction::DbStats;
-use crate::crypto::TableKey;
-use crate::error::{Error, Poison, Result};
+use crate::error::{Error, Result};
 use crate::kms::Principal;
-use crate::manifest::{DatabaseKeyMeta, ManifestWriter, TableMeta, VersionEdit};
+use crate::manifest::{TableMeta, VersionEdit};
 use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;
@@ -54,11 +56,13 @@ pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
 pub use write_batch::WriteBatch;
 
+use health::Health;
 use snapshot::SnapshotList;
 pub(crate) use table::TableState;
+pub(crate) use version_set::{Counters, DatabaseKey, Recovered, Tables, VersionSet};
 
 // For the compaction subsystem (`crate::compaction`).
-pub(crate) use level_iter::LevelIterator;
+pub(crate) use level_iter::{LevelIterator, OpenFile};
 pub(crate) use merge_iter::MergingIterator;
 pub(crate) use read::check_new_table_file;
 pub(crate) use table::SuperVersion;
@@ -66,13 +70,6 @@ pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
 pub(crate) use write_batch::decode_section;
 #[cfg(feature = "fuzzing")]
 pub(crate) use write_batch::SectionEntry;
-
-/// The tables, by name and by id.
-#[derive(Default)]
-pub(crate) struct Tables {
-    pub(crate) by_name: HashMap<String, Arc<TableState>>,
-    pub(crate) by_id: HashMap<TableId, Arc<TableState>>,
-}
 
 /// The WAL and the position accounting for group commit.
 pub(crate) struct WriteState {
@@ -116,19 +113,6 @@ impl SeqState {
     }
 }
 
-/// The database key: authenticates every manifest record (manifest format 2).
-pub(crate) struct DatabaseKey {
-    pub(crate) meta: DatabaseKeyMeta,
-    pub(crate) key: Arc<TableKey>,
-}
-
-/// The database-wide counters a manifest snapshot records.
-pub(crate) struct Counters {
-    pub(crate) next_file: FileNumber,
-    pub(crate) last_seq: SeqNo,
-    pub(crate) next_table_id: TableId,
-}
-
 /// How new SSTables of a table with `meta` are built.
 pub(crate) fn build_options_for(meta: &TableMeta) -> crate::sst::SstBuildOptions {
     crate::sst::SstBuildOptions {
@@ -152,29 +136,16 @@ pub(crate) struct DbInner {
     /// Allocation and publication of sequence numbers. Lock order: `write`, then `seqs`.
     pub(crate) seqs: Mutex<SeqState>,
     pub(crate) seqs_cv: Condvar,
-    pub(crate) next_file: AtomicU64,
-    pub(crate) next_table_id: AtomicU32,
-    pub(crate) tables: RwLock<Tables>,
-    /// Serializes manifest appends and the installs of new versions that follow them.
-    pub(crate) manifest: Mutex<ManifestWriter>,
-    /// The database key, once the database has an encrypted table.
-    pub(crate) database_key: RwLock<Option<DatabaseKey>>,
-    /// WAL segments created and recorded in the manifest, not yet deleted.
-    pub(crate) wal_segments: Mutex<BTreeSet<FileNumber>>,
-    /// Unlisted WAL segments with records that open skipped (leftovers of an open that
-    /// never committed, or newer segments beside an older manifest): never deleted with
-    /// the obsolete ones, reported as unreferenced, removed only on request.
-    pub(crate) retained_wal: BTreeSet<FileNumber>,
+    /// The catalogue, the counters, the manifest: every edit goes through it.
+    pub(crate) versions: VersionSet,
+    pub(crate) health: Arc<Health>,
     pub(crate) bg: Mutex<BgState>,
     pub(crate) bg_cv: Condvar,
-    pub(crate) poisoned: Mutex<Option<Poison>>,
     pub(crate) cache: Arc<BlockCache>,
     pub(crate) sst_cache: Arc<crate::cache::SstCache>,
     pub(crate) snapshots: Arc<SnapshotList>,
     pub(crate) keyring: Option<Arc<keyring::Keyring>>,
     pub(crate) worker: Mutex<Option<JoinHandle<()>>>,
-    /// SSTables being written: not yet in the manifest, but not orphans.
-    pub(crate) pending_outputs: Mutex<HashSet<FileNumber>>,
 }
 
 /// The error for an encrypted table in a database opened without a KMS.
@@ -331,11 +302,8 @@ impl Db {
     pub fn table(&self, name: &str) -> Result<Table> {
         let state = self
             .core()
-            .tables
-            .read()
-            .by_name
-            .get(name)
-            .cloned()
+            .versions
+            .table(name)
             .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
         Ok(Table {
             db: self.clone(),
@@ -345,7 +313,14 @@ impl Db {
 
     /// Names of all tables, sorted.
     pub fn tables(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.core().tables.read().by_name.keys().cloned().collect();
+        let mut v: Vec<String> = self
+            .core()
+            .versions
+            .tables()
+            .by_name
+            .keys()
+            .cloned()
+            .collect();
         v.sort();
         v
     }
@@ -474,68 +449,16 @@ impl Db {
 
 impl DbInner {
     pub(crate) fn new_file_number(&self) -> FileNumber {
-        FileNumber(self.next_file.fetch_add(1, Ordering::AcqRel))
-    }
-
-    /// The file counter a flush or compaction record commits: the lowest number still
-    /// being written by another job (not `installing`), else the counter itself. Every
-    /// SSTable at or past it that the manifest does not name is then a leftover of a job
-    /// that never installed, which the next open may delete (DESIGN.md section 8).
-    pub(crate) fn next_file_to_record(&self, installing: &[FileNumber]) -> FileNumber {
-        let counter = self.next_file.load(Ordering::Acquire);
-        let pending = self
-            .pending_outputs
-            .lock()
-            .iter()
-            .filter(|n| !installing.contains(n))
-            .map(|n| n.0)
-            .min();
-        FileNumber(pending.map_or(counter, |p| p.min(counter)))
-    }
-
-    pub(crate) fn is_pending_output(&self, n: FileNumber) -> bool {
-        self.pending_outputs.lock().contains(&n)
+        self.versions.new_file_number()
     }
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
-        match &*self.poisoned.lock() {
-            Some(p) => Err(Error::Poisoned(p.clone())),
-            None => Ok(()),
-        }
+        self.health.check()
     }
 
-    /// Appends one edit group to the manifest (the caller holds its lock), MACed under the
-    /// tables' keys (`extra`: a table not yet in the catalogue) and the database key. A
-    /// failed write or sync poisons the whole database: the record may be on disk.
-    pub(crate) fn append_edit(
-        &self,
-        manifest: &mut ManifestWriter,
-        edit: &VersionEdit,
-        extra: Option<(TableId, &Arc<TableKey>)>,
-    ) -> Result<()> {
-        self.check_poisoned()?;
-        let mac_key = |id: TableId| match extra {
-            Some((t, k)) if t == id => Some(Arc::clone(k)),
-            _ => self.table_by_id(id).and_then(|s| s.table_key()),
-        };
-        manifest.append(edit, &mac_key).map_err(|e| {
-            if manifest.may_hold_failed_record() {
-                self.poison("manifest write failed", e)
-            } else {
-                e
-            }
-        })
-    }
-
-    /// Enters the read-only state after a failed WAL or manifest write or fsync: the page
-    /// cache may no longer match the disk, so nothing more is acknowledged (fsyncgate).
+    /// Enters the read-only state after a failed WAL or manifest write or fsync.
     pub(crate) fn poison(&self, why: &str, cause: Error) -> Error {
-        let poison = Poison::caused_by(why, cause);
-        let mut p = self.poisoned.lock();
-        if p.is_none() {
-            *p = Some(poison.clone());
-        }
-        Error::Poisoned(poison)
+        self.health.poison(why, cause)
     }
 
     /// Checks `principal`'s access to an encrypted table through the table-key cache
@@ -572,11 +495,8 @@ impl DbInner {
 
     pub(crate) fn renew_grant(&self, principal: &Principal, name: &str) -> Result<String> {
         let t = self
-            .tables
-            .read()
-            .by_name
-            .get(name)
-            .cloned()
+            .versions
+            .table(name)
             .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
         let keyring = self.keyring.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("table {name:?} is not encrypted under a KMS"))
@@ -601,7 +521,7 @@ impl DbInner {
         }
         {
             let _ws = self.write.lock();
-            let mut manifest = self.manifest.lock();
+            let mut versions = self.versions.lock();
             // The table's indexes are under the same key and grant: same record.
             let indexes = t.indexes.read().clone();
             let index_meta = crate::index::index_meta(&meta);
@@ -613,16 +533,17 @@ impl DbInner {
                 table: i.id,
                 meta: index_meta.clone(),
             }));
-            let appended = self.append_edit(&mut manifest, &VersionEdit { edits }, None);
-            if let Err(e) = appended {
+            let installed = versions.log_and_apply(&VersionEdit { edits }, None, |_| {
+                *t.meta.write() = meta.clone();
+                for i in &indexes {
+                    *i.meta.write() = index_meta.clone();
+                    *i.maintenance_error.lock() = None;
+                }
+            });
+            if let Err(e) = installed {
                 // The manifest does not name the new grant: retire it (queued if it cannot).
                 keyring.retire_grant(&meta)?;
                 return Err(e);
-            }
-            *t.meta.write() = meta;
-            for i in &indexes {
-                *i.meta.write() = index_meta.clone();
-                *i.maintenance_error.lock() = None;
             }
         }
         // The grant it replaces goes (queued if the KMS refuses now).
@@ -661,13 +582,11 @@ impl DbInner {
     }
 
     pub(crate) fn table_by_id(&self, id: TableId) -> Option<Arc<TableState>> {
-        self.tables.read().by_id.get(&id).cloned()
+        self.versions.table_by_id(id)
     }
 
     pub(crate) fn all_tables(&self) -> Vec<Arc<TableState>> {
-        let mut v: Vec<_> = self.tables.read().by_id.values().cloned().collect();
-        v.sort_by_key(|t| t.id);
-        v
+        self.versions.all_tables()
     }
 
     fn shutdown(&self) {

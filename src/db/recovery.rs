@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 
 use crate::cache::BlockCache;
 use crate::crypto::TableKey;
@@ -23,18 +23,22 @@ use crate::manifest::{
     TableMeta, VersionEdit,
 };
 use crate::memtable::MemTable;
-use crate::storage::Env;
+use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, Level, SeqNo, TableId};
 use crate::wal::{self, WalWriter};
 
 use super::flush::{build_table_file, protection_with_key};
+use super::health::Health;
 use super::keyring::Keyring;
 use super::locked::LockReason;
 use super::snapshot::SnapshotList;
 use super::table::{SuperVersion, TableState};
 use super::version::{FileHandle, Version};
+use super::version_set::snapshot_edits;
 use super::write_batch::decode_section;
-use super::{BgState, DatabaseKey, DbInner, Options, Tables, WriteState};
+use super::{
+    BgState, Counters, DatabaseKey, DbInner, Options, Recovered, Tables, VersionSet, WriteState,
+};
 use crate::filename;
 
 /// One table as the manifest's edits leave it.
@@ -177,16 +181,16 @@ impl ManifestState {
 }
 
 /// The data directory's files, by kind.
-struct Listing {
-    segments: Vec<FileNumber>,
-    tables: HashSet<FileNumber>,
+pub(super) struct Listing {
+    pub(super) segments: Vec<FileNumber>,
+    pub(super) tables: HashSet<FileNumber>,
     manifests: Vec<FileNumber>,
     /// One past the largest file number on disk.
     next_file: u64,
 }
 
 impl Listing {
-    fn read(env: &dyn Env, path: &Path) -> Result<Listing> {
+    pub(super) fn read(env: &dyn Env, path: &Path) -> Result<Listing> {
         let names_on_disk = env
             .list_dir(path)
             .map_err(|e| Error::io(format!("listing {}", path.display()), e))?;
@@ -217,15 +221,27 @@ impl Listing {
     }
 }
 
-/// Files this open created: removed again if the open fails before it commits.
-struct Created<'a> {
+/// Files this open creates, numbered from the first number free on disk and in the
+/// manifest: removed again if the open fails before it commits.
+struct NewFiles<'a> {
     env: &'a dyn Env,
     dir: &'a Path,
+    next_file: u64,
     names: Vec<String>,
     committed: bool,
 }
 
-impl Drop for Created<'_> {
+impl NewFiles<'_> {
+    /// The next file number, for a file this open is about to create as `name(number)`.
+    fn create(&mut self, name: fn(FileNumber) -> String) -> FileNumber {
+        let n = FileNumber(self.next_file);
+        self.next_file += 1;
+        self.names.push(name(n));
+        n
+    }
+}
+
+impl Drop for NewFiles<'_> {
     fn drop(&mut self) {
         if !self.committed {
             for n in &self.names {
@@ -271,221 +287,124 @@ pub(super) fn open(
     keyring: Option<Arc<Keyring>>,
 ) -> Result<Arc<DbInner>> {
     let env = Arc::clone(&opts.env);
-    if !env.exists(path) {
-        if !opts.create_if_missing {
-            return Err(Error::InvalidArgument(format!(
-                "database {} does not exist",
-                path.display()
-            )));
-        }
-        env.create_dir_all(path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    }
-    let lock = env.lock(&path.join(filename::LOCK)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::AlreadyOpen(path.to_path_buf())
-        } else {
-            Error::io(format!("locking {}", path.display()), e)
-        }
-    })?;
-
-    let listing = Listing::read(&*env, path)?;
-    let contents = manifest::read_current(&*env, path)?;
-    let state = match &contents {
-        Some(c) => manifest_state(c, &opts)?,
-        None => {
-            check_new_directory(&*env, path, &listing)?;
-            ManifestState {
-                next_file: 1,
-                next_table_id: 1,
-                ..ManifestState::default()
-            }
-        }
-    };
-    // Unreferenced tables numbered at or past this were allocated after the last committed
-    // edit: their contents are still in the WAL or in their compaction inputs.
-    let manifest_next_file = if state.recorded_next_file > 0 {
-        state.recorded_next_file
-    } else {
-        state.next_file
-    };
-
-    let database_key = unlock_database_key(&state, contents.as_ref(), keyring.as_deref())?;
+    let lock = lock_directory(&*env, path, &opts)?;
+    let found = Found::read(&*env, path, &opts)?;
+    let database_key =
+        unlock_database_key(&found.state, found.contents.as_ref(), keyring.as_deref())?;
     let table_keys = unlock_table_keys(
-        &state,
-        contents.as_ref(),
+        &found.state,
+        found.contents.as_ref(),
         keyring.as_deref(),
         &opts.principal,
     )?;
-    if !table_keys.locked.is_empty() && contents.as_ref().is_some_and(|c| c.version < 2) {
-        // A format-1 manifest has no database MAC to carry a locked table's records under.
-        let (id, (reason, _)) = table_keys
-            .locked
-            .iter()
-            .next()
-            .ok_or(Error::Internal("a locked table vanished".into()))?;
-        return Err(Error::TableLocked {
-            table: state
-                .tables
-                .get(id)
-                .map(|t| t.name.clone())
-                .unwrap_or_default(),
-            reason: *reason,
-        });
-    }
-    check_files(&state, &listing, contents.as_ref())?;
-
-    let states = table_states(path, &env, &state, &table_keys)?;
+    found.check_locked_tables_fit(&table_keys)?;
+    check_files(&found.state, &found.listing, found.contents.as_ref())?;
+    let states = table_states(path, &env, &found.state, &table_keys)?;
     // Secondary indexes (crate::index): attach each index's table to its table.
     crate::index::attach(
         &states,
-        &state.indexes,
+        &found.state.indexes,
         &opts.index_extractors,
-        &contents
+        &found
+            .contents
             .as_ref()
             .map(|c| crate::filename::manifest(c.number))
             .unwrap_or_default(),
     )?;
-    let retained_wal = skipped_segments_with_records(&*env, path, &listing, &state);
-    let mut next_file = state.next_file.max(listing.next_file);
-    if let Some(c) = &contents {
-        next_file = next_file.max(c.number.0.saturating_add(1));
-    }
-    let mut created = Created {
+    let retained_wal = skipped_segments_with_records(&*env, path, &found.listing, &found.state);
+
+    let mut files = NewFiles {
         env: &*env,
         dir: path,
+        next_file: found.first_free_number(),
         names: Vec::new(),
         committed: false,
-    };
-    let mut alloc = || {
-        let n = FileNumber(next_file);
-        next_file += 1;
-        n
     };
     let mut replay = Replay {
         env: &env,
         dir: path,
         states: &states,
-        next_table_id: state.next_table_id,
+        next_table_id: found.state.next_table_id,
         write_buffer_size: opts.write_buffer_size,
         paranoid: opts.paranoid_checks,
-        max_seq: state.last_seq,
+        max_seq: found.state.last_seq,
         torn_from: FileNumber(0),
         locked: &table_keys.locked,
     };
-    replay.run(&listing, &state, &mut alloc, &mut created)?;
-
-    // The new WAL segment first, so the manifest can list it as existing.
-    let wal_number = alloc();
-    created.names.push(filename::wal(wal_number));
-    let mut wal = WalWriter::create(&*env, path, wal_number)?;
-    // What the old segments held moves on: written again into the new segment when it
-    // fits the write buffer (so an open adds no file), else to level-0 files. Either way
-    // the old segments are obsolete once the new manifest is committed.
-    let mut max_seq = replay.max_seq;
-    for t in states.values() {
-        let mem = Arc::clone(&t.super_version().mem);
-        if mem.is_empty() || table_keys.locked.contains_key(&t.id) {
-            continue;
-        }
-        if mem.approximate_bytes() < opts.write_buffer_size {
-            max_seq = relog(&mut wal, t, &mem, max_seq)?;
-        } else {
-            flush_recovered(
-                &env,
-                path,
-                t,
-                opts.paranoid_checks,
-                &mut alloc,
-                &mut created,
-            )?;
-        }
-    }
-    // IMPORTANT: the re-logged records are durable before the manifest makes the old
-    // segments obsolete.
-    wal.sync()?;
-    for t in states.values() {
-        match table_keys.locked.get(&t.id) {
-            // Its sealed records stay where they are, in segments kept for it.
-            Some((reason, detail)) => t.set_locked(super::locked::Lock::new(
-                *reason,
-                detail.clone(),
-                wal_number,
-                replay.torn_from,
-                opts.clock.now(),
-            )),
-            None => t.set_log_number(wal_number),
-        }
-    }
-    let manifest_number = alloc();
+    replay.run(&found.listing, &found.state, &mut files)?;
+    let (wal, max_seq) = move_recovered(
+        &env,
+        path,
+        &opts,
+        &states,
+        &table_keys,
+        replay.max_seq,
+        &mut files,
+    )?;
+    settle_tables(&states, &table_keys, wal.segment(), replay.torn_from, &opts);
     let database_key = match database_key {
         Some(k) => Some(k),
-        // A database with encrypted tables and no database key yet (format 1): make one.
-        None if states.values().any(|t| t.is_encrypted()) => {
-            let keyring = keyring.as_deref().ok_or_else(|| {
-                Error::InvalidArgument(
-                    "encrypted tables need a KMS: open the database with one".into(),
-                )
-            })?;
-            Some(keyring.create_database_key(&opts.principal)?)
-        }
-        None => None,
+        None => first_database_key(&states, keyring.as_deref(), &opts)?,
     };
-    let counters = super::Counters {
-        next_file: FileNumber(next_file),
-        last_seq: SeqNo(max_seq),
-        next_table_id: TableId(state.next_table_id),
-    };
-    // The new segment, and the older ones that hold a locked table's records.
-    let min_locked_log = states
-        .values()
-        .filter(|t| t.is_locked())
-        .map(|t| t.log_number())
-        .min();
-    let segments: BTreeSet<FileNumber> = listing
-        .segments
-        .iter()
-        .copied()
-        .filter(|s| min_locked_log.is_some_and(|m| *s >= m) && !is_leftover_segment(&state, *s))
-        .chain(std::iter::once(wal_number))
-        .collect();
-    let snapshot = snapshot_edits(
-        database_key.as_ref().map(|k| &k.meta),
-        states.values(),
-        &segments,
-        &counters,
-    );
-    let mac_key = |t: TableId| table_keys.keys.get(&t).cloned();
-    let manifest = ManifestWriter::create(
-        &*env,
-        path,
-        manifest_number,
-        &snapshot,
-        &mac_key,
-        database_key.as_ref().map(|k| &*k.key),
-    )
-    .inspect_err(|_| {
-        // CURRENT names the new manifest (the directory sync after the rename failed):
-        // the open committed, and the files that manifest names stay.
-        if manifest::current_manifest_number(&*env, path) == Some(manifest_number) {
-            created.committed = true;
-        }
-    })?;
-    // CURRENT names the new manifest: the open is committed.
-    created.committed = true;
-    drop(created);
+    let committed = commit_manifest(
+        &found,
+        &states,
+        &table_keys,
+        database_key,
+        wal.segment(),
+        SeqNo(max_seq),
+        &mut files,
+    )?;
+    let next_file = FileNumber(files.next_file);
+    drop(files);
 
     let mut tables = Tables::default();
     for t in states.values() {
-        // An index's table shares its table's name and is reached through that table.
-        if t.index.get().is_none() {
-            tables.by_name.insert(t.name.clone(), Arc::clone(t));
-        }
-        tables.by_id.insert(t.id, Arc::clone(t));
+        tables.insert(t);
     }
-    let inner = Arc::new(DbInner {
+    let inner = start(
+        path,
+        opts,
+        lock,
+        keyring,
+        Recovered {
+            manifest: committed.manifest,
+            next_file,
+            next_table_id: TableId(found.state.next_table_id),
+            tables,
+            database_key: committed.database_key,
+            wal_segments: committed.segments,
+            retained_wal,
+        },
+        wal,
+        max_seq,
+    );
+    inner.delete_obsolete_files();
+    inner.delete_redundant_tables(
+        &found.listing,
+        found.manifest_next_file(),
+        &found.state.ever_added,
+    );
+    Ok(inner)
+}
+
+/// The engine over the recovered state: the version set from what the committed manifest
+/// holds, the write path from the new WAL segment.
+fn start(
+    path: &Path,
+    opts: Options,
+    lock: Box<dyn FileLock>,
+    keyring: Option<Arc<Keyring>>,
+    recovered: Recovered,
+    wal: WalWriter,
+    max_seq: u64,
+) -> Arc<DbInner> {
+    let env = Arc::clone(&opts.env);
+    let health = Arc::new(Health::default());
+    let versions = VersionSet::new(Arc::clone(&env), path, Arc::clone(&health), recovered);
+    Arc::new(DbInner {
         path: path.to_path_buf(),
-        env: Arc::clone(&env),
+        env,
         cache: Arc::new(BlockCache::new(opts.block_cache_bytes)),
         sst_cache: Arc::new(crate::cache::SstCache::new(opts.max_open_files)),
         opts,
@@ -503,24 +422,249 @@ pub(super) fn open(
             inflight: BTreeSet::new(),
         }),
         seqs_cv: Condvar::new(),
-        next_file: AtomicU64::new(next_file),
-        next_table_id: AtomicU32::new(state.next_table_id),
-        tables: RwLock::new(tables),
-        manifest: Mutex::new(manifest),
-        database_key: RwLock::new(database_key),
-        wal_segments: Mutex::new(segments),
-        retained_wal,
+        versions,
+        health,
         bg: Mutex::new(BgState::default()),
         bg_cv: Condvar::new(),
-        poisoned: Mutex::new(None),
         snapshots: Arc::new(SnapshotList::default()),
         keyring,
         worker: Mutex::new(None),
-        pending_outputs: Mutex::new(HashSet::new()),
-    });
-    inner.delete_obsolete_files();
-    inner.delete_redundant_tables(&listing, FileNumber(manifest_next_file), &state.ever_added);
-    Ok(inner)
+    })
+}
+
+/// Creates the directory if asked to and takes its lock: one process at a time.
+fn lock_directory(env: &dyn Env, path: &Path, opts: &Options) -> Result<Box<dyn FileLock>> {
+    if !env.exists(path) {
+        if !opts.create_if_missing {
+            return Err(Error::InvalidArgument(format!(
+                "database {} does not exist",
+                path.display()
+            )));
+        }
+        env.create_dir_all(path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    }
+    env.lock(&path.join(filename::LOCK)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::AlreadyOpen(path.to_path_buf())
+        } else {
+            Error::io(format!("locking {}", path.display()), e)
+        }
+    })
+}
+
+/// What open finds: the directory's files, and the committed manifest's state.
+struct Found {
+    listing: Listing,
+    contents: Option<ManifestContents>,
+    state: ManifestState,
+}
+
+impl Found {
+    fn read(env: &dyn Env, path: &Path, opts: &Options) -> Result<Found> {
+        let listing = Listing::read(env, path)?;
+        let contents = manifest::read_current(env, path)?;
+        let state = match &contents {
+            Some(c) => manifest_state(c, opts)?,
+            None => {
+                check_new_directory(env, path, &listing)?;
+                ManifestState {
+                    next_file: 1,
+                    next_table_id: 1,
+                    ..ManifestState::default()
+                }
+            }
+        };
+        Ok(Found {
+            listing,
+            contents,
+            state,
+        })
+    }
+
+    /// Unreferenced SSTables numbered at or past this were allocated after the last
+    /// committed edit: their contents are still in the WAL or in their compaction inputs.
+    fn manifest_next_file(&self) -> FileNumber {
+        FileNumber(if self.state.recorded_next_file > 0 {
+            self.state.recorded_next_file
+        } else {
+            self.state.next_file
+        })
+    }
+
+    /// The first number no file on disk or in the manifest has: the files of this open
+    /// start there.
+    fn first_free_number(&self) -> u64 {
+        let mut next = self.state.next_file.max(self.listing.next_file);
+        if let Some(c) = &self.contents {
+            next = next.max(c.number.0.saturating_add(1));
+        }
+        next
+    }
+
+    /// A format-1 manifest has no database MAC to carry a locked table's records under.
+    fn check_locked_tables_fit(&self, keys: &TableKeys) -> Result<()> {
+        if keys.locked.is_empty() || self.contents.as_ref().is_none_or(|c| c.version >= 2) {
+            return Ok(());
+        }
+        let (id, (reason, _)) = keys
+            .locked
+            .iter()
+            .next()
+            .ok_or(Error::Internal("a locked table vanished".into()))?;
+        Err(Error::TableLocked {
+            table: self
+                .state
+                .tables
+                .get(id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            reason: *reason,
+        })
+    }
+}
+
+/// Starts the new WAL segment (first, so the manifest can list it as existing) and moves
+/// what the replayed segments held on: written again into the new segment when it fits
+/// the write buffer (so an open adds no file), else to level-0 files. Either way the old
+/// segments are obsolete once the new manifest is committed. Returns the new segment's
+/// writer and the last sequence number.
+fn move_recovered(
+    env: &Arc<dyn Env>,
+    path: &Path,
+    opts: &Options,
+    states: &BTreeMap<TableId, Arc<TableState>>,
+    table_keys: &TableKeys,
+    mut max_seq: u64,
+    files: &mut NewFiles<'_>,
+) -> Result<(WalWriter, u64)> {
+    let wal_number = files.create(filename::wal);
+    let mut wal = WalWriter::create(&**env, path, wal_number)?;
+    for t in states.values() {
+        let mem = Arc::clone(&t.super_version().mem);
+        if mem.is_empty() || table_keys.locked.contains_key(&t.id) {
+            continue;
+        }
+        if mem.approximate_bytes() < opts.write_buffer_size {
+            max_seq = relog(&mut wal, t, &mem, max_seq)?;
+        } else {
+            flush_recovered(env, path, t, opts.paranoid_checks, files)?;
+        }
+    }
+    // IMPORTANT: the re-logged records are durable before the manifest makes the old
+    // segments obsolete.
+    wal.sync()?;
+    Ok((wal, max_seq))
+}
+
+/// Every table starts from the new WAL segment, except a locked one: its sealed records
+/// stay where they are, in segments kept for it until it is unlocked.
+fn settle_tables(
+    states: &BTreeMap<TableId, Arc<TableState>>,
+    table_keys: &TableKeys,
+    wal_number: FileNumber,
+    torn_from: FileNumber,
+    opts: &Options,
+) {
+    for t in states.values() {
+        match table_keys.locked.get(&t.id) {
+            Some((reason, detail)) => t.set_locked(super::locked::Lock::new(
+                *reason,
+                detail.clone(),
+                wal_number,
+                torn_from,
+                opts.clock.now(),
+            )),
+            None => t.set_log_number(wal_number),
+        }
+    }
+}
+
+/// A database with encrypted tables and no database key yet (format 1) gets one.
+fn first_database_key(
+    states: &BTreeMap<TableId, Arc<TableState>>,
+    keyring: Option<&Keyring>,
+    opts: &Options,
+) -> Result<Option<DatabaseKey>> {
+    if !states.values().any(|t| t.is_encrypted()) {
+        return Ok(None);
+    }
+    let keyring = keyring.ok_or_else(|| {
+        Error::InvalidArgument("encrypted tables need a KMS: open the database with one".into())
+    })?;
+    keyring.create_database_key(&opts.principal).map(Some)
+}
+
+/// The manifest an open commits, and what it recorded.
+struct Committed {
+    manifest: ManifestWriter,
+    database_key: Option<DatabaseKey>,
+    segments: BTreeSet<FileNumber>,
+}
+
+/// Writes the fresh manifest holding the recovered state and points `CURRENT` at it:
+/// from here the open is committed and its new files stay.
+fn commit_manifest(
+    found: &Found,
+    states: &BTreeMap<TableId, Arc<TableState>>,
+    table_keys: &TableKeys,
+    database_key: Option<DatabaseKey>,
+    wal_number: FileNumber,
+    last_seq: SeqNo,
+    files: &mut NewFiles<'_>,
+) -> Result<Committed> {
+    let manifest_number = files.create(filename::manifest);
+    let counters = Counters {
+        next_file: FileNumber(files.next_file),
+        last_seq,
+        next_table_id: TableId(found.state.next_table_id),
+    };
+    // The new segment, and the older ones that hold a locked table's records.
+    let min_locked_log = states
+        .values()
+        .filter(|t| t.is_locked())
+        .map(|t| t.log_number())
+        .min();
+    let segments: BTreeSet<FileNumber> = found
+        .listing
+        .segments
+        .iter()
+        .copied()
+        .filter(|s| {
+            min_locked_log.is_some_and(|m| *s >= m) && !is_leftover_segment(&found.state, *s)
+        })
+        .chain(std::iter::once(wal_number))
+        .collect();
+    let snapshot = snapshot_edits(
+        database_key.as_ref().map(|k| &k.meta),
+        states.values(),
+        &segments,
+        &counters,
+    );
+    let mac_key = |t: TableId| table_keys.keys.get(&t).cloned();
+    let env = files.env;
+    let manifest = ManifestWriter::create(
+        env,
+        files.dir,
+        manifest_number,
+        &snapshot,
+        &mac_key,
+        database_key.as_ref().map(|k| &*k.key),
+    )
+    .inspect_err(|_| {
+        // CURRENT names the new manifest (the directory sync after the rename failed):
+        // the open committed, and the files that manifest names stay.
+        if manifest::current_manifest_number(env, files.dir) == Some(manifest_number) {
+            files.committed = true;
+        }
+    })?;
+    // CURRENT names the new manifest: the open is committed.
+    files.committed = true;
+    Ok(Committed {
+        manifest,
+        database_key,
+        segments,
+    })
 }
 
 /// Applies a manifest's edits, with the checks that need the whole of it.
@@ -766,8 +910,7 @@ impl Replay<'_> {
         &mut self,
         listing: &Listing,
         state: &ManifestState,
-        alloc: &mut dyn FnMut() -> FileNumber,
-        created: &mut Created<'_>,
+        files: &mut NewFiles<'_>,
     ) -> Result<()> {
         let Some(min_log) = state.min_log() else {
             return Ok(());
@@ -840,7 +983,7 @@ impl Replay<'_> {
                     })?;
                     // Keep memory bounded while replaying: flush what passed the write buffer.
                     if mem.approximate_bytes() >= write_buffer_size {
-                        flush_recovered(env, dir, t, paranoid, alloc, created)?;
+                        flush_recovered(env, dir, t, paranoid, files)?;
                     }
                     Ok(())
                 };
@@ -931,20 +1074,18 @@ fn flush_recovered(
     dir: &Path,
     t: &Arc<TableState>,
     paranoid: bool,
-    alloc: &mut dyn FnMut() -> FileNumber,
-    created: &mut Created<'_>,
+    files: &mut NewFiles<'_>,
 ) -> Result<()> {
     let sv = t.super_version();
     if sv.mem.is_empty() {
         return Ok(());
     }
-    let number = alloc();
+    let number = files.create(filename::sst);
     let protection = match t.table_key() {
         Some(key) => protection_with_key(t, &key, number),
         None if t.is_encrypted() => return Err(t.require_key().err().unwrap_or(Error::Closed)),
         None => crate::sst::SstProtection::Plain,
     };
-    created.names.push(filename::sst(number));
     let file = build_table_file(
         env,
         dir,
@@ -999,234 +1140,4 @@ fn unknown_table(segment: FileNumber, table: TableId) -> Error {
             "records of table #{table}, which the manifest never created (manifest cut short or rolled back)"
         ),
     )
-}
-
-/// The edits that recreate the current state from nothing: the database key first (the
-/// first record of an authenticated manifest), the counters, the WAL segments, a group per
-/// table.
-pub(super) fn snapshot_edits<'a>(
-    database_key: Option<&DatabaseKeyMeta>,
-    tables: impl Iterator<Item = &'a Arc<TableState>>,
-    segments: &BTreeSet<FileNumber>,
-    counters: &super::Counters,
-) -> Vec<VersionEdit> {
-    let mut first = Vec::new();
-    if let Some(k) = database_key {
-        first.push(Edit::SetDatabaseKey(k.clone()));
-    }
-    first.extend([
-        Edit::SetNextFileNumber(counters.next_file),
-        Edit::SetLastSeq(counters.last_seq),
-        Edit::SetNextTableId(counters.next_table_id),
-    ]);
-    first.extend(segments.iter().map(|s| Edit::AddWalSegment(*s)));
-    let mut out = vec![VersionEdit { edits: first }];
-    for t in tables {
-        let mut edits = vec![
-            Edit::CreateTable {
-                id: t.id,
-                name: t.name.clone(),
-                meta: t.meta.read().clone(),
-            },
-            Edit::SetLogNumber {
-                table: t.id,
-                log: t.log_number(),
-            },
-        ];
-        if let Some(def) = t.index.get() {
-            edits.extend(crate::index::catalogue_edits(def));
-        }
-        for f in t.super_version().version.files() {
-            edits.push(f.add_edit());
-        }
-        out.push(VersionEdit { edits });
-    }
-    out
-}
-
-impl DbInner {
-    /// The counters as they stand.
-    pub(crate) fn counters(&self) -> super::Counters {
-        super::Counters {
-            next_file: self.next_file_to_record(&[]),
-            last_seq: SeqNo(self.last_seq.load(Ordering::Acquire)),
-            next_table_id: TableId(self.next_table_id.load(Ordering::Acquire)),
-        }
-    }
-
-    /// Writes a fresh manifest holding the current state (under `database_key`, which
-    /// replaces the current one if given) and switches to it. Called with the write lock
-    /// held, so no WAL segment starts meanwhile.
-    pub(crate) fn rewrite_manifest_with(
-        &self,
-        manifest: &mut ManifestWriter,
-        database_key: Option<DatabaseKey>,
-        extra: Option<&Arc<TableState>>,
-    ) -> Result<()> {
-        self.check_poisoned()?;
-        let number = self.new_file_number();
-        let mut tables = self.all_tables();
-        if let Some(t) = extra {
-            tables.push(Arc::clone(t));
-        }
-        // Every encrypted table's record is MACed under its key: unwrap the ones not at hand
-        // (a locked table's ride under the database MAC alone).
-        for t in &tables {
-            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
-                self.maintenance_key(t)?;
-            }
-        }
-        let mut key_slot = self.database_key.write();
-        let key = database_key.as_ref().or(key_slot.as_ref());
-        let min_log = tables.iter().map(|t| t.log_number()).min();
-        let segments: BTreeSet<FileNumber> = self
-            .wal_segments
-            .lock()
-            .iter()
-            .copied()
-            .filter(|s| min_log.is_none_or(|m| *s >= m))
-            .collect();
-        let snapshot = snapshot_edits(
-            key.map(|k| &k.meta),
-            tables.iter(),
-            &segments,
-            &self.counters(),
-        );
-        let mac_key = |id: TableId| {
-            tables
-                .iter()
-                .find(|t| t.id == id)
-                .and_then(|s| s.table_key())
-        };
-        // A failure may leave CURRENT naming the new manifest (its rename done, the
-        // directory sync not): which manifest the next open reads is unknown, so nothing
-        // more may be appended to either. Read-only until reopened.
-        *manifest = ManifestWriter::create(
-            &*self.env,
-            &self.path,
-            number,
-            &snapshot,
-            &mac_key,
-            key.map(|k| &*k.key),
-        )
-        .map_err(|e| self.poison("writing a new manifest failed", e))?;
-        if database_key.is_some() {
-            *key_slot = database_key;
-        }
-        Ok(())
-    }
-
-    /// Writes a fresh manifest holding the current state and switches to it.
-    pub(crate) fn rewrite_manifest(&self) -> Result<()> {
-        // The table keys the new manifest's MACs need, unwrapped before the write and
-        // manifest locks are taken, so writers do not wait on the KMS (a key that expires
-        // in between is fetched under the locks).
-        for t in self.all_tables() {
-            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
-                self.maintenance_key(&t)?;
-            }
-        }
-        {
-            let _ws = self.write.lock();
-            let mut manifest = self.manifest.lock();
-            self.rewrite_manifest_with(&mut manifest, None, None)?;
-        }
-        self.delete_obsolete_files();
-        Ok(())
-    }
-
-    /// Removes what the committed manifest proves obsolete: older manifests, WAL segments
-    /// below every table's log number, the temporary `CURRENT.tmp`. SSTables are deleted
-    /// only by the edits that remove them (compaction, drop), never by a listing.
-    pub(crate) fn delete_obsolete_files(&self) {
-        let manifest_number = self.manifest.lock().number();
-        self.delete_obsolete_wal();
-        let Ok(listing) = self.env.list_dir(&self.path) else {
-            return;
-        };
-        for name in listing {
-            let obsolete = if let Some(n) = filename::manifest_number(&name) {
-                n < manifest_number
-            } else {
-                name == filename::CURRENT_TMP
-            };
-            if obsolete {
-                let _ = self.env.remove_file(&self.path.join(&name));
-            }
-        }
-    }
-
-    /// Removes the unreferenced SSTables found at open that the manifest read accounts
-    /// for: those an `AddFile` named and a later committed edit removed (compaction inputs,
-    /// a dropped table's files: the crash came before their deletion), and those numbered
-    /// at or past its file counter (allocated after its last committed edit: a flush or
-    /// compaction that never installed, whose entries are still in the WAL replayed or in
-    /// the compaction's inputs).
-    fn delete_redundant_tables(
-        &self,
-        listing: &Listing,
-        manifest_next_file: FileNumber,
-        removed_by_edits: &HashSet<FileNumber>,
-    ) {
-        let live = self.live_table_files();
-        for n in &listing.tables {
-            let accounted = *n >= manifest_next_file || removed_by_edits.contains(n);
-            if accounted && !live.contains(n) {
-                let _ = self.env.remove_file(&self.path.join(filename::sst(*n)));
-            }
-        }
-    }
-
-    /// Every SSTable some table's current version names.
-    pub(crate) fn live_table_files(&self) -> HashSet<FileNumber> {
-        let mut live = HashSet::new();
-        for t in self.all_tables() {
-            for f in t.super_version().version.files() {
-                live.insert(f.number);
-            }
-        }
-        live
-    }
-
-    /// SSTables and WAL segments in the directory that no table needs and the engine is not
-    /// writing: left by a crash or a failed install, or copied in. Open never deletes them.
-    pub(crate) fn unreferenced_files(&self) -> Result<Vec<String>> {
-        let live = self.live_table_files();
-        let listing = Listing::read(&*self.env, &self.path)?;
-        let current_wal = self.write.lock().wal.segment();
-        let min_log = self
-            .all_tables()
-            .iter()
-            .map(|t| t.log_number())
-            .min()
-            .unwrap_or(current_wal)
-            .min(current_wal);
-        let mut out: Vec<(FileNumber, String)> = Vec::new();
-        for n in &listing.tables {
-            if !live.contains(n) && !self.is_pending_output(*n) {
-                out.push((*n, filename::sst(*n)));
-            }
-        }
-        let recorded = self.wal_segments.lock().clone();
-        for s in &listing.segments {
-            let unlisted = *s >= min_log && !recorded.contains(s) && *s != current_wal;
-            if unlisted || self.retained_wal.contains(s) {
-                out.push((*s, filename::wal(*s)));
-            }
-        }
-        out.sort();
-        Ok(out.into_iter().map(|(_, n)| n).collect())
-    }
-
-    /// Deletes the files `unreferenced_files` reports: on purpose, by the application.
-    pub(crate) fn remove_unreferenced_files(&self) -> Result<Vec<String>> {
-        let files = self.unreferenced_files()?;
-        for name in &files {
-            let p = self.path.join(name);
-            self.env
-                .remove_file(&p)
-                .map_err(|e| Error::io(format!("removing {}", p.display()), e))?;
-        }
-        Ok(files)
-    }
 }

@@ -15,7 +15,7 @@ use crate::wal::{WalTableProtection, WalWriter};
 use super::table::{SuperVersion, TableState};
 use super::version::Version;
 use super::write_batch::{decode_section, WriteBatch};
-use super::{DbInner, TableOptions, WriteOptions, WriteState};
+use super::{DbInner, TableOptions, VersionSet, WriteOptions, WriteState};
 
 /// Names a table may have: what fits in a file name and an encryption context.
 fn check_table_name(name: &str) -> Result<()> {
@@ -335,15 +335,11 @@ impl DbInner {
             .map_err(|e| self.poison("cannot start WAL segment", e))?;
         // The manifest lists every segment (format 2), so a segment deleted from the middle
         // is missed at open. Recorded before any write lands in it.
-        {
-            let mut manifest = self.manifest.lock();
-            self.append_edit(
-                &mut manifest,
-                &VersionEdit::new(vec![Edit::AddWalSegment(segment)]),
-                None,
-            )?;
-            self.wal_segments.lock().insert(segment);
-        }
+        self.versions.lock().log_and_apply(
+            &VersionEdit::new(vec![Edit::AddWalSegment(segment)]),
+            None,
+            |_| (),
+        )?;
         let mut guard = t.sv.write();
         let old_sv = Arc::clone(&guard);
         old_sv.mem.set_next_log(segment);
@@ -390,7 +386,7 @@ impl DbInner {
     ) -> Result<Arc<TableState>> {
         check_table_name(name)?;
         self.check_poisoned()?;
-        if self.tables.read().by_name.contains_key(name) {
+        if self.versions.tables().by_name.contains_key(name) {
             return Err(Error::TableExists(name.to_owned()));
         }
         let (meta, key) = if options.is_encrypted() {
@@ -430,7 +426,7 @@ impl DbInner {
         };
         // A database key comes with the first encrypted table.
         let new_database_key = match (&key, &self.keyring) {
-            (Some(_), Some(keyring)) if self.database_key.read().is_none() => {
+            (Some(_), Some(keyring)) if !self.versions.has_database_key() => {
                 Some(keyring.create_database_key(principal)?)
             }
             _ => None,
@@ -439,42 +435,39 @@ impl DbInner {
         // The write lock orders table creation against WAL switches, so the new table's
         // log number is the segment its first write will land in.
         let ws = self.write.lock();
-        let mut manifest = self.manifest.lock();
-        if self.tables.read().by_name.contains_key(name) {
+        let mut versions = self.versions.lock();
+        if self.versions.table(name).is_some() {
             return Err(Error::TableExists(name.to_owned()));
         }
-        let id = TableId(self.next_table_id.fetch_add(1, Ordering::AcqRel));
+        let id = self.versions.allocate_table_id();
         let segment = ws.wal.segment();
-        let edit = VersionEdit {
-            edits: vec![
-                Edit::SetNextTableId(TableId(id.0 + 1)),
-                Edit::CreateTable {
-                    id,
-                    name: name.to_owned(),
-                    meta: meta.clone(),
-                },
-                Edit::SetLogNumber {
-                    table: id,
-                    log: segment,
-                },
-            ],
-        };
         let state = Arc::new(TableState::new(id, name.to_owned(), meta, Version::empty()));
         *state.key.write() = key.clone();
         state.set_log_number(segment);
+        let insert = |set: &VersionSet| set.tables_mut().insert(&state);
         if new_database_key.is_some() {
             // The database's first encrypted table: a fresh manifest whose first record holds
             // the database key, so every record of it is authenticated.
-            self.next_table_id.fetch_max(id.0 + 1, Ordering::AcqRel);
-            self.rewrite_manifest_with(&mut manifest, new_database_key, Some(&state))?;
+            self.write_snapshot(&mut versions, new_database_key, Some(&state))?;
+            insert(&self.versions);
         } else {
-            self.append_edit(&mut manifest, &edit, key.as_ref().map(|k| (id, k)))?;
+            let edit = VersionEdit {
+                edits: vec![
+                    Edit::SetNextTableId(TableId(id.0 + 1)),
+                    Edit::CreateTable {
+                        id,
+                        name: name.to_owned(),
+                        meta: state.meta.read().clone(),
+                    },
+                    Edit::SetLogNumber {
+                        table: id,
+                        log: segment,
+                    },
+                ],
+            };
+            versions.log_and_apply(&edit, key.as_ref().map(|k| (id, k)), insert)?;
         }
-        let mut tables = self.tables.write();
-        tables.by_name.insert(name.to_owned(), Arc::clone(&state));
-        tables.by_id.insert(id, Arc::clone(&state));
-        drop(tables);
-        drop(manifest);
+        drop(versions);
         if state.is_encrypted() {
             // Evidence outside the manifest: the table's key record in the WAL, synced. A
             // manifest cut back past this table's creation then meets a WAL record of a
@@ -499,31 +492,27 @@ impl DbInner {
     pub(crate) fn drop_table(&self, name: &str) -> Result<()> {
         self.check_poisoned()?;
         let state = self
-            .tables
-            .read()
-            .by_name
-            .get(name)
-            .cloned()
+            .versions
+            .table(name)
             .ok_or_else(|| Error::TableNotFound(name.to_owned()))?;
         let indexes = {
             let _ws = self.write.lock();
-            let mut manifest = self.manifest.lock();
+            let mut versions = self.versions.lock();
             // The table's indexes go in the same record.
-            let indexes = std::mem::take(&mut *state.indexes.write());
+            let indexes = state.indexes.read().clone();
             let mut edits = vec![Edit::DropTable { id: state.id }];
             edits.extend(indexes.iter().map(|i| Edit::DropTable { id: i.id }));
-            if let Err(e) = self.append_edit(&mut manifest, &VersionEdit { edits }, None) {
-                *state.indexes.write() = indexes;
-                return Err(e);
-            }
-            state.dropped.store(true, Ordering::Release);
-            let mut tables = self.tables.write();
-            tables.by_name.remove(name);
-            tables.by_id.remove(&state.id);
-            for i in &indexes {
-                i.dropped.store(true, Ordering::Release);
-                tables.by_id.remove(&i.id);
-            }
+            versions.log_and_apply(&VersionEdit { edits }, None, |set| {
+                state.indexes.write().clear();
+                state.dropped.store(true, Ordering::Release);
+                let mut tables = set.tables_mut();
+                tables.by_name.remove(name);
+                tables.by_id.remove(&state.id);
+                for i in &indexes {
+                    i.dropped.store(true, Ordering::Release);
+                    tables.by_id.remove(&i.id);
+                }
+            })?;
             indexes
         };
         for i in &indexes {

@@ -43,7 +43,7 @@ impl DbInner {
             Extractor::resolve(spec.kind, &spec.extractor, &self.opts.index_extractors)?;
         let state = {
             let ws = self.write.lock();
-            let mut manifest = self.manifest.lock();
+            let mut versions = self.versions.lock();
             if table.dropped.load(Ordering::Acquire) {
                 return Err(Error::TableNotFound(table.name.clone()));
             }
@@ -58,7 +58,7 @@ impl DbInner {
             } else {
                 None
             };
-            let id = TableId(self.next_table_id.fetch_add(1, Ordering::AcqRel));
+            let id = self.versions.allocate_table_id();
             let meta = index_meta(&table.meta.read());
             let decl = IndexDecl {
                 index: id,
@@ -82,7 +82,7 @@ impl DbInner {
                     log: segment,
                 },
             ]);
-            self.append_edit(&mut manifest, &edit, key.as_ref().map(|k| (id, k)))?;
+            versions.log_and_apply(&edit, key.as_ref().map(|k| (id, k)), |_| ())?;
             let state = Arc::new(TableState::new(
                 id,
                 table.name.clone(),
@@ -96,7 +96,10 @@ impl DbInner {
                 .index
                 .set(def)
                 .map_err(|_| Error::Internal("index state set twice".into()))?;
-            self.tables.write().by_id.insert(id, Arc::clone(&state));
+            self.versions
+                .tables_mut()
+                .by_id
+                .insert(id, Arc::clone(&state));
             table.indexes.write().push(Arc::clone(&state));
             state
         };
@@ -154,7 +157,7 @@ impl DbInner {
         // index is complete, so a power loss cannot leave a ready index missing entries.
         self.sync_wal_now()?;
         let _ws = self.write.lock();
-        let mut manifest = self.manifest.lock();
+        let mut versions = self.versions.lock();
         if index.dropped.load(Ordering::Acquire) {
             return Err(Error::IndexUnavailable {
                 table: table.name.clone(),
@@ -162,10 +165,10 @@ impl DbInner {
                 reason: "dropped during its backfill".into(),
             });
         }
-        self.append_edit(
-            &mut manifest,
+        versions.log_and_apply(
             &VersionEdit::new(vec![Edit::IndexReady { index: index.id }]),
             None,
+            |_| (),
         )?;
         def.ready.store(true, Ordering::Release);
         Ok(())
@@ -176,19 +179,19 @@ impl DbInner {
         self.check_poisoned()?;
         let state = {
             let _ws = self.write.lock();
-            let mut manifest = self.manifest.lock();
+            let mut versions = self.versions.lock();
             let state = find_index(table, name).ok_or_else(|| Error::IndexUnavailable {
                 table: table.name.clone(),
                 index: name.to_owned(),
                 reason: "no index of that name".into(),
             })?;
-            self.append_edit(
-                &mut manifest,
+            versions.log_and_apply(
                 &VersionEdit::new(vec![Edit::DropTable { id: state.id }]),
                 None,
+                |_| (),
             )?;
             state.dropped.store(true, Ordering::Release);
-            self.tables.write().by_id.remove(&state.id);
+            self.versions.tables_mut().by_id.remove(&state.id);
             table.indexes.write().retain(|s| s.id != state.id);
             state
         };

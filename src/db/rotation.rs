@@ -185,7 +185,7 @@ impl DbInner {
             self.maintenance_key(i)?;
         }
         let _ws = self.write.lock();
-        let mut manifest = self.manifest.lock();
+        let mut versions = self.versions.lock();
         if *t.meta.read() != *expected || t.dropped.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(false);
         }
@@ -198,11 +198,12 @@ impl DbInner {
             table: i.id,
             meta: index_meta.clone(),
         }));
-        self.append_edit(&mut manifest, &VersionEdit { edits }, None)?;
-        *t.meta.write() = next;
-        for i in &indexes {
-            *i.meta.write() = index_meta.clone();
-        }
+        versions.log_and_apply(&VersionEdit { edits }, None, |_| {
+            *t.meta.write() = next;
+            for i in &indexes {
+                *i.meta.write() = index_meta.clone();
+            }
+        })?;
         Ok(true)
     }
 

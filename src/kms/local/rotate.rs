@@ -307,7 +307,11 @@ mod tests {
         let key = kms.create_key(&admin, CreateKeyRequest::default())?.arn;
         let default = kms.describe_key(&admin, SERVICE_DEFAULT_ALIAS)?;
         let blob = kms.encrypt(&admin, &key, b"old", &ctx)?;
-        let default_blob = kms.encrypt(&admin, SERVICE_DEFAULT_ALIAS, b"old default", &ctx)?;
+        let via = Caller::engine_via(
+            Principal::root("111122223333"),
+            &crate::kms::via_service_name("us-west-2"),
+        );
+        let default_blob = kms.encrypt(&via, SERVICE_DEFAULT_ALIAS, b"old default", &ctx)?;
         kms.store.save_as_version_1(&kms.state.lock())?;
         drop(kms);
         let bytes = std::fs::read(dir.path().join(KEYSTORE_FILE))?;
@@ -349,7 +353,7 @@ mod tests {
             1
         );
         assert_eq!(
-            &kms.decrypt(&admin, &default_blob, &ctx, None)?.plaintext[..],
+            &kms.decrypt(&via, &default_blob, &ctx, None)?.plaintext[..],
             b"old default"
         );
         Ok(())

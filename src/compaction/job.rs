@@ -106,7 +106,7 @@ impl CompactionJob<'_> {
         if plan.trivial {
             self.run_trivial_move(t, plan)?;
             return Ok(JobOutcome {
-                outputs: plan.inputs.iter().map(|f| f.number).collect(),
+                outputs: plan.inputs.iter().map(|f| f.meta.number).collect(),
                 bytes_written: 0,
             });
         }
@@ -121,8 +121,8 @@ impl CompactionJob<'_> {
         self.install(t, plan, &files, false)?;
         pending.installed = true;
         Ok(JobOutcome {
-            outputs: files.iter().map(|f| f.number).collect(),
-            bytes_written: files.iter().map(|f| f.size).sum(),
+            outputs: files.iter().map(|f| f.meta.number).collect(),
+            bytes_written: files.iter().map(|f| f.meta.size).sum(),
         })
     }
 
@@ -249,14 +249,14 @@ impl CompactionJob<'_> {
         for f in plan.all_inputs() {
             edits.push(Edit::RemoveFile {
                 table: t.id,
-                level: f.level,
-                file: f.number,
+                level: f.meta.level,
+                file: f.meta.number,
             });
         }
         for f in outputs {
             edits.push(f.add_edit());
         }
-        let installing: Vec<FileNumber> = outputs.iter().map(|f| f.number).collect();
+        let installing: Vec<FileNumber> = outputs.iter().map(|f| f.meta.number).collect();
         edits.push(Edit::SetNextFileNumber(
             self.versions.next_file_to_record(&installing),
         ));
@@ -265,7 +265,7 @@ impl CompactionJob<'_> {
             let old = Arc::clone(&guard);
             let mut version = (*old.version).clone();
             for f in plan.all_inputs() {
-                version.remove(f.level, f.number);
+                version.remove(f.meta.level, f.meta.number);
             }
             for f in outputs {
                 version.add(Arc::clone(f));
@@ -284,7 +284,7 @@ impl CompactionJob<'_> {
             // Deleted when the last version or reader holding them lets go.
             for f in plan.all_inputs() {
                 f.mark_obsolete();
-                self.sst_cache.evict(f.table, f.number);
+                self.sst_cache.evict(f.table, f.meta.number);
             }
         }
         Ok(())

@@ -49,7 +49,7 @@ impl DbInner {
         let v = Arc::clone(&t.super_version().version);
         let stale = v.levels[bottom]
             .iter()
-            .any(|f| picker::in_range(f, &lower, &upper) && !last_merged.contains(&f.number));
+            .any(|f| picker::in_range(f, &lower, &upper) && !last_merged.contains(&f.meta.number));
         if stale {
             let inputs = v.levels[bottom]
                 .iter()

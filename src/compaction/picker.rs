@@ -125,7 +125,7 @@ impl CompactionPlan {
     }
 
     pub(crate) fn input_bytes(&self) -> u64 {
-        self.all_inputs().map(|f| f.size).sum()
+        self.all_inputs().map(|f| f.meta.size).sum()
     }
 
     /// The largest internal key of the inputs of `level` (the next round-robin start).

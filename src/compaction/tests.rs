@@ -27,12 +27,12 @@ fn data_keys(db: &Db, name: &str) -> Result<Vec<(FileNumber, [u8; 32])>> {
             &WrapContext {
                 table: state.id,
                 file_kind: FileKind::Sst,
-                file: f.number,
+                file: f.meta.number,
                 key_version: fk.key_version,
             },
         )
         .ok_or(crate::Error::Closed)?;
-        out.push((f.number, *dek.expose_secret_bytes()));
+        out.push((f.meta.number, *dek.expose_secret_bytes()));
     }
     Ok(out)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::crypto::{wrap_data_key, DataKey, FileKind, TableKey, UnitContext, WrapContext};
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
-use crate::manifest::{seal_boundary, Boundary, Edit, VersionEdit};
+use crate::manifest::{seal_boundary, Boundary, Edit, FileMeta, VersionEdit};
 use crate::memtable::{MemTable, MemTableIter};
 use crate::sst::{SstBuildOptions, SstBuilder, SstProtection};
 use crate::storage::Env;
@@ -130,7 +130,7 @@ impl DbInner {
                 mem,
                 self.opts.paranoid_checks,
             )?;
-            self.bg.lock().compaction.flush_bytes += file.size;
+            self.bg.lock().compaction.flush_bytes += file.meta.size;
             Some(Arc::new(file))
         };
         let result = self.install_flush(t, mem, handle);
@@ -178,7 +178,7 @@ impl DbInner {
                 log: current_wal,
             });
         }
-        let installing: Vec<FileNumber> = file.iter().map(|f| f.number).collect();
+        let installing: Vec<FileNumber> = file.iter().map(|f| f.meta.number).collect();
         edits.push(Edit::SetNextFileNumber(
             self.versions.next_file_to_record(&installing),
         ));
@@ -374,15 +374,20 @@ pub(super) fn file_handle_for(
             Boundary::Plain(summary.largest.clone()),
         )
     };
-    Ok(FileHandle::new(
-        t.id,
+    let meta = FileMeta {
         number,
         level,
-        summary.size,
-        summary.entries,
-        (summary.min_seq, summary.max_seq),
+        size: summary.size,
+        entries: summary.entries,
+        min_seq: summary.min_seq,
+        max_seq: summary.max_seq,
+        smallest: s,
+        largest: l,
+    };
+    Ok(FileHandle::new(
+        t.id,
+        meta,
         (summary.smallest.clone(), summary.largest.clone()),
-        (s, l),
         dir.join(filename::sst(number)),
         Arc::clone(env),
     ))

@@ -296,10 +296,10 @@ impl DbInner {
         for f in sv.version.files() {
             let open = |b: &Boundary, largest: bool| match b {
                 Boundary::Plain(v) => Ok(v.clone()),
-                Boundary::Sealed(v) => open_boundary(&key, t.id, f.number, largest, v),
+                Boundary::Sealed(v) => open_boundary(&key, t.id, f.meta.number, largest, v),
             };
-            let smallest = open(&f.stored_smallest, false).map_err(failed)?;
-            let largest = open(&f.stored_largest, true).map_err(failed)?;
+            let smallest = open(&f.meta.smallest, false).map_err(failed)?;
+            let largest = open(&f.meta.largest, true).map_err(failed)?;
             version.add(Arc::new(f.with_bounds(smallest, largest)));
         }
         let mem = self.replay_locked(t, &key, lock).map_err(failed)?;

@@ -45,7 +45,7 @@ impl DbInner {
         for (level, files) in sv.version.levels.iter().enumerate() {
             if level == 0 {
                 for f in files {
-                    if f.covers(key) && f.min_seq <= seq {
+                    if f.covers(key) && f.meta.min_seq <= seq {
                         if let Some((kind, v)) = self.reader(t, f)?.get(key, seq)? {
                             return Ok(live(kind, v));
                         }
@@ -160,7 +160,7 @@ fn open_reader(
     t: &TableState,
     f: &FileHandle,
 ) -> Result<Arc<sst::SstReader>> {
-    tables.get_or_open(t.id, f.number, || {
+    tables.get_or_open(t.id, f.meta.number, || {
         open_table_file(env, Some(Arc::clone(cache)), t, f)
     })
 }
@@ -180,13 +180,13 @@ pub(crate) fn check_new_table_file(
         .open_read(&f.path)
         .map_err(|e| Error::io(format!("reading back {}", f.path.display()), e))?
         .len();
-    if on_disk != f.size {
+    if on_disk != f.meta.size {
         return Err(Error::corruption(
-            filename::sst(f.number),
+            filename::sst(f.meta.number),
             on_disk,
             format!(
                 "new file reads back {on_disk} bytes, {} were written: not installed",
-                f.size
+                f.meta.size
             ),
         ));
     }
@@ -207,13 +207,13 @@ fn open_table_file(
     let file = env
         .open_read(&f.path)
         .map_err(|e| Error::io(format!("opening {}", f.path.display()), e))?;
-    let label: Arc<str> = Arc::from(filename::sst(f.number).as_str());
+    let label: Arc<str> = Arc::from(filename::sst(f.meta.number).as_str());
     let encrypted = t.is_encrypted();
     let opener_label = Arc::clone(&label);
     let reader = sst::SstReader::open(
         file,
         Arc::clone(&label),
-        f.number.0,
+        f.meta.number.0,
         |footer_key: Option<&sst::FooterKey>| match (encrypted, footer_key) {
             (false, None) => Ok(UnitOpener::plain(opener_label)),
             (true, Some(fk)) => {
@@ -224,7 +224,7 @@ fn open_table_file(
                     &WrapContext {
                         table: t.id,
                         file_kind: FileKind::Sst,
-                        file: f.number,
+                        file: f.meta.number,
                         key_version: fk.key_version,
                     },
                 )
@@ -235,7 +235,7 @@ fn open_table_file(
                 Ok(UnitOpener::sealed(
                     UnitContext {
                         table: t.id,
-                        file: f.number,
+                        file: f.meta.number,
                         file_kind: FileKind::Sst,
                         label: opener_label,
                     },
@@ -262,9 +262,9 @@ fn open_table_file(
 /// bound to its table and number by its blocks' associated data.)
 fn check_matches_manifest(reader: &sst::SstReader, f: &FileHandle) -> Result<()> {
     let p = reader.properties();
-    if p.smallest != f.smallest || p.largest != f.largest || p.entries != f.entries {
+    if p.smallest != f.smallest || p.largest != f.largest || p.entries != f.meta.entries {
         return Err(Error::corruption(
-            filename::sst(f.number),
+            filename::sst(f.meta.number),
             0,
             "the file's key range or entry count differs from the manifest's \
              (a swapped, replaced or misplaced file)",

@@ -19,12 +19,12 @@ use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::manifest::{
-    self, open_boundary, Boundary, DatabaseKeyMeta, Edit, ManifestContents, ManifestWriter,
-    TableMeta, VersionEdit,
+    self, open_boundary, Boundary, DatabaseKeyMeta, Edit, FileMeta, ManifestContents,
+    ManifestWriter, TableMeta, VersionEdit,
 };
 use crate::memtable::MemTable;
 use crate::storage::{Env, FileLock};
-use crate::types::{FileNumber, Level, SeqNo, TableId};
+use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::{self, WalWriter};
 
 use super::flush::{build_table_file, protection_with_key};
@@ -46,18 +46,7 @@ struct TableRecord {
     name: String,
     meta: TableMeta,
     log_number: FileNumber,
-    files: BTreeMap<FileNumber, FileRecord>,
-}
-
-#[derive(Clone)]
-struct FileRecord {
-    level: Level,
-    size: u64,
-    entries: u64,
-    min_seq: SeqNo,
-    max_seq: SeqNo,
-    smallest: Boundary,
-    largest: Boundary,
+    files: BTreeMap<FileNumber, FileMeta>,
 }
 
 /// The database as the manifest's edits leave it.
@@ -117,35 +106,14 @@ impl ManifestState {
                         t.meta = meta.clone();
                     }
                 }
-                Edit::AddFile {
-                    table,
-                    level,
-                    file,
-                    size,
-                    entries,
-                    min_seq,
-                    max_seq,
-                    smallest,
-                    largest,
-                } => {
+                Edit::AddFile { table, file } => {
                     if let Some(t) = self.tables.get_mut(table) {
-                        t.files.insert(
-                            *file,
-                            FileRecord {
-                                level: *level,
-                                size: *size,
-                                entries: *entries,
-                                min_seq: *min_seq,
-                                max_seq: *max_seq,
-                                smallest: smallest.clone(),
-                                largest: largest.clone(),
-                            },
-                        );
+                        t.files.insert(file.number, file.clone());
                     }
-                    self.ever_added.insert(*file);
-                    self.next_file = self.next_file.max(file.0.saturating_add(1));
+                    self.ever_added.insert(file.number);
+                    self.next_file = self.next_file.max(file.number.0.saturating_add(1));
                     // Counters from the files too: a lowered SetLastSeq cannot hide data.
-                    self.last_seq = self.last_seq.max(max_seq.0);
+                    self.last_seq = self.last_seq.max(file.max_seq.0);
                 }
                 Edit::RemoveFile { table, file, .. } => {
                     if let Some(t) = self.tables.get_mut(table) {
@@ -863,13 +831,8 @@ fn table_states(
             let largest = bound(&f.largest, true)?;
             version.add(Arc::new(FileHandle::new(
                 *id,
-                *number,
-                f.level,
-                f.size,
-                f.entries,
-                (f.min_seq, f.max_seq),
+                f.clone(),
                 (smallest, largest),
-                (f.smallest.clone(), f.largest.clone()),
                 path.join(filename::sst(*number)),
                 Arc::clone(env),
             )));

@@ -211,14 +211,14 @@ impl Db {
                         .version
                         .files()
                         .map(|f| FileLayout {
-                            level: f.level.0,
-                            file: filename::sst(f.number),
-                            size: f.size,
-                            entries: f.entries,
-                            min_seq: f.min_seq.0,
-                            max_seq: f.max_seq.0,
-                            smallest: stored_boundary(&f.stored_smallest),
-                            largest: stored_boundary(&f.stored_largest),
+                            level: f.meta.level.0,
+                            file: filename::sst(f.meta.number),
+                            size: f.meta.size,
+                            entries: f.meta.entries,
+                            min_seq: f.meta.min_seq.0,
+                            max_seq: f.meta.max_seq.0,
+                            smallest: stored_boundary(&f.meta.smallest),
+                            largest: stored_boundary(&f.meta.largest),
                         })
                         .collect(),
                     memtable_bytes: sv.mem.approximate_bytes(),

@@ -62,17 +62,17 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
             .open_read(&f.path)
             .map_err(|e| crate::Error::io("open", e))?;
         let mut seen = None;
-        let label: Arc<str> = Arc::from(filename::sst(f.number).as_str());
+        let label: Arc<str> = Arc::from(filename::sst(f.meta.number).as_str());
         let reader = sst::SstReader::open(
             file,
             Arc::clone(&label),
-            f.number.0,
+            f.meta.number.0,
             |fk: Option<&sst::FooterKey>| {
                 let fk = fk.ok_or_else(|| crate::Error::corruption("t", 0, "plain footer"))?;
                 let ctx = WrapContext {
                     table: state.id,
                     file_kind: FileKind::Sst,
-                    file: f.number,
+                    file: f.meta.number,
                     key_version: fk.key_version,
                 };
                 let dek = unwrap_data_key(&table_key, &fk.wrapped_dek, &ctx)
@@ -81,7 +81,7 @@ fn data_keys_and_nonces_never_repeat_across_a_large_write() -> Result<()> {
                 Ok(UnitOpener::sealed(
                     crate::crypto::UnitContext {
                         table: state.id,
-                        file: f.number,
+                        file: f.meta.number,
                         file_kind: FileKind::Sst,
                         label: Arc::clone(&label),
                     },

@@ -7,28 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::ikey;
-use crate::manifest::{Boundary, Edit};
+use crate::manifest::{Edit, FileMeta};
 use crate::storage::Env;
-use crate::types::{FileNumber, Level, SeqNo, TableId};
+use crate::types::{FileNumber, Level, TableId};
 
 /// Levels per table.
 pub(crate) const NUM_LEVELS: usize = 7;
 
-/// One SSTable of a table.
+/// One SSTable of a table: its manifest record, its boundaries opened, its path.
 pub(crate) struct FileHandle {
     pub(crate) table: TableId,
-    pub(crate) number: FileNumber,
-    pub(crate) level: Level,
-    pub(crate) size: u64,
-    pub(crate) entries: u64,
-    pub(crate) min_seq: SeqNo,
-    pub(crate) max_seq: SeqNo,
+    /// The file as the manifest records it (boundaries as stored).
+    pub(crate) meta: FileMeta,
     /// Smallest and largest internal keys (opened, if the table seals its boundaries).
     pub(crate) smallest: Vec<u8>,
     pub(crate) largest: Vec<u8>,
-    /// The boundaries as the manifest stores them.
-    pub(crate) stored_smallest: Boundary,
-    pub(crate) stored_largest: Boundary,
     pub(crate) path: PathBuf,
     /// Shared by this handle and its copies at other levels (trivial moves): the file is
     /// deleted when the last of them is dropped, if it was marked obsolete.
@@ -52,31 +45,19 @@ impl Drop for FileLife {
 }
 
 impl FileHandle {
-    #[allow(clippy::too_many_arguments)]
+    /// The handle for file `meta` of `table`, with its boundaries opened as `bounds`.
     pub(crate) fn new(
         table: TableId,
-        number: FileNumber,
-        level: Level,
-        size: u64,
-        entries: u64,
-        seqs: (SeqNo, SeqNo),
+        meta: FileMeta,
         bounds: (Vec<u8>, Vec<u8>),
-        stored: (Boundary, Boundary),
         path: PathBuf,
         env: Arc<dyn Env>,
     ) -> FileHandle {
         FileHandle {
             table,
-            number,
-            level,
-            size,
-            entries,
-            min_seq: seqs.0,
-            max_seq: seqs.1,
+            meta,
             smallest: bounds.0,
             largest: bounds.1,
-            stored_smallest: stored.0,
-            stored_largest: stored.1,
             life: Arc::new(FileLife {
                 path: path.clone(),
                 obsolete: AtomicBool::new(false),
@@ -91,32 +72,24 @@ impl FileHandle {
         self.life.obsolete.store(true, Ordering::Release);
     }
 
-    /// The manifest edit that records this file.
     /// The same file with its boundaries opened (a table that was locked at open holds
     /// placeholders for sealed ones until its key is back).
     pub(crate) fn with_bounds(&self, smallest: Vec<u8>, largest: Vec<u8>) -> FileHandle {
         FileHandle {
+            table: self.table,
+            meta: self.meta.clone(),
             smallest,
             largest,
-            stored_smallest: self.stored_smallest.clone(),
-            stored_largest: self.stored_largest.clone(),
-            life: Arc::clone(&self.life),
             path: self.path.clone(),
-            ..*self
+            life: Arc::clone(&self.life),
         }
     }
 
+    /// The manifest edit that records this file.
     pub(crate) fn add_edit(&self) -> Edit {
         Edit::AddFile {
             table: self.table,
-            level: self.level,
-            file: self.number,
-            size: self.size,
-            entries: self.entries,
-            min_seq: self.min_seq,
-            max_seq: self.max_seq,
-            smallest: self.stored_smallest.clone(),
-            largest: self.stored_largest.clone(),
+            file: self.meta.clone(),
         }
     }
 
@@ -129,14 +102,15 @@ impl FileHandle {
     /// share the file's life.
     pub(crate) fn moved_to(&self, level: Level) -> FileHandle {
         FileHandle {
-            level,
+            table: self.table,
+            meta: FileMeta {
+                level,
+                ..self.meta.clone()
+            },
             smallest: self.smallest.clone(),
             largest: self.largest.clone(),
-            stored_smallest: self.stored_smallest.clone(),
-            stored_largest: self.stored_largest.clone(),
             path: self.path.clone(),
             life: Arc::clone(&self.life),
-            ..*self
         }
     }
 }
@@ -166,17 +140,22 @@ impl Version {
     pub(crate) fn level_bytes(&self, level: usize) -> u64 {
         self.levels
             .get(level)
-            .map(|l| l.iter().map(|f| f.size).sum())
+            .map(|l| l.iter().map(|f| f.meta.size).sum())
             .unwrap_or(0)
     }
 
     /// Adds a file, keeping each level's order.
     pub(crate) fn add(&mut self, f: Arc<FileHandle>) {
-        let level = usize::from(f.level.0).min(NUM_LEVELS - 1);
+        let level = usize::from(f.meta.level.0).min(NUM_LEVELS - 1);
         let files = &mut self.levels[level];
         if level == 0 {
             files.push(f);
-            files.sort_by(|a, b| b.max_seq.cmp(&a.max_seq).then(b.number.cmp(&a.number)));
+            files.sort_by(|a, b| {
+                b.meta
+                    .max_seq
+                    .cmp(&a.meta.max_seq)
+                    .then(b.meta.number.cmp(&a.meta.number))
+            });
         } else {
             files.push(f);
             files.sort_by(|a, b| ikey::compare(&a.smallest, &b.smallest));
@@ -207,7 +186,7 @@ impl Version {
     /// Removes a file; returns it if it was present.
     pub(crate) fn remove(&mut self, level: Level, number: FileNumber) -> Option<Arc<FileHandle>> {
         let files = self.levels.get_mut(usize::from(level.0))?;
-        let pos = files.iter().position(|f| f.number == number)?;
+        let pos = files.iter().position(|f| f.meta.number == number)?;
         Some(files.remove(pos))
     }
 }

@@ -225,7 +225,7 @@ impl VersionSet {
         let mut live = HashSet::new();
         for t in self.all_tables() {
             for f in t.super_version().version.files() {
-                live.insert(f.number);
+                live.insert(f.meta.number);
             }
         }
         live

@@ -531,7 +531,7 @@ impl DbInner {
         }
         for f in state.super_version().version.files() {
             f.mark_obsolete();
-            self.sst_cache.evict(f.table, f.number);
+            self.sst_cache.evict(f.table, f.meta.number);
         }
         {
             let mut sv = state.sv.write();

@@ -203,7 +203,7 @@ impl DbInner {
     pub(crate) fn release_index_files(&self, state: &TableState) {
         for f in state.super_version().version.files() {
             f.mark_obsolete();
-            self.sst_cache.evict(f.table, f.number);
+            self.sst_cache.evict(f.table, f.meta.number);
         }
         *state.sv.write() = Arc::new(SuperVersion {
             mem: Arc::new(MemTable::new()),

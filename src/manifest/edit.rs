@@ -170,6 +170,21 @@ pub(crate) enum Boundary {
     Sealed(Vec<u8>),
 }
 
+/// One SSTable as the manifest records it (the payload of `AddFile`): the one home of a
+/// file's metadata, kept whole by recovery and by each in-memory `FileHandle`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileMeta {
+    pub(crate) number: FileNumber,
+    pub(crate) level: Level,
+    pub(crate) size: u64,
+    pub(crate) entries: u64,
+    pub(crate) min_seq: SeqNo,
+    pub(crate) max_seq: SeqNo,
+    /// Smallest and largest internal keys, as stored (sealed if the table seals them).
+    pub(crate) smallest: Boundary,
+    pub(crate) largest: Boundary,
+}
+
 /// One change to the database's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Edit {
@@ -183,14 +198,7 @@ pub(crate) enum Edit {
     },
     AddFile {
         table: TableId,
-        level: Level,
-        file: FileNumber,
-        size: u64,
-        entries: u64,
-        min_seq: SeqNo,
-        max_seq: SeqNo,
-        smallest: Boundary,
-        largest: Boundary,
+        file: FileMeta,
     },
     RemoveFile {
         table: TableId,
@@ -320,24 +328,14 @@ impl Edit {
                 meta.encode(out)?;
             }
             Edit::DropTable { id } => out.extend_from_slice(&id.0.to_le_bytes()),
-            Edit::AddFile {
-                table,
-                level,
-                file,
-                size,
-                entries,
-                min_seq,
-                max_seq,
-                smallest,
-                largest,
-            } => {
+            Edit::AddFile { table, file: f } => {
                 out.extend_from_slice(&table.0.to_le_bytes());
-                out.push(level.0);
-                for v in [file.0, *size, *entries, min_seq.0, max_seq.0] {
+                out.push(f.level.0);
+                for v in [f.number.0, f.size, f.entries, f.min_seq.0, f.max_seq.0] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
-                smallest.encode(out)?;
-                largest.encode(out)?;
+                f.smallest.encode(out)?;
+                f.largest.encode(out)?;
             }
             Edit::RemoveFile { table, level, file } => {
                 out.extend_from_slice(&table.0.to_le_bytes());
@@ -391,14 +389,16 @@ impl Edit {
             EditTag::DropTable => Edit::DropTable { id: table(c)? },
             EditTag::AddFile => Edit::AddFile {
                 table: table(c)?,
-                level: Level(c.u8("level")?),
-                file: FileNumber(c.u64("file number")?),
-                size: c.u64("file size")?,
-                entries: c.u64("entry count")?,
-                min_seq: SeqNo(c.u64("smallest sequence number")?),
-                max_seq: SeqNo(c.u64("largest sequence number")?),
-                smallest: Boundary::decode(c)?,
-                largest: Boundary::decode(c)?,
+                file: FileMeta {
+                    level: Level(c.u8("level")?),
+                    number: FileNumber(c.u64("file number")?),
+                    size: c.u64("file size")?,
+                    entries: c.u64("entry count")?,
+                    min_seq: SeqNo(c.u64("smallest sequence number")?),
+                    max_seq: SeqNo(c.u64("largest sequence number")?),
+                    smallest: Boundary::decode(c)?,
+                    largest: Boundary::decode(c)?,
+                },
             },
             EditTag::RemoveFile => Edit::RemoveFile {
                 table: table(c)?,
@@ -579,14 +579,16 @@ mod tests {
                     |(table, l, file, (size, entries, a, b), smallest, largest)| {
                         Edit::AddFile {
                             table,
-                            level: Level(l),
-                            file,
-                            size,
-                            entries,
-                            min_seq: SeqNo(a),
-                            max_seq: SeqNo(b),
-                            smallest,
-                            largest,
+                            file: FileMeta {
+                                number: file,
+                                level: Level(l),
+                                size,
+                                entries,
+                                min_seq: SeqNo(a),
+                                max_seq: SeqNo(b),
+                                smallest,
+                                largest,
+                            },
                         }
                     }
                 ),
@@ -689,14 +691,16 @@ mod tests {
             (
                 Edit::AddFile {
                     table: TableId(1),
-                    level: Level(2),
-                    file: FileNumber(9),
-                    size: 300,
-                    entries: 4,
-                    min_seq: SeqNo(5),
-                    max_seq: SeqNo(6),
-                    smallest: Boundary::Plain(b"a".to_vec()),
-                    largest: Boundary::Sealed(b"z".to_vec()),
+                    file: FileMeta {
+                        number: FileNumber(9),
+                        level: Level(2),
+                        size: 300,
+                        entries: 4,
+                        min_seq: SeqNo(5),
+                        max_seq: SeqNo(6),
+                        smallest: Boundary::Plain(b"a".to_vec()),
+                        largest: Boundary::Sealed(b"z".to_vec()),
+                    },
                 },
                 "03 01000000 02 0900000000000000 2c01000000000000 0400000000000000 \
                  0500000000000000 0600000000000000 01 01000000 61 02 01000000 7a",

@@ -88,14 +88,16 @@ fn meta(encrypted: bool) -> TableMeta {
 fn add_file(table: TableId, file: u64) -> Edit {
     Edit::AddFile {
         table,
-        level: Level(0),
-        file: FileNumber(file),
-        size: 1000 + file,
-        entries: 10,
-        min_seq: SeqNo(1),
-        max_seq: SeqNo(file),
-        smallest: Boundary::Plain(b"a".to_vec()),
-        largest: Boundary::Plain(b"z".to_vec()),
+        file: FileMeta {
+            number: FileNumber(file),
+            level: Level(0),
+            size: 1000 + file,
+            entries: 10,
+            min_seq: SeqNo(1),
+            max_seq: SeqNo(file),
+            smallest: Boundary::Plain(b"a".to_vec()),
+            largest: Boundary::Plain(b"z".to_vec()),
+        },
     }
 }
 
@@ -429,8 +431,8 @@ fn mac_chain_detects_edited_reordered_and_removed_records() -> Result<()> {
     let mut edited = recs.clone();
     let rec = decode_payload(&edited[5].1, 0, "m", MANIFEST_VERSION)?;
     let mut ve = rec.edit.clone();
-    if let Some(Edit::AddFile { size, .. }) = ve.edits.get_mut(0) {
-        *size += 1;
+    if let Some(Edit::AddFile { file, .. }) = ve.edits.get_mut(0) {
+        file.size += 1;
     }
     let mut edits = Vec::new();
     ve.encode(&mut edits)?;

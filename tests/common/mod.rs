@@ -31,8 +31,23 @@ pub fn open(path: &Path) -> sealdb::Result<Db> {
     Db::open(path, small_options())
 }
 
-/// Copies every regular file of `from` into a new directory `to`.
+/// Copies every regular file of `from` into a new directory `to`. The engine's background
+/// threads may delete an obsolete file while the copy runs; then the copy starts over, so
+/// it never holds a directory listing that no moment of the database had.
 pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match copy_dir_once(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 20 => {
+                attempts += 1;
+                std::fs::remove_dir_all(to)?;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn copy_dir_once(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;

@@ -60,3 +60,21 @@ impl TryFrom<u8> for ValueKind {
 pub const MAX_KEY_LEN: usize = 64 * 1024;
 /// The largest value accepted.
 pub const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
+
+/// Checks the name of a table or an index (`what`): 1-255 characters of `A-Z a-z 0-9 _ -
+/// .`, which fit in a file name and an encryption context. One rule for both, so an index
+/// named like a table is always printable as `table/index`.
+pub(crate) fn check_name(what: &str, name: &str) -> crate::error::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::Error::InvalidArgument(format!(
+            "{what} name {name:?} must be 1-255 characters of A-Z a-z 0-9 _ - ."
+        )))
+    }
+}

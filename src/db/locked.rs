@@ -258,7 +258,9 @@ impl DbInner {
             Ok(()) => {
                 *slot = None;
                 t.locked.store(false, std::sync::atomic::Ordering::Release);
-                Ok(())
+                drop(slot);
+                // A table's indexes are under its key: they unlock with it.
+                crate::index::unlock_indexes(self, principal, t)
             }
             Err(Unavailable::Locked(reason, detail)) => {
                 lock.failed(reason, detail, now);

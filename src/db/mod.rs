@@ -590,6 +590,8 @@ impl DbInner {
     }
 
     fn shutdown(&self) {
+        // Index backfills first, while the flush worker runs: one may wait for a flush.
+        crate::index::stop_builds(self);
         {
             let mut bg = self.bg.lock();
             bg.shutdown = true;

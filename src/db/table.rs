@@ -287,9 +287,28 @@ impl Table {
     /// the table is encrypted). A unique index over items that already share a key fails
     /// and leaves no index behind.
     pub fn create_index(&self, name: &str, spec: IndexSpec) -> Result<()> {
-        self.db
-            .core()
-            .create_index(self.db.principal(), &self.state, name, &spec)
+        crate::index::start(
+            self.db.core(),
+            self.db.principal(),
+            &self.state,
+            name,
+            &spec,
+        )?
+        .wait(self.name())
+    }
+
+    /// Adds a global secondary index `name` and returns once it is declared: every write
+    /// from then on maintains it, and its backfill runs on an engine thread (progress in
+    /// [`Table::indexes`]; a crash or close resumes it at the next open). It can be
+    /// queried once ready: see [`Table::wait_index`].
+    pub fn start_index(&self, name: &str, spec: &IndexSpec) -> Result<()> {
+        crate::index::start(self.db.core(), self.db.principal(), &self.state, name, spec).map(drop)
+    }
+
+    /// Waits for index `name`'s backfill to end: `Ok` once the index is ready,
+    /// `Error::UniqueViolation` if the items break its uniqueness (the index is gone).
+    pub fn wait_index(&self, name: &str) -> Result<()> {
+        crate::index::wait(&self.state, name)
     }
 
     /// Removes index `name`; its files are deleted.
@@ -306,17 +325,6 @@ impl Table {
 
     /// The table's indexes, ready or being built, by name.
     pub fn indexes(&self) -> Vec<IndexStatus> {
-        let mut v: Vec<IndexStatus> = self
-            .state
-            .indexes
-            .read()
-            .iter()
-            .filter_map(|s| {
-                let sealed = s.meta.read().sealed_boundaries;
-                s.index.get().map(|d| d.status(sealed))
-            })
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        crate::index::statuses(&self.state)
     }
 }

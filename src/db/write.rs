@@ -17,22 +17,6 @@ use super::version::Version;
 use super::write_batch::{decode_section, WriteBatch};
 use super::{DbInner, TableOptions, VersionSet, WriteOptions, WriteState};
 
-/// Names a table may have: what fits in a file name and an encryption context.
-fn check_table_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "table name {name:?} must be 1-255 characters of A-Z a-z 0-9 _ - ."
-        )))
-    }
-}
-
 /// Where a write stands when the write lock is released.
 enum Pending {
     /// In the memtables, visible once every older write is (its last sequence number).
@@ -384,7 +368,7 @@ impl DbInner {
         name: &str,
         options: &TableOptions,
     ) -> Result<Arc<TableState>> {
-        check_table_name(name)?;
+        crate::types::check_name("table", name)?;
         self.check_poisoned()?;
         if self.versions.tables().by_name.contains_key(name) {
             return Err(Error::TableExists(name.to_owned()));

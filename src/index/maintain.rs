@@ -10,6 +10,7 @@ use crate::db::{prefix_successor, DbInner, TableState, WriteBatch};
 use crate::error::{Error, Result};
 use crate::types::{SeqNo, TableId, ValueKind};
 
+use super::backfill::CHECKPOINT_KEY;
 use super::key;
 
 /// One chunk of an index's backfill: the index entries of these items' current values.
@@ -17,6 +18,9 @@ pub(crate) struct BackfillChunk<'a> {
     pub(crate) table: &'a Arc<TableState>,
     pub(crate) index: &'a Arc<TableState>,
     pub(crate) keys: &'a [Vec<u8>],
+    /// The last primary key of this chunk, kept in the index as the backfill's checkpoint;
+    /// `None` for the last chunk, which deletes it.
+    pub(crate) checkpoint: Option<&'a [u8]>,
 }
 
 /// What this batch has done to each index so far (entry key -> present), which reads of
@@ -51,6 +55,7 @@ pub(crate) fn index_ops(
         if indexes.is_empty() {
             continue;
         }
+        super::check_indexes_unlocked(&t)?;
         let mut entries = Vec::new();
         crate::db::decode_section(section.payload(), SeqNo(0), |e| {
             let value = (e.kind == ValueKind::Put).then(|| e.value.to_vec());
@@ -112,6 +117,10 @@ pub(crate) fn index_ops(
                 out.add(chunk.index.id, ValueKind::Put, &entry, &[]);
                 overlay.insert(entry, true);
             }
+        }
+        match chunk.checkpoint {
+            Some(last) => out.add(chunk.index.id, ValueKind::Put, CHECKPOINT_KEY, last),
+            None => out.add(chunk.index.id, ValueKind::Delete, CHECKPOINT_KEY, &[]),
         }
     }
     let empty = BTreeMap::new();

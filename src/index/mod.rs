@@ -14,6 +14,9 @@
 //! after a crash either. Adding an index backfills it (`backfill`) through the same write
 //! path; it is not readable until an `IndexReady` edit commits.
 //!
+//! A table's indexes are under its key, so they are locked while it is (`crate::db`'s
+//! locked tables) and unlock with it.
+//!
 //! Not built yet: *local* indexes (entries inside the table's own LSM).
 
 mod backfill;
@@ -24,10 +27,14 @@ mod query;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Edit, ExtractorKind, IndexDecl, TableMeta};
 
+pub(crate) use backfill::{start, stop_builds, wait};
 pub(crate) use extractor::Extractor;
 pub use extractor::{ExtractorFn, IndexExtractors};
 pub(crate) use maintain::{index_ops, BackfillChunk};
@@ -86,11 +93,16 @@ pub struct IndexStatus {
     /// True once its backfill committed: only then can it be read.
     pub ready: bool,
     /// Items the backfill has indexed so far in this process: its progress while
-    /// `ready` is false; 0 for an index completed before this open.
+    /// `ready` is false (a backfill resumed after a crash counts from where it resumed);
+    /// 0 for an index completed before this open.
     pub backfilled: u64,
+    /// Why the backfill stopped, when it failed (it runs again at the next open).
+    pub backfill_error: Option<String>,
     /// Whether its files' range boundaries are sealed in the manifest (always, for an
     /// encrypted table: they are attribute values).
     pub sealed_boundaries: bool,
+    /// Why the index is locked (its table's key cannot be had), if it is.
+    pub locked: Option<&'static str>,
 }
 
 /// The engine's state of one index, attached to its internal table.
@@ -99,8 +111,34 @@ pub(crate) struct IndexDef {
     pub(crate) extractor: Extractor,
     /// Committed as `IndexReady`: queries are allowed.
     pub(crate) ready: AtomicBool,
-    /// Items indexed by the backfill so far.
+    /// Items indexed by the backfill so far in this process.
     pub(crate) backfilled: AtomicU64,
+    /// A snapshot older than this sequence number may miss backfilled entries: queries
+    /// at it are refused. 0 for an index ready at open (no snapshot predates the open).
+    pub(crate) ready_seq: AtomicU64,
+    /// Where the backfill stands, for `Table::wait_index`.
+    pub(crate) build: Mutex<Build>,
+    pub(crate) build_cv: Condvar,
+    /// The thread running the backfill, joined at close (`stop_builds`).
+    pub(crate) builder: Mutex<Option<JoinHandle<()>>>,
+    /// Set at close: the backfill stops at its next chunk.
+    pub(crate) stop: AtomicBool,
+}
+
+/// Where an index's backfill stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// Running, or about to (an index not ready).
+    Running,
+    /// Committed: the index is ready.
+    Done,
+    /// Its items break its uniqueness: the index was dropped.
+    Duplicate,
+    /// It stopped with this error; the index stays declared and not ready, and the next
+    /// open runs it again.
+    Failed(String),
+    /// The database closed first.
+    Stopped,
 }
 
 impl IndexDef {
@@ -110,6 +148,11 @@ impl IndexDef {
             extractor,
             ready: AtomicBool::new(ready),
             backfilled: AtomicU64::new(0),
+            ready_seq: AtomicU64::new(0),
+            build: Mutex::new(if ready { Build::Done } else { Build::Running }),
+            build_cv: Condvar::new(),
+            builder: Mutex::new(None),
+            stop: AtomicBool::new(false),
         }
     }
 
@@ -117,7 +160,35 @@ impl IndexDef {
         self.ready.load(Ordering::Acquire)
     }
 
-    pub(crate) fn status(&self, sealed_boundaries: bool) -> IndexStatus {
+    /// Records where the backfill ended and wakes `wait`.
+    pub(crate) fn finish_build(&self, outcome: Build) {
+        *self.build.lock() = outcome;
+        self.build_cv.notify_all();
+    }
+
+    /// Blocks until the backfill ended: `Ok` once the index is ready.
+    pub(crate) fn wait(&self, table: &str) -> Result<()> {
+        let mut b = self.build.lock();
+        while *b == Build::Running {
+            self.build_cv.wait(&mut b);
+        }
+        let unavailable = |reason: String| Error::IndexUnavailable {
+            table: table.to_owned(),
+            index: self.decl.name.clone(),
+            reason,
+        };
+        match &*b {
+            Build::Running | Build::Done => Ok(()),
+            Build::Duplicate => Err(Error::UniqueViolation {
+                table: table.to_owned(),
+                index: self.decl.name.clone(),
+            }),
+            Build::Failed(why) => Err(unavailable(format!("its backfill failed: {why}"))),
+            Build::Stopped => Err(Error::Closed),
+        }
+    }
+
+    pub(crate) fn status(&self, state: &crate::db::TableState) -> IndexStatus {
         IndexStatus {
             name: self.decl.name.clone(),
             extractor_kind: match self.decl.kind {
@@ -128,9 +199,26 @@ impl IndexDef {
             unique: self.decl.unique,
             ready: self.is_ready(),
             backfilled: self.backfilled.load(Ordering::Acquire),
-            sealed_boundaries,
+            backfill_error: match &*self.build.lock() {
+                Build::Failed(why) => Some(why.clone()),
+                _ => None,
+            },
+            sealed_boundaries: state.meta.read().sealed_boundaries,
+            locked: state.lock_reason().map(|(r, _)| r.as_str()),
         }
     }
+}
+
+/// What `Table::indexes` reports: the indexes of `table`, ready or being built, by name.
+pub(crate) fn statuses(table: &crate::db::TableState) -> Vec<IndexStatus> {
+    let mut v: Vec<IndexStatus> = table
+        .indexes
+        .read()
+        .iter()
+        .filter_map(|s| s.index.get().map(|d| d.status(s)))
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
 }
 
 /// The catalogue entry of an index's internal table: the table's own key material (its
@@ -155,20 +243,36 @@ pub(crate) fn catalogue_edits(def: &IndexDef) -> Vec<Edit> {
     out
 }
 
-/// Names an index may have.
-pub(crate) fn check_index_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "index name {name:?} must be 1-255 characters of A-Z a-z 0-9 _ - ."
-        )))
+/// Unlocks the indexes of `table`, which has just unlocked (`DbInner::check_unlocked`):
+/// they are under its key, so what let it unlock lets them unlock now, without waiting for
+/// their own backoff. Until they do, a write to the table fails (`TableLocked`), as a
+/// write to a locked table does: an index is never behind its table.
+pub(crate) fn unlock_indexes(
+    core: &crate::db::DbInner,
+    principal: &crate::kms::Principal,
+    table: &Arc<crate::db::TableState>,
+) -> Result<()> {
+    let indexes = table.indexes.read().clone();
+    for index in indexes.iter().filter(|i| i.is_locked()) {
+        if let Some(lock) = index.lock.lock().as_mut() {
+            lock.retry_now();
+        }
+        core.check_unlocked(principal, index)?;
     }
+    Ok(())
+}
+
+/// Fails with `TableLocked` if an index of `table` is still locked.
+pub(crate) fn check_indexes_unlocked(table: &crate::db::TableState) -> Result<()> {
+    for index in table.indexes.read().iter() {
+        if let Some((reason, _)) = index.lock_reason() {
+            return Err(Error::TableLocked {
+                table: table.name.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Attaches the indexes the manifest declares (`decls`: index id -> declaration, ready) to

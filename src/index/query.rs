@@ -7,6 +7,7 @@
 //! hold by construction rather than by the write path alone.
 
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use crate::db::{prefix_successor, RangeIter, Snapshot, Table, TableState};
 use crate::error::{Error, Result};
 use crate::types::SeqNo;
 
+use super::backfill::CHECKPOINT_KEY;
 use super::{key, IndexDef, IndexStatus};
 
 /// One item found through an index.
@@ -72,6 +74,11 @@ fn entry_bounds(lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> (Bound<Vec<u8>>
 
 impl Index {
     pub(crate) fn open(table: &Table, name: &str) -> Result<Index> {
+        // A locked table's indexes are locked with it (and unlock with it).
+        table
+            .db
+            .core()
+            .authorize(table.db.principal(), &table.state)?;
         let unavailable = |reason: &str| Error::IndexUnavailable {
             table: table.name().to_owned(),
             index: name.to_owned(),
@@ -107,7 +114,7 @@ impl Index {
 
     /// Its state, as `Table::indexes` reports it.
     pub fn status(&self) -> IndexStatus {
-        self.def.status(self.state.meta.read().sealed_boundaries)
+        self.def.status(&self.state)
     }
 
     /// Items whose index key is in `range`, by index key then primary key (`.rev()` for
@@ -176,10 +183,11 @@ impl Index {
         let seq = Some(snap.seq());
         let mut report = IndexCheck::default();
         let mut entries = std::collections::BTreeSet::new();
+        let entries_from = Bound::Excluded(CHECKPOINT_KEY.to_vec());
         for item in self
             .table
             .db
-            .range(&self.state, Bound::Unbounded, Bound::Unbounded, seq)?
+            .range(&self.state, entries_from, Bound::Unbounded, seq)?
         {
             let (entry, _) = item?;
             report.entries += 1;
@@ -232,6 +240,21 @@ impl Index {
     ) -> Result<IndexIter> {
         // One sequence number for the index and the table lookups; a snapshot of our own
         // when none was given keeps the versions at it from being compacted away.
+        if let Some(s) = snapshot {
+            if s.seq().0 < self.def.ready_seq.load(Ordering::Acquire) {
+                return Err(Error::IndexUnavailable {
+                    table: self.table.name().to_owned(),
+                    index: self.def.decl.name.clone(),
+                    reason: "the snapshot is older than the index's backfill".into(),
+                });
+            }
+        }
+        // The backfill's checkpoint (the empty key) sorts before every entry: never read.
+        let lower = match lower {
+            Bound::Unbounded => Bound::Excluded(CHECKPOINT_KEY.to_vec()),
+            Bound::Included(k) if k.as_slice() == CHECKPOINT_KEY => Bound::Excluded(k),
+            other => other,
+        };
         let own = match snapshot {
             Some(_) => None,
             None => Some(self.table.db.snapshot()),

@@ -299,6 +299,9 @@ pub struct CreateIndexArgs {
     /// The index's name.
     pub name: String,
     /// Index keys from this RFC 6901 JSON pointer into JSON values (`/author`).
+    #[arg(value_name = "POINTER")]
+    pub path: Option<String>,
+    /// The same as the positional POINTER.
     #[arg(long)]
     pub pointer: Option<String>,
     /// Index keys from the Rust extractor registered under this name (library use).

@@ -139,8 +139,8 @@ fn tables_and_point_operations() -> TestResult {
     let tables = f.run(&["tables", "--json"])?.ok()?.json()?;
     assert_eq!(
         tables,
-        serde_json::json!([{"name": "Books", "encrypted": true, "locked": null},
-                           {"name": "Metrics", "encrypted": false, "locked": null}])
+        serde_json::json!([{"name": "Books", "encrypted": true, "locked": null, "indexes": []},
+                           {"name": "Metrics", "encrypted": false, "locked": null, "indexes": []}])
     );
     assert_eq!(
         f.run(&["tables"])?.ok()?.stdout,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use sealdb::IndexSpec;
+use sealdb::{IndexSpec, IndexStatus};
 
 use super::transfer::progress_bar;
 use super::Context;
@@ -16,12 +16,12 @@ use crate::output::{decode_arg, encode_bytes, print_json, print_line, report, Cl
 pub fn create(ctx: &Context, a: CreateIndexArgs) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     let t = db.table(&a.table)?;
-    let mut spec = match (&a.pointer, &a.extractor) {
-        (Some(p), None) => IndexSpec::json_pointer(p.clone()),
-        (None, Some(n)) => IndexSpec::named(n.clone()),
+    let mut spec = match (&a.path, &a.pointer, &a.extractor) {
+        (Some(p), None, None) | (None, Some(p), None) => IndexSpec::json_pointer(p.clone()),
+        (None, None, Some(n)) => IndexSpec::named(n.clone()),
         _ => {
             return Err(CliError::usage(
-                "give exactly one of --pointer /path or --extractor NAME",
+                "give exactly one of a POINTER (/path) or --extractor NAME",
             ))
         }
     };
@@ -32,8 +32,10 @@ pub fn create(ctx: &Context, a: CreateIndexArgs) -> Result<(), CliError> {
     let items = t.iter()?.count() as u64;
     let bar = progress_bar(items, &format!("{}/{}", a.table, a.name));
     let start = Instant::now();
+    // Declared here; the engine backfills it on a thread of its own.
+    t.start_index(&a.name, &spec)?;
     let status = std::thread::scope(|s| {
-        let build = s.spawn(|| t.create_index(&a.name, spec));
+        let build = s.spawn(|| t.wait_index(&a.name));
         while !build.is_finished() {
             if let Some(st) = t.indexes().iter().find(|i| i.name == a.name) {
                 bar.set_position(st.backfilled.min(items));
@@ -42,7 +44,7 @@ pub fn create(ctx: &Context, a: CreateIndexArgs) -> Result<(), CliError> {
         }
         build
             .join()
-            .map_err(|_| CliError::usage("the index build panicked"))
+            .map_err(|_| CliError::usage("waiting for the index panicked"))
     })?;
     status?;
     bar.finish_and_clear();
@@ -101,11 +103,7 @@ pub fn list(ctx: &Context, table: &str, fmt: Format) -> Result<(), CliError> {
             i.extractor_kind,
             i.extractor,
             if i.unique { "unique" } else { "non-unique" },
-            if i.ready {
-                "ready".to_owned()
-            } else {
-                format!("backfilling ({} items so far)", i.backfilled)
-            },
+            index_state(&i),
             if i.sealed_boundaries {
                 "sealed"
             } else {
@@ -115,6 +113,33 @@ pub fn list(ctx: &Context, table: &str, fmt: Format) -> Result<(), CliError> {
         print_line(&mut out, &line)?;
     }
     Ok(())
+}
+
+/// Where an index stands, in a few words (`indexes`, `tables`, `status`).
+pub fn index_state(i: &IndexStatus) -> String {
+    if let Some(why) = i.locked {
+        return format!("locked: {why}");
+    }
+    match (&i.backfill_error, i.ready) {
+        (_, true) => "ready".to_owned(),
+        (Some(why), false) => format!(
+            "backfill stopped after {} items ({why}); resumes at the next open",
+            i.backfilled
+        ),
+        (None, false) => format!("backfilling ({} items so far)", i.backfilled),
+    }
+}
+
+/// One line describing an index: name, extractor, uniqueness and state.
+pub fn index_line(i: &IndexStatus) -> String {
+    format!(
+        "{} {} {}{}, {}",
+        i.name,
+        i.extractor_kind,
+        i.extractor,
+        if i.unique { ", unique" } else { "" },
+        index_state(i)
+    )
 }
 
 pub fn query(ctx: &Context, a: QueryArgs) -> Result<(), CliError> {

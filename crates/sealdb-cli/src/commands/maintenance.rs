@@ -97,6 +97,16 @@ pub fn layout_lines(t: &TableLayout) -> Vec<String> {
         "{} ({how}); memtable {} bytes, {} immutable",
         t.table, t.memtable_bytes, t.immutable_memtables
     )];
+    // An index's own files are listed as `table/index` (no table name has a '/').
+    if let Some((table, index)) = t.table.split_once('/') {
+        v.push(if t.encrypted {
+            format!(
+                "  index {index} of table {table}: boundaries sealed (its keys are attribute values)"
+            )
+        } else {
+            format!("  index {index} of table {table}: boundaries plaintext (table not encrypted)")
+        });
+    }
     for f in &t.files {
         v.push(format!(
             "  L{} {} {:>10} bytes {:>8} entries seq {}..{}  [{} .. {}]",
@@ -121,10 +131,26 @@ pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), Cl
     let layouts: Vec<TableLayout> = db
         .inspect()
         .into_iter()
-        .filter(|t| table.is_none_or(|n| n == t.table))
+        // A table's indexes (`table/index`) with it.
+        .filter(|t| {
+            table.is_none_or(|n| t.table.split_once('/').map_or(t.table.as_str(), |p| p.0) == n)
+        })
         .collect();
     if fmt.json {
-        return print_json(&serde_json::to_value(&layouts)?);
+        let mut v = Vec::new();
+        for t in &layouts {
+            let mut row = serde_json::to_value(t)?;
+            if let (Some(obj), Some((table, index))) =
+                (row.as_object_mut(), t.table.split_once('/'))
+            {
+                obj.insert(
+                    "index".into(),
+                    json!({"table": table, "name": index, "sealed_boundaries": t.encrypted}),
+                );
+            }
+            v.push(row);
+        }
+        return print_json(&json!(v));
     }
     let mut out = io::stdout().lock();
     for t in &layouts {
@@ -248,6 +274,9 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
             }
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("cached_keys".into(), cached_keys_json(&e.cached_keys));
+                if let Ok(t) = db.table(&e.table) {
+                    obj.insert("indexes".into(), json!(t.indexes()));
+                }
             }
             tables.push(v);
         }
@@ -294,6 +323,20 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
             print_line(&mut out, &format!("  compaction   {compaction}"))?;
             if let (Some(why), Some(detail)) = (&e.locked, &e.locked_detail) {
                 print_line(&mut out, &format!("  locked       {why} ({detail})"))?;
+            }
+            for i in db.table(&a.table)?.indexes() {
+                print_line(
+                    &mut out,
+                    &format!(
+                        "  index        {}; boundaries {}",
+                        super::index::index_line(&i),
+                        if i.sealed_boundaries {
+                            "sealed"
+                        } else {
+                            "plaintext"
+                        }
+                    ),
+                )?;
             }
         }
     }

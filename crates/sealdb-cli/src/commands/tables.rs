@@ -55,23 +55,34 @@ pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {
     let mut rows = Vec::new();
     for name in db.tables() {
         let t = db.table(&name)?;
-        rows.push((name, t.is_encrypted(), t.locked()));
+        rows.push((name, t.is_encrypted(), t.locked(), t.indexes()));
     }
     if f.json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(name, enc, locked)| {
-                json!({"name": name, "encrypted": enc, "locked": locked.map(|r| r.as_str())})
+            .map(|(name, enc, locked, indexes)| {
+                json!({
+                    "name": name,
+                    "encrypted": enc,
+                    "locked": locked.map(|r| r.as_str()),
+                    "indexes": indexes,
+                })
             })
             .collect();
         return print_json(&json!(v));
     }
     let mut out = io::stdout().lock();
-    for (name, enc, locked) in rows {
+    for (name, enc, locked, indexes) in rows {
         let how = if enc { "encrypted" } else { "plaintext" };
         match locked {
             Some(why) => print_line(&mut out, &format!("{name}\t{how}\tlocked: {why}"))?,
             None => print_line(&mut out, &format!("{name}\t{how}"))?,
+        }
+        for i in &indexes {
+            print_line(
+                &mut out,
+                &format!("  index {}", super::index::index_line(i)),
+            )?;
         }
     }
     Ok(())

@@ -19,14 +19,12 @@ const HOUR: Duration = Duration::from_secs(3600);
 fn main() -> Result {
     let dir = tempfile::tempdir()?;
     let clock = ManualClock::default();
-    let kms_opts = LocalKmsOptions {
-        root_key: RootKeySource::Passphrase {
+    let kms_opts = LocalKmsOptions::new("111122223333", "us-west-2")
+        .with_root_key(RootKeySource::Passphrase {
             passphrase: "example passphrase".to_string().into(),
             kdf: KdfParams::insecure_fast_for_tests(),
-        },
-        clock: Arc::new(clock.clone()),
-        ..LocalKmsOptions::new("111122223333", "us-west-2")
-    };
+        })
+        .with_clock(Arc::new(clock.clone()));
     let kms = Arc::new(LocalKms::open(&dir.path().join("data.kms"), kms_opts)?);
     let mut opts = Options::with_kms(kms.clone());
     opts.clock = Arc::new(clock.clone());

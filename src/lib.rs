@@ -124,8 +124,8 @@ pub use compaction::{DbStats, LevelStats, TableStats};
 pub use crypto::BACKEND as AEAD_BACKEND;
 pub use db::{
     Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, LockReason, Options, RangeIter,
-    Snapshot, Table, TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch,
-    WriteOptions, DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE,
+    RewrapOutcome, Snapshot, Table, TableEncryptionStatus, TableLayout, TableOptions, VerifyReport,
+    WriteBatch, WriteOptions, DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE,
     DEFAULT_REGION,
 };
 pub use error::{Error, Poison, Result};

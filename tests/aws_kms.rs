@@ -171,13 +171,15 @@ fn grants_create_list_retire_revoke() -> TestResult {
     let Some(f) = fixture("grants_create_list_retire_revoke")? else {
         return Ok(());
     };
-    let request = |name: &str| CreateGrantRequest {
-        key_id: SERVICE_DEFAULT_ALIAS.into(),
-        grantee_principal: format!("arn:aws:iam::{ACCOUNT}:role/sealdb"),
-        retiring_principal: Some(format!("arn:aws:iam::{ACCOUNT}:role/sealdb")),
-        operations: GrantOperation::seed_table_grant(),
-        constraints: Some(GrantConstraints::subset(books())),
-        name: Some(name.into()),
+    let request = |name: &str| {
+        CreateGrantRequest::new(
+            SERVICE_DEFAULT_ALIAS,
+            format!("arn:aws:iam::{ACCOUNT}:role/sealdb"),
+            GrantOperation::seed_table_grant(),
+        )
+        .with_retiring_principal(format!("arn:aws:iam::{ACCOUNT}:role/sealdb"))
+        .with_constraints(GrantConstraints::subset(books()))
+        .with_name(name)
     };
     let first = f.kms.create_grant(&caller(), request("books-1"))?;
     let second = f.kms.create_grant(&caller(), request("books-2"))?;
@@ -243,6 +245,44 @@ fn key_policy_and_key_state() -> TestResult {
         f.kms.schedule_key_deletion(&caller(), &f.key_arn, 3),
         Err(KmsError::InvalidArgument(_))
     ));
+    Ok(())
+}
+
+#[test]
+fn key_rotation_calls_reach_the_server() -> TestResult {
+    let Some(f) = fixture("key_rotation_calls_reach_the_server")? else {
+        return Ok(());
+    };
+    // As for EnableKey above, moto resolves key ids, not ARNs, in these calls.
+    let id = f.kms.describe_key(&caller(), &f.key_arn)?.key_id;
+    let ctx = books();
+    let before = f.kms.encrypt(&caller(), &f.key_arn, b"before", &ctx)?;
+    assert!(
+        !f.kms
+            .get_key_rotation_status(&caller(), &id)?
+            .key_rotation_enabled
+    );
+    f.kms.enable_key_rotation(&caller(), &id, Some(180))?;
+    let st = f.kms.get_key_rotation_status(&caller(), &id)?;
+    assert!(st.key_rotation_enabled);
+    f.kms.rotate_key_on_demand(&caller(), &id)?;
+    let rotations = f.kms.list_key_rotations(&caller(), &id)?;
+    assert_eq!(rotations.len(), 1, "{rotations:?}");
+    assert_eq!(
+        rotations[0].rotation_type,
+        sealdb::kms::RotationType::OnDemand
+    );
+    // Blobs from before the rotation still decrypt.
+    let back = f.kms.decrypt(&caller(), &before, &ctx, None)?;
+    assert_eq!(back.plaintext.as_slice(), b"before");
+    f.kms.disable_key_rotation(&caller(), &id)?;
+    assert!(
+        !f.kms
+            .get_key_rotation_status(&caller(), &id)?
+            .key_rotation_enabled
+    );
+    // AWS KMS blobs are opaque: the engine cannot tell their material.
+    assert_eq!(f.kms.key_material_of(&before), None);
     Ok(())
 }
 

@@ -177,14 +177,13 @@ fn events_match_the_seed_examples_field_by_field() -> TestResult {
     for ctx in [&books, &services] {
         kms.create_grant(
             &user,
-            CreateGrantRequest {
-                key_id: key.arn.clone(),
-                grantee_principal: svc.clone(),
-                retiring_principal: Some(svc.clone()),
-                operations: GrantOperation::seed_table_grant(),
-                constraints: Some(GrantConstraints::subset(ctx.clone())),
-                name: None,
-            },
+            CreateGrantRequest::new(
+                key.arn.clone(),
+                svc.clone(),
+                GrantOperation::seed_table_grant(),
+            )
+            .with_retiring_principal(svc.clone())
+            .with_constraints(GrantConstraints::subset(ctx.clone())),
         )?;
     }
     kms.generate_data_key(&engine(), &key.arn, DataKeySpec::Aes256, &services)?;

@@ -155,10 +155,7 @@ fn a_principal_refused_reads_cannot_drop_the_table() -> TestResult {
         .kms
         .create_key(
             &Caller::direct(owner()),
-            CreateKeyRequest {
-                description: "owner only".into(),
-                policy: Some(policy),
-            },
+            CreateKeyRequest::new("owner only").with_policy(policy),
         )?
         .arn;
     let db = fx.open()?;
@@ -291,14 +288,13 @@ fn a_recreated_table_does_not_inherit_the_dropped_ones_grants() -> TestResult {
         .kms
         .create_grant(
             &root(),
-            sealdb::kms::CreateGrantRequest {
-                key_id: key.clone(),
-                grantee_principal: Principal::user(ACCOUNT, "bob").arn,
-                retiring_principal: Some(me.arn.clone()),
-                operations: vec![sealdb::kms::GrantOperation::Decrypt],
-                constraints: Some(ctx),
-                name: None,
-            },
+            sealdb::kms::CreateGrantRequest::new(
+                key.clone(),
+                Principal::user(ACCOUNT, "bob").arn,
+                vec![sealdb::kms::GrantOperation::Decrypt],
+            )
+            .with_retiring_principal(me.arn.clone())
+            .with_constraints(ctx),
         )?
         .grant_id;
     db.drop_table("Books")?;

@@ -31,13 +31,9 @@ fn grant_of(db: &Db, table: &str) -> Result<(String, String), Box<dyn std::error
 
 /// A customer managed key whose policy lets every principal of the account use it.
 fn customer_key(fx: &EncryptedFixture) -> Result<String, Box<dyn std::error::Error>> {
-    let md = fx.kms.create_key(
-        &root(),
-        CreateKeyRequest {
-            description: "test key".into(),
-            policy: None,
-        },
-    )?;
+    let md = fx
+        .kms
+        .create_key(&root(), CreateKeyRequest::new("test key"))?;
     Ok(md.arn)
 }
 

@@ -256,16 +256,13 @@ fn the_worker_retries_a_failed_retire_in_the_same_process() -> TestResult {
 fn rotating_kms(dir: &Path, clock: &ManualClock) -> Result<Arc<LocalKms>, KmsError> {
     Ok(Arc::new(LocalKms::open(
         dir,
-        LocalKmsOptions {
-            account: ACCOUNT.into(),
-            region: sealdb::DEFAULT_REGION.into(),
-            root_key: RootKeySource::Passphrase {
+        LocalKmsOptions::new(ACCOUNT, sealdb::DEFAULT_REGION)
+            .with_root_key(RootKeySource::Passphrase {
                 passphrase: zeroize::Zeroizing::new("test passphrase".into()),
                 kdf: KdfParams::insecure_fast_for_tests(),
-            },
-            clock: Arc::new(clock.clone()),
-            audit_max_bytes: 1,
-        },
+            })
+            .with_clock(Arc::new(clock.clone()))
+            .with_audit_max_bytes(1),
     )?))
 }
 

@@ -11,16 +11,11 @@ use sealdb::kms::{
 
 fn table_grant(key: &str, table: &str) -> CreateGrantRequest {
     let svc = via_service_name(REGION);
-    CreateGrantRequest {
-        key_id: key.into(),
-        grantee_principal: svc.clone(),
-        retiring_principal: Some(svc),
-        operations: GrantOperation::seed_table_grant(),
-        constraints: Some(GrantConstraints::subset(EncryptionContext::for_table(
+    CreateGrantRequest::new(key, svc.clone(), GrantOperation::seed_table_grant())
+        .with_retiring_principal(svc)
+        .with_constraints(GrantConstraints::subset(EncryptionContext::for_table(
             table, ACCOUNT,
-        ))),
-        name: None,
-    }
+        )))
 }
 
 /// Creates the default key and a Books grant for the engine; returns (key ARN, grant id, blob).
@@ -145,50 +140,41 @@ fn grant_creation_requires_the_engine_and_grants_only_narrow() -> TestResult {
     let books = EncryptionContext::for_table("Books", ACCOUNT);
     kms.create_grant(
         &alice,
-        CreateGrantRequest {
-            key_id: key.arn.clone(),
-            grantee_principal: bob.arn.clone(),
-            retiring_principal: None,
-            operations: vec![GrantOperation::Decrypt, GrantOperation::CreateGrant],
-            constraints: Some(GrantConstraints::subset(books.clone())),
-            name: Some("bob-books".into()),
-        },
+        CreateGrantRequest::new(
+            key.arn.clone(),
+            bob.arn.clone(),
+            vec![GrantOperation::Decrypt, GrantOperation::CreateGrant],
+        )
+        .with_constraints(GrantConstraints::subset(books.clone()))
+        .with_name("bob-books"),
     )?;
     let bob_c = Caller::direct(bob);
-    let wider = CreateGrantRequest {
-        key_id: key.arn.clone(),
-        grantee_principal: "arn:aws:iam::444455556666:user/carol".into(),
-        retiring_principal: None,
-        operations: vec![GrantOperation::Decrypt, GrantOperation::Encrypt],
-        constraints: Some(GrantConstraints::subset(books.clone())),
-        name: None,
-    };
+    let wider = CreateGrantRequest::new(
+        key.arn.clone(),
+        "arn:aws:iam::444455556666:user/carol",
+        vec![GrantOperation::Decrypt, GrantOperation::Encrypt],
+    )
+    .with_constraints(GrantConstraints::subset(books.clone()));
     assert!(matches!(
         kms.create_grant(&bob_c, wider.clone()),
         Err(KmsError::AccessDenied { .. })
     ));
-    let unconstrained = CreateGrantRequest {
-        operations: vec![GrantOperation::Decrypt],
-        constraints: None,
-        ..wider.clone()
-    };
+    let mut unconstrained = wider.clone();
+    unconstrained.operations = vec![GrantOperation::Decrypt];
+    unconstrained.constraints = None;
     assert!(matches!(
         kms.create_grant(&bob_c, unconstrained),
         Err(KmsError::AccessDenied { .. })
     ));
-    let narrower = CreateGrantRequest {
-        operations: vec![GrantOperation::Decrypt],
-        ..wider
-    };
+    let mut narrower = wider;
+    narrower.operations = vec![GrantOperation::Decrypt];
     kms.create_grant(&bob_c, narrower)?;
     // Bob may decrypt Books blobs with the grant, across accounts.
     let blob = kms.encrypt(&alice, &key.arn, b"k", &books)?;
     kms.decrypt(&bob_c, &blob, &books, None)?;
     // Invalid requests.
-    let empty_ops = CreateGrantRequest {
-        operations: vec![],
-        ..table_grant(&key.arn, "Books")
-    };
+    let mut empty_ops = table_grant(&key.arn, "Books");
+    empty_ops.operations = vec![];
     assert!(matches!(
         kms.create_grant(&alice, empty_ops),
         Err(KmsError::InvalidArgument(_))

@@ -8,8 +8,8 @@ use common::kms::*;
 use sealdb::clock::ManualClock;
 use sealdb::kms::{
     via_service_name, Caller, CreateGrantRequest, CreateKeyRequest, DataKeySpec, EncryptionContext,
-    GrantConstraints, GrantOperation, KdfParams, Kms, KmsError, LocalKms, LocalKmsOptions,
-    Principal, RootKeySource, DEV_ROOT_KEY_FILE, KEYSTORE_FILE, SERVICE_DEFAULT_ALIAS,
+    GrantConstraints, GrantOperation, KdfParams, Kms, KmsError, LocalKms, Principal, RootKeySource,
+    DEV_ROOT_KEY_FILE, KEYSTORE_FILE, SERVICE_DEFAULT_ALIAS,
 };
 use zeroize::Zeroizing;
 
@@ -29,23 +29,17 @@ fn keys_aliases_grants_and_policies_survive_reopen() -> TestResult {
         let svc = via_service_name(REGION);
         let grant = kms.create_grant(
             &user,
-            CreateGrantRequest {
-                key_id: default_key.arn.clone(),
-                grantee_principal: svc.clone(),
-                retiring_principal: Some(svc),
-                operations: GrantOperation::seed_table_grant(),
-                constraints: Some(GrantConstraints::subset(books.clone())),
-                name: Some("books".into()),
-            },
+            CreateGrantRequest::new(
+                default_key.arn.clone(),
+                svc.clone(),
+                GrantOperation::seed_table_grant(),
+            )
+            .with_retiring_principal(svc)
+            .with_constraints(GrantConstraints::subset(books.clone()))
+            .with_name("books"),
         )?;
         let dk = kms.generate_data_key(&engine(), &default_key.arn, DataKeySpec::Aes256, &books)?;
-        let custom = kms.create_key(
-            &alice,
-            CreateKeyRequest {
-                description: "c".into(),
-                policy: None,
-            },
-        )?;
+        let custom = kms.create_key(&alice, CreateKeyRequest::new("c"))?;
         kms.create_alias(&alice, "alias/custom", &custom.key_id)?;
         kms.put_key_policy(&alice, &custom.key_id, &policy)?;
         let disabled = kms.create_key(&alice, CreateKeyRequest::default())?;
@@ -132,10 +126,7 @@ fn wrong_passphrase_is_a_clear_error() -> TestResult {
 fn dev_default_creates_a_private_root_key_file() -> TestResult {
     let dir = tempfile::tempdir()?;
     let clock = ManualClock::default();
-    let opts = || LocalKmsOptions {
-        root_key: RootKeySource::DevDefault,
-        ..options(&clock, "")
-    };
+    let opts = || options(&clock, "").with_root_key(RootKeySource::DevDefault);
     let key_id = {
         let kms = LocalKms::open(dir.path(), opts())?;
         kms.describe_key(&via_engine(user()), SERVICE_DEFAULT_ALIAS)?
@@ -164,16 +155,11 @@ fn dev_default_creates_a_private_root_key_file() -> TestResult {
     let other = tempfile::tempdir()?;
     let kf = other.path().join("root.key");
     fs::write(&kf, [7u8; 32])?;
-    let with_file = || LocalKmsOptions {
-        root_key: RootKeySource::KeyFile(kf.clone()),
-        ..options(&clock, "")
-    };
+    let with_file = || options(&clock, "").with_root_key(RootKeySource::KeyFile(kf.clone()));
     drop(LocalKms::open(&other.path().join("kms"), with_file())?);
     LocalKms::open(&other.path().join("kms"), with_file())?;
-    let missing = LocalKmsOptions {
-        root_key: RootKeySource::KeyFile(other.path().join("nope")),
-        ..options(&clock, "")
-    };
+    let missing =
+        options(&clock, "").with_root_key(RootKeySource::KeyFile(other.path().join("nope")));
     assert!(matches!(
         LocalKms::open(&other.path().join("kms2"), missing),
         Err(KmsError::Keystore(_))
@@ -190,12 +176,11 @@ fn kdf_params_are_stored_in_the_header() -> TestResult {
         t_cost: 2,
         p_cost: 1,
     };
-    let opts = |p: KdfParams| LocalKmsOptions {
-        root_key: RootKeySource::Passphrase {
+    let opts = |p: KdfParams| {
+        options(&clock, "").with_root_key(RootKeySource::Passphrase {
             passphrase: Zeroizing::new("pw".into()),
             kdf: p,
-        },
-        ..options(&clock, "")
+        })
     };
     drop(LocalKms::open(dir.path(), opts(kdf))?);
     // Reopening with other requested parameters uses the header's.

@@ -118,13 +118,7 @@ fn customer_key_policies_are_validated_and_enforced() -> TestResult {
     let dir = tempfile::tempdir()?;
     let kms = open(dir.path(), &ManualClock::default())?;
     let alice = Caller::direct(Principal::user(ACCOUNT, "alice"));
-    let md = kms.create_key(
-        &alice,
-        CreateKeyRequest {
-            description: "orders".into(),
-            policy: None,
-        },
-    )?;
+    let md = kms.create_key(&alice, CreateKeyRequest::new("orders"))?;
     let ctx = books();
     let blob = kms.encrypt(&alice, &md.key_id, b"secret", &ctx)?;
     assert_eq!(

@@ -24,13 +24,9 @@ fn root() -> Caller {
 
 /// A customer managed key whose policy lets every principal of the account use it.
 fn customer_key(fx: &EncryptedFixture) -> Result<String, Box<dyn std::error::Error>> {
-    let md = fx.kms.create_key(
-        &root(),
-        CreateKeyRequest {
-            description: "Books key".into(),
-            policy: None,
-        },
-    )?;
+    let md = fx
+        .kms
+        .create_key(&root(), CreateKeyRequest::new("Books key"))?;
     Ok(md.arn)
 }
 

@@ -3,7 +3,7 @@
 //! a maximum age, and grants that let the engine's own service principal maintain tables.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
@@ -151,6 +151,11 @@ pub(crate) struct Keyring {
     pending: PendingRetires,
     /// The earliest time of the next retry.
     next_retry: Mutex<Option<SystemTime>>,
+    /// Held while a table's key changes (a key switch, a re-wrap): the queue of grants to
+    /// retire is not processed meanwhile (see `retry_pending_retires`).
+    key_change: Mutex<()>,
+    /// When the worker next checks for table keys to re-wrap under rotated material.
+    next_rewrap_check: Mutex<Option<SystemTime>>,
 }
 
 impl Keyring {
@@ -169,6 +174,8 @@ impl Keyring {
             database_id: Mutex::new(None),
             pending: PendingRetires::new(env, dir),
             next_retry: Mutex::new(None),
+            key_change: Mutex::new(()),
+            next_rewrap_check: Mutex::new(None),
             kms,
             account,
             region,
@@ -740,9 +747,20 @@ impl Keyring {
 
     /// Retries the queued retirements (the worker's tick; at most every
     /// `RETIRE_RETRY_INTERVAL` after a failed try). Returns how many are still pending.
-    pub(crate) fn retry_pending_retires(&self) -> usize {
+    /// A queued grant that a table of the catalogue uses (`in_use`, asked after the key-change
+    /// lock is taken) is not retired but dropped from the queue: a key switch queues both of
+    /// its grants before it commits, so that after a crash at any point the one the table
+    /// ended under stays and the other goes. Skipped while a key change is under way.
+    pub(crate) fn retry_pending_retires(&self, in_use: impl FnOnce() -> HashSet<String>) -> usize {
+        let Some(_change) = self.key_change.try_lock() else {
+            return self.pending.list().map(|v| v.len()).unwrap_or(0);
+        };
+        self.retry_pending_locked(in_use(), true)
+    }
+
+    fn retry_pending_locked(&self, in_use: HashSet<String>, respect_interval: bool) -> usize {
         let now = self.clock.now();
-        {
+        if respect_interval {
             let next = self.next_retry.lock();
             if next.is_some_and(|t| now < t) {
                 return self.pending.list().map(|v| v.len()).unwrap_or(0);
@@ -757,13 +775,126 @@ impl Keyring {
         }
         let done: Vec<String> = pending
             .iter()
-            .filter(|p| self.try_retire(&p.principal, &p.key_arn, &p.grant_id))
+            .filter(|p| {
+                in_use.contains(&p.grant_id)
+                    || self.try_retire(&p.principal, &p.key_arn, &p.grant_id)
+            })
             .map(|p| p.grant_id.clone())
             .collect();
         let left = pending.len() - done.len();
         let _ = self.pending.remove(&done);
         *self.next_retry.lock() = (left > 0).then_some(now + RETIRE_RETRY_INTERVAL);
         left
+    }
+
+    /// The key material the table key's KMS blob says it is wrapped under, when the blob
+    /// shows it (the local KMS); `None` for opaque blobs (AWS KMS).
+    pub(crate) fn key_material(&self, table: &str, meta: &TableMeta) -> Option<String> {
+        let (_, blob) = self.context(table, meta).ok()?;
+        self.kms.key_material_of(blob)
+    }
+
+    /// The material the KMS key encrypts under now (DescribeKey as the engine, which its
+    /// table grant allows), if the KMS says.
+    pub(crate) fn current_material(&self, key_arn: &str) -> Result<Option<String>> {
+        Ok(self
+            .kms
+            .describe_key(&self.as_service(), key_arn)?
+            .current_key_material_id)
+    }
+
+    /// True once every `interval` on the clock: the worker's re-wrap check is due.
+    pub(crate) fn rewrap_check_due(&self, interval: Duration) -> bool {
+        let now = self.clock.now();
+        let mut next = self.next_rewrap_check.lock();
+        match *next {
+            // The first check comes one interval after open (an open makes no extra calls).
+            None => {
+                *next = Some(now + interval);
+                false
+            }
+            Some(t) if now < t => false,
+            Some(_) => {
+                *next = Some(now + interval);
+                true
+            }
+        }
+    }
+
+    /// ReEncrypt of the table key's blob to `dest_arn` under the same encryption context,
+    /// as the engine through its grants (ReEncryptFrom on the old key's, ReEncryptTo on the
+    /// destination's): the new `wrapped_table_key`, bound like the old one. The plaintext
+    /// table key never leaves the KMS.
+    pub(crate) fn re_encrypt_table_key(
+        &self,
+        table: &str,
+        meta: &TableMeta,
+        dest_arn: &str,
+    ) -> Result<Vec<u8>> {
+        let split = table_context::split(table, &meta.wrapped_table_key)?;
+        let (ctx, blob) = self.context(table, meta)?;
+        let new_blob = self
+            .kms
+            .re_encrypt(&self.as_service(), blob, &ctx, dest_arn, &ctx)?;
+        match &split.binding {
+            Some(b) => b.wrap(&new_blob),
+            None => Ok(new_blob),
+        }
+    }
+
+    /// DescribeKey of `key_id` (id, ARN or alias) on `principal`'s behalf.
+    pub(crate) fn describe_for(
+        &self,
+        principal: &Principal,
+        key_id: &str,
+    ) -> Result<crate::kms::KeyMetadata> {
+        Ok(self.kms.describe_key(&self.via(principal), key_id)?)
+    }
+
+    /// A grant for the engine on `key_arn`, constrained to `table`'s key context (as
+    /// `meta` binds it), created on `creator`'s behalf.
+    pub(crate) fn create_grant_on(
+        &self,
+        creator: &Principal,
+        key_arn: &str,
+        table: &str,
+        meta: &TableMeta,
+    ) -> Result<String> {
+        let (ctx, _) = self.context(table, meta)?;
+        self.create_grant_for(creator, key_arn, table, &ctx)
+    }
+
+    /// Holds off the queue of grants to retire while a table's key changes.
+    pub(crate) fn key_change_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.key_change.lock()
+    }
+
+    /// Queues `grants` (key ARN, grant id) of `table` for retirement, durably, on
+    /// `principal`'s behalf. Unlike a drop's queueing this fails if the list cannot be
+    /// written: a key switch must not go on without it.
+    pub(crate) fn queue_durably(
+        &self,
+        principal: &Principal,
+        table: &str,
+        grants: &[(&str, &str)],
+    ) -> Result<()> {
+        self.pending.add(
+            grants
+                .iter()
+                .map(|(key_arn, grant_id)| PendingRetire {
+                    key_arn: (*key_arn).to_owned(),
+                    grant_id: (*grant_id).to_owned(),
+                    table: table.to_owned(),
+                    principal: principal.arn.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Processes the queue now (the caller holds `key_change_lock`): grants in use are
+    /// dropped from it, the others retired (or left queued). Returns how many are left.
+    pub(crate) fn settle_pending(&self, in_use: HashSet<String>) -> usize {
+        self.retry_pending_locked(in_use, false)
     }
 
     /// The grants queued for retirement.

@@ -13,6 +13,7 @@ mod pending_retires;
 mod range_iter;
 mod read;
 mod recovery;
+mod rotation;
 mod snapshot;
 mod status;
 mod table;
@@ -49,6 +50,7 @@ pub use options::{
 };
 pub(crate) use range_iter::prefix_successor;
 pub use range_iter::RangeIter;
+pub use rotation::RewrapOutcome;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
@@ -570,7 +572,8 @@ impl DbInner {
             return;
         };
         keyring.expire();
-        keyring.retry_pending_retires();
+        keyring.retry_pending_retires(|| self.grants_in_use());
+        self.rewrap_if_due();
         for t in self.all_tables() {
             if t.is_encrypted() && !keyring.has_key_for(&t.name) {
                 *t.key.write() = None;

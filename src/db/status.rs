@@ -25,6 +25,9 @@ pub struct TableEncryptionStatus {
     pub encrypted: bool,
     /// The KMS key that protects the table key.
     pub key_arn: Option<String>,
+    /// The key material of that KMS key the table key is wrapped under, when the KMS's
+    /// blobs show it (the local KMS); a rotation of the KMS key is followed by a re-wrap.
+    pub key_material: Option<String>,
     /// The grant that lets the engine maintain the table.
     pub grant_id: Option<String>,
     /// `ok`, or why background maintenance last failed (e.g. the grant was revoked).
@@ -142,6 +145,11 @@ impl Db {
                     table: t.display_name(),
                     encrypted: meta.encrypted,
                     key_arn: meta.encrypted.then(|| meta.key_arn.clone()),
+                    key_material: core
+                        .keyring
+                        .as_ref()
+                        .filter(|_| meta.encrypted)
+                        .and_then(|k| k.key_material(&t.name, &meta)),
                     grant_id: meta.encrypted.then(|| meta.grant_id.clone()),
                     maintenance: t
                         .maintenance_error

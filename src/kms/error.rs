@@ -55,6 +55,11 @@ pub enum KmsError {
     /// the trail must not miss a use of a key). A state change the call would have made
     /// was rolled back (or, if even that failed, the KMS is poisoned and says so).
     AuditFailed(String),
+    /// `UnsupportedOperationException`: the key does not support the call (for example
+    /// rotation settings of the AWS managed service default key).
+    UnsupportedOperation(String),
+    /// `LimitExceededException`: a per-key quota (on-demand rotations) is used up.
+    LimitExceeded(String),
     /// The local keystore's files could not be read or written (the operating system's
     /// error is the `source()`).
     Io {
@@ -83,6 +88,8 @@ impl KmsError {
             KmsError::IncorrectKey(_) => "IncorrectKeyException",
             KmsError::ServicePrincipalRefused { .. } => "AccessDenied",
             KmsError::AuditFailed(_) => "AuditLogWriteFailed",
+            KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",
+            KmsError::LimitExceeded(_) => "LimitExceededException",
         }
     }
 }
@@ -119,6 +126,8 @@ impl fmt::Display for KmsError {
             KmsError::AuditFailed(m) => {
                 write!(f, "the audit event could not be written, so the call was refused: {m}")
             }
+            KmsError::UnsupportedOperation(m) => write!(f, "unsupported operation: {m}"),
+            KmsError::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
         }
     }
 }

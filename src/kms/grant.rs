@@ -131,8 +131,10 @@ impl GrantConstraints {
     }
 }
 
-/// The request of CreateGrant.
+/// The request of CreateGrant: `CreateGrantRequest::new(key, grantee, operations)`, then
+/// the `with_*` methods.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CreateGrantRequest {
     /// The key the grant is on (id, ARN or alias).
     pub key_id: String,
@@ -146,6 +148,43 @@ pub struct CreateGrantRequest {
     pub constraints: Option<GrantConstraints>,
     /// A name for the grant (idempotent creation).
     pub name: Option<String>,
+}
+
+impl CreateGrantRequest {
+    /// A grant on `key_id` letting `grantee_principal` perform `operations`, with no
+    /// retiring principal, constraints or name.
+    pub fn new(
+        key_id: impl Into<String>,
+        grantee_principal: impl Into<String>,
+        operations: Vec<GrantOperation>,
+    ) -> CreateGrantRequest {
+        CreateGrantRequest {
+            key_id: key_id.into(),
+            grantee_principal: grantee_principal.into(),
+            retiring_principal: None,
+            operations,
+            constraints: None,
+            name: None,
+        }
+    }
+
+    /// The request with `principal` as the retiring principal.
+    pub fn with_retiring_principal(mut self, principal: impl Into<String>) -> CreateGrantRequest {
+        self.retiring_principal = Some(principal.into());
+        self
+    }
+
+    /// The request with encryption-context `constraints`.
+    pub fn with_constraints(mut self, constraints: GrantConstraints) -> CreateGrantRequest {
+        self.constraints = Some(constraints);
+        self
+    }
+
+    /// The request with a grant `name`.
+    pub fn with_name(mut self, name: impl Into<String>) -> CreateGrantRequest {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 /// What CreateGrant returns.

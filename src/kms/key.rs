@@ -9,6 +9,7 @@ use uuid::Uuid;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::grant::Grant;
+use super::rotation::{material_id, RotationState};
 use super::KmsError;
 use crate::crypto::KEY_LEN;
 
@@ -152,16 +153,37 @@ pub struct KeyMetadata {
     pub key_manager: KeyManager,
     /// Always `ENCRYPT_DECRYPT` (symmetric keys only).
     pub key_usage: &'static str,
+    /// The key material new encryptions use (`CurrentKeyMaterialId`); `None` where the
+    /// KMS does not say.
+    pub current_key_material_id: Option<String>,
 }
 
-/// The request of CreateKey.
+/// The request of CreateKey: `CreateKeyRequest::new(description)`, optionally
+/// `.with_policy(..)`.
 #[derive(Clone, Default, Debug)]
+#[non_exhaustive]
 pub struct CreateKeyRequest {
     /// A description for the new key.
     pub description: String,
     /// A key policy document; `None` gives AWS's default policy (the account root, and so
     /// every principal of the account, may do everything).
     pub policy: Option<String>,
+}
+
+impl CreateKeyRequest {
+    /// A request for a key described by `description`, with the default policy.
+    pub fn new(description: impl Into<String>) -> CreateKeyRequest {
+        CreateKeyRequest {
+            description: description.into(),
+            policy: None,
+        }
+    }
+
+    /// The request with `policy` (a JSON key policy document) instead of the default.
+    pub fn with_policy(mut self, policy: impl Into<String>) -> CreateKeyRequest {
+        self.policy = Some(policy.into());
+        self
+    }
 }
 
 /// GenerateDataKey's `KeySpec` / `NumberOfBytes`.
@@ -204,6 +226,9 @@ pub(crate) struct KeyRecord {
     /// Backing material, one per generation; blobs name the generation that sealed them.
     pub(crate) material: Vec<BackingKey>,
     pub(crate) grants: Vec<Grant>,
+    /// Rotation settings and history (absent in keystore version 1: rotation off).
+    #[serde(default)]
+    pub(crate) rotation: RotationState,
 }
 
 impl KeyRecord {
@@ -223,6 +248,10 @@ impl KeyRecord {
             deletion_date: self.deletion_secs.map(from_secs),
             key_manager: self.manager,
             key_usage: "ENCRYPT_DECRYPT",
+            current_key_material_id: self
+                .current_material()
+                .ok()
+                .map(|(gen, _)| material_id(&self.id, gen)),
         }
     }
 

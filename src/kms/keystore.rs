@@ -4,7 +4,7 @@
 //! ```text
 //! keystore.bin:
 //!   magic      : [u8; 8] = "SEALDBKS"
-//!   version    : u8 = 1                 // on disk: never renumber
+//!   version    : u8 = 2                 // on disk: never renumber (1 still read)
 //!   root_kind  : u8                     // RootKind; on disk: never renumber
 //!   m_cost_kib : u32 LE                 // Argon2id parameters (zero for a key file)
 //!   t_cost     : u32 LE
@@ -40,7 +40,12 @@ pub const KEYSTORE_FILE: &str = "keystore.bin";
 const TEMP_FILE: &str = "keystore.bin.tmp";
 const LOCK_FILE: &str = "LOCK";
 const MAGIC: &[u8; 8] = b"SEALDBKS";
-const VERSION: u8 = 1;
+/// The version this code writes. Version 2 adds per-key rotation state to the sealed JSON
+/// body (`KeyRecord::rotation`); the header is the same. A version-1 keystore opens (its
+/// keys read with rotation off) and is written as version 2 at its next change.
+const VERSION: u8 = 2;
+/// Versions this code reads.
+const READABLE_VERSIONS: [u8; 2] = [1, 2];
 const SALT_LEN: usize = 16;
 const CHECK_LEN: usize = 16;
 const CHECKED_LEN: usize = MAGIC.len() + 2 + 3 * size_of::<u32>() + SALT_LEN;
@@ -167,7 +172,7 @@ impl Keystore {
             return Err(damaged("bad magic (not a sealdb keystore)"));
         }
         let version = r.u8()?;
-        if version != VERSION {
+        if !READABLE_VERSIONS.contains(&version) {
             return Err(damaged(&format!("unsupported version {version}")));
         }
         let kind = RootKind::try_from(r.u8()?).map_err(|_| damaged("unknown root key kind"))?;
@@ -275,10 +280,10 @@ impl Keystore {
         self.key_check(checked).verify_truncated_left(check).is_ok()
     }
 
-    fn header(&self, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
+    fn header(&self, nonce: &[u8; NONCE_LEN], version: u8) -> Vec<u8> {
         let mut h = Vec::with_capacity(HEADER_LEN);
         h.extend_from_slice(MAGIC);
-        h.push(VERSION);
+        h.push(version);
         h.push(self.kind as u8);
         h.extend_from_slice(&self.kdf.m_cost_kib.to_le_bytes());
         h.extend_from_slice(&self.kdf.t_cost.to_le_bytes());
@@ -295,10 +300,15 @@ impl Keystore {
         let mut body = ZeroizingWriter::with_capacity(4096 + state.keys.len() * 1024);
         serde_json::to_writer(&mut body, state)
             .map_err(|e| KmsError::Keystore(format!("cannot encode keystore: {e}")))?;
+        self.write_sealed(body.0, VERSION)
+    }
+
+    /// Seals the JSON body `buf` under a header of `version` and atomically replaces the
+    /// keystore file with it.
+    fn write_sealed(&self, mut buf: Zeroizing<Vec<u8>>, version: u8) -> Result<(), KmsError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let header = self.header(&nonce);
-        let mut buf = body.0;
+        let header = self.header(&nonce, version);
         let tag = self
             .cipher()
             .encrypt_in_place_detached(Nonce::from_slice(&nonce), &header, &mut buf[..])
@@ -318,6 +328,24 @@ impl Keystore {
             fs::File::open(&self.dir)?.sync_all()
         };
         write().map_err(|e| ks_err("cannot write", &dst, e))
+    }
+
+    /// Writes `state` the way keystore version 1 did: version byte 1, and no rotation
+    /// state in the key records (for the tests that old keystores still open).
+    #[cfg(test)]
+    pub(crate) fn save_as_version_1(&self, state: &KeystoreState) -> Result<(), KmsError> {
+        let mut v = serde_json::to_value(state)
+            .map_err(|e| KmsError::Keystore(format!("cannot encode keystore: {e}")))?;
+        if let Some(keys) = v.get_mut("keys").and_then(|k| k.as_object_mut()) {
+            for rec in keys.values_mut() {
+                if let Some(r) = rec.as_object_mut() {
+                    r.remove("rotation");
+                }
+            }
+        }
+        let body = serde_json::to_vec(&v)
+            .map_err(|e| KmsError::Keystore(format!("cannot encode keystore: {e}")))?;
+        self.write_sealed(Zeroizing::new(body), 1)
     }
 }
 
@@ -429,7 +457,7 @@ mod tests {
         let (ks, _) = Keystore::open(dir.path(), &fast("pw"))?;
         let bytes = fs::read(dir.path().join(KEYSTORE_FILE))?;
         assert_eq!(&bytes[0..8], b"SEALDBKS");
-        assert_eq!(bytes[8], 1, "version");
+        assert_eq!(bytes[8], 2, "version");
         assert_eq!(bytes[9], 1, "root kind: passphrase");
         assert_eq!(&bytes[10..14], &8u32.to_le_bytes(), "m_cost");
         assert_eq!(&bytes[14..18], &1u32.to_le_bytes(), "t_cost");

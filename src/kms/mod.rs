@@ -19,6 +19,7 @@ mod local;
 mod policy;
 mod principal;
 mod root_key;
+mod rotation;
 
 use std::fmt;
 
@@ -48,6 +49,10 @@ pub use policy::{KeyPolicy, PolicyDecision, PolicyRequest, MAX_POLICY_BYTES};
 pub use principal::testing;
 pub use principal::{Caller, Principal, PrincipalKind};
 pub use root_key::{KdfParams, RootKeySource, DEV_ROOT_KEY_FILE, KEY_FILE_ENV, PASSPHRASE_ENV};
+pub use rotation::{
+    KeyRotation, KeyRotationStatus, RotationType, DEFAULT_ROTATION_PERIOD_DAYS,
+    MAX_ON_DEMAND_ROTATIONS, MAX_ROTATION_PERIOD_DAYS, MIN_ROTATION_PERIOD_DAYS,
+};
 
 /// Fuzzing entry point: parses a ciphertext blob's clear parts (length checks, version).
 #[cfg(feature = "fuzzing")]
@@ -99,6 +104,10 @@ impl fmt::Debug for DecryptedKey {
             .field("key_arn", &self.key_arn)
             .finish()
     }
+}
+
+fn unsupported(op: &str) -> KmsError {
+    KmsError::UnsupportedOperation(format!("this KMS implementation does not provide {op}"))
 }
 
 /// A key management service, as the engine uses it. Synchronous; shareable across threads.
@@ -190,6 +199,52 @@ pub trait Kms: Send + Sync {
     ) -> Result<(), KmsError>;
     /// `CancelKeyDeletion`: back to `Disabled`.
     fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError>;
+    /// EnableKeyRotation: rotate a customer managed key's material automatically every
+    /// `rotation_period_in_days` (90 to 2560; `None`: 365). The AWS managed service default
+    /// key always rotates yearly and refuses this (`UnsupportedOperation`).
+    ///
+    /// The rotation calls have default bodies that refuse with `UnsupportedOperation`, so
+    /// that an implementation written before them (a test double, a wrapper) still builds;
+    /// `LocalKms` and `AwsKms` implement them all.
+    fn enable_key_rotation(
+        &self,
+        _caller: &Caller,
+        _key_id: &str,
+        _rotation_period_in_days: Option<u32>,
+    ) -> Result<(), KmsError> {
+        Err(unsupported("EnableKeyRotation"))
+    }
+    /// DisableKeyRotation: no more automatic rotations (material already added stays).
+    fn disable_key_rotation(&self, _caller: &Caller, _key_id: &str) -> Result<(), KmsError> {
+        Err(unsupported("DisableKeyRotation"))
+    }
+    /// GetKeyRotationStatus.
+    fn get_key_rotation_status(
+        &self,
+        _caller: &Caller,
+        _key_id: &str,
+    ) -> Result<KeyRotationStatus, KmsError> {
+        Err(unsupported("GetKeyRotationStatus"))
+    }
+    /// RotateKeyOnDemand: adds new key material now (customer managed keys; at most
+    /// `MAX_ON_DEMAND_ROTATIONS` per key). Returns the key's ARN.
+    fn rotate_key_on_demand(&self, _caller: &Caller, _key_id: &str) -> Result<String, KmsError> {
+        Err(unsupported("RotateKeyOnDemand"))
+    }
+    /// ListKeyRotations: the rotations that happened, oldest first.
+    fn list_key_rotations(
+        &self,
+        _caller: &Caller,
+        _key_id: &str,
+    ) -> Result<Vec<KeyRotation>, KmsError> {
+        Err(unsupported("ListKeyRotations"))
+    }
+    /// The key material a ciphertext blob says it was sealed with, when the blob's format
+    /// shows it without asking the KMS (the local KMS's blob header; not authenticated
+    /// until Decrypt). `None` for opaque blobs (AWS KMS's).
+    fn key_material_of(&self, _blob: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

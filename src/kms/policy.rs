@@ -40,6 +40,7 @@ const KMS_ACTIONS: &[&str] = &[
     "ListAliases",
     "ListGrants",
     "ListKeyPolicies",
+    "ListKeyRotations",
     "ListKeys",
     "ListResourceTags",
     "ListRetirableGrants",

@@ -84,16 +84,13 @@ pub fn local_kms_options(
     clock: Arc<dyn Clock>,
     audit_max_bytes: u64,
 ) -> LocalKmsOptions {
-    LocalKmsOptions {
-        account: ACCOUNT.to_owned(),
-        region: REGION.to_owned(),
-        root_key: RootKeySource::Passphrase {
+    LocalKmsOptions::new(ACCOUNT, REGION)
+        .with_root_key(RootKeySource::Passphrase {
             passphrase: zeroize::Zeroizing::new(passphrase.to_owned()),
             kdf: KdfParams::insecure_fast_for_tests(),
-        },
-        clock,
-        audit_max_bytes,
-    }
+        })
+        .with_clock(clock)
+        .with_audit_max_bytes(audit_max_bytes)
 }
 
 /// A local KMS in `dir` with cheap KDF parameters and the given clock.

@@ -89,13 +89,7 @@ pub fn fixture(test: &str) -> Result<Option<Fixture>, Box<dyn std::error::Error>
     reset(&endpoint)?;
     // Create the key through a client configured with a placeholder, then configure it.
     let bootstrap = AwsKms::new(options(&endpoint, "alias/placeholder"))?;
-    let meta = bootstrap.create_key(
-        &caller(),
-        CreateKeyRequest {
-            description: "sealdb test key".into(),
-            policy: None,
-        },
-    )?;
+    let meta = bootstrap.create_key(&caller(), CreateKeyRequest::new("sealdb test key"))?;
     let kms = AwsKms::new(options(&endpoint, &meta.key_id))?;
     Ok(Some(Fixture {
         kms,

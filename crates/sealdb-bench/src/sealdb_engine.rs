@@ -64,13 +64,12 @@ impl EngineFactory for SealdbFactory {
             std::fs::create_dir_all(&kms_dir)?;
             let kms = LocalKms::open(
                 &kms_dir,
-                LocalKmsOptions {
-                    root_key: RootKeySource::Passphrase {
+                LocalKmsOptions::new(&opts.account, &opts.region).with_root_key(
+                    RootKeySource::Passphrase {
                         passphrase: Zeroizing::new("sealdb bench passphrase".into()),
                         kdf: KdfParams::insecure_fast_for_tests(),
                     },
-                    ..LocalKmsOptions::new(&opts.account, &opts.region)
-                },
+                ),
             )?;
             let kms: Arc<dyn Kms> = Arc::new(kms);
             opts.kms = Some(kms);

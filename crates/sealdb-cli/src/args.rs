@@ -170,6 +170,12 @@ pub enum Command {
     /// Calls the local KMS directly.
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// Switches a table to another KMS key (DynamoDB's UpdateTable SSESpecification): the
+    /// same table key re-wrapped under the new key, a grant on it, the old grant retired.
+    UpdateTable(UpdateTableArgs),
+    /// Re-wraps, now, every table key whose KMS key has rotated to newer key material (the
+    /// background worker does it every minute too). No data is rewritten.
+    RewrapKeys(Format),
     /// Creates a new grant for the engine on an encrypted table (after a revoke).
     RenewGrant {
         table: String,
@@ -245,6 +251,23 @@ pub struct CreateTableArgs {
     /// LZ4-compress data blocks (before encryption; recorded per block).
     #[arg(long)]
     pub lz4: bool,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateTableArgs {
+    pub name: String,
+    /// The KMS key to put the table under (id, ARN or alias).
+    #[arg(
+        long,
+        required_unless_present = "default_key",
+        conflicts_with = "default_key"
+    )]
+    pub key_id: Option<String>,
+    /// Back to the service default key (alias/aws/sealdb).
+    #[arg(long)]
+    pub default_key: bool,
     #[command(flatten)]
     pub fmt: Format,
 }
@@ -414,6 +437,26 @@ pub enum KmsCommand {
     RevokeGrant(GrantIdArgs),
     /// RetireGrant (by the grant's retiring principal).
     RetireGrant(GrantIdArgs),
+    /// EnableKeyRotation: rotate a customer managed key's material every period.
+    EnableKeyRotation(EnableRotationArgs),
+    /// DisableKeyRotation.
+    DisableKeyRotation(RequiredKeyArg),
+    /// GetKeyRotationStatus.
+    GetKeyRotationStatus(RequiredKeyArg),
+    /// RotateKeyOnDemand: new key material now; old ciphertexts still decrypt.
+    RotateKeyOnDemand(RequiredKeyArg),
+    /// ListKeyRotations: the rotations that happened.
+    ListKeyRotations(RequiredKeyArg),
+}
+
+#[derive(Args, Debug)]
+pub struct EnableRotationArgs {
+    /// Key id, key ARN or alias.
+    #[arg(long)]
+    pub key_id: String,
+    /// Days between automatic rotations (90 to 2560) [default: 365].
+    #[arg(long)]
+    pub rotation_period_in_days: Option<u32>,
 }
 
 #[derive(Args, Debug)]

@@ -79,16 +79,13 @@ pub fn parse_value(v: &[u8]) -> Option<(usize, usize, u64)> {
 pub fn local_kms(dir: &Path) -> sealdb::Result<Arc<LocalKms>> {
     let kms = LocalKms::open(
         dir,
-        LocalKmsOptions {
-            account: sealdb::DEFAULT_ACCOUNT.into(),
-            region: sealdb::DEFAULT_REGION.into(),
-            root_key: RootKeySource::Passphrase {
+        LocalKmsOptions::new(sealdb::DEFAULT_ACCOUNT, sealdb::DEFAULT_REGION)
+            .with_root_key(RootKeySource::Passphrase {
                 passphrase: Zeroizing::new("sealdb stress".into()),
                 kdf: KdfParams::insecure_fast_for_tests(),
-            },
-            clock: Arc::new(ManualClock::default()),
-            audit_max_bytes: 4 << 20,
-        },
+            })
+            .with_clock(Arc::new(ManualClock::default()))
+            .with_audit_max_bytes(4 << 20),
     )
     .map_err(sealdb::Error::from)?;
     Ok(Arc::new(kms))

@@ -13,7 +13,8 @@ use super::{AwsClient, AwsKmsOptions};
 use crate::kms::audit::{AuditLog, EventInput};
 use crate::kms::{
     Caller, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, DataKeySpec, DecryptedKey,
-    EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, Kms, KmsError,
+    EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, KeyRotation, KeyRotationStatus,
+    Kms, KmsError,
 };
 
 /// Size at which a local audit file is rotated.
@@ -307,6 +308,62 @@ impl Kms for AwsKms {
             key_params(key_id),
             || self.inner.cancel_key_deletion(caller, key_id),
         )
+    }
+
+    fn enable_key_rotation(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        days: Option<u32>,
+    ) -> Result<(), KmsError> {
+        let params = json!({ "keyId": key_id, "rotationPeriodInDays": days });
+        self.audited(caller, "EnableKeyRotation", false, params, || {
+            self.inner.enable_key_rotation(caller, key_id, days)
+        })
+    }
+
+    fn disable_key_rotation(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError> {
+        self.audited(
+            caller,
+            "DisableKeyRotation",
+            false,
+            key_params(key_id),
+            || self.inner.disable_key_rotation(caller, key_id),
+        )
+    }
+
+    fn get_key_rotation_status(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<KeyRotationStatus, KmsError> {
+        self.audited(
+            caller,
+            "GetKeyRotationStatus",
+            true,
+            key_params(key_id),
+            || self.inner.get_key_rotation_status(caller, key_id),
+        )
+    }
+
+    fn rotate_key_on_demand(&self, caller: &Caller, key_id: &str) -> Result<String, KmsError> {
+        self.audited(
+            caller,
+            "RotateKeyOnDemand",
+            false,
+            key_params(key_id),
+            || self.inner.rotate_key_on_demand(caller, key_id),
+        )
+    }
+
+    fn list_key_rotations(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<Vec<KeyRotation>, KmsError> {
+        self.audited(caller, "ListKeyRotations", true, key_params(key_id), || {
+            self.inner.list_key_rotations(caller, key_id)
+        })
     }
 }
 

@@ -269,6 +269,7 @@ pub(crate) fn key_metadata_from_sdk(m: &sdk::KeyMetadata) -> KeyMetadata {
             _ => KeyManager::Customer,
         },
         key_usage: key_usage_from_sdk(m.key_usage()),
+        current_key_material_id: m.current_key_material_id().map(str::to_owned),
     }
 }
 

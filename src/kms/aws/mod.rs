@@ -32,8 +32,8 @@ use self::convert::{
 };
 use super::{
     Caller, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, DataKeySpec, DecryptedKey,
-    EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, Kms, KmsError, MAX_PLAINTEXT_LEN,
-    SERVICE_DEFAULT_ALIAS,
+    EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, KeyRotation, KeyRotationStatus,
+    Kms, KmsError, RotationType, MAX_PLAINTEXT_LEN, SERVICE_DEFAULT_ALIAS,
 };
 
 /// Upper bound on ListGrants pages followed, against a server that never stops paging.
@@ -43,6 +43,7 @@ const MAX_LIST_PAGES: usize = 10_000;
 /// chain (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, `AWS_PROFILE`
 /// and the shared config files, web identity, container or instance roles).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct AwsKmsOptions {
     /// e.g. `us-west-2`; `None` takes `AWS_REGION` or the profile's region.
     pub region: Option<String>,
@@ -649,6 +650,142 @@ impl Kms for AwsClient {
             key_id,
             |c, key| c.cancel_key_deletion().key_id(key).send(),
         )
+    }
+
+    fn enable_key_rotation(
+        &self,
+        _caller: &Caller,
+        key_id: &str,
+        days: Option<u32>,
+    ) -> Result<(), KmsError> {
+        let days = days
+            .map(|d| {
+                i32::try_from(d).map_err(|_| {
+                    KmsError::InvalidArgument(format!("RotationPeriodInDays {d} is out of range"))
+                })
+            })
+            .transpose()?;
+        self.simple(
+            "EnableKeyRotation",
+            "kms:EnableKeyRotation",
+            key_id,
+            |c, key| {
+                c.enable_key_rotation()
+                    .key_id(key)
+                    .set_rotation_period_in_days(days)
+                    .send()
+            },
+        )
+    }
+
+    fn disable_key_rotation(&self, _caller: &Caller, key_id: &str) -> Result<(), KmsError> {
+        self.simple(
+            "DisableKeyRotation",
+            "kms:DisableKeyRotation",
+            key_id,
+            |c, key| c.disable_key_rotation().key_id(key).send(),
+        )
+    }
+
+    fn get_key_rotation_status(
+        &self,
+        _caller: &Caller,
+        key_id: &str,
+    ) -> Result<KeyRotationStatus, KmsError> {
+        let key = self.key_ref(key_id)?;
+        let site = CallSite {
+            action: "kms:GetKeyRotationStatus",
+            key: &key,
+        };
+        let out = self.run("GetKeyRotationStatus", async {
+            self.client
+                .get_key_rotation_status()
+                .key_id(&key)
+                .send()
+                .await
+                .map_err(|e| from_sdk_error(e, site))
+        })?;
+        let current = self.describe(&key)?.current_key_material_id;
+        Ok(KeyRotationStatus {
+            key_id: out.key_id().unwrap_or(&key).to_string(),
+            key_rotation_enabled: out.key_rotation_enabled(),
+            rotation_period_in_days: out
+                .rotation_period_in_days()
+                .and_then(|d| u32::try_from(d).ok()),
+            next_rotation_date: out
+                .next_rotation_date()
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+            current_key_material_id: current,
+        })
+    }
+
+    fn rotate_key_on_demand(&self, _caller: &Caller, key_id: &str) -> Result<String, KmsError> {
+        let key = self.key_ref(key_id)?;
+        let site = CallSite {
+            action: "kms:RotateKeyOnDemand",
+            key: &key,
+        };
+        self.run("RotateKeyOnDemand", async {
+            let out = self
+                .client
+                .rotate_key_on_demand()
+                .key_id(&key)
+                .send()
+                .await
+                .map_err(|e| from_sdk_error(e, site))?;
+            Ok(out.key_id().unwrap_or(&key).to_string())
+        })
+    }
+
+    fn list_key_rotations(
+        &self,
+        _caller: &Caller,
+        key_id: &str,
+    ) -> Result<Vec<KeyRotation>, KmsError> {
+        let key = self.key_ref(key_id)?;
+        let site = CallSite {
+            action: "kms:ListKeyRotations",
+            key: &key,
+        };
+        self.run("ListKeyRotations", async {
+            let mut all = Vec::new();
+            let mut marker: Option<String> = None;
+            for _ in 0..MAX_LIST_PAGES {
+                let out = self
+                    .client
+                    .list_key_rotations()
+                    .key_id(&key)
+                    .set_marker(marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk_error(e, site))?;
+                for r in out.rotations() {
+                    all.push(KeyRotation {
+                        key_id: r.key_id().unwrap_or(&key).to_string(),
+                        key_material_id: r.key_material_id().unwrap_or_default().to_string(),
+                        rotation_date: r
+                            .rotation_date()
+                            .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                            .unwrap_or(std::time::UNIX_EPOCH),
+                        rotation_type: match r.rotation_type() {
+                            Some(aws_sdk_kms::types::RotationType::OnDemand) => {
+                                RotationType::OnDemand
+                            }
+                            _ => RotationType::Automatic,
+                        },
+                    });
+                }
+                match out.next_marker() {
+                    Some(next) if out.truncated() && !next.is_empty() => {
+                        marker = Some(next.to_string())
+                    }
+                    _ => return Ok(all),
+                }
+            }
+            Err(KmsError::Unavailable(format!(
+                "ListKeyRotations on {key}: more than {MAX_LIST_PAGES} pages"
+            )))
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use super::grant::Grant;
 use super::key::{to_secs, BackingKey, KeyId, KeyRecord};
 use super::keystore::{Keystore, KeystoreState};
 use super::principal::is_account_id;
+use super::rotation::{RotationState, DEFAULT_ROTATION_PERIOD_DAYS};
 use super::{
     service_default_policy, Caller, GrantOperation, KeyManager, KeyPolicy, KeyState, KmsError,
     PolicyDecision, PolicyRequest, RootKeySource, SERVICE_DEFAULT_ALIAS,
@@ -24,10 +25,13 @@ use crate::clock::{system_clock, Clock};
 
 mod listing;
 mod ops;
+mod rotate;
 
 pub use listing::{AliasListEntry, KeyListEntry};
 
-/// Options of `LocalKms::open`.
+/// Options of `LocalKms::open`: `LocalKmsOptions::new(account, region)`, then the
+/// `with_*` methods or the fields.
+#[non_exhaustive]
 pub struct LocalKmsOptions {
     /// The account the KMS serves by default (service principals have none of their own).
     pub account: String,
@@ -52,6 +56,24 @@ impl LocalKmsOptions {
             clock: system_clock(),
             audit_max_bytes: 16 << 20,
         }
+    }
+
+    /// These options with the root key from `root_key`.
+    pub fn with_root_key(mut self, root_key: RootKeySource) -> LocalKmsOptions {
+        self.root_key = root_key;
+        self
+    }
+
+    /// These options with `clock` as the source of every time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> LocalKmsOptions {
+        self.clock = clock;
+        self
+    }
+
+    /// These options with audit files rotated at `bytes` (0: never).
+    pub fn with_audit_max_bytes(mut self, bytes: u64) -> LocalKmsOptions {
+        self.audit_max_bytes = bytes;
+        self
     }
 }
 
@@ -259,6 +281,7 @@ impl LocalKms {
             .check_caller(caller)
             .and_then(|()| self.check_poisoned())
             .and_then(|()| self.purge_due(&mut st))
+            .and_then(|()| self.rotate_due(&mut st))
             .and_then(|()| f(&mut st, &mut facts));
         let recorded = self.audit.record(EventInput {
             caller,
@@ -429,6 +452,14 @@ impl LocalKms {
                 policy: service_default_policy(account, &self.region),
                 material: vec![BackingKey::generate()],
                 grants: Vec::new(),
+                rotation: RotationState {
+                    enabled: true,
+                    period_days: DEFAULT_ROTATION_PERIOD_DAYS,
+                    next_secs: Some(to_secs(self.clock.now()).saturating_add(
+                        u64::from(DEFAULT_ROTATION_PERIOD_DAYS) * 86_400,
+                    )),
+                    history: Vec::new(),
+                },
             },
         );
         st.aliases

@@ -14,7 +14,8 @@ use crate::kms::key::{key_arn, to_secs, BackingKey, KeyId, KeyRecord};
 use crate::kms::{
     blob, customer_default_policy, Caller, CreateGrantRequest, CreateGrantResponse,
     CreateKeyRequest, DataKeySpec, DecryptedKey, EncryptionContext, GeneratedDataKey, GrantEntry,
-    GrantOperation, KeyManager, KeyMetadata, KeyPolicy, KeyState, Kms, KmsError, PolicyRequest,
+    GrantOperation, KeyManager, KeyMetadata, KeyPolicy, KeyRotation, KeyRotationStatus, KeyState,
+    Kms, KmsError, PolicyRequest,
 };
 
 impl Kms for LocalKms {
@@ -44,6 +45,7 @@ impl Kms for LocalKms {
                 policy,
                 material: vec![BackingKey::generate()],
                 grants: Vec::new(),
+                rotation: Default::default(),
             };
             facts.key(&rec);
             let md = rec.metadata();
@@ -445,5 +447,47 @@ impl Kms for LocalKms {
                 Ok(json!({"keyId": rec.arn()}))
             },
         )
+    }
+
+    fn enable_key_rotation(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        rotation_period_in_days: Option<u32>,
+    ) -> Result<(), KmsError> {
+        self.enable_rotation(caller, key_id, rotation_period_in_days)
+    }
+
+    fn disable_key_rotation(&self, caller: &Caller, key_id: &str) -> Result<(), KmsError> {
+        self.disable_rotation(caller, key_id)
+    }
+
+    fn get_key_rotation_status(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<KeyRotationStatus, KmsError> {
+        self.rotation_status(caller, key_id)
+    }
+
+    fn rotate_key_on_demand(&self, caller: &Caller, key_id: &str) -> Result<String, KmsError> {
+        self.rotate_now(caller, key_id)
+    }
+
+    fn list_key_rotations(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<Vec<KeyRotation>, KmsError> {
+        self.rotations(caller, key_id)
+    }
+
+    /// The generation in the blob's clear header, as its material id.
+    fn key_material_of(&self, ciphertext: &[u8]) -> Option<String> {
+        let parsed = blob::parse(ciphertext).ok()?;
+        Some(crate::kms::rotation::material_id(
+            &parsed.key_id,
+            parsed.key_gen,
+        ))
     }
 }

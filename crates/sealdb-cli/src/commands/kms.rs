@@ -100,17 +100,11 @@ fn create_grant(ctx: &Context, kms: &dyn Kms, a: &CreateGrantArgs) -> Result<Val
         .table
         .as_ref()
         .map(|t| GrantConstraints::subset(EncryptionContext::for_table(t, &ctx.account)));
-    let resp = kms.create_grant(
-        &caller(ctx),
-        CreateGrantRequest {
-            key_id: a.key.key_id.clone(),
-            grantee_principal: a.grantee.clone(),
-            retiring_principal: a.retiring.clone(),
-            operations,
-            constraints,
-            name: a.name.clone(),
-        },
-    )?;
+    let mut req = CreateGrantRequest::new(a.key.key_id.clone(), a.grantee.clone(), operations);
+    req.retiring_principal = a.retiring.clone();
+    req.constraints = constraints;
+    req.name = a.name.clone();
+    let resp = kms.create_grant(&caller(ctx), req)?;
     Ok(json!({"GrantId": resp.grant_id}))
 }
 
@@ -137,9 +131,9 @@ fn run_one(
             let policy = a.policy.as_deref().map(policy_text).transpose()?;
             let md = kms.create_key(
                 &c,
-                CreateKeyRequest {
-                    description: a.description.clone(),
-                    policy,
+                match policy {
+                    Some(p) => CreateKeyRequest::new(a.description.clone()).with_policy(p),
+                    None => CreateKeyRequest::new(a.description.clone()),
                 },
             )?;
             metadata_json(&md)
@@ -222,6 +216,43 @@ fn run_one(
         KmsCommand::RetireGrant(g) => {
             kms.retire_grant(&c, &g.key.key_id, &g.grant_id)?;
             json!({"Retired": g.grant_id})
+        }
+        KmsCommand::EnableKeyRotation(a) => {
+            kms.enable_key_rotation(&c, &a.key_id, a.rotation_period_in_days)?;
+            return Ok(None);
+        }
+        KmsCommand::DisableKeyRotation(k) => {
+            kms.disable_key_rotation(&c, &k.key_id)?;
+            return Ok(None);
+        }
+        KmsCommand::GetKeyRotationStatus(k) => {
+            let st = kms.get_key_rotation_status(&c, &k.key_id)?;
+            let mut v = json!({"KeyId": st.key_id, "KeyRotationEnabled": st.key_rotation_enabled});
+            if let Some(d) = st.rotation_period_in_days {
+                v["RotationPeriodInDays"] = json!(d);
+            }
+            if let Some(t) = st.next_rotation_date {
+                v["NextRotationDate"] = json!(rfc3339(t));
+            }
+            if let Some(m) = st.current_key_material_id {
+                v["CurrentKeyMaterialId"] = json!(m);
+            }
+            v
+        }
+        KmsCommand::RotateKeyOnDemand(k) => {
+            json!({"KeyId": kms.rotate_key_on_demand(&c, &k.key_id)?})
+        }
+        KmsCommand::ListKeyRotations(k) => {
+            let v: Vec<Value> = kms
+                .list_key_rotations(&c, &k.key_id)?
+                .into_iter()
+                .map(|r| {
+                    json!({"KeyId": r.key_id, "KeyMaterialId": r.key_material_id,
+                           "RotationDate": rfc3339(r.rotation_date),
+                           "RotationType": r.rotation_type.as_str()})
+                })
+                .collect();
+            json!({"Rotations": v, "Truncated": false})
         }
     }))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use sealdb::kms::{Caller, Kms};
 use sealdb::{CacheEntryStatus, Db, Error, TableLayout};
 
 use super::Context;
@@ -245,8 +246,21 @@ pub fn status_lines(rows: &[TableStatus]) -> Vec<String> {
         .collect()
 }
 
+/// Whether `material` is the newest of key `arn`, as the acting principal can see it.
+fn material_state(ctx: &Context, kms: &dyn Kms, arn: &str, material: &str) -> String {
+    match kms
+        .describe_key(&Caller::direct(ctx.principal.clone()), arn)
+        .map(|m| m.current_key_material_id)
+    {
+        Ok(Some(current)) if current == material => "current".to_owned(),
+        Ok(Some(current)) => format!("older: the key rotated to {current}; re-wrap pending"),
+        Ok(None) => "current material unknown".to_owned(),
+        Err(e) => format!("current material unknown: {e}"),
+    }
+}
+
 pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
-    let (db, _kms) = ctx.open_db(false)?;
+    let (db, kms) = ctx.open_db(false)?;
     let access = table_statuses(&db)?;
     let engine = db.encryption_status();
     if f.json {
@@ -274,6 +288,15 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
         if let Some(e) = engine.iter().find(|e| e.table == a.table) {
             if let Some(arn) = &e.key_arn {
                 print_line(&mut out, &format!("  key          {arn}"))?;
+            }
+            if let (Some(arn), Some(m)) = (&e.key_arn, &e.key_material) {
+                print_line(
+                    &mut out,
+                    &format!(
+                        "  material     {m} ({})",
+                        material_state(ctx, kms.as_ref(), arn, m)
+                    ),
+                )?;
             }
             print_line(&mut out, &format!("  boundaries   {}", e.boundaries))?;
             print_line(

@@ -73,6 +73,8 @@ fn run_with(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Flush(f) => maintenance::flush(ctx, f),
         Command::Compact { table, fmt } => maintenance::compact(ctx, table.as_deref(), fmt),
         Command::RenewGrant { table, fmt } => maintenance::renew_grant(ctx, &table, fmt),
+        Command::UpdateTable(a) => tables::update(ctx, a),
+        Command::RewrapKeys(f) => tables::rewrap(ctx, f),
         Command::Inspect { table, fmt } => maintenance::inspect(ctx, table.as_deref(), fmt),
         Command::Verify(f) => maintenance::verify(ctx, f),
         Command::Status(f) => maintenance::status(ctx, f),

@@ -1,4 +1,4 @@
-//! `create-table`, `drop-table`, `tables`.
+//! `create-table`, `drop-table`, `tables`, `update-table`, `rewrap-keys`.
 
 use std::io;
 
@@ -7,7 +7,7 @@ use serde_json::json;
 use sealdb::TableOptions;
 
 use super::Context;
-use crate::args::{CreateTableArgs, Format};
+use crate::args::{CreateTableArgs, Format, UpdateTableArgs};
 use crate::output::{print_json, print_line, report, CliError};
 
 pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
@@ -84,6 +84,60 @@ pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {
                 &format!("  index {}", super::index::index_line(i)),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `update-table T --key-id K | --default-key`: the table key re-wrapped under another KMS key.
+pub fn update(ctx: &Context, a: UpdateTableArgs) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let before = db
+        .encryption_status()
+        .into_iter()
+        .find(|s| s.table == a.name)
+        .and_then(|s| s.key_arn);
+    let key = if a.default_key {
+        None
+    } else {
+        a.key_id.as_deref()
+    };
+    let arn = db.update_table_key(&a.name, key)?;
+    report(
+        a.fmt.json,
+        &format!("table {} is encrypted under {arn}", a.name),
+        json!({"table": a.name, "previousKeyArn": before, "keyArn": arn}),
+    )
+}
+
+/// `rewrap-keys`: re-wraps table keys whose KMS key rotated.
+pub fn rewrap(ctx: &Context, f: Format) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let done = db.rewrap_table_keys()?;
+    if f.json {
+        let v: Vec<_> = done
+            .iter()
+            .map(|r| {
+                json!({"table": r.table, "fromMaterial": r.from_material,
+                            "toMaterial": r.to_material})
+            })
+            .collect();
+        return print_json(&json!({"rewrapped": v}));
+    }
+    let mut out = io::stdout().lock();
+    if done.is_empty() {
+        return print_line(
+            &mut out,
+            "every table key is wrapped under its KMS key's newest material",
+        );
+    }
+    for r in &done {
+        print_line(
+            &mut out,
+            &format!(
+                "{}\tre-wrapped: key material {} -> {}",
+                r.table, r.from_material, r.to_material
+            ),
+        )?;
     }
     Ok(())
 }

@@ -88,13 +88,7 @@ fn a_locked_tables_indexes_are_locked_and_unlock_with_it() -> TestResult {
     let fx = EncryptedFixture::new()?;
     let key = fx
         .kms
-        .create_key(
-            &root(),
-            CreateKeyRequest {
-                description: "Books key".into(),
-                policy: None,
-            },
-        )?
+        .create_key(&root(), CreateKeyRequest::new("Books key"))?
         .arn;
     let mut model = BTreeMap::new();
     {

@@ -501,15 +501,15 @@ impl DbInner {
         let keyring = self.keyring.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("table {name:?} is not encrypted under a KMS"))
         })?;
-        let mut meta = t.meta.read().clone();
-        if !meta.encrypted {
+        // No key switch runs meanwhile (it holds this for its whole course).
+        let _change = keyring.key_change_lock();
+        let read = t.meta.read().clone();
+        if !read.encrypted {
             return Err(Error::InvalidArgument(format!(
                 "table {name:?} is not encrypted"
             )));
         }
-        let old = meta.clone();
-        let grant_id = keyring.create_grant(principal, name, &meta)?;
-        meta.grant_id = grant_id.clone();
+        let grant_id = keyring.create_grant(principal, name, &read)?;
         if t.is_locked() {
             // Locked because the grant was gone: the new one lets the engine unwrap the
             // key now (and the edit below needs it for its MAC).
@@ -517,11 +517,25 @@ impl DbInner {
             if let Some(l) = t.lock.lock().as_mut() {
                 l.retry_now();
             }
-            self.check_unlocked(principal, &t)?;
+            let unlocked = self.check_unlocked(principal, &t);
+            if let Err(e) = unlocked {
+                keyring.retire_grant(&TableMeta {
+                    grant_id: grant_id.clone(),
+                    ..read
+                })?;
+                return Err(e);
+            }
         }
-        {
+        let old = {
             let _ws = self.write.lock();
             let mut versions = self.versions.lock();
+            // What the catalogue holds now: a background re-wrap may have replaced the
+            // wrapped key since it was read; only the grant changes here.
+            let old = t.meta.read().clone();
+            let meta = TableMeta {
+                grant_id: grant_id.clone(),
+                ..old.clone()
+            };
             // The table's indexes are under the same key and grant: same record.
             let indexes = t.indexes.read().clone();
             let index_meta = crate::index::index_meta(&meta);
@@ -533,19 +547,29 @@ impl DbInner {
                 table: i.id,
                 meta: index_meta.clone(),
             }));
-            let installed = versions.log_and_apply(&VersionEdit { edits }, None, |_| {
-                *t.meta.write() = meta.clone();
-                for i in &indexes {
-                    *i.meta.write() = index_meta.clone();
-                    *i.maintenance_error.lock() = None;
-                }
-            });
+            let installed = if old.key_arn == read.key_arn {
+                versions.log_and_apply(&VersionEdit { edits }, None, |_| {
+                    *t.meta.write() = meta.clone();
+                    for i in &indexes {
+                        *i.meta.write() = index_meta.clone();
+                        *i.maintenance_error.lock() = None;
+                    }
+                })
+            } else {
+                Err(Error::Internal(format!(
+                    "table {name:?} changed KMS key while its grant was renewed"
+                )))
+            };
             if let Err(e) = installed {
                 // The manifest does not name the new grant: retire it (queued if it cannot).
-                keyring.retire_grant(&meta)?;
+                keyring.retire_grant(&TableMeta {
+                    grant_id: grant_id.clone(),
+                    ..read
+                })?;
                 return Err(e);
             }
-        }
+            old
+        };
         // The grant it replaces goes (queued if the KMS refuses now).
         keyring.retire_grant(&old)?;
         keyring.forget_maintenance(name);

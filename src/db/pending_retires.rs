@@ -125,9 +125,11 @@ impl PendingRetires {
             return Ok(());
         }
         let mut entries = self.entries.lock();
+        // An unreadable list is an error, never replaced by the new entries alone (the
+        // grants it queued would be forgotten).
         let mut all = match entries.take() {
             Some(v) => v,
-            None => self.load().unwrap_or_default(),
+            None => self.load()?,
         };
         for g in grants {
             if !all.iter().any(|p| p.grant_id == g.grant_id) {

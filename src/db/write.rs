@@ -292,6 +292,9 @@ impl DbInner {
     /// writers whose records that covered return without an fsync of their own.
     fn sync_wal_to(&self, position: u64) -> Result<()> {
         let _g = self.sync_lock.lock();
+        // A failed fsync by the writer before us poisoned the database: refuse, even if an
+        // earlier successful fsync covered this record (nothing is acknowledged after one).
+        self.check_poisoned()?;
         if self.synced.load(Ordering::Acquire) >= position {
             return Ok(());
         }

@@ -283,13 +283,23 @@ pub(crate) fn to_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The last second of the year 9999: every platform's `SystemTime` holds it.
+const MAX_SECS: u64 = 253_402_300_799;
+
+/// A keystore's seconds since the epoch as a time. Out-of-range values (which only a
+/// writer holding the keystore's root key could store) are clamped, never a panic.
 pub(crate) fn from_secs(s: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(s)
+    UNIX_EPOCH + Duration::from_secs(s.min(MAX_SECS))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keystore_seconds_out_of_range_are_clamped_not_a_panic() {
+        assert!(super::from_secs(u64::MAX) > super::from_secs(4_000_000_000));
+    }
 
     #[test]
     fn backing_key_debug_is_redacted() {

@@ -591,6 +591,25 @@ mod faults {
     }
 
     #[test]
+    fn a_follower_whose_bytes_were_written_still_sees_a_failed_fsync() -> Result<()> {
+        // Group commit: the leader's append wrote a follower's record too; the leader's
+        // fsync fails. The follower's own sync must refuse, not fsync again and succeed
+        // (a second fsync after a writeback error may report success for dropped pages).
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let env = FaultEnv::default();
+        let mut w = WalWriter::create(&env, dir.path(), FileNumber(1))?;
+        w.register_table(PLAIN, crate::crypto::Protection::Plain)?;
+        w.append_batch(SeqNo(1), &[(PLAIN, b"one")])?;
+        let sink = w.sink();
+        let end = w.len();
+        fail_writes(&env);
+        assert!(matches!(w.sync(), Err(Error::Io { .. })));
+        env.disarm_all();
+        assert!(matches!(sink.sync(end), Err(Error::Poisoned(_))));
+        Ok(())
+    }
+
+    #[test]
     fn segments_are_listed_in_order() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         for n in [12, 3, 100] {

@@ -46,6 +46,10 @@ pub(crate) struct WalSink {
     /// Set by a failed append or sync: what reached the file is unknown, so nothing more
     /// may be appended or acknowledged (the engine must reopen).
     poisoned: AtomicBool,
+    /// Serializes fsyncs, so a failed one is seen by every later caller: the kernel reports
+    /// a writeback error once, and a second fsync after it may return success for pages
+    /// it dropped (fsyncgate).
+    sync_lock: Mutex<()>,
     syncer: Box<dyn FileSyncer>,
     path: PathBuf,
 }
@@ -110,6 +114,10 @@ impl WalSink {
     /// the file (covering every byte written before, whoever wrote it).
     pub(crate) fn sync(&self, end: u64) -> Result<()> {
         self.write_through(end)?;
+        let _sync = self.sync_lock.lock();
+        // `write_through` returns early when another writer already wrote these bytes: a
+        // failed fsync since then must still refuse, never sync again and report success.
+        self.check_usable(&self.path.display().to_string())?;
         // IMPORTANT: acknowledged synced writes are durable once this returns. A failed
         // fsync poisons the segment: the kernel may have dropped the dirty pages.
         if let Err(e) = self.syncer.sync() {
@@ -178,6 +186,7 @@ impl WalWriter {
                 }),
                 written: AtomicU64::new(len),
                 poisoned: AtomicBool::new(false),
+                sync_lock: Mutex::new(()),
                 syncer,
                 path,
             }),

@@ -39,16 +39,15 @@ impl MemKey {
     pub(crate) fn new(ikey: Bytes) -> MemKey {
         let user = ikey::user_key(&ikey);
         let mut head = [0u8; 16];
-        let n = user.len().min(16);
-        head[..n].copy_from_slice(&user[..n]);
-        let (hi, lo) = head.split_at(8);
-        let word = |b: &[u8]| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(b);
-            u64::from_be_bytes(w)
-        };
+        for (h, b) in head.iter_mut().zip(user) {
+            *h = *b;
+        }
+        let [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7] = head;
         MemKey {
-            head: (word(hi), word(lo)),
+            head: (
+                u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+                u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+            ),
             ikey,
         }
     }

@@ -73,17 +73,8 @@ impl Db {
                     .into(),
             ));
         }
-        let mut others: Vec<String> = self
-            .core()
-            .versions
-            .tables()
-            .by_name
-            .values()
-            .filter(|o| o.name != table && o.meta.read().key_arn == meta.key_arn)
-            .map(|o| o.name.clone())
-            .collect();
+        let others = self.tables_under(table, key);
         if !others.is_empty() {
-            others.sort();
             return Err(refuse(
                 key,
                 format!("table(s) {} of this database use it too", others.join(", ")),
@@ -107,6 +98,18 @@ impl Db {
             ));
         }
         self.drop_table(table)?;
+        // A table created under the key since the check above keeps it alive.
+        let others = self.tables_under(table, key);
+        if !others.is_empty() {
+            return Err(Error::TableUnavailable {
+                table: table.to_owned(),
+                reason: format!(
+                    "the table was dropped, but its KMS key {key} was not scheduled for \
+                     deletion: table(s) {} were created under it meanwhile",
+                    others.join(", ")
+                ),
+            });
+        }
         kms.schedule_key_deletion(&caller, key, pending_days)
             .map_err(|e| {
                 Error::TableUnavailable {
@@ -125,5 +128,20 @@ impl Db {
             key_arn: meta.key_arn.clone(),
             deletion_date,
         })
+    }
+
+    /// The tables of this database other than `table` whose KMS key is `key_arn`, sorted.
+    fn tables_under(&self, table: &str, key_arn: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .core()
+            .versions
+            .tables()
+            .by_name
+            .values()
+            .filter(|o| o.name != table && o.meta.read().key_arn == key_arn)
+            .map(|o| o.name.clone())
+            .collect();
+        v.sort();
+        v
     }
 }

@@ -40,16 +40,6 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     )
 }
 
-pub fn drop(ctx: &Context, name: &str, fmt: Format) -> Result<(), CliError> {
-    let (db, _kms) = ctx.open_db(false)?;
-    db.drop_table(name)?;
-    report(
-        fmt.json,
-        &format!("dropped table {name}"),
-        json!({"table": name, "dropped": true}),
-    )
-}
-
 pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
     let mut rows = Vec::new();

@@ -326,6 +326,9 @@ impl Keyring {
             {
                 Ok(())
             }
+            // An outage says nothing about this principal's access: its cached key (if
+            // any) keeps serving within its maximum age, as in `key_for`.
+            Err(e @ Error::Kms(KmsError::Unavailable(_))) => Err(e),
             Err(e) => {
                 let mut cache = self.cache.lock();
                 self.remove_locked(&mut cache, principal, table);

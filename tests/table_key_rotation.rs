@@ -112,8 +112,7 @@ fn finish(db: &Db) -> Result<Vec<TableKeyStatus>, Box<dyn std::error::Error>> {
 }
 
 #[test]
-fn rows_before_and_after_a_rotation_read_back_and_the_old_key_leaves_the_directory(
-) -> TestResult {
+fn rows_before_and_after_a_rotation_read_back_and_the_old_key_leaves_the_directory() -> TestResult {
     let fx = EncryptedFixture::new()?;
     let db = Db::open(fx.db_path(), options(&fx))?;
     db.create_table(TABLE, TableOptions::encrypted())?;
@@ -200,7 +199,10 @@ fn an_interrupted_re_encryption_resumes_from_the_catalogue_after_reopen() -> Tes
     let db = Db::open(fx.db_path(), options(&fx))?;
     let s = status(&db)?;
     assert_eq!((s.current_version, s.live_versions), (2, 2), "{s:?}");
-    assert!(s.progress_percent > 0.0 && s.progress_percent < 100.0, "{s:?}");
+    assert!(
+        s.progress_percent > 0.0 && s.progress_percent < 100.0,
+        "{s:?}"
+    );
     check_rows(&db, 900, gen, "reopened mid-rotation")?;
     finish(&db)?;
     assert_eq!(status(&db)?.live_versions, 1);
@@ -309,7 +311,12 @@ fn a_plaintext_table_has_no_key_to_rotate() -> TestResult {
     Ok(())
 }
 
-fn open_faulty(root: &Path, env: &FaultEnv, kms: &Arc<LocalKms>, clock: &ManualClock) -> sealdb::Result<Db> {
+fn open_faulty(
+    root: &Path,
+    env: &FaultEnv,
+    kms: &Arc<LocalKms>,
+    clock: &ManualClock,
+) -> sealdb::Result<Db> {
     let mut o = common::small_options();
     o.env = Arc::new(env.clone());
     o.kms = Some(Arc::clone(kms) as Arc<dyn Kms>);
@@ -386,7 +393,11 @@ fn a_crash_at_any_file_operation_of_a_rotation_loses_nothing() -> TestResult {
         }
         finish(&db).map_err(|e| format!("{point:?}: {e}"))?;
         let end = status(&db)?;
-        assert_eq!((end.current_version, end.live_versions), (2, 1), "{point:?}");
+        assert_eq!(
+            (end.current_version, end.live_versions),
+            (2, 1),
+            "{point:?}"
+        );
         db.verify().map_err(|e| format!("{point:?}: verify: {e}"))?;
         let outcome = match (halted, res.is_ok(), s.current_version, s.live_versions) {
             (false, _, _, _) => "no crash point reached".to_owned(),
@@ -406,5 +417,110 @@ fn a_crash_at_any_file_operation_of_a_rotation_loses_nothing() -> TestResult {
         outcomes.contains_key("crash during the re-encryption (resumed)"),
         "{outcomes:?}"
     );
+    Ok(())
+}
+
+/// The measured run for the report (not in CI: `cargo test --test table_key_rotation
+/// -- --ignored --nocapture million`; `SEALDB_ROTATION_DIR` picks the scratch directory):
+/// 1,000,000 rows, a rotation, the background re-encryption with `status` lines over time,
+/// its write amplification, every row read back and the old wrapped key searched for.
+#[test]
+#[ignore = "a measured run of a minute or more; run by hand"]
+fn million_rows_measured() -> TestResult {
+    use std::time::{Duration, Instant};
+    const ROWS: u32 = 1_000_000;
+    let scratch = std::env::var_os("SEALDB_ROTATION_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("rotation-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let clock = ManualClock::default();
+    let kms = common::local_kms(&scratch.join("kms"), Arc::new(clock.clone()))?;
+    let mut o = Options::default();
+    o.kms = Some(Arc::clone(&kms) as Arc<dyn Kms>);
+    o.clock = Arc::new(clock.clone());
+    let dir = scratch.join("db");
+    let db = Db::open(&dir, o.clone())?;
+    let t = db.create_table(TABLE, TableOptions::encrypted())?;
+    let load = Instant::now();
+    let mut b = sealdb::WriteBatch::new();
+    for i in 0..ROWS {
+        b.put(&t, format!("k{i:07}"), value(i, 1));
+        if b.len() == 1000 {
+            db.write(&std::mem::take(&mut b), WriteOptions::default())?;
+        }
+    }
+    db.flush()?;
+    println!("load: {ROWS} rows in {:.1} s", load.elapsed().as_secs_f64());
+    // Let the load's compactions settle, then measure the rotation alone.
+    let mut last = db.stats().compaction_bytes_written;
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = db.stats().compaction_bytes_written;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let before = status(&db)?;
+    let blobs = wrapped_blobs(&dir)?;
+    let written0 = db.stats().compaction_bytes_written;
+    let start = Instant::now();
+    let r = db.rotate_table_key(TABLE)?;
+    println!(
+        "rotate: v{} -> v{} in {:?}",
+        r.from_version,
+        r.to_version,
+        start.elapsed()
+    );
+    let mut next_line = Duration::ZERO;
+    loop {
+        let s = status(&db)?;
+        if start.elapsed() >= next_line || s.live_versions == 1 {
+            println!("t={:6.2}s  {}", start.elapsed().as_secs_f64(), s.summary());
+            next_line += Duration::from_millis(500);
+        }
+        if s.live_versions == 1 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(1800) {
+            return Err("the re-encryption did not finish in 30 minutes".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = start.elapsed();
+    let written = db.stats().compaction_bytes_written - written0;
+    println!(
+        "re-encryption: {:.2} s; table {} bytes in {} files before; {} bytes written: \
+         write amplification {:.2}",
+        took.as_secs_f64(),
+        before.old_versions.iter().map(|o| o.bytes).sum::<u64>(),
+        before.old_versions.iter().map(|o| o.files).sum::<usize>(),
+        written,
+        written as f64
+            / before
+                .old_versions
+                .iter()
+                .map(|o| o.bytes)
+                .sum::<u64>()
+                .max(1) as f64
+    );
+    let check = Instant::now();
+    let t = db.table(TABLE)?;
+    for i in 0..ROWS {
+        let got = t.get(format!("k{i:07}"))?;
+        assert_eq!(got.as_deref(), Some(value(i, 1).as_bytes()), "row {i}");
+    }
+    println!(
+        "read back {ROWS} rows in {:.1} s",
+        check.elapsed().as_secs_f64()
+    );
+    drop((t, db));
+    for b in &blobs {
+        let hits = common::files_containing(&dir, b);
+        println!("old wrapped key found in {} files: {hits:?}", hits.len());
+        assert!(hits.is_empty());
+    }
+    std::fs::remove_dir_all(&scratch)?;
     Ok(())
 }

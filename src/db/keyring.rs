@@ -274,9 +274,10 @@ impl Keyring {
 
     /// The database's id; an error before the open bound it (`bind_database`).
     fn database_id(&self) -> Result<&str> {
-        self.database_id.get().map(String::as_str).ok_or_else(|| {
-            Error::Internal("the keyring is not bound to a database yet".to_owned())
-        })
+        self.database_id
+            .get()
+            .map(String::as_str)
+            .ok_or_else(|| Error::Internal("the keyring is not bound to a database yet".to_owned()))
     }
 
     /// Refuses a service principal as the acting principal: only the engine acts as one.
@@ -957,7 +958,10 @@ impl Keyring {
         let wrapped = match &split.binding {
             Some(b) => b.wrap(&generated.ciphertext_blob)?,
             None => {
-                if generated.ciphertext_blob.starts_with(table_context::BOUND_KEY_MAGIC) {
+                if generated
+                    .ciphertext_blob
+                    .starts_with(table_context::BOUND_KEY_MAGIC)
+                {
                     return Err(Error::Kms(KmsError::InvalidArgument(
                         "the KMS returned a ciphertext blob that starts like a sealdb bound key"
                             .into(),

@@ -304,9 +304,7 @@ pub(crate) fn replay_key(
             Ok(key) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
             // A retired table-key version in a segment the table no longer needs (its
             // records there are all in its files): nothing of it is read.
-            Err(_) if seg < t.log_number() && t.table_key().is_some() => {
-                Ok(wal::ReplayKey::Skip)
-            }
+            Err(_) if seg < t.log_number() && t.table_key().is_some() => Ok(wal::ReplayKey::Skip),
             Err(e) => Err(e),
         },
         // An encrypted table's section with no key record can only be forged.

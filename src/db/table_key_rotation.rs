@@ -312,9 +312,7 @@ impl DbInner {
     pub(crate) fn current_maintenance_key(&self, t: &TableState) -> Result<(u32, Arc<TableKey>)> {
         loop {
             let meta = t.meta.read().clone();
-            let key = self
-                .keyring_for(t)?
-                .maintenance_key(&t.name, &meta)?;
+            let key = self.keyring_for(t)?.maintenance_key(&t.name, &meta)?;
             self.load_old_keys(t)?;
             t.remember_key(meta.key_version, &key);
             // A rotation between the read and now: the key is of the older version.
@@ -341,11 +339,8 @@ impl DbInner {
         let keyring = self.keyring_for(t)?;
         let meta = t.meta.read().clone();
         for o in missing {
-            let key = Arc::new(keyring.unwrap_old_table_key(
-                &t.name,
-                &meta,
-                &o.wrapped_table_key,
-            )?);
+            let key =
+                Arc::new(keyring.unwrap_old_table_key(&t.name, &meta, &o.wrapped_table_key)?);
             let mut kv = t.key_versions.write();
             if kv.old.contains_key(&o.version) {
                 kv.keys.entry(o.version).or_insert(key);
@@ -441,9 +436,10 @@ impl DbInner {
         next.key_version = to_version;
         next.wrapped_table_key = wrapped;
         let index_meta = crate::index::index_meta(&next);
-        let states: Vec<(&Arc<TableState>, crate::manifest::TableMeta)> = std::iter::once((t, next))
-            .chain(indexes.iter().map(|i| (i, index_meta.clone())))
-            .collect();
+        let states: Vec<(&Arc<TableState>, crate::manifest::TableMeta)> =
+            std::iter::once((t, next))
+                .chain(indexes.iter().map(|i| (i, index_meta.clone())))
+                .collect();
         // Installed before the manifest is written (its snapshot is made from the tables'
         // state); taken back if the write fails without poisoning the database.
         let mut undo = Vec::new();

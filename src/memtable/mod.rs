@@ -38,7 +38,9 @@ impl MemKey {
         let user = ikey::user_key(&ikey);
         let mut head = [0u8; 8];
         let n = user.len().min(8);
-        head[..n].copy_from_slice(&user[..n]);
+        if let (Some(h), Some(u)) = (head.get_mut(..n), user.get(..n)) {
+            h.copy_from_slice(u);
+        }
         MemKey {
             prefix: u64::from_be_bytes(head),
             ikey,

@@ -346,9 +346,10 @@ impl DbInner {
                 }
                 match fk {
                     // A record under an older table-key version (a rotation in progress).
-                    Some(fk) if fk.key_version != t.meta.read().key_version => Ok(
-                        wal::ReplayKey::Sealed(fk.unwrap(&t.key_of_version(fk.key_version)?)?),
-                    ),
+                    Some(fk) if fk.key_version != t.meta.read().key_version => {
+                        let old: Arc<TableKey> = t.key_of_version(fk.key_version)?;
+                        Ok(wal::ReplayKey::Sealed(fk.unwrap(&old)?))
+                    }
                     Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(key)?)),
                     None => Err(Error::corruption(
                         filename::wal(seg),

@@ -494,16 +494,10 @@ fn million_rows_measured() -> TestResult {
         "re-encryption: {:.2} s; table {} bytes in {} files before; {} bytes written: \
          write amplification {:.2}",
         took.as_secs_f64(),
-        before.old_versions.iter().map(|o| o.bytes).sum::<u64>(),
-        before.old_versions.iter().map(|o| o.files).sum::<usize>(),
+        before.current_bytes,
+        before.current_files,
         written,
-        written as f64
-            / before
-                .old_versions
-                .iter()
-                .map(|o| o.bytes)
-                .sum::<u64>()
-                .max(1) as f64
+        written as f64 / before.current_bytes.max(1) as f64
     );
     let check = Instant::now();
     let t = db.table(TABLE)?;

@@ -102,6 +102,17 @@ pub enum Error {
         /// Why, in a sentence.
         reason: String,
     },
+    /// A table-key rotation was refused: the table already has the most table-key
+    /// versions live at once (the current one and older ones still used by files). It is
+    /// allowed again once the background re-encryption retires an older one.
+    TableKeyVersionsExhausted {
+        /// The table.
+        table: String,
+        /// Its live table-key versions, the current one included.
+        live: usize,
+        /// The most allowed.
+        max: usize,
+    },
 }
 
 /// Why a database or one of its log writers stopped accepting writes, and the failure that
@@ -223,6 +234,11 @@ impl fmt::Display for Error {
             Error::KeyNotDeletable { table, key, reason } => write!(
                 f,
                 "the KMS key {key} of table {table:?} cannot be scheduled for deletion: {reason}; nothing was dropped"
+            ),
+            Error::TableKeyVersionsExhausted { table, live, max } => write!(
+                f,
+                "table {table:?} has {live} live table-key versions (at most {max}): \
+                 wait until files under the older ones are re-encrypted, then rotate again"
             ),
         }
     }

@@ -128,6 +128,10 @@ pub use db::{
     TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch, WriteOptions,
     DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
+pub use db::{
+    OldKeyVersionStatus, RotationWork, TableKeyRotation, TableKeyStatus, MAX_LIVE_TABLE_KEYS,
+    REWRITE_BYTES_PER_SEC,
+};
 pub use error::{Error, Poison, Result};
 pub use index::{
     ExtractorFn, Index, IndexCheck, IndexEntry, IndexExtractors, IndexIter, IndexSpec, IndexStatus,

@@ -17,6 +17,7 @@ mod tests;
 
 pub use stats::{DbStats, LevelStats, TableStats};
 
+pub(crate) use picker::{plan_range, CompactionPlan};
 pub(crate) use worker::start_compactor;
 
 /// Compaction coordination and counters, kept in `DbInner::bg` (under its mutex).

@@ -38,6 +38,8 @@ fn compactor_loop(inner: &Arc<DbInner>) {
     loop {
         let wait = match inner.maybe_compact() {
             Ok(true) => continue,
+            // Nothing to compact: the re-encryption after a table-key rotation, if any.
+            Ok(false) if inner.table_key_rotation_tick() => continue,
             Ok(false) => IDLE_WAIT,
             Err(_) => ERROR_BACKOFF,
         };

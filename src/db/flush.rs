@@ -229,8 +229,9 @@ impl DbInner {
         if !t.is_encrypted() {
             return Ok(Protection::Plain);
         }
-        let key = self.maintenance_key(t)?;
-        Ok(protection_with_key(t, &key, number))
+        // The version and its key from one read: a rotation may commit meanwhile.
+        let (version, key) = self.current_maintenance_key(t)?;
+        Ok(Protection::fresh_sst(&key, version, t.id, number))
     }
 
     /// The handle for a freshly written file, with boundaries sealed if the table says so.

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
@@ -56,13 +56,15 @@ pub(crate) const GRANT_OPERATIONS: [GrantOperation; 7] = [
 ];
 
 /// One (table, principal) entry. Shared with the threads' recent-key memos, so the
-/// times a read updates are atomics; `confirmed` never changes (a re-check inserts a
-/// new entry).
+/// times a read updates are atomics; `confirmed_nanos` never changes (a re-check inserts
+/// a new entry).
 struct CachedKey {
     key: Arc<TableKey>,
-    /// When the KMS last confirmed this principal's access.
-    confirmed: SystemTime,
-    /// `confirmed` in nanoseconds since the Unix epoch (the memo's integer check).
+    /// The table-key version `key` is (`TableMeta::key_version`): an entry of another
+    /// version than the caller's metadata names is never served (a table-key rotation).
+    version: u32,
+    /// When the KMS last confirmed this principal's access, in nanoseconds since the Unix
+    /// epoch (one integer for both the locked path and the memo).
     confirmed_nanos: u64,
     /// When the key was last used, in nanoseconds since the Unix epoch.
     last_used: AtomicU64,
@@ -72,14 +74,19 @@ struct CachedKey {
 }
 
 impl CachedKey {
-    fn new(key: Arc<TableKey>, now: SystemTime) -> Arc<CachedKey> {
+    fn new(key: Arc<TableKey>, version: u32, now: SystemTime) -> Arc<CachedKey> {
         Arc::new(CachedKey {
             key,
-            confirmed: now,
+            version,
             confirmed_nanos: nanos(now),
             last_used: AtomicU64::new(nanos(now)),
             live: AtomicBool::new(true),
         })
+    }
+
+    /// Time since the KMS last confirmed access.
+    fn age(&self, now: SystemTime) -> Duration {
+        Duration::from_nanos(nanos(now).saturating_sub(self.confirmed_nanos))
     }
 
     fn idle(&self, now: SystemTime) -> Duration {
@@ -144,9 +151,11 @@ pub(crate) struct Keyring {
     cache: Mutex<Entries>,
     /// This keyring's name in the threads' memos.
     id: u64,
-    /// The database's id (`sealdb:databaseId`): learned from its database key at open, or
-    /// chosen with its first encrypted table (whose key is made before the database key).
-    database_id: Mutex<Option<String>>,
+    /// The database's id (`sealdb:databaseId`): bound once, by the open, from the
+    /// manifest's database key (or chosen fresh for a database that has none yet, whose
+    /// first encrypted table's key is made before its database key). Every bound table
+    /// key must name it; nothing is unwrapped before it is bound.
+    database_id: OnceLock<String>,
     /// Grants whose RetireGrant failed, retried by the worker (`retry_pending_retires`).
     pending: PendingRetires,
     /// The earliest time of the next retry.
@@ -156,7 +165,15 @@ pub(crate) struct Keyring {
     key_change: Mutex<()>,
     /// When the worker next checks for table keys to re-wrap under rotated material.
     next_rewrap_check: Mutex<Option<SystemTime>>,
+    /// KMS key ARN -> (its current key material, when DescribeKey said so): the worker's
+    /// re-wrap pass asks again only after `MATERIAL_REFRESH` on the clock.
+    materials: Mutex<HashMap<String, (Option<String>, SystemTime)>>,
 }
+
+/// How long the re-wrap pass trusts a KMS key's current material (DescribeKey). Material
+/// changes only by a rotation: the automatic ones come at least 90 days apart, and an
+/// on-demand one is followed by `Db::rewrap_table_keys`, which always asks afresh.
+const MATERIAL_REFRESH: Duration = Duration::from_secs(3600);
 
 impl Keyring {
     #[allow(clippy::too_many_arguments)]
@@ -171,7 +188,8 @@ impl Keyring {
         dir: &std::path::Path,
     ) -> Keyring {
         Keyring {
-            database_id: Mutex::new(None),
+            database_id: OnceLock::new(),
+            materials: Mutex::new(HashMap::new()),
             pending: PendingRetires::new(env, dir),
             next_retry: Mutex::new(None),
             key_change: Mutex::new(()),
@@ -202,6 +220,20 @@ impl Keyring {
         Caller::engine_service(&via_service_name(&self.region))
     }
 
+    /// Binds the keyring to its database: `Some(db_id)` from the manifest's database key,
+    /// `None` for a database that has none yet (a fresh id is chosen). Called once by the
+    /// open, before any key is unwrapped; binding again to another id is refused.
+    pub(crate) fn bind_database(&self, db_id: Option<&str>) -> Result<()> {
+        let id = db_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let bound = self.database_id.get_or_init(|| id.clone());
+        match db_id {
+            Some(want) if bound != want => Err(Error::Internal(format!(
+                "keyring bound to database {bound}, asked to bind to {want}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The encryption context of `table`'s key, and the KMS blob to decrypt under it. A
     /// key bound to another database than this one is refused: its grant and context are
     /// that database's.
@@ -211,7 +243,18 @@ impl Keyring {
         meta: &'m TableMeta,
     ) -> Result<(EncryptionContext, &'m [u8])> {
         let split = table_context::split(table, &meta.wrapped_table_key)?;
-        if let (Some(b), Some(ours)) = (&split.binding, self.database_id.lock().as_deref()) {
+        let ctx = self.context_of(table, &split)?;
+        Ok((ctx, split.blob))
+    }
+
+    /// The encryption context of an already split wrapped key (see `context`).
+    fn context_of(
+        &self,
+        table: &str,
+        split: &table_context::WrappedTableKey<'_>,
+    ) -> Result<EncryptionContext> {
+        if let Some(b) = &split.binding {
+            let ours = self.database_id()?;
             if b.database_id != ours {
                 return Err(Error::TableUnavailable {
                     table: table.to_owned(),
@@ -222,18 +265,19 @@ impl Keyring {
                 });
             }
         }
-        Ok((
-            table_context::context(table, &self.account, split.binding.as_ref()),
-            split.blob,
+        Ok(table_context::context(
+            table,
+            &self.account,
+            split.binding.as_ref(),
         ))
     }
 
-    /// The database's id, choosing one if the database has none yet.
-    fn database_id(&self) -> String {
+    /// The database's id; an error before the open bound it (`bind_database`).
+    fn database_id(&self) -> Result<&str> {
         self.database_id
-            .lock()
-            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-            .clone()
+            .get()
+            .map(String::as_str)
+            .ok_or_else(|| Error::Internal("the keyring is not bound to a database yet".to_owned()))
     }
 
     /// Refuses a service principal as the acting principal: only the engine acts as one.
@@ -266,7 +310,7 @@ impl Keyring {
         self.refuse_service_principal(principal)?;
         match self.decrypt(principal, table, meta) {
             Ok(key) => {
-                let entry = CachedKey::new(Arc::new(key), self.clock.now());
+                let entry = CachedKey::new(Arc::new(key), meta.key_version, self.clock.now());
                 if let Some(old) = self
                     .cache
                     .lock()
@@ -283,6 +327,9 @@ impl Keyring {
             {
                 Ok(())
             }
+            // An outage says nothing about this principal's access: its cached key (if
+            // any) keeps serving within its maximum age, as in `key_for`.
+            Err(e @ Error::Kms(KmsError::Unavailable(_))) => Err(e),
             Err(e) => {
                 let mut cache = self.cache.lock();
                 self.remove_locked(&mut cache, principal, table);
@@ -306,7 +353,7 @@ impl Keyring {
         };
         let caller = self.via(creator);
         let md = self.kms.describe_key(&caller, &key_id)?;
-        let binding = Binding::fresh(&self.database_id());
+        let binding = Binding::fresh(self.database_id()?);
         let ctx = table_context::context(table, &self.account, Some(&binding));
         let grant_id = self.create_grant_for(creator, &md.arn, table, &ctx)?;
         let generated =
@@ -338,7 +385,7 @@ impl Keyring {
     /// the service default key, constrained to the database's encryption context (on the
     /// creator's behalf), then GenerateDataKey through it, as for a table key.
     pub(crate) fn create_database_key(&self, creator: &Principal) -> Result<DatabaseKey> {
-        let db_id = self.database_id();
+        let db_id = self.database_id()?.to_owned();
         let md = self
             .kms
             .describe_key(&self.via(creator), SERVICE_DEFAULT_ALIAS)?;
@@ -377,9 +424,16 @@ impl Keyring {
         })
     }
 
-    /// Unwraps the database key as the engine, through its grant. Learns the database's id.
+    /// Unwraps the database key as the engine, through its grant. The key must be the one
+    /// of the database this keyring is bound to.
     pub(crate) fn database_key(&self, meta: &DatabaseKeyMeta) -> Result<TableKey> {
-        *self.database_id.lock() = Some(meta.db_id.clone());
+        let ours = self.database_id()?;
+        if meta.db_id != ours {
+            return Err(Error::Internal(format!(
+                "database key of {} offered to the keyring of database {ours}",
+                meta.db_id
+            )));
+        }
         let out = self
             .kms
             .decrypt(
@@ -446,7 +500,7 @@ impl Keyring {
         meta: &TableMeta,
     ) -> Result<Arc<TableKey>> {
         let now = self.clock.now();
-        if let Some(key) = self.recent_key(principal, table, now) {
+        if let Some(key) = self.recent_key(principal, table, meta.key_version, now) {
             return Ok(key);
         }
         let stale = {
@@ -454,7 +508,13 @@ impl Keyring {
             let entries = cache.get(table);
             let entry = entries.and_then(|m| m.get(principal.arn.as_str())).cloned();
             match entry {
-                Some(e) if elapsed(e.confirmed, now) >= self.max_age => {
+                // Another table-key version than the caller's metadata names (a rotation
+                // committed in between): never served, not even while the KMS is down.
+                Some(e) if e.version != meta.key_version => {
+                    self.remove_locked(&mut cache, principal, table);
+                    None
+                }
+                Some(e) if e.age(now) >= self.max_age => {
                     // Too old to trust: dropping it zeroizes the key (unless in use elsewhere).
                     self.remove_locked(&mut cache, principal, table);
                     None
@@ -472,7 +532,7 @@ impl Keyring {
         match self.decrypt(principal, table, meta) {
             Ok(key) => {
                 let key = Arc::new(key);
-                let entry = CachedKey::new(Arc::clone(&key), now);
+                let entry = CachedKey::new(Arc::clone(&key), meta.key_version, now);
                 let replaced = self
                     .cache
                     .lock()
@@ -515,9 +575,13 @@ impl Keyring {
         &self,
         principal: &Principal,
         table: &str,
+        version: u32,
         now: SystemTime,
     ) -> Option<Arc<TableKey>> {
-        self.recent_entry(principal, table, now, |e| Arc::clone(&e.key))
+        self.recent_entry(principal, table, now, |e| {
+            (e.version == version).then(|| Arc::clone(&e.key))
+        })
+        .flatten()
     }
 
     /// `found(entry)` for this thread's memo entry if it is usable at `now` (see
@@ -603,6 +667,21 @@ impl Keyring {
         }
     }
 
+    /// After a table-key rotation of `table`: every principal's cached key (of the older
+    /// version) is forgotten, so each is checked with the KMS again; the engine keeps the
+    /// new key it just had from GenerateDataKey through its grant, confirmed now.
+    pub(crate) fn rotated(&self, table: &str, version: u32, key: &Arc<TableKey>) {
+        let entry = CachedKey::new(Arc::clone(key), version, self.clock.now());
+        let mut cache = self.cache.lock();
+        if let Some(m) = cache.remove(table) {
+            m.values().for_each(|e| e.retire());
+        }
+        cache
+            .entry(table.to_owned())
+            .or_default()
+            .insert(self.service_principal().arn, entry);
+    }
+
     /// Forgets the engine's own cached key of `table` (a new grant must be checked).
     pub(crate) fn forget_maintenance(&self, table: &str) {
         let mut cache = self.cache.lock();
@@ -617,7 +696,7 @@ impl Keyring {
         for m in cache.values_mut() {
             let before = m.len();
             m.retain(|_, e| {
-                let keep = elapsed(e.confirmed, now) < self.max_age;
+                let keep = e.age(now) < self.max_age;
                 if !keep {
                     e.retire();
                 }
@@ -644,7 +723,7 @@ impl Keyring {
                 m.iter().map(move |(p, e)| CacheEntryStatus {
                     principal: p.clone(),
                     table: t.clone(),
-                    age: elapsed(e.confirmed, now),
+                    age: e.age(now),
                     idle: e.idle(now),
                 })
             })
@@ -795,12 +874,25 @@ impl Keyring {
     }
 
     /// The material the KMS key encrypts under now (DescribeKey as the engine, which its
-    /// table grant allows), if the KMS says.
-    pub(crate) fn current_material(&self, key_arn: &str) -> Result<Option<String>> {
-        Ok(self
+    /// table grant allows), if the KMS says. `fresh`: ask the KMS now; else an answer
+    /// younger than `MATERIAL_REFRESH` on the clock serves.
+    pub(crate) fn current_material(&self, key_arn: &str, fresh: bool) -> Result<Option<String>> {
+        let now = self.clock.now();
+        if !fresh {
+            if let Some((m, at)) = self.materials.lock().get(key_arn) {
+                if elapsed(*at, now) < MATERIAL_REFRESH {
+                    return Ok(m.clone());
+                }
+            }
+        }
+        let m = self
             .kms
             .describe_key(&self.as_service(), key_arn)?
-            .current_key_material_id)
+            .current_key_material_id;
+        self.materials
+            .lock()
+            .insert(key_arn.to_owned(), (m.clone(), now));
+        Ok(m)
     }
 
     /// True once every `interval` on the clock: the worker's re-wrap check is due.
@@ -832,14 +924,70 @@ impl Keyring {
         dest_arn: &str,
     ) -> Result<Vec<u8>> {
         let split = table_context::split(table, &meta.wrapped_table_key)?;
-        let (ctx, blob) = self.context(table, meta)?;
+        let ctx = self.context_of(table, &split)?;
         let new_blob = self
             .kms
-            .re_encrypt(&self.as_service(), blob, &ctx, dest_arn, &ctx)?;
+            .re_encrypt(&self.as_service(), split.blob, &ctx, dest_arn, &ctx)?;
         match &split.binding {
             Some(b) => b.wrap(&new_blob),
             None => Ok(new_blob),
         }
+    }
+
+    /// A new version of `table`'s key (a table-key rotation): GenerateDataKey on the
+    /// table's KMS key as the engine, through its grant, under the same encryption context
+    /// as the current key (the same database binding and incarnation), so the grant and
+    /// the key policy that serve the current key serve the new one. Returns the plaintext
+    /// key and its bound wrapped form.
+    pub(crate) fn generate_next_table_key(
+        &self,
+        table: &str,
+        meta: &TableMeta,
+    ) -> Result<(TableKey, Vec<u8>)> {
+        let split = table_context::split(table, &meta.wrapped_table_key)?;
+        let ctx = self.context_of(table, &split)?;
+        let generated = self
+            .kms
+            .generate_data_key(&self.as_service(), &meta.key_arn, DataKeySpec::Aes256, &ctx)
+            .map_err(|e| maintenance_error(table, e.into()))?;
+        let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
+            Error::Kms(KmsError::InvalidArgument(
+                "GenerateDataKey returned a key that is not 256 bits".into(),
+            ))
+        })?;
+        let wrapped = match &split.binding {
+            Some(b) => b.wrap(&generated.ciphertext_blob)?,
+            None => {
+                if generated
+                    .ciphertext_blob
+                    .starts_with(table_context::BOUND_KEY_MAGIC)
+                {
+                    return Err(Error::Kms(KmsError::InvalidArgument(
+                        "the KMS returned a ciphertext blob that starts like a sealdb bound key"
+                            .into(),
+                    )));
+                }
+                generated.ciphertext_blob.clone()
+            }
+        };
+        Ok((key, wrapped))
+    }
+
+    /// The key of an older table-key version (`wrapped`, bound like the current one), as
+    /// the engine through the table's grant. Not cached here: the table keeps its copy
+    /// while files use the version (`db::table_key_rotation`).
+    pub(crate) fn unwrap_old_table_key(
+        &self,
+        table: &str,
+        meta: &TableMeta,
+        wrapped: &[u8],
+    ) -> Result<TableKey> {
+        let old = TableMeta {
+            wrapped_table_key: wrapped.to_vec(),
+            ..meta.clone()
+        };
+        self.decrypt(&self.service_principal(), table, &old)
+            .map_err(|e| maintenance_error(table, e))
     }
 
     /// DescribeKey of `key_id` (id, ARN or alias) on `principal`'s behalf.
@@ -986,6 +1134,7 @@ mod tests {
             crate::storage::default_env(),
             dir.path(),
         );
+        keyring.bind_database(None)?;
         let g = keyring.create_table_key(&user(), "Books", &TableOptions::encrypted())?;
         let meta = TableMeta {
             encrypted: true,

@@ -304,6 +304,8 @@ impl DbInner {
             let largest = open(&f.meta.largest, true).map_err(failed)?;
             version.add(Arc::new(f.with_bounds(smallest, largest)));
         }
+        // The keys of older table-key versions, for their files and WAL records.
+        self.load_old_keys(t).map_err(failed)?;
         let mem = self.replay_locked(t, &key, lock).map_err(failed)?;
         *t.key.write() = Some(Arc::clone(&key));
         if let Some(why) = unwrapped.maintenance_stopped {
@@ -343,6 +345,11 @@ impl DbInner {
                     return Ok(wal::ReplayKey::Skip);
                 }
                 match fk {
+                    // A record under an older table-key version (a rotation in progress).
+                    Some(fk) if fk.key_version != t.meta.read().key_version => {
+                        let old: Arc<TableKey> = t.key_of_version(fk.key_version)?;
+                        Ok(wal::ReplayKey::Sealed(fk.unwrap(&old)?))
+                    }
                     Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(key)?)),
                     None => Err(Error::corruption(
                         filename::wal(seg),

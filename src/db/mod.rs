@@ -20,6 +20,7 @@ mod snapshot;
 mod status;
 mod table;
 mod table_context;
+mod table_key_rotation;
 #[cfg(test)]
 mod tests;
 mod version;
@@ -58,6 +59,10 @@ pub use shred::KeyDeletion;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;
+pub use table_key_rotation::{
+    OldKeyVersionStatus, RotationWork, TableKeyRotation, TableKeyStatus, MAX_LIVE_TABLE_KEYS,
+    REWRITE_BYTES_PER_SEC,
+};
 pub use write_batch::WriteBatch;
 
 use health::Health;
@@ -478,8 +483,12 @@ impl DbInner {
         if t.key.read().is_some() && keyring.has_recent_key(principal, &t.name) {
             return Ok(());
         }
-        let key = keyring.key_for(principal, &t.name, &t.meta.read())?;
-        t.remember_key(&key);
+        let meta = t.meta.read().clone();
+        let key = keyring.key_for(principal, &t.name, &meta)?;
+        // The keys of older table-key versions first: a table whose current key is at hand
+        // has them too (the fast path above relies on it).
+        self.load_old_keys(t)?;
+        t.remember_key(meta.key_version, &key);
         Ok(())
     }
 
@@ -490,10 +499,10 @@ impl DbInner {
 
     /// The engine's own copy of an encrypted table's key (see `Keyring::maintenance_key`).
     pub(crate) fn maintenance_key(&self, t: &TableState) -> Result<Arc<crate::crypto::TableKey>> {
-        let key = self
-            .keyring_for(t)?
-            .maintenance_key(&t.name, &t.meta.read())?;
-        t.remember_key(&key);
+        let meta = t.meta.read().clone();
+        let key = self.keyring_for(t)?.maintenance_key(&t.name, &meta)?;
+        self.load_old_keys(t)?;
+        t.remember_key(meta.key_version, &key);
         Ok(key)
     }
 
@@ -605,6 +614,7 @@ impl DbInner {
         for t in self.all_tables() {
             if t.is_encrypted() && !keyring.has_key_for(&t.name) {
                 *t.key.write() = None;
+                t.key_versions.write().forget_keys();
             }
         }
     }

@@ -218,7 +218,8 @@ fn open_table_file(
         |footer_key: Option<&sst::FooterKey>| match (encrypted, footer_key) {
             (false, None) => Ok(UnitOpener::plain(opener_label)),
             (true, Some(fk)) => {
-                let key = t.require_key()?;
+                // The table-key version the footer names (bound into the wrap's AAD).
+                let key = t.key_of_version(fk.key_version)?;
                 let dek = unwrap_data_key(
                     &key,
                     &fk.wrapped_dek,

@@ -47,6 +47,8 @@ struct TableRecord {
     meta: TableMeta,
     log_number: FileNumber,
     files: BTreeMap<FileNumber, FileMeta>,
+    /// Older table-key versions still in use (format 6), by version.
+    old_keys: BTreeMap<u32, manifest::OldTableKey>,
 }
 
 /// The database as the manifest's edits leave it.
@@ -84,6 +86,7 @@ impl ManifestState {
                             meta: meta.clone(),
                             log_number: FileNumber(0),
                             files: BTreeMap::new(),
+                            old_keys: BTreeMap::new(),
                         },
                     );
                     self.next_table_id = self.next_table_id.max(id.0.saturating_add(1));
@@ -134,6 +137,16 @@ impl ManifestState {
                 Edit::SetNextTableId(t) => self.next_table_id = self.next_table_id.max(t.0),
                 Edit::SetDatabaseKey(k) => self.database_key = Some(k.clone()),
                 Edit::SnapshotEnd { .. } => {}
+                Edit::TableKeyVersion(k) => {
+                    if let Some(t) = self.tables.get_mut(&k.table) {
+                        t.old_keys.insert(k.version, k.clone());
+                    }
+                }
+                Edit::RetireTableKey { table, version } => {
+                    if let Some(t) = self.tables.get_mut(table) {
+                        t.old_keys.remove(version);
+                    }
+                }
                 Edit::AddWalSegment(n) => {
                     self.wal_segments.insert(*n);
                     self.next_file = self.next_file.max(n.0.saturating_add(1));
@@ -257,6 +270,11 @@ pub(super) fn open(
     let env = Arc::clone(&opts.env);
     let lock = lock_directory(&*env, path, &opts)?;
     let found = Found::read(&*env, path, &opts)?;
+    if let Some(k) = &keyring {
+        // The database's id, from its manifest (a fresh one for a database without a
+        // database key yet): every bound table key must name it.
+        k.bind_database(found.state.database_key.as_ref().map(|m| m.db_id.as_str()))?;
+    }
     let database_key =
         unlock_database_key(&found.state, found.contents.as_ref(), keyring.as_deref())?;
     let table_keys = unlock_table_keys(
@@ -713,6 +731,8 @@ fn unlock_database_key(
 #[derive(Default)]
 struct TableKeys {
     keys: BTreeMap<TableId, Arc<TableKey>>,
+    /// The keys of older table-key versions still in use (`db::table_key_rotation`).
+    old: BTreeMap<TableId, BTreeMap<u32, Arc<TableKey>>>,
     /// Tables whose key cannot be had: why, with the KMS's words.
     locked: BTreeMap<TableId, (LockReason, String)>,
     /// Tables opened through the opening principal's own access (the engine's grant is
@@ -748,6 +768,27 @@ fn unlock_table_keys(
         if let Some(c) = contents {
             c.verify_table_chain(*id, &unwrapped.key)?;
         }
+        // Older table-key versions still in use: their files and WAL records are read with
+        // them. They are under the same KMS key, context and grant as the current one.
+        let mut old = BTreeMap::new();
+        for o in t.old_keys.values() {
+            match keyring.unwrap_old_table_key(&t.name, &t.meta, &o.wrapped_table_key) {
+                Ok(k) => {
+                    old.insert(o.version, Arc::new(k));
+                }
+                Err(e) => match LockReason::of(&e) {
+                    Some(reason) => {
+                        out.locked.insert(*id, (reason, e.to_string()));
+                        break;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+        if out.locked.contains_key(id) {
+            continue;
+        }
+        out.old.insert(*id, old);
         if let Some(why) = unwrapped.maintenance_stopped {
             out.maintenance_stopped.insert(*id, why);
         }
@@ -845,6 +886,10 @@ fn table_states(
         ));
         ts.set_log_number(t.log_number);
         *ts.key.write() = key;
+        *ts.key_versions.write() = super::table_key_rotation::KeyVersions::from_catalogue(
+            t.old_keys.clone(),
+            table_keys.old.get(id).cloned().unwrap_or_default(),
+        );
         if let Some(why) = table_keys.maintenance_stopped.get(id) {
             *ts.maintenance_error.lock() = Some(why.clone());
         }

@@ -48,7 +48,7 @@ impl Db {
     /// that are locked, or whose KMS blobs do not show their material (AWS KMS), are
     /// skipped. Returns the tables re-wrapped.
     pub fn rewrap_table_keys(&self) -> Result<Vec<RewrapOutcome>> {
-        self.core().rewrap_stale_keys()
+        self.core().rewrap_stale_keys(true)
     }
 
     /// Switches `table` to another KMS key (`key_id`: id, ARN or alias; `None`: the
@@ -88,14 +88,16 @@ impl Db {
 }
 
 impl DbInner {
-    /// The worker's tick: a re-wrap pass every `REWRAP_CHECK_INTERVAL`. Failures are left
-    /// for the next pass (the table stays under its old, still valid, blob).
+    /// The worker's tick: a re-wrap pass every `REWRAP_CHECK_INTERVAL`, on the KMS keys'
+    /// current material as last described (DescribeKey again only once that answer is
+    /// older than the keyring's refresh interval). Failures are left for the next pass (the
+    /// table stays under its old, still valid, blob).
     pub(crate) fn rewrap_if_due(&self) {
         let Some(keyring) = &self.keyring else {
             return;
         };
         if keyring.rewrap_check_due(REWRAP_CHECK_INTERVAL) {
-            let _ = self.rewrap_stale_keys();
+            let _ = self.rewrap_stale_keys(false);
         }
     }
 
@@ -108,7 +110,9 @@ impl DbInner {
             .collect()
     }
 
-    fn rewrap_stale_keys(&self) -> Result<Vec<RewrapOutcome>> {
+    /// `fresh`: ask the KMS for each key's current material now (an explicit call), else
+    /// trust the keyring's recent answer (the worker's pass).
+    fn rewrap_stale_keys(&self, fresh: bool) -> Result<Vec<RewrapOutcome>> {
         let Some(keyring) = self.keyring.clone() else {
             return Ok(Vec::new());
         };
@@ -127,7 +131,7 @@ impl DbInner {
             let newest = match current.get(&meta.key_arn) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = match keyring.current_material(&meta.key_arn) {
+                    let c = match keyring.current_material(&meta.key_arn, fresh) {
                         Ok(c) => c,
                         Err(e) => {
                             first_error.get_or_insert(e);

@@ -49,6 +49,8 @@ pub struct TableEncryptionStatus {
     pub data_keys: usize,
     /// The table-key cache, per principal.
     pub cached_keys: Vec<CacheEntryStatus>,
+    /// Its table-key versions and the re-encryption after a rotation (encrypted tables).
+    pub key_versions: Option<super::TableKeyStatus>,
     /// What stays readable without any key.
     pub plaintext: Vec<&'static str>,
 }
@@ -172,6 +174,9 @@ impl Db {
                         .filter(|c| c.table == t.name)
                         .cloned()
                         .collect(),
+                    key_versions: meta
+                        .encrypted
+                        .then(|| super::table_key_rotation::key_status(t)),
                     plaintext: if !meta.encrypted {
                         vec!["everything (CRC32 only)"]
                     } else if meta.sealed_boundaries {
@@ -294,9 +299,14 @@ pub(crate) fn replay_key(
     if !t.is_encrypted() {
         return Ok(wal::ReplayKey::Plain);
     }
-    let key = t.require_key()?;
     match fk {
-        Some(fk) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
+        Some(fk) => match t.key_of_version(fk.key_version) {
+            Ok(key) => Ok(wal::ReplayKey::Sealed(fk.unwrap(&key)?)),
+            // A retired table-key version in a segment the table no longer needs (its
+            // records there are all in its files): nothing of it is read.
+            Err(_) if seg < t.log_number() && t.table_key().is_some() => Ok(wal::ReplayKey::Skip),
+            Err(e) => Err(e),
+        },
         // An encrypted table's section with no key record can only be forged.
         None => Err(Error::corruption(
             filename::wal(seg),

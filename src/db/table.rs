@@ -39,6 +39,9 @@ pub(crate) struct TableState {
     /// The engine's copy of the unwrapped table key (encrypted tables), used to wrap and
     /// unwrap data keys. Authorization of each principal is checked separately.
     pub(crate) key: RwLock<Option<Arc<TableKey>>>,
+    /// Older table-key versions still in use, and their keys (`db::table_key_rotation`).
+    /// Lock order: `meta`, then `key`, then this.
+    pub(crate) key_versions: RwLock<super::table_key_rotation::KeyVersions>,
     pub(crate) dropped: AtomicBool,
     /// Why background maintenance (flush) last failed, if it did.
     pub(crate) maintenance_error: Mutex<Option<String>>,
@@ -70,6 +73,7 @@ impl TableState {
             })),
             log_number: AtomicU64::new(0),
             key: RwLock::new(None),
+            key_versions: RwLock::new(Default::default()),
             dropped: AtomicBool::new(false),
             maintenance_error: Mutex::new(None),
             locked: AtomicBool::new(false),
@@ -143,10 +147,12 @@ impl TableState {
         })
     }
 
-    /// Keeps `key` as the engine's copy if it has none (a principal or the engine itself
-    /// just unwrapped it through the KMS).
-    pub(crate) fn remember_key(&self, key: &Arc<TableKey>) {
-        if self.key.read().is_none() {
+    /// Keeps `key`, of table-key version `version`, as the engine's copy if it has none
+    /// (a principal or the engine itself just unwrapped it through the KMS) and `version`
+    /// is still the current one.
+    pub(crate) fn remember_key(&self, version: u32, key: &Arc<TableKey>) {
+        let meta = self.meta.read();
+        if meta.key_version == version && self.key.read().is_none() {
             let mut slot = self.key.write();
             if slot.is_none() {
                 *slot = Some(Arc::clone(key));

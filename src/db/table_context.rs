@@ -85,8 +85,20 @@ pub(crate) fn split<'w>(table: &str, wrapped: &'w [u8]) -> Result<WrappedTableKe
             blob: wrapped,
         });
     };
-    let what = format!("the wrapped key of table {table:?}");
-    let mut c = Cursor::new(rest, 0, &what);
+    // The label names the table only when something is wrong (no formatting per call).
+    split_bound(wrapped, rest).map_err(|e| match e {
+        Error::Corruption { offset, what, .. } => Error::Corruption {
+            file: format!("the wrapped key of table {table:?}"),
+            offset,
+            what,
+        },
+        other => other,
+    })
+}
+
+/// `split` of a bound key: `rest` is `wrapped` after the magic.
+fn split_bound<'w>(wrapped: &'w [u8], rest: &'w [u8]) -> Result<WrappedTableKey<'w>> {
+    let mut c = Cursor::new(rest, 0, "a wrapped table key");
     let version = c.u8("bound key version")?;
     if version != BOUND_KEY_VERSION {
         return Err(c.error(format!("unknown bound key version {version}")));

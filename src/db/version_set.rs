@@ -383,6 +383,14 @@ pub(crate) fn snapshot_edits<'a>(
         if let Some(def) = t.index.get() {
             edits.extend(crate::index::catalogue_edits(def));
         }
+        // Older table-key versions still in use (format 6).
+        edits.extend(
+            t.key_versions
+                .read()
+                .old
+                .values()
+                .map(|o| Edit::TableKeyVersion(o.clone())),
+        );
         for f in t.super_version().version.files() {
             edits.push(f.add_edit());
         }

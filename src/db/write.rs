@@ -384,8 +384,7 @@ impl DbInner {
         if !t.is_encrypted() {
             return Ok(Protection::Plain);
         }
-        let key = t.require_key()?;
-        let key_version = t.meta.read().key_version;
+        let (key_version, key) = t.current_key()?;
         Ok(Protection::fresh_wal(&key, key_version, t.id, segment))
     }
 

@@ -22,6 +22,11 @@
 //!                       | extractor_kind : u8 (1 JSON pointer, 2 named) | extractor : str
 //!                       (format 4; in the record of the index's own CreateTable)
 //!  21 IndexReady        index : u32   (format 4: the index's backfill committed)
+//!  30 TableKeyVersion   table : u32 | version : u32 | first_file : u64 | first_segment : u64
+//!                       | wrapped_table_key : bytes
+//!                       (format 6: an older table-key version some file may still use;
+//!                       see db::table_key_rotation)
+//!  31 RetireTableKey    table : u32 | version : u32   (format 6: that version is gone)
 //! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries,
 //!                       bits 2-3 compression: 0 none, 1 lz4) | key_arn : str
 //!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
@@ -56,6 +61,9 @@ pub(crate) enum EditTag {
     // 13..=19 are reserved for another catalogue extension; indexes use 20..=29.
     DeclareIndex = 20,
     IndexReady = 21,
+    // 22..=29 are the index catalogue's; table-key rotation uses 30..=39.
+    TableKeyVersion = 30,
+    RetireTableKey = 31,
 }
 
 impl TryFrom<u8> for EditTag {
@@ -76,6 +84,8 @@ impl TryFrom<u8> for EditTag {
             12 => EditTag::AddWalSegment,
             20 => EditTag::DeclareIndex,
             21 => EditTag::IndexReady,
+            30 => EditTag::TableKeyVersion,
+            31 => EditTag::RetireTableKey,
             other => return Err(other),
         })
     }
@@ -148,6 +158,38 @@ pub(crate) struct TableMeta {
     pub(crate) bloom_bits_per_key: u32,
     /// How new files of the table compress their data blocks.
     pub(crate) compression: Compression,
+}
+
+/// An older version of a table's key that files may still use (`TableKeyVersion`, format
+/// 6). Non-secret like `TableMeta`: the key is held only as its KMS ciphertext blob, bound
+/// to the table's context exactly like the current one.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct OldTableKey {
+    pub(crate) table: TableId,
+    /// The version files name in their key records (SSTable footer, WAL key record).
+    pub(crate) version: u32,
+    /// The first file number allocated after the next version became current: every
+    /// SSTable numbered at or past it was written under a later version.
+    pub(crate) first_file: u64,
+    /// The first WAL segment started after the next version became current: the table's
+    /// records in it and in later segments are under a later version.
+    pub(crate) first_segment: u64,
+    /// The bound wrapped key (`db::table_context`), as `TableMeta::wrapped_table_key`.
+    pub(crate) wrapped_table_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for OldTableKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The blob is ciphertext, but its bytes are what a retirement must make vanish:
+        // keep them out of logs and panics too.
+        f.debug_struct("OldTableKey")
+            .field("table", &self.table)
+            .field("version", &self.version)
+            .field("first_file", &self.first_file)
+            .field("first_segment", &self.first_segment)
+            .field("wrapped_table_key_len", &self.wrapped_table_key.len())
+            .finish()
+    }
 }
 
 /// The database key: authenticates every record of the manifest (format 2). Non-secret:
@@ -234,6 +276,14 @@ pub(crate) enum Edit {
     IndexReady {
         index: TableId,
     },
+    /// An older table-key version still in use (format 6).
+    TableKeyVersion(OldTableKey),
+    /// No file uses `version` of `table`'s key any more; its wrapped copy is dropped from
+    /// the catalogue (format 6).
+    RetireTableKey {
+        table: TableId,
+        version: u32,
+    },
 }
 
 /// An atomic group of edits: one manifest record.
@@ -291,6 +341,8 @@ impl Edit {
             | Edit::SetTableKey { table, .. } => Some(*table),
             Edit::DeclareIndex(d) => Some(d.index),
             Edit::IndexReady { index } => Some(*index),
+            Edit::TableKeyVersion(k) => Some(k.table),
+            Edit::RetireTableKey { table, .. } => Some(*table),
             Edit::SetNextFileNumber(_)
             | Edit::SetLastSeq(_)
             | Edit::SetNextTableId(_)
@@ -316,6 +368,8 @@ impl Edit {
             Edit::AddWalSegment(_) => EditTag::AddWalSegment,
             Edit::DeclareIndex(_) => EditTag::DeclareIndex,
             Edit::IndexReady { .. } => EditTag::IndexReady,
+            Edit::TableKeyVersion(_) => EditTag::TableKeyVersion,
+            Edit::RetireTableKey { .. } => EditTag::RetireTableKey,
         }
     }
 
@@ -370,6 +424,17 @@ impl Edit {
                 put_len_prefixed(out, d.extractor.as_bytes())?;
             }
             Edit::IndexReady { index } => out.extend_from_slice(&index.0.to_le_bytes()),
+            Edit::TableKeyVersion(k) => {
+                out.extend_from_slice(&k.table.0.to_le_bytes());
+                out.extend_from_slice(&k.version.to_le_bytes());
+                out.extend_from_slice(&k.first_file.to_le_bytes());
+                out.extend_from_slice(&k.first_segment.to_le_bytes());
+                put_len_prefixed(out, &k.wrapped_table_key)?;
+            }
+            Edit::RetireTableKey { table, version } => {
+                out.extend_from_slice(&table.0.to_le_bytes());
+                out.extend_from_slice(&version.to_le_bytes());
+            }
         }
         Ok(())
     }
@@ -449,6 +514,17 @@ impl Edit {
                 })
             }
             EditTag::IndexReady => Edit::IndexReady { index: table(c)? },
+            EditTag::TableKeyVersion => Edit::TableKeyVersion(OldTableKey {
+                table: table(c)?,
+                version: c.u32("table key version")?,
+                first_file: c.u64("first file under the next version")?,
+                first_segment: c.u64("first WAL segment under the next version")?,
+                wrapped_table_key: c.len_prefixed("old wrapped table key")?.to_vec(),
+            }),
+            EditTag::RetireTableKey => Edit::RetireTableKey {
+                table: table(c)?,
+                version: c.u32("retired table key version")?,
+            },
         })
     }
 }
@@ -635,6 +711,23 @@ mod tests {
                 }
             ),
             any::<u32>().prop_map(|i| Edit::IndexReady { index: TableId(i) }),
+            (
+                any::<(u32, u32, u64, u64)>(),
+                proptest::collection::vec(any::<u8>(), 0..40)
+            )
+                .prop_map(|((t, version, first_file, first_segment), wrapped)| {
+                    Edit::TableKeyVersion(OldTableKey {
+                        table: TableId(t),
+                        version,
+                        first_file,
+                        first_segment,
+                        wrapped_table_key: wrapped,
+                    })
+                }),
+            any::<(u32, u32)>().prop_map(|(t, version)| Edit::RetireTableKey {
+                table: TableId(t),
+                version
+            }),
         ]
     }
 
@@ -661,10 +754,10 @@ mod tests {
 
     #[test]
     fn tags_are_frozen() {
-        for t in (1..=12u8).chain(20..=21) {
+        for t in (1..=12u8).chain(20..=21).chain(30..=31) {
             assert_eq!(EditTag::try_from(t).map(|e| e as u8), Ok(t));
         }
-        for t in [0u8, 13, 19, 22, 29] {
+        for t in [0u8, 13, 19, 22, 29, 32, 39] {
             assert_eq!(EditTag::try_from(t), Err(t));
         }
     }
@@ -743,6 +836,20 @@ mod tests {
                 "14 04000000 01000000 02000000 6279 01 01 02000000 2f61",
             ),
             (Edit::IndexReady { index: TableId(4) }, "15 04000000"),
+            (
+                Edit::TableKeyVersion(OldTableKey {
+                    table: TableId(1),
+                    version: 2,
+                    first_file: 17,
+                    first_segment: 16,
+                    wrapped_table_key: vec![0xDD, 0xEE],
+                }),
+                "1e 01000000 02000000 1100000000000000 1000000000000000 02000000 ddee",
+            ),
+            (
+                Edit::RetireTableKey { table: TableId(1), version: 2 },
+                "1f 01000000 02000000",
+            ),
         ];
         for (edit, hex_str) in cases {
             let mut out = Vec::new();

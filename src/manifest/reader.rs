@@ -29,7 +29,7 @@ use super::current::read_current_number;
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
-    MANIFEST_V2, MANIFEST_V3, MANIFEST_VERSION, MANIFEST_VERSIONS,
+    MANIFEST_V2, MANIFEST_V3, MANIFEST_V4, MANIFEST_VERSION, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
@@ -190,7 +190,8 @@ pub(crate) fn parse_manifest(
     let version =
         check_file_header_versions(&data, MANIFEST_MAGIC, number, label, &MANIFEST_VERSIONS)?;
     let v2 = version >= MANIFEST_V2;
-    let v4 = version >= MANIFEST_VERSION;
+    let v4 = version >= MANIFEST_V4;
+    let v6 = version >= MANIFEST_VERSION;
     let mut scanner = FrameScanner::new(data, !v2, label);
     let mut contents = ManifestContents {
         number,
@@ -253,6 +254,11 @@ pub(crate) fn parse_manifest(
                 Edit::DeclareIndex { .. } | Edit::IndexReady { .. } if !v4 => {
                     return Err(bad(format!(
                         "index catalogue edit in a format-{version} manifest"
+                    )))
+                }
+                Edit::TableKeyVersion(_) | Edit::RetireTableKey { .. } if !v6 => {
+                    return Err(bad(format!(
+                        "table-key version edit in a format-{version} manifest"
                     )))
                 }
                 Edit::CreateTable { meta, .. } | Edit::SetTableKey { meta, .. }

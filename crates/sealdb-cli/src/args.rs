@@ -204,6 +204,10 @@ pub enum Command {
     /// Re-wraps, now, every table key whose KMS key has rotated to newer key material (the
     /// background worker does it every minute too). No data is rewritten.
     RewrapKeys(Format),
+    /// Rotates a table's key: a new table key from the KMS (GenerateDataKey), used at once
+    /// by new files; the files under the older key are re-encrypted (progress printed as it
+    /// goes) and its wrapped copy removed once nothing uses it.
+    RotateTableKey(RotateTableKeyArgs),
     /// Creates a new grant for the engine on an encrypted table (after a revoke).
     RenewGrant {
         table: String,
@@ -311,6 +315,17 @@ pub struct RestoreArgs {
     pub backup: PathBuf,
     /// The new database's directory (must not exist, or be empty).
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateTableKeyArgs {
+    pub name: String,
+    /// Return once the new key is committed; the re-encryption goes on whenever the
+    /// database is open (in the background worker, at a bounded rate).
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub fmt: Format,
 }

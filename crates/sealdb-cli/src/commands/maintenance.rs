@@ -298,6 +298,9 @@ pub fn status(ctx: &Context, f: Format) -> Result<(), CliError> {
                     ),
                 )?;
             }
+            if let Some(k) = &e.key_versions {
+                print_line(&mut out, &format!("  table key    {}", k.summary()))?;
+            }
             print_line(&mut out, &format!("  boundaries   {}", e.boundaries))?;
             print_line(
                 &mut out,

@@ -78,6 +78,7 @@ fn run_with(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::RenewGrant { table, fmt } => maintenance::renew_grant(ctx, &table, fmt),
         Command::UpdateTable(a) => tables::update(ctx, a),
         Command::RewrapKeys(f) => tables::rewrap(ctx, f),
+        Command::RotateTableKey(a) => tables::rotate_key(ctx, a),
         Command::Inspect { table, fmt } => maintenance::inspect(ctx, table.as_deref(), fmt),
         Command::Verify(f) => maintenance::verify(ctx, f),
         Command::Status(f) => maintenance::status(ctx, f),

@@ -1,4 +1,5 @@
-//! `create-table`, `drop-table`, `tables`, `update-table`, `rewrap-keys`.
+//! `create-table`, `drop-table`, `tables`, `update-table`, `rewrap-keys`,
+//! `rotate-table-key`.
 
 use std::io;
 
@@ -7,7 +8,7 @@ use serde_json::json;
 use sealdb::TableOptions;
 
 use super::Context;
-use crate::args::{CreateTableArgs, Format, UpdateTableArgs};
+use crate::args::{CreateTableArgs, Format, RotateTableKeyArgs, UpdateTableArgs};
 use crate::output::{print_json, print_line, report, CliError};
 
 pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
@@ -128,6 +129,48 @@ pub fn rewrap(ctx: &Context, f: Format) -> Result<(), CliError> {
                 r.table, r.from_material, r.to_material
             ),
         )?;
+    }
+    Ok(())
+}
+
+/// `rotate-table-key T [--no-wait]`: a new table key; then (unless `--no-wait`) the
+/// re-encryption of the files under the older key, with a progress line per step.
+pub fn rotate_key(ctx: &Context, a: RotateTableKeyArgs) -> Result<(), CliError> {
+    let (db, _kms) = ctx.open_db(false)?;
+    let r = db.rotate_table_key(&a.name)?;
+    let progress = |db: &sealdb::Db| {
+        db.table_key_status()
+            .into_iter()
+            .find(|s| s.table == a.name)
+    };
+    let mut out = io::stdout().lock();
+    if !a.fmt.json {
+        print_line(
+            &mut out,
+            &format!(
+                "table {}: table key rotated, version {} -> {}",
+                r.table, r.from_version, r.to_version
+            ),
+        )?;
+    }
+    let mut lines = Vec::new();
+    if !a.no_wait {
+        loop {
+            let work = db.continue_table_key_rotations(1)?;
+            if let Some(s) = progress(&db) {
+                if !a.fmt.json {
+                    print_line(&mut out, &format!("  {}", s.summary()))?;
+                }
+                lines.push(s);
+            }
+            let mine_pending = progress(&db).is_some_and(|s| s.live_versions > 1);
+            if !mine_pending || (work.files_rewritten == 0 && work.retired.is_empty()) {
+                break;
+            }
+        }
+    }
+    if a.fmt.json {
+        return print_json(&json!({"rotation": r, "progress": lines, "status": progress(&db)}));
     }
     Ok(())
 }

@@ -169,66 +169,98 @@ fn power_loss_at_any_sync_or_entry_change_keeps_every_synced_write() -> TestResu
     Ok(())
 }
 
-/// A page torn in the middle of a WAL's unsynced tail (the tail is ~30 KiB of unsynced
-/// puts after synced ones): the reopen is refused with an integrity error, or it keeps
-/// every synced write and a prefix of the unsynced ones, never a write after a lost one.
-#[test]
-fn a_page_torn_mid_write_in_the_wal_is_refused_or_cut_at_the_tear() -> TestResult {
-    let (mut whole, mut refused, mut failures) = (0, 0, Vec::new());
-    for seed in 0..12u64 {
-        let dir = tempfile::tempdir()?;
-        let env = FaultEnv::new();
-        {
-            let mut o = Options::default();
-            o.env = Arc::new(env.clone());
-            let db = Db::open(dir.path().join("db"), o)?;
-            let t = db.create_table("t", TableOptions::plaintext())?;
-            for i in 0..20 {
-                t.put_opt(
-                    format!("s{i:03}"),
-                    format!("synced-{i}"),
-                    WriteOptions::synced(),
-                )?;
-            }
-            for i in 0..120 {
-                t.put(format!("u{i:03}"), format!("{i}-{}", "v".repeat(240)))?;
-            }
-            env.halt();
-        }
-        env.crash_with(PowerLoss::torn_page(seed))?;
+/// How a reopen after a page torn in a WAL's unsynced tail went.
+enum TornTail {
+    /// Opened: every synced write there, and this many of the unsynced puts, a prefix.
+    Opened(usize),
+    /// Refused with this integrity error.
+    Refused(String),
+}
+
+/// 20 synced puts, then ~30 KiB of unsynced ones, then a power loss that tears a page of
+/// the unsynced tail (`seed` picks where), then a reopen. A lost synced write, an unsynced
+/// put kept after a lost one, or an error other than an integrity failure is an `Err`.
+fn torn_wal_tail(seed: u64) -> Result<TornTail, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let env = FaultEnv::new();
+    let options = || {
         let mut o = Options::default();
         o.env = Arc::new(env.clone());
-        let db = match Db::open(dir.path().join("db"), o) {
-            Ok(db) => db,
-            Err(e) if e.is_integrity_failure() => {
+        o
+    };
+    {
+        let db = Db::open(dir.path().join("db"), options())?;
+        let t = db.create_table("t", TableOptions::plaintext())?;
+        for i in 0..20 {
+            t.put_opt(
+                format!("s{i:03}"),
+                format!("synced-{i}"),
+                WriteOptions::synced(),
+            )?;
+        }
+        for i in 0..120 {
+            t.put(format!("u{i:03}"), format!("{i}-{}", "v".repeat(240)))?;
+        }
+        env.halt();
+    }
+    env.crash_with(PowerLoss::torn_page(seed))?;
+    let db = match Db::open(dir.path().join("db"), options()) {
+        Ok(db) => db,
+        Err(e) if e.is_integrity_failure() => return Ok(TornTail::Refused(e.to_string())),
+        Err(e) => return Err(format!("seed {seed}: reopen: {e}").into()),
+    };
+    let t = db.table("t")?;
+    for i in 0..20 {
+        if t.get(format!("s{i:03}"))?.as_deref() != Some(format!("synced-{i}").as_bytes()) {
+            return Err(format!("seed {seed}: synced write s{i:03} lost").into());
+        }
+    }
+    let present: Vec<bool> = (0..120)
+        .map(|i| t.get(format!("u{i:03}")).map(|v| v.is_some()))
+        .collect::<sealdb::Result<_>>()?;
+    let kept = present.iter().take_while(|p| **p).count();
+    if present.iter().skip(kept).any(|p| *p) {
+        return Err(format!("seed {seed}: an unsynced put survived one before it").into());
+    }
+    Ok(TornTail::Opened(kept))
+}
+
+/// A page torn in the middle of a WAL's unsynced tail: the reopen is refused with an
+/// integrity error, or it keeps every synced write and a prefix of the unsynced ones,
+/// never a write after a lost one.
+#[test]
+fn a_page_torn_mid_write_in_the_wal_is_refused_or_cut_at_the_tear() -> TestResult {
+    let (mut opened, mut refused) = (0, 0);
+    for seed in 0..12u64 {
+        match torn_wal_tail(seed)? {
+            TornTail::Opened(kept) => {
+                opened += 1;
+                println!("seed {seed}: opened, {kept} of 120 unsynced puts kept");
+            }
+            TornTail::Refused(e) => {
                 refused += 1;
                 println!("seed {seed}: refused: {e}");
-                continue;
-            }
-            Err(e) => {
-                failures.push(format!("seed {seed}: reopen: {e}"));
-                continue;
-            }
-        };
-        whole += 1;
-        let t = db.table("t")?;
-        for i in 0..20 {
-            if t.get(format!("s{i:03}"))?.as_deref() != Some(format!("synced-{i}").as_bytes()) {
-                failures.push(format!("seed {seed}: synced write s{i:03} lost"));
             }
         }
-        let present: Vec<bool> = (0..120)
-            .map(|i| t.get(format!("u{i:03}")).map(|v| v.is_some()))
-            .collect::<sealdb::Result<_>>()?;
-        let kept = present.iter().take_while(|p| **p).count();
-        if present.iter().skip(kept).any(|p| *p) {
-            failures.push(format!(
-                "seed {seed}: an unsynced write survived one before it ({kept} kept)"
-            ));
-        }
-        println!("seed {seed}: opened, {kept} of 120 unsynced puts kept");
     }
-    println!("{whole} reopened whole, {refused} refused with an integrity error");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!("{opened} reopened whole, {refused} refused with an integrity error");
+    Ok(())
+}
+
+/// Engine limitation found with the torn-page mode (src/wal and src/framing.rs, not this
+/// branch's): a page torn in the unsynced tail of the last WAL segment makes the reopen fail
+/// ("record checksum mismatch" / "record header checksum mismatch"; 11 of these 12 seeds),
+/// because a complete record failing its checksum is always treated as damage. Nothing
+/// acknowledged is lost, but the database cannot be opened after an ordinary power loss.
+/// Ignored until the WAL tells a tear after the last sync from damage (run with
+/// `--ignored` to reproduce).
+#[test]
+#[ignore = "engine limitation: a torn page in the WAL's unsynced tail fails the reopen"]
+fn a_page_torn_in_the_wal_tail_still_opens() -> TestResult {
+    for seed in 0..12u64 {
+        if let TornTail::Refused(e) = torn_wal_tail(seed)? {
+            return Err(format!("seed {seed}: refused: {e}").into());
+        }
+    }
     Ok(())
 }

@@ -161,11 +161,8 @@ impl AuditLog {
                     .and_then(|f| self.env.sync_dir(&self.dir).map(|()| f));
                 match created {
                     Ok(f) => f,
-                    Err(e) => {
-                        // The name may exist (created, not synced): never reuse it.
-                        next_file(&mut w)?;
-                        return Err(audit_err("cannot create", &path, e));
-                    }
+                    // Nothing was acknowledged in it: the next event creates it again.
+                    Err(e) => return Err(audit_err("cannot create", &path, e)),
                 }
             }
         };

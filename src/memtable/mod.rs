@@ -40,7 +40,9 @@ impl MemKey {
         let user = ikey::user_key(&ikey);
         let mut head = [0u8; 16];
         let n = user.len().min(16);
-        head[..n].copy_from_slice(&user[..n]);
+        if let (Some(h), Some(u)) = (head.get_mut(..n), user.get(..n)) {
+            h.copy_from_slice(u); // n is at most both lengths
+        }
         let (hi, lo) = head.split_at(8);
         let word = |b: &[u8]| {
             let mut w = [0u8; 8];

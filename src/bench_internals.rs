@@ -257,7 +257,7 @@ impl SstFixture {
         } else {
             Protection::Plain
         };
-        let mut b = SstBuilder::new(Box::new(w.clone()), protection, SstBuildOptions::default());
+        let mut b = SstBuilder::new(Box::new(w.clone()), protection, SstBuildOptions::default())?;
         for (i, (k, v)) in entries.iter().enumerate() {
             b.add(&internal_key(k, i as u64 + 1), v)?;
         }

@@ -1,8 +1,8 @@
 //! Two recovery bugs that `tests/fault_injection.rs` found once the recovery rewrite from
-//! main (76f4893) was merged; both are in src/db recovery (the lead's to fix), so these
-//! reproducers are ignored until then. `fault_injection.rs` recognises the two shapes as
-//! known engine bugs (printed, not failed) so CI stays green; `SEALDB_STRICT_FAULTS=1`
-//! makes them fail there too. Each test is one scenario of that harness, deterministic.
+//! main (76f4893) was merged, both in src/db recovery, fixed in f04c9ca. These are their
+//! regressions (they run; neither is ignored), and `fault_injection.rs` fails on either
+//! shape again (strict since eebd62a). Each test is one scenario of that harness,
+//! deterministic.
 //!
 //! A. The base database has a torn record at the end of its WAL. Open no longer truncates
 //!    it; after newer segments exist the old one is removed without a directory sync, a

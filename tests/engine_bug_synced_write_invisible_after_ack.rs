@@ -4,9 +4,10 @@
 //! oracle saw range scans return the previous value, or absent). DESIGN.md section 9
 //! publishes `last_seq` only up to the oldest batch still in its fsync, so a synced write
 //! whose own fsync finished can return while an older batch's fsync is still running, and
-//! is then acknowledged but invisible. Engine bug (src/db write path, the lead's):
-//! acknowledged writes must be visible to every read that starts afterwards. Ignored until
-//! fixed; CI's stress run uses `--sync-every 0` meanwhile.
+//! is then acknowledged but invisible. Engine bug (src/db write path): acknowledged writes
+//! must be visible to every read that starts afterwards. Fixed in f04c9ca (a synced write
+//! returns only once visible); this test is its regression (it runs; it is not ignored),
+//! and CI's stress run does synced writes again.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

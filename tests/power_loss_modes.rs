@@ -1,5 +1,6 @@
 //! Every power-loss mode of the fault env against the engine: synced overwrites across
-//! WAL rotations, flushes and compactions, then a power loss in each mode at many points;
+//! WAL rotations, flushes and compactions, then a power loss in each mode at many points
+//! (a prefix of the unsynced tail kept, removals undone, a 4 KiB page torn mid-write);
 //! after each, every acknowledged synced write is there with its latest value.
 
 mod common;
@@ -24,9 +25,20 @@ fn open(root: &std::path::Path, env: &FaultEnv) -> sealdb::Result<Db> {
     })
 }
 
+/// How a reopen after a power loss went, when nothing was lost.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reopened {
+    /// The database opened with every acknowledged synced write.
+    Whole,
+    /// The open was refused with an integrity error: a page torn in an unsynced tail looks
+    /// like damage to a checksummed record, which the WAL and the manifest refuse rather
+    /// than skip. Allowed only in the torn-page modes: an error, never a silent loss.
+    Refused(String),
+}
+
 /// Writes `n` synced overwrites of 16 keys (stopping at `halt`, if given: the power goes
 /// at that call), loses power in `mode`, and checks.
-pub fn run(mode: PowerLoss, n: u64, halt: Option<KillPoint>) -> Result<(), String> {
+pub fn run(mode: PowerLoss, n: u64, halt: Option<KillPoint>) -> Result<Reopened, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let env = FaultEnv::new();
     // Per key: the acknowledged value, and one that failed after it (may have landed).
@@ -55,7 +67,13 @@ pub fn run(mode: PowerLoss, n: u64, halt: Option<KillPoint>) -> Result<(), Strin
         env.halt();
     }
     env.crash_with(mode).map_err(|e| e.to_string())?;
-    let db = open(dir.path(), &env).map_err(|e| format!("{mode:?} n={n}: reopen: {e}"))?;
+    let db = match open(dir.path(), &env) {
+        Ok(db) => db,
+        Err(e) if mode.torn_page && e.is_integrity_failure() => {
+            return Ok(Reopened::Refused(e.to_string()))
+        }
+        Err(e) => return Err(format!("{mode:?} n={n} halt={halt:?}: reopen: {e}")),
+    };
     let t = db
         .table("t")
         .map_err(|e| format!("{mode:?} n={n}: table: {e}"))?;
@@ -70,7 +88,7 @@ pub fn run(mode: PowerLoss, n: u64, halt: Option<KillPoint>) -> Result<(), Strin
             ));
         }
     }
-    Ok(())
+    Ok(Reopened::Whole)
 }
 
 #[test]
@@ -78,8 +96,11 @@ fn every_power_loss_mode_keeps_every_synced_write() -> TestResult {
     let mut failures = Vec::new();
     for n in [1, 7, 60, 150, 300] {
         for (m, mode) in PowerLoss::all_modes(n).into_iter().enumerate() {
-            if let Err(e) = run(mode, n, None) {
-                failures.push(format!("mode {m}: {e}"));
+            match run(mode, n, None) {
+                Ok(Reopened::Whole) => {}
+                // Every write was synced: no unsynced tail to tear, so nothing to refuse.
+                Ok(Reopened::Refused(e)) => failures.push(format!("mode {m} n={n}: refused: {e}")),
+                Err(e) => failures.push(format!("mode {m}: {e}")),
             }
         }
     }
@@ -92,7 +113,7 @@ fn every_power_loss_mode_keeps_every_synced_write() -> TestResult {
 #[test]
 fn power_loss_at_any_sync_or_entry_change_keeps_every_synced_write() -> TestResult {
     let mut failures = Vec::new();
-    let mut runs = 0;
+    let (mut runs, mut torn_page_runs, mut refused) = (0, 0, Vec::new());
     for op in [
         FaultOp::Sync,
         FaultOp::Create,
@@ -108,7 +129,13 @@ fn power_loss_at_any_sync_or_entry_change_keeps_every_synced_write() -> TestResu
         ] {
             for after in 0..2u64 {
                 let modes = PowerLoss::all_modes(after);
-                for m in [after as usize, after as usize + 2] {
+                // No tear or a prefix tear, the same with removals undone, and (at the first
+                // call) a page torn mid-write.
+                let torn_page = (after == 0).then_some(4);
+                for m in [after as usize, after as usize + 2]
+                    .into_iter()
+                    .chain(torn_page)
+                {
                     let mode = modes[m];
                     let p = KillPoint {
                         op,
@@ -117,19 +144,123 @@ fn power_loss_at_any_sync_or_entry_change_keeps_every_synced_write() -> TestResu
                         power_loss: None,
                     };
                     runs += 1;
-                    if let Err(e) = run(mode, 200, Some(p)) {
-                        failures.push(format!("mode {m}: {e}"));
+                    torn_page_runs += u32::from(mode.torn_page);
+                    match run(mode, 200, Some(p)) {
+                        Ok(Reopened::Whole) => {}
+                        Ok(Reopened::Refused(e)) => refused.push(format!("{p:?} mode {m}: {e}")),
+                        Err(e) => failures.push(format!("mode {m}: {e}")),
                     }
                 }
             }
         }
     }
-    println!("{runs} power losses at halt points");
+    println!(
+        "{runs} power losses at halt points, {torn_page_runs} with a page torn mid-write; \
+         {} reopens refused with an integrity error (none lost data):\n{}",
+        refused.len(),
+        refused.join("\n")
+    );
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    Ok(())
+}
+
+/// How a reopen after a page torn in a WAL's unsynced tail went.
+enum TornTail {
+    /// Opened: every synced write there, and this many of the unsynced puts, a prefix.
+    Opened(usize),
+    /// Refused with this integrity error.
+    Refused(String),
+}
+
+/// 20 synced puts, then ~30 KiB of unsynced ones, then a power loss that tears a page of
+/// the unsynced tail (`seed` picks where), then a reopen. A lost synced write, an unsynced
+/// put kept after a lost one, or an error other than an integrity failure is an `Err`.
+fn torn_wal_tail(seed: u64) -> Result<TornTail, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let env = FaultEnv::new();
+    let options = || {
+        let mut o = Options::default();
+        o.env = Arc::new(env.clone());
+        o
+    };
+    {
+        let db = Db::open(dir.path().join("db"), options())?;
+        let t = db.create_table("t", TableOptions::plaintext())?;
+        for i in 0..20 {
+            t.put_opt(
+                format!("s{i:03}"),
+                format!("synced-{i}"),
+                WriteOptions::synced(),
+            )?;
+        }
+        for i in 0..120 {
+            t.put(format!("u{i:03}"), format!("{i}-{}", "v".repeat(240)))?;
+        }
+        env.halt();
+    }
+    env.crash_with(PowerLoss::torn_page(seed))?;
+    let db = match Db::open(dir.path().join("db"), options()) {
+        Ok(db) => db,
+        Err(e) if e.is_integrity_failure() => return Ok(TornTail::Refused(e.to_string())),
+        Err(e) => return Err(format!("seed {seed}: reopen: {e}").into()),
+    };
+    let t = db.table("t")?;
+    for i in 0..20 {
+        if t.get(format!("s{i:03}"))?.as_deref() != Some(format!("synced-{i}").as_bytes()) {
+            return Err(format!("seed {seed}: synced write s{i:03} lost").into());
+        }
+    }
+    let present: Vec<bool> = (0..120)
+        .map(|i| t.get(format!("u{i:03}")).map(|v| v.is_some()))
+        .collect::<sealdb::Result<_>>()?;
+    let kept = present.iter().take_while(|p| **p).count();
+    if present.iter().skip(kept).any(|p| *p) {
+        return Err(format!("seed {seed}: an unsynced put survived one before it").into());
+    }
+    Ok(TornTail::Opened(kept))
+}
+
+/// A page torn in the middle of a WAL's unsynced tail: the reopen is refused with an
+/// integrity error, or it keeps every synced write and a prefix of the unsynced ones,
+/// never a write after a lost one.
+#[test]
+fn a_page_torn_mid_write_in_the_wal_is_refused_or_cut_at_the_tear() -> TestResult {
+    let (mut opened, mut refused) = (0, 0);
+    for seed in 0..12u64 {
+        match torn_wal_tail(seed)? {
+            TornTail::Opened(kept) => {
+                opened += 1;
+                println!("seed {seed}: opened, {kept} of 120 unsynced puts kept");
+            }
+            TornTail::Refused(e) => {
+                refused += 1;
+                println!("seed {seed}: refused: {e}");
+            }
+        }
+    }
+    println!("{opened} reopened whole, {refused} refused with an integrity error");
+    Ok(())
+}
+
+/// Engine limitation found with the torn-page mode (src/wal and src/framing.rs, not this
+/// branch's): a page torn in the unsynced tail of the last WAL segment makes the reopen fail
+/// ("record checksum mismatch" / "record header checksum mismatch"; 11 of these 12 seeds),
+/// because a complete record failing its checksum is always treated as damage. Nothing
+/// acknowledged is lost, but the database cannot be opened after an ordinary power loss.
+/// Ignored until the WAL tells a tear after the last sync from damage (run with
+/// `--ignored` to reproduce).
+#[test]
+#[ignore = "engine limitation: a torn page in the WAL's unsynced tail fails the reopen"]
+fn a_page_torn_in_the_wal_tail_still_opens() -> TestResult {
+    for seed in 0..12u64 {
+        if let TornTail::Refused(e) = torn_wal_tail(seed)? {
+            return Err(format!("seed {seed}: refused: {e}").into());
+        }
+    }
     Ok(())
 }

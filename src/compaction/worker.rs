@@ -142,7 +142,7 @@ impl TableFiles for DbInner {
             .env
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        Ok(SstBuilder::new(file, protection, self.build_options(t)))
+        SstBuilder::new(file, protection, self.build_options(t))
     }
 
     fn finish_output(

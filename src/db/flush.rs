@@ -309,7 +309,7 @@ pub(super) fn build_table_file(
         let file = env
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut builder = SstBuilder::new(file, protection, options);
+        let mut builder = SstBuilder::new(file, protection, options)?;
         let mut it = MemTableIter::new(Arc::clone(mem));
         it.seek_to_first()?;
         while it.valid() {

@@ -359,10 +359,9 @@ impl DbInner {
                 }
             };
             let mut sink = |first_seq, _table, payload: bytes::Bytes| -> Result<()> {
-                decode_section(&payload, first_seq, |e| {
+                decode_section(&payload, first_seq, &filename::wal(seg), |e| {
                     mem.insert(e.key, e.seq, e.kind, e.value)
                 })
-                .ok_or_else(|| Error::corruption(filename::wal(seg), 0, "malformed batch section"))
             };
             wal::replay_segment(
                 &*self.env,

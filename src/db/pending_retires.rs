@@ -141,6 +141,19 @@ impl PendingRetires {
         res
     }
 
+    /// How many grants are queued (read from the file on first use), without copying
+    /// them: the worker asks this on every tick before it does any work.
+    pub(crate) fn len(&self) -> Result<usize> {
+        let mut entries = self.entries.lock();
+        if let Some(v) = entries.as_ref() {
+            return Ok(v.len());
+        }
+        let loaded = self.load()?;
+        let n = loaded.len();
+        *entries = Some(loaded);
+        Ok(n)
+    }
+
     /// The pending grants (read from the file on first use).
     pub(crate) fn list(&self) -> Result<Vec<PendingRetire>> {
         let mut entries = self.entries.lock();
@@ -164,5 +177,40 @@ impl PendingRetires {
         let res = self.store(&all);
         *entries = Some(all);
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StdEnv;
+
+    fn grant(id: &str) -> PendingRetire {
+        PendingRetire {
+            key_arn: "arn:aws:kms:us-west-2:111122223333:key/k".into(),
+            grant_id: id.into(),
+            table: "T".into(),
+            principal: "p".into(),
+        }
+    }
+
+    #[test]
+    fn len_counts_the_file_and_refuses_an_unreadable_one() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let env: Arc<dyn Env> = Arc::new(StdEnv);
+        let p = PendingRetires::new(Arc::clone(&env), dir.path());
+        assert_eq!(p.len()?, 0);
+        p.add(vec![grant("a"), grant("b"), grant("a")])?;
+        assert_eq!(p.len()?, 2);
+        // A new process reads the count from the file.
+        let again = PendingRetires::new(Arc::clone(&env), dir.path());
+        assert_eq!(again.len()?, 2);
+        again.remove(&["a".to_string()])?;
+        assert_eq!(again.len()?, 1);
+        assert_eq!(PendingRetires::new(Arc::clone(&env), dir.path()).len()?, 1);
+        std::fs::write(dir.path().join(PENDING_RETIRES_FILE), b"{not json")
+            .map_err(|e| Error::io("write", e))?;
+        assert!(PendingRetires::new(env, dir.path()).len().is_err());
+        Ok(())
     }
 }

@@ -982,12 +982,9 @@ impl Replay<'_> {
                         return Ok(());
                     }
                     let mem = Arc::clone(&t.super_version().mem);
-                    decode_section(&payload, first_seq, |e| {
+                    decode_section(&payload, first_seq, &filename::wal(*seg), |e| {
                         *max_seq = (*max_seq).max(e.seq.0);
                         mem.insert(e.key, e.seq, e.kind, e.value);
-                    })
-                    .ok_or_else(|| {
-                        Error::corruption(filename::wal(*seg), 0, "malformed batch section")
                     })?;
                     // Keep memory bounded while replaying: flush what passed the write buffer.
                     if mem.approximate_bytes() >= write_buffer_size {
@@ -1062,10 +1059,10 @@ fn relog(
     wal.append_batch(first_seq, &sections)?;
     let fresh = Arc::new(MemTable::new());
     for (_, section) in batch.sections() {
-        decode_section(section.payload(), first_seq, |e| {
+        decode_section(section.payload(), first_seq, "write batch", |e| {
             fresh.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
+        .map_err(|e| Error::Internal(format!("batch encoding: {e}")))?;
     }
     let sv = t.super_version();
     *t.sv.write() = Arc::new(SuperVersion {

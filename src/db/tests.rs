@@ -26,6 +26,7 @@ fn encrypted_db(root: &std::path::Path) -> Result<Db> {
             },
             clock: clock.clone(),
             audit_max_bytes: 0,
+            env: crate::storage::default_env(),
         },
     )?;
     Db::open(

@@ -37,10 +37,10 @@ enum Pending {
 /// Inserts each section of `batch` into its table's memtable (`mems`, in section order).
 fn insert_batch(batch: &WriteBatch, first_seq: SeqNo, mems: &[Arc<MemTable>]) -> Result<()> {
     for ((_, section), mem) in batch.sections().zip(mems) {
-        decode_section(section.payload(), first_seq, |e| {
+        decode_section(section.payload(), first_seq, "write batch", |e| {
             mem.insert(e.key, e.seq, e.kind, e.value)
         })
-        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
+        .map_err(|e| Error::Internal(format!("batch encoding: {e}")))?;
     }
     Ok(())
 }

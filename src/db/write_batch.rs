@@ -131,24 +131,31 @@ pub(crate) struct SectionEntry<'a> {
     pub(crate) value: &'a [u8],
 }
 
-/// Decodes a section payload, calling `f` for each entry; `None` on malformed input.
+/// Decodes a section payload, calling `f` for each entry. Malformed input is an
+/// `Error::Corruption` naming `label` (where the section came from), the offset in the
+/// section and the field that failed.
 pub(crate) fn decode_section(
     payload: &[u8],
     first_seq: SeqNo,
+    label: &str,
     mut f: impl FnMut(SectionEntry<'_>),
-) -> Option<()> {
-    // The callers name the file and offset; the cursor's own error is not needed here.
-    let mut c = Cursor::new(payload, 0, "batch section");
-    let count = c.u32("entry count").ok()?;
-    for _ in 0..count {
-        let delta = c.varint("sequence delta").ok()?;
-        let kind = ValueKind::try_from(c.u8("entry kind").ok()?).ok()?;
-        let key = c.varint_prefixed("key").ok()?;
+) -> Result<()> {
+    let mut c = Cursor::new(payload, 0, label);
+    let count = c.u32("batch section entry count")?;
+    for i in 0..count {
+        let at = c.offset();
+        let delta = c.varint("batch section sequence delta")?;
+        let kind_byte = c.u8("batch section entry kind")?;
+        let kind = ValueKind::try_from(kind_byte)
+            .map_err(|_| c.error_at(at, format!("entry {i}: unknown entry kind {kind_byte}")))?;
+        let key = c.varint_prefixed("batch section key")?;
         let value = match kind {
-            ValueKind::Put => c.varint_prefixed("value").ok()?,
+            ValueKind::Put => c.varint_prefixed("batch section value")?,
             ValueKind::Delete => &[],
         };
-        let seq = first_seq.0.checked_add(delta)?;
+        let seq = first_seq.0.checked_add(delta).ok_or_else(|| {
+            c.error_at(at, format!("entry {i}: sequence delta {delta} overflows"))
+        })?;
         f(SectionEntry {
             seq: SeqNo(seq),
             kind,
@@ -156,7 +163,12 @@ pub(crate) fn decode_section(
             value,
         });
     }
-    c.is_empty().then_some(())
+    if !c.is_empty() {
+        return Err(c.error(format!(
+            "bytes after the {count} entries of a batch section"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -172,10 +184,10 @@ mod tests {
         assert_eq!(b.len(), 3);
         let mut seen = Vec::new();
         for (t, s) in b.sections() {
-            decode_section(s.payload(), SeqNo(100), |e| {
+            decode_section(s.payload(), SeqNo(100), "test", |e| {
                 seen.push((t, e.seq, e.kind, e.key.to_vec(), e.value.to_vec()))
             })
-            .unwrap_or_else(|| panic!("decodes"));
+            .unwrap_or_else(|e| panic!("decodes: {e}"));
         }
         seen.sort_by_key(|e| e.1);
         assert_eq!(
@@ -231,8 +243,35 @@ mod tests {
         b.add(TableId(1), ValueKind::Put, b"key", b"value");
         let (_, s) = b.sections().next().unwrap_or_else(|| panic!("one section"));
         let p = s.payload().to_vec();
+        // Each cut names the field it cut short.
+        let mut fields = std::collections::BTreeSet::new();
         for n in 0..p.len() {
-            assert!(decode_section(&p[..n], SeqNo(1), |_| {}).is_none(), "{n}");
+            match decode_section(&p[..n], SeqNo(1), "000009.log", |_| {}) {
+                Err(Error::Corruption { file, what, .. }) => {
+                    assert_eq!(file, "000009.log");
+                    fields.insert(what.split(':').next().unwrap_or_default().to_owned());
+                }
+                other => panic!("cut at {n}: {other:?}"),
+            }
         }
+        assert!(fields.contains("batch section entry count"), "{fields:?}");
+        assert!(fields.contains("batch section key"), "{fields:?}");
+        assert!(fields.contains("batch section value"), "{fields:?}");
+        // Trailing bytes, an unknown kind and an overflowing sequence number are named too.
+        let mut long = p.clone();
+        long.push(0);
+        let e = decode_section(&long, SeqNo(1), "f", |_| {}).err();
+        assert!(
+            format!("{e:?}").contains("bytes after the 1 entries"),
+            "{e:?}"
+        );
+        let mut bad_kind = p.clone();
+        bad_kind[5] = 9; // count (4 bytes), delta 0 (1 byte), then the kind
+        let e = decode_section(&bad_kind, SeqNo(1), "f", |_| {}).err();
+        assert!(format!("{e:?}").contains("unknown entry kind 9"), "{e:?}");
+        let mut delta_one = p.clone();
+        delta_one[4] = 1;
+        let e = decode_section(&delta_one, SeqNo(u64::MAX), "f", |_| {}).err();
+        assert!(format!("{e:?}").contains("overflows"), "{e:?}");
     }
 }

@@ -86,7 +86,7 @@ pub fn wal_batch(data: &[u8]) {
     };
     if mode % 2 == 0 {
         let mut n = 0u64;
-        let _ = decode_section(rest, SeqNo(u64::from(mode) << 40), |_| n += 1);
+        let _ = decode_section(rest, SeqNo(u64::from(mode) << 40), "fuzz", |_| n += 1);
         return;
     }
     // Operations: (table % 4, kind, key length % 16, key, value length % 64, value)*.
@@ -123,10 +123,10 @@ pub fn wal_batch(data: &[u8]) {
     let first = SeqNo(1000);
     let mut decoded: Vec<Decoded> = Vec::new();
     for (t, s) in b.sections() {
-        let ok = decode_section(s.payload(), first, |e: SectionEntry<'_>| {
+        let ok = decode_section(s.payload(), first, "fuzz", |e: SectionEntry<'_>| {
             decoded.push((e.seq.0, t, e.kind, e.key.to_vec(), e.value.to_vec()));
         });
-        assert!(ok.is_some(), "an encoded section does not decode");
+        assert!(ok.is_ok(), "an encoded section does not decode: {ok:?}");
     }
     decoded.sort_by_key(|e| e.0);
     let want: Vec<_> = ops

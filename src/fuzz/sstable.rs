@@ -98,7 +98,7 @@ fn build(
         bloom_bits_per_key: 10,
         compression,
     };
-    let mut b = SstBuilder::new(Box::new(MemWritable(Arc::clone(&out))), protection, opts);
+    let mut b = SstBuilder::new(Box::new(MemWritable(Arc::clone(&out))), protection, opts)?;
     for (k, (seq, kind, v)) in model {
         b.add(&crate::ikey::encode(k, *seq, *kind), v)?;
     }

@@ -57,11 +57,11 @@ pub(crate) fn index_ops(
         }
         super::check_indexes_unlocked(&t)?;
         let mut entries = Vec::new();
-        crate::db::decode_section(section.payload(), SeqNo(0), |e| {
+        crate::db::decode_section(section.payload(), SeqNo(0), "write batch", |e| {
             let value = (e.kind == ValueKind::Put).then(|| e.value.to_vec());
             entries.push((e.key.to_vec(), value));
         })
-        .ok_or_else(|| Error::Internal("batch encoding".into()))?;
+        .map_err(|e| Error::Internal(format!("batch encoding: {e}")))?;
         let out = out.get_or_insert_with(|| batch.clone());
         // The newest value of each item as of this batch's earlier entries.
         let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();

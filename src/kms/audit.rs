@@ -6,9 +6,9 @@
 //! builders take only those non-secret fields (see `EventInput`).
 
 use std::collections::HashMap;
-use std::fs;
-use std::io::{self, BufRead, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::principal::PrincipalKind;
 use super::{Caller, KmsError, TABLE_NAME_CONTEXT_KEY};
+use crate::storage::{default_env, Env, WritableFile};
 
 /// CloudTrail's event version, as in the seed's examples.
 pub const EVENT_VERSION: &str = "1.05";
@@ -53,7 +54,14 @@ pub struct AuditQuery {
 }
 
 /// The audit log of one `LocalKms`.
+///
+/// Durability contract (DESIGN.md section 12, "Audit trail"): `record` returns only once
+/// the event's line is fsynced in a file whose directory entry is fsynced, and a call whose
+/// event was not recorded fails, so no call that succeeded is missing from the trail. Each
+/// open writes to a new file, and a file whose append or sync failed is never written
+/// again: a torn line is always the last line of its file, where `query` skips it.
 pub struct AuditLog {
+    env: Arc<dyn Env>,
     dir: PathBuf,
     max_bytes: u64,
     writer: Mutex<Writer>,
@@ -63,7 +71,7 @@ pub struct AuditLog {
 struct Writer {
     index: u32,
     size: u64,
-    file: Option<fs::File>,
+    file: Option<Box<dyn WritableFile>>,
 }
 
 fn audit_err(what: &str, path: &Path, e: io::Error) -> KmsError {
@@ -75,20 +83,36 @@ fn file_name(index: u32) -> String {
 }
 
 impl AuditLog {
-    /// Opens (creating) `<kms_dir>/audit`. `max_bytes` is the size at which a file is
-    /// rotated; 0 means never.
+    /// Opens (creating) `<kms_dir>/audit` on the real file system. `max_bytes` is the
+    /// size at which a file is rotated; 0 means never.
     pub(crate) fn open(kms_dir: &Path, max_bytes: u64) -> Result<AuditLog, KmsError> {
+        AuditLog::open_in(default_env(), kms_dir, max_bytes)
+    }
+
+    /// Opens (creating) `<kms_dir>/audit` through `env`. Events of this process go to a
+    /// new file after the newest one there (created at the first event).
+    pub(crate) fn open_in(
+        env: Arc<dyn Env>,
+        kms_dir: &Path,
+        max_bytes: u64,
+    ) -> Result<AuditLog, KmsError> {
         let dir = kms_dir.join(AUDIT_DIR);
-        fs::create_dir_all(&dir).map_err(|e| audit_err("cannot create", &dir, e))?;
-        let index = list_files(&dir)?.last().map(|(i, _)| *i).unwrap_or(1);
-        let path = dir.join(file_name(index));
-        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        env.create_dir_all(&dir)
+            .map_err(|e| audit_err("cannot create", &dir, e))?;
+        let newest = list_files(env.as_ref(), &dir)?.last().map(|(i, _)| *i);
+        let index = match newest {
+            None => 1,
+            Some(i) => i
+                .checked_add(1)
+                .ok_or_else(|| KmsError::AuditFailed("audit log: file index exhausted".into()))?,
+        };
         Ok(AuditLog {
+            env,
             dir,
             max_bytes,
             writer: Mutex::new(Writer {
                 index,
-                size,
+                size: 0,
                 file: None,
             }),
             counts: Mutex::new(HashMap::new()),
@@ -123,58 +147,76 @@ impl AuditLog {
         let mut w = self.writer.lock();
         let len = line.len() as u64;
         if self.max_bytes > 0 && w.size > 0 && w.size + len > self.max_bytes {
-            w.index = w
-                .index
-                .checked_add(1)
-                .ok_or_else(|| KmsError::AuditFailed("audit log: file index exhausted".into()))?;
-            w.size = 0;
-            w.file = None;
+            next_file(&mut w)?;
         }
         let path = self.dir.join(file_name(w.index));
-        if w.file.is_none() {
-            let f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| audit_err("cannot open", &path, e))?;
-            w.file = Some(f);
-        }
-        let res = match w.file.as_mut() {
-            Some(f) => f.write_all(line).and_then(|_| f.sync_data()),
-            None => Ok(()),
+        let file = match w.file.take() {
+            Some(f) => f,
+            None => {
+                let created = self
+                    .env
+                    .create(&path)
+                    // IMPORTANT: the new file's name must be durable before an event in it
+                    // is acknowledged.
+                    .and_then(|f| self.env.sync_dir(&self.dir).map(|()| f));
+                match created {
+                    Ok(f) => f,
+                    // Nothing was acknowledged in it: the next event creates it again.
+                    Err(e) => return Err(audit_err("cannot create", &path, e)),
+                }
+            }
         };
-        if let Err(e) = res {
-            w.file = None;
-            return Err(audit_err("cannot append to", &path, e));
+        let mut file = file;
+        // IMPORTANT: the event is durable before the call it records is acknowledged.
+        match file.append(line).and_then(|()| file.sync()) {
+            Ok(()) => {
+                w.file = Some(file);
+                w.size += len;
+                Ok(())
+            }
+            Err(e) => {
+                // A failed append may have left part of the line, and after a failed sync
+                // the file's unsynced bytes are in doubt (a retried fsync can report
+                // success for pages the kernel dropped): the file is not written again,
+                // so its torn line stays its last one.
+                drop(file);
+                next_file(&mut w)?;
+                Err(audit_err("cannot append to", &path, e))
+            }
         }
-        w.size += len;
-        Ok(())
     }
 
-    /// The events matching `q`, oldest first. A torn final line (a crash mid-append) is
-    /// skipped; a damaged line elsewhere is an error.
+    /// The events matching `q`, oldest first. A torn tail of a file (a crash mid-append:
+    /// damage after its last good event) is skipped; a damaged line before a good event is
+    /// an error.
     pub fn query(&self, q: &AuditQuery) -> Result<Vec<Value>, KmsError> {
         let _w = self.writer.lock(); // a consistent view: no append in between
         let mut out = Vec::new();
-        for (_, path) in list_files(&self.dir)? {
-            let f = fs::File::open(&path).map_err(|e| audit_err("cannot open", &path, e))?;
-            let lines: Vec<String> = io::BufReader::new(f)
-                .lines()
-                .collect::<Result<_, _>>()
+        for (_, path) in list_files(self.env.as_ref(), &self.dir)? {
+            let data = self
+                .env
+                .read_all(&path)
                 .map_err(|e| audit_err("cannot read", &path, e))?;
-            let last = lines.len().saturating_sub(1);
-            for (i, line) in lines.iter().enumerate() {
-                let event: Value = match serde_json::from_str(line) {
-                    Ok(v) => v,
-                    Err(_) if i == last => continue,
-                    Err(e) => {
-                        return Err(KmsError::AuditFailed(format!(
-                            "audit log {} line {}: {e}",
-                            path.display(),
-                            i + 1
-                        )))
-                    }
-                };
+            let body = data.strip_suffix(b"\n").unwrap_or(&data);
+            if body.is_empty() {
+                continue;
+            }
+            let parsed: Vec<Result<Value, serde_json::Error>> = body
+                .split(|&b| b == b'\n')
+                .map(serde_json::from_slice)
+                .collect();
+            // Only the file's last event can be torn (each is fsynced before the next is
+            // written), and a torn page may hold newlines: damage after the last good event
+            // is the torn tail, skipped; damage before a good event is an error.
+            let good_end = parsed.iter().rposition(Result::is_ok).map_or(0, |i| i + 1);
+            for (i, event) in parsed.into_iter().take(good_end).enumerate() {
+                let event = event.map_err(|e| {
+                    KmsError::AuditFailed(format!(
+                        "audit log {} line {}: {e}",
+                        path.display(),
+                        i + 1
+                    ))
+                })?;
                 if matches(&event, q) {
                     out.push(event);
                 }
@@ -184,18 +226,29 @@ impl AuditLog {
     }
 }
 
-fn list_files(dir: &Path) -> Result<Vec<(u32, PathBuf)>, KmsError> {
+/// Moves the writer to the next file (rotation, or a file that must not be written again).
+fn next_file(w: &mut Writer) -> Result<(), KmsError> {
+    w.index = w
+        .index
+        .checked_add(1)
+        .ok_or_else(|| KmsError::AuditFailed("audit log: file index exhausted".into()))?;
+    w.size = 0;
+    w.file = None;
+    Ok(())
+}
+
+fn list_files(env: &dyn Env, dir: &Path) -> Result<Vec<(u32, PathBuf)>, KmsError> {
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| audit_err("cannot list", dir, e))? {
-        let entry = entry.map_err(|e| audit_err("cannot list", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in env
+        .list_dir(dir)
+        .map_err(|e| audit_err("cannot list", dir, e))?
+    {
         let idx = name
             .strip_prefix("audit-")
             .and_then(|s| s.strip_suffix(".jsonl"))
             .and_then(|s| s.parse::<u32>().ok());
         if let Some(i) = idx {
-            files.push((i, entry.path()));
+            files.push((i, dir.join(&name)));
         }
     }
     files.sort();
@@ -374,6 +427,7 @@ fn build_event(i: EventInput<'_>) -> Value {
 mod tests {
     use super::*;
     use crate::kms::Principal;
+    use std::io::Write;
     use std::time::Duration;
 
     fn input<'a>(caller: &'a Caller, name: &'a str, t: SystemTime) -> EventInput<'a> {
@@ -420,7 +474,10 @@ mod tests {
             let name = if i % 2 == 0 { "Decrypt" } else { "Encrypt" };
             log.record(input(&caller, name, t0 + Duration::from_secs(i)))?;
         }
-        assert!(list_files(log.dir())?.len() > 1, "rotated");
+        assert!(
+            list_files(&crate::storage::StdEnv, log.dir())?.len() > 1,
+            "rotated"
+        );
         assert_eq!(log.query(&AuditQuery::default())?.len(), 10);
         let q = AuditQuery {
             event_name: Some("Decrypt".into()),
@@ -442,7 +499,7 @@ mod tests {
         assert!(log.query(&other)?.is_empty());
         assert_eq!(log.count("Decrypt"), 5);
         drop(log);
-        // Reopen appends to the newest file and sees everything.
+        // A reopen writes a new file and sees everything.
         let log = AuditLog::open(dir.path(), 600)?;
         log.record(input(&caller, "Decrypt", t0))?;
         assert_eq!(log.query(&AuditQuery::default())?.len(), 11);
@@ -457,7 +514,7 @@ mod tests {
         let caller = Caller::direct(Principal::root("111122223333"));
         log.record(input(&caller, "DescribeKey", SystemTime::UNIX_EPOCH))?;
         let path = log.dir().join(file_name(1));
-        let mut f = fs::OpenOptions::new().append(true).open(&path)?;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
         f.write_all(b"{\"eventVersion\":")?;
         assert_eq!(log.query(&AuditQuery::default())?.len(), 1);
         f.write_all(b"\n{}\n")?;

@@ -19,9 +19,9 @@
 //! The key check tells a wrong passphrase or key file apart from a damaged body.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -33,7 +33,9 @@ use zeroize::Zeroizing;
 use super::key::{KeyId, KeyRecord};
 use super::root_key::{KdfParams, RootKey, RootKeySource, DEV_ROOT_KEY_FILE};
 use super::KmsError;
+use crate::coding::Cursor;
 use crate::crypto::{NONCE_LEN, TAG_LEN};
+use crate::storage::{Env, FileLock};
 
 /// The keystore file's name inside the KMS directory.
 pub const KEYSTORE_FILE: &str = "keystore.bin";
@@ -80,14 +82,17 @@ pub(crate) struct KeystoreState {
     pub(crate) aliases: BTreeMap<String, BTreeMap<String, KeyId>>,
 }
 
-/// An open keystore: the file, its root key and the lock that makes it ours.
+/// An open keystore: the file, its root key and the lock that makes it ours. Every read
+/// and write of the keystore goes through `env` (so a fault-injecting env reaches it); the
+/// root key file itself is read and created with `std::fs` (it needs mode 0600).
 pub(crate) struct Keystore {
+    env: Arc<dyn Env>,
     dir: PathBuf,
     kind: RootKind,
     kdf: KdfParams,
     salt: [u8; SALT_LEN],
     root: RootKey,
-    _lock: fs::File,
+    _lock: Box<dyn FileLock>,
 }
 
 fn ks_err(what: &str, path: &Path, e: io::Error) -> KmsError {
@@ -100,37 +105,39 @@ fn ks_err(what: &str, path: &Path, e: io::Error) -> KmsError {
 impl Keystore {
     /// Opens the keystore in `dir`, creating the directory and an empty keystore if absent.
     pub(crate) fn open(
+        env: Arc<dyn Env>,
         dir: &Path,
         source: &RootKeySource,
     ) -> Result<(Keystore, KeystoreState), KmsError> {
-        fs::create_dir_all(dir).map_err(|e| ks_err("cannot create", dir, e))?;
+        env.create_dir_all(dir)
+            .map_err(|e| ks_err("cannot create", dir, e))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| ks_err("cannot open", &lock_path, e))?;
-        lock.try_lock().map_err(|_| {
-            KmsError::Keystore(format!(
+        let lock = env.lock(&lock_path).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => KmsError::Keystore(format!(
                 "keystore {} is in use by another process or LocalKms",
                 dir.display()
-            ))
+            )),
+            _ => ks_err("cannot lock", &lock_path, e),
         })?;
         let path = dir.join(KEYSTORE_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => Keystore::open_existing(dir, source, lock, &bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let ks = Keystore::create(dir, source, lock)?;
+        match env.read_all(&path) {
+            Ok(bytes) => Keystore::open_existing(env, dir, source, lock, &bytes),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ks_err("cannot read", &path, e)),
+            Err(_) => {
+                let ks = Keystore::create(env, dir, source, lock)?;
                 let state = KeystoreState::default();
                 ks.save(&state)?;
                 Ok((ks, state))
             }
-            Err(e) => Err(ks_err("cannot read", &path, e)),
         }
     }
 
-    fn create(dir: &Path, source: &RootKeySource, lock: fs::File) -> Result<Keystore, KmsError> {
+    fn create(
+        env: Arc<dyn Env>,
+        dir: &Path,
+        source: &RootKeySource,
+        lock: Box<dyn FileLock>,
+    ) -> Result<Keystore, KmsError> {
         let mut salt = [0u8; SALT_LEN];
         let (kind, kdf, root) = match source {
             RootKeySource::Passphrase { passphrase, kdf } => {
@@ -142,6 +149,7 @@ impl Keystore {
             RootKeySource::DevDefault => (RootKind::KeyFile, zero_kdf(), new_dev_root_key(dir)?),
         };
         Ok(Keystore {
+            env,
             dir: dir.to_path_buf(),
             kind,
             kdf,
@@ -152,36 +160,37 @@ impl Keystore {
     }
 
     fn open_existing(
+        env: Arc<dyn Env>,
         dir: &Path,
         source: &RootKeySource,
-        lock: fs::File,
+        lock: Box<dyn FileLock>,
         bytes: &[u8],
     ) -> Result<(Keystore, KeystoreState), KmsError> {
-        let damaged = |what: &str| {
-            KmsError::Keystore(format!(
-                "{} is damaged: {what}",
-                dir.join(KEYSTORE_FILE).display()
-            ))
-        };
+        let path = dir.join(KEYSTORE_FILE);
+        let label = path.display().to_string();
+        let damaged = |what: &str| KmsError::Keystore(format!("{label} is damaged: {what}"));
+        // A cursor error names the file, the offset and the field.
+        let field = |e: crate::Error| KmsError::Keystore(format!("damaged: {e}"));
         if bytes.len() < HEADER_LEN + TAG_LEN {
             return Err(damaged("too short"));
         }
         let (header, body) = bytes.split_at(HEADER_LEN);
-        let mut r = Reader(header);
-        if r.take(MAGIC.len())? != MAGIC {
+        let mut r = Cursor::new(header, 0, &label);
+        if r.bytes(MAGIC.len(), "magic").map_err(field)? != MAGIC {
             return Err(damaged("bad magic (not a sealdb keystore)"));
         }
-        let version = r.u8()?;
+        let version = r.u8("version").map_err(field)?;
         if !READABLE_VERSIONS.contains(&version) {
             return Err(damaged(&format!("unsupported version {version}")));
         }
-        let kind = RootKind::try_from(r.u8()?).map_err(|_| damaged("unknown root key kind"))?;
+        let kind = RootKind::try_from(r.u8("root key kind").map_err(field)?)
+            .map_err(|_| damaged("unknown root key kind"))?;
         let kdf = KdfParams {
-            m_cost_kib: r.u32()?,
-            t_cost: r.u32()?,
-            p_cost: r.u32()?,
+            m_cost_kib: r.u32("m_cost_kib").map_err(field)?,
+            t_cost: r.u32("t_cost").map_err(field)?,
+            p_cost: r.u32("p_cost").map_err(field)?,
         };
-        let salt: [u8; SALT_LEN] = r.take(SALT_LEN)?.try_into().map_err(|_| damaged("salt"))?;
+        let salt: [u8; SALT_LEN] = r.array("salt").map_err(field)?;
         let root = match (kind, source) {
             (RootKind::Passphrase, RootKeySource::Passphrase { passphrase, .. }) => {
                 kdf.check_bounds()?;
@@ -201,6 +210,7 @@ impl Keystore {
             }
         };
         let ks = Keystore {
+            env,
             dir: dir.to_path_buf(),
             kind,
             kdf,
@@ -215,7 +225,10 @@ impl Keystore {
     /// Reads the keystore file back (to undo in memory a change that was never written).
     pub(crate) fn reload(&self) -> Result<KeystoreState, KmsError> {
         let path = self.dir.join(KEYSTORE_FILE);
-        let bytes = fs::read(&path).map_err(|e| ks_err("cannot read", &path, e))?;
+        let bytes = self
+            .env
+            .read_all(&path)
+            .map_err(|e| ks_err("cannot read", &path, e))?;
         if bytes.len() < HEADER_LEN + TAG_LEN {
             return Err(KmsError::Keystore(format!(
                 "{} is damaged: too short",
@@ -316,16 +329,19 @@ impl Keystore {
         let tmp = self.dir.join(TEMP_FILE);
         let dst = self.dir.join(KEYSTORE_FILE);
         let write = || -> io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&header)?;
-            f.write_all(&buf)?;
-            f.write_all(&tag)?;
+            let mut f = self.env.create(&tmp)?;
+            let mut sealed = Vec::with_capacity(header.len() + buf.len() + tag.len());
+            sealed.extend_from_slice(&header);
+            sealed.extend_from_slice(&buf); // ciphertext: nothing secret left in it
+            sealed.extend_from_slice(&tag);
+            f.append(&sealed)?;
             // IMPORTANT: the new contents must be durable before the rename publishes them.
-            f.sync_all()?;
+            f.sync()?;
+            drop(f);
             // IMPORTANT: atomic rename: a crash leaves the old or the new keystore, whole.
-            fs::rename(&tmp, &dst)?;
+            self.env.rename(&tmp, &dst)?;
             // IMPORTANT: directory fsync makes the rename durable.
-            fs::File::open(&self.dir)?.sync_all()
+            self.env.sync_dir(&self.dir)
         };
         write().map_err(|e| ks_err("cannot write", &dst, e))
     }
@@ -387,32 +403,6 @@ fn existing_dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
     RootKey::from_file(&path)
 }
 
-/// A bounds-checked cursor over the header.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], KmsError> {
-        if self.0.len() < n {
-            return Err(KmsError::Keystore("keystore header truncated".into()));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, KmsError> {
-        Ok(self.take(1)?.first().copied().unwrap_or_default())
-    }
-
-    fn u32(&mut self) -> Result<u32, KmsError> {
-        let b = self.take(size_of::<u32>())?;
-        let arr: [u8; 4] = b
-            .try_into()
-            .map_err(|_| KmsError::Keystore("keystore header truncated".into()))?;
-        Ok(u32::from_le_bytes(arr))
-    }
-}
-
 /// An `io::Write` into a zeroizing buffer that, when it must grow, copies into a larger
 /// zeroizing buffer, so no unzeroized copy of the plaintext keystore is left behind.
 struct ZeroizingWriter(Zeroizing<Vec<u8>>);
@@ -443,6 +433,11 @@ impl Write for ZeroizingWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+
+    fn env() -> Arc<dyn Env> {
+        crate::storage::default_env()
+    }
 
     fn fast(p: &str) -> RootKeySource {
         RootKeySource::Passphrase {
@@ -454,7 +449,7 @@ mod tests {
     #[test]
     fn header_golden_layout() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let (ks, _) = Keystore::open(dir.path(), &fast("pw"))?;
+        let (ks, _) = Keystore::open(env(), dir.path(), &fast("pw"))?;
         let bytes = fs::read(dir.path().join(KEYSTORE_FILE))?;
         assert_eq!(&bytes[0..8], b"SEALDBKS");
         assert_eq!(bytes[8], 2, "version");
@@ -472,16 +467,16 @@ mod tests {
     #[test]
     fn wrong_passphrase_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        drop(Keystore::open(dir.path(), &fast("right"))?);
-        match Keystore::open(dir.path(), &fast("wrong")) {
+        drop(Keystore::open(env(), dir.path(), &fast("right"))?);
+        match Keystore::open(env(), dir.path(), &fast("wrong")) {
             Err(KmsError::Keystore(m)) => assert!(m.contains("wrong passphrase"), "{m}"),
             other => panic!("{other:?}", other = other.map(|_| ())),
         }
-        match Keystore::open(dir.path(), &RootKeySource::DevDefault) {
+        match Keystore::open(env(), dir.path(), &RootKeySource::DevDefault) {
             Err(KmsError::Keystore(m)) => assert!(m.contains("passphrase"), "{m}"),
             other => panic!("{other:?}", other = other.map(|_| ())),
         }
-        assert!(Keystore::open(dir.path(), &fast("right")).is_ok());
+        assert!(Keystore::open(env(), dir.path(), &fast("right")).is_ok());
         Ok(())
     }
 
@@ -491,17 +486,17 @@ mod tests {
         let kf = dir.path().join("root.key");
         fs::write(&kf, [7u8; 32])?;
         let ks_dir = dir.path().join("kms");
-        drop(Keystore::open(&ks_dir, &RootKeySource::KeyFile(kf))?);
-        match Keystore::open(&ks_dir, &RootKeySource::DevDefault) {
+        drop(Keystore::open(env(), &ks_dir, &RootKeySource::KeyFile(kf))?);
+        match Keystore::open(env(), &ks_dir, &RootKeySource::DevDefault) {
             Err(KmsError::Keystore(m)) => assert!(m.contains("SEALDB_KMS_KEY_FILE"), "{m}"),
             other => panic!("{other:?}", other = other.map(|_| ())),
         }
         assert!(!ks_dir.join(DEV_ROOT_KEY_FILE).exists());
         // Created with it: written once, then read back.
         let dev = dir.path().join("dev");
-        drop(Keystore::open(&dev, &RootKeySource::DevDefault)?);
+        drop(Keystore::open(env(), &dev, &RootKeySource::DevDefault)?);
         let key = fs::read(dev.join(DEV_ROOT_KEY_FILE))?;
-        drop(Keystore::open(&dev, &RootKeySource::DevDefault)?);
+        drop(Keystore::open(env(), &dev, &RootKeySource::DevDefault)?);
         assert_eq!(fs::read(dev.join(DEV_ROOT_KEY_FILE))?, key);
         Ok(())
     }
@@ -509,13 +504,13 @@ mod tests {
     #[test]
     fn second_open_is_refused_while_locked() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let first = Keystore::open(dir.path(), &fast("pw"))?;
+        let first = Keystore::open(env(), dir.path(), &fast("pw"))?;
         assert!(matches!(
-            Keystore::open(dir.path(), &fast("pw")),
+            Keystore::open(env(), dir.path(), &fast("pw")),
             Err(KmsError::Keystore(_))
         ));
         drop(first);
-        assert!(Keystore::open(dir.path(), &fast("pw")).is_ok());
+        assert!(Keystore::open(env(), dir.path(), &fast("pw")).is_ok());
         Ok(())
     }
 

@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::crypto::{Protection, UnitKind, UnitSealer};
+use crate::crypto::{FileKind, Protection, UnitKind, UnitSealer};
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::ikey;
@@ -114,12 +114,25 @@ pub(crate) struct SstBuilder {
 
 impl SstBuilder {
     /// `file` must be new and empty: block offsets (and so nonces and associated data)
-    /// start at 0 and `SstReader::verify` expects the first data block there.
+    /// start at 0 and `SstReader::verify` expects the first data block there. A sealed
+    /// `protection` must hold a data key wrapped for an SSTable (as the WAL writer checks
+    /// its own): a key wrapped for a WAL segment would not unwrap when the table is read.
     pub(crate) fn new(
         file: Box<dyn WritableFile>,
         protection: Protection,
         opts: SstBuildOptions,
-    ) -> SstBuilder {
+    ) -> Result<SstBuilder> {
+        if let Some(w) = protection.wrapped() {
+            if w.ctx.file_kind != FileKind::Sst {
+                return Err(Error::Internal(format!(
+                    "the data key for SSTable {} was wrapped for {:?} {} of table {}",
+                    filename::sst(w.ctx.file),
+                    w.ctx.file_kind,
+                    w.ctx.file,
+                    w.ctx.table
+                )));
+            }
+        }
         let footer_key = protection.wrapped().map(|w| FooterKey {
             wrapped_dek: w.wrapped_dek,
             key_version: w.ctx.key_version,
@@ -132,7 +145,7 @@ impl SstBuilder {
             None => UnitSealer::plain(),
         };
         let offset = file.len();
-        SstBuilder {
+        Ok(SstBuilder {
             out: UnitWriter {
                 file,
                 sealer,
@@ -151,7 +164,7 @@ impl SstBuilder {
             format_version: TABLE_FORMAT_VERSION,
             framed: Vec::new(),
             scratch: Vec::new(),
-        }
+        })
     }
 
     /// Writes format version 1 (no compression tags), as releases before compression

@@ -106,7 +106,7 @@ fn version_1_tables_without_tags_are_still_read() -> Result<()> {
     for sealed in [false, true] {
         let entries = mixed_entries(100);
         let w = MemWritable::default();
-        let mut b = SstBuilder::new(Box::new(w.clone()), protection(sealed, 2), lz4_opts(256))
+        let mut b = SstBuilder::new(Box::new(w.clone()), protection(sealed, 2), lz4_opts(256))?
             .write_format_v1();
         for (k, v) in &entries {
             b.add(k, v)?;

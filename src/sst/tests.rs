@@ -91,7 +91,7 @@ fn build(
     opts: SstBuildOptions,
 ) -> Result<(Bytes, SstSummary)> {
     let w = MemWritable::default();
-    let mut b = SstBuilder::new(Box::new(w.clone()), protection(sealed, file), opts);
+    let mut b = SstBuilder::new(Box::new(w.clone()), protection(sealed, file), opts)?;
     for (k, v) in entries {
         b.add(k, v)?;
     }
@@ -257,7 +257,7 @@ fn out_of_order_and_malformed_keys_are_refused() -> Result<()> {
         Box::new(MemWritable::default()),
         Protection::Plain,
         SstBuildOptions::default(),
-    );
+    )?;
     b.add(&ik(b"b", 5, ValueKind::Put), b"v")?;
     assert!(b.add(&ik(b"a", 5, ValueKind::Put), b"v").is_err());
     assert!(b.add(&ik(b"b", 5, ValueKind::Put), b"v").is_err());
@@ -410,7 +410,7 @@ fn real_files_through_std_env() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let path = dir.path().join("000007.sst");
     let f = StdEnv.create(&path).map_err(|e| Error::io("create", e))?;
-    let mut b = SstBuilder::new(f, Protection::Plain, SstBuildOptions::default());
+    let mut b = SstBuilder::new(f, Protection::Plain, SstBuildOptions::default())?;
     let entries = sample_entries(2000);
     for (k, v) in &entries {
         b.add(k, v)?;
@@ -656,5 +656,37 @@ fn a_scan_caches_only_the_blocks_around_its_seek_and_reads_every_entry() -> Resu
             "sealed={sealed}: the cached block was not used"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn a_data_key_wrapped_for_a_wal_segment_is_refused() -> Result<()> {
+    // The same table and file number, but wrapped for a WAL segment: its wrapped key would
+    // not unwrap as an SSTable's when the table is read.
+    let wal = WrapContext {
+        file_kind: FileKind::Wal,
+        ..wrap_ctx(9)
+    };
+    let for_wal = Protection::with_key(DataKey::generate(), &table_key(), wal);
+    match SstBuilder::new(
+        Box::new(MemWritable::default()),
+        for_wal,
+        SstBuildOptions::default(),
+    ) {
+        Err(Error::Internal(m)) => assert!(m.contains("wrapped for Wal"), "{m}"),
+        Err(other) => return Err(other),
+        Ok(_) => panic!("an SSTable builder took a key wrapped for a WAL segment"),
+    }
+    // Wrapped for an SSTable, and plaintext: accepted.
+    SstBuilder::new(
+        Box::new(MemWritable::default()),
+        protection(true, 9),
+        SstBuildOptions::default(),
+    )?;
+    SstBuilder::new(
+        Box::new(MemWritable::default()),
+        Protection::Plain,
+        SstBuildOptions::default(),
+    )?;
     Ok(())
 }

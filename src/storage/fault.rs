@@ -26,8 +26,12 @@
 //! a crash test can die mid-flush, mid-compaction or mid manifest switch without any hook in
 //! the engine.
 //!
-//! Not modelled: directory creation is durable at once, and a torn write keeps a prefix
-//! (a real disk may also tear pages in the middle; the WAL's torn-tail tests cover those).
+//! - with [`PowerLoss::torn_page`], a file keeps a random prefix of its unsynced tail and
+//!   one 4 KiB page (aligned on the file offset) of that kept, unsynced part is zeros or
+//!   garbage, with the kept bytes after it intact: a write torn in the middle, as a disk
+//!   that wrote its pages out of order leaves it. Synced bytes are never damaged.
+//!
+//! Not modelled: directory creation is durable at once.
 
 use std::collections::HashMap;
 use std::io;
@@ -201,23 +205,43 @@ pub struct PowerLoss {
     /// A removal not followed by a sync of its directory is undone: the file comes back
     /// with its durable bytes.
     pub lose_unsynced_removes: bool,
+    /// Each file keeps a random prefix of its unsynced tail (as with `torn_tail`), and one
+    /// 4 KiB-aligned page of that kept tail is zeros or garbage (chosen by the seed): a
+    /// write torn in the middle. Implies a torn tail.
+    pub torn_page: bool,
     /// Seeds the torn lengths, so a failing crash replays.
     pub seed: u64,
 }
 
+/// The page a [`PowerLoss::torn_page`] crash damages: 4 KiB, aligned on the file offset.
+pub const TORN_PAGE_BYTES: u64 = 4096;
+
 impl PowerLoss {
-    /// Every combination of the modes, for tests that loop over them.
-    pub fn all_modes(seed: u64) -> [PowerLoss; 4] {
-        let m = |torn_tail, lose_unsynced_removes| PowerLoss {
+    /// The default mode with pages torn mid-write ([`PowerLoss::torn_page`]).
+    pub fn torn_page(seed: u64) -> PowerLoss {
+        PowerLoss {
+            torn_page: true,
+            seed,
+            ..PowerLoss::default()
+        }
+    }
+
+    /// Every combination of the modes, for tests that loop over them: the first four are
+    /// the prefix-tear and lost-remove combinations, the last two tear a page mid-write.
+    pub fn all_modes(seed: u64) -> [PowerLoss; 6] {
+        let m = |torn_tail, lose_unsynced_removes, torn_page| PowerLoss {
             torn_tail,
             lose_unsynced_removes,
+            torn_page,
             seed,
         };
         [
-            m(false, false),
-            m(true, false),
-            m(false, true),
-            m(true, true),
+            m(false, false, false),
+            m(true, false, false),
+            m(false, true, false),
+            m(true, true, false),
+            m(false, false, true),
+            m(false, true, true),
         ]
     }
 }
@@ -521,13 +545,17 @@ fn apply_power_loss(st: &mut State, mode: PowerLoss) -> io::Result<()> {
             continue;
         }
         let on_disk = std::fs::metadata(&path)?.len();
-        let mut keep = f.synced.min(on_disk);
-        if mode.torn_tail && on_disk > keep {
+        let synced = f.synced.min(on_disk);
+        let mut keep = synced;
+        if (mode.torn_tail || mode.torn_page) && on_disk > keep {
             keep += splitmix(&mut rng) % (on_disk - keep + 1);
         }
         let h = std::fs::OpenOptions::new().write(true).open(&path)?;
         if keep < on_disk {
             h.set_len(keep)?;
+        }
+        if mode.torn_page && keep > synced {
+            tear_a_page(&h, synced, keep, &mut rng)?;
         }
         for &(from, to) in &f.failed_sync {
             let to = to.min(keep);
@@ -547,6 +575,29 @@ fn apply_power_loss(st: &mut State, mode: PowerLoss) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Damages one 4 KiB-aligned page of the kept, unsynced range `[synced, keep)` of a file:
+/// zeros or garbage, chosen by `rng`, clipped to that range (synced bytes stay intact).
+fn tear_a_page(h: &std::fs::File, synced: u64, keep: u64, rng: &mut u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let first = synced / TORN_PAGE_BYTES;
+    let last = (keep - 1) / TORN_PAGE_BYTES;
+    let page = first + splitmix(rng) % (last - first + 1);
+    let from = (page * TORN_PAGE_BYTES).max(synced);
+    let to = ((page + 1) * TORN_PAGE_BYTES).min(keep);
+    let len = usize::try_from(to - from).unwrap_or(0);
+    let garbage = splitmix(rng) % 2 == 1;
+    let mut bytes = vec![0u8; len];
+    if garbage {
+        let mut g = *rng;
+        for chunk in bytes.chunks_mut(8) {
+            let word = splitmix(&mut g).to_le_bytes();
+            chunk.copy_from_slice(word.get(..chunk.len()).unwrap_or_default());
+        }
+        *rng = g;
+    }
+    h.write_all_at(&bytes, from)
 }
 
 struct FaultFile {
@@ -975,6 +1026,54 @@ mod tests {
         }
         // Different seeds tear at different bytes.
         assert!(lengths.len() > 3, "{lengths:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_torn_page_damages_one_unsynced_page_and_keeps_what_follows() -> io::Result<()> {
+        let synced: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8 + 1).collect();
+        let tail: Vec<u8> = (0..12_000u32).map(|i| (i % 241) as u8 + 1).collect();
+        let (mut zeros, mut garbage, mut mid) = (0, 0, 0);
+        for seed in 0..64 {
+            let dir = tempfile::tempdir()?;
+            let d = dir.path();
+            let env = FaultEnv::new();
+            let mut f = env.create(&d.join("wal"))?;
+            f.append(&synced)?;
+            f.sync()?;
+            env.sync_dir(d)?;
+            f.append(&tail)?;
+            drop(f);
+            env.crash_with(PowerLoss::torn_page(seed))?;
+            let got = std::fs::read(d.join("wal"))?;
+            let mut written = synced.clone();
+            written.extend_from_slice(&tail);
+            assert!(got.len() >= synced.len() && got.len() <= written.len());
+            assert_eq!(
+                &got[..synced.len()],
+                &synced[..],
+                "seed {seed}: synced bytes damaged"
+            );
+            let differ: Vec<usize> = (0..got.len()).filter(|&i| got[i] != written[i]).collect();
+            let (Some(&lo), Some(&hi)) = (differ.first(), differ.last()) else {
+                continue; // the damaged page fell on bytes that happened to match
+            };
+            assert_eq!(
+                lo as u64 / TORN_PAGE_BYTES,
+                hi as u64 / TORN_PAGE_BYTES,
+                "seed {seed}: damage spans pages {lo}..{hi}"
+            );
+            if differ.iter().all(|&i| got[i] == 0) {
+                zeros += 1;
+            } else {
+                garbage += 1;
+            }
+            if (hi + 1) < got.len() {
+                mid += 1; // intact bytes after the damage: torn in the middle
+            }
+        }
+        assert!(zeros > 0 && garbage > 0, "zeros {zeros}, garbage {garbage}");
+        assert!(mid > 0, "never torn mid-write");
         Ok(())
     }
 

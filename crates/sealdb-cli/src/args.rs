@@ -350,7 +350,18 @@ pub struct UpdateTableArgs {
 #[derive(Args, Debug)]
 pub struct ScanArgs {
     pub table: String,
-    /// First key (inclusive).
+    #[command(flatten)]
+    pub range: RangeArgs,
+    #[command(flatten)]
+    pub enc: Encoding,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+/// The range flags of `scan` (over table keys) and `query` (over index keys).
+#[derive(Args, Debug)]
+pub struct RangeArgs {
+    /// First key (inclusive): a table key for `scan`, an index key for `query`.
     #[arg(long)]
     pub from: Option<String>,
     /// Last key (exclusive).
@@ -362,10 +373,6 @@ pub struct ScanArgs {
     /// Descending key order.
     #[arg(long)]
     pub reverse: bool,
-    #[command(flatten)]
-    pub enc: Encoding,
-    #[command(flatten)]
-    pub fmt: Format,
 }
 
 #[derive(Args, Debug)]
@@ -397,18 +404,8 @@ pub struct QueryArgs {
     /// Index keys that start with this.
     #[arg(long)]
     pub prefix: Option<String>,
-    /// First index key (inclusive).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Last index key (exclusive).
-    #[arg(long)]
-    pub to: Option<String>,
-    /// At most this many items.
-    #[arg(long)]
-    pub limit: Option<u64>,
-    /// Descending index key order.
-    #[arg(long)]
-    pub reverse: bool,
+    #[command(flatten)]
+    pub range: RangeArgs,
     #[command(flatten)]
     pub enc: Encoding,
     #[command(flatten)]

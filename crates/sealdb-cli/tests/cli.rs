@@ -2,113 +2,14 @@
 //! (unknown table, malformed hex, missing value, a locked database) giving one clear
 //! sentence on stderr and never a panic.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{run_command, Fixture, Run, TestResult, OUTSIDER};
 use serde_json::Value;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const OUTSIDER: &str = "arn:aws:iam::444455556666:user/mallory";
-
-/// A database and its KMS in a temporary directory, and a way to run the CLI on them.
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    kms: PathBuf,
-}
-
-/// What one run printed, and how it ended.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(o: Output) -> Run {
-        let run = Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        };
-        assert!(
-            !run.stderr.contains("panicked"),
-            "the CLI panicked: {}",
-            run.stderr
-        );
-        run
-    }
-
-    fn ok(self) -> Result<Run, String> {
-        if self.code == 0 {
-            Ok(self)
-        } else {
-            Err(format!("exit {}: {}", self.code, self.stderr))
-        }
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.stdout)
-    }
-
-    /// The error sentence, without the development-key warning.
-    fn error(&self) -> String {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("sealdb: ") && !l.starts_with("sealdb: warning"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
 impl Fixture {
-    fn new() -> Result<Fixture, std::io::Error> {
-        let dir = tempfile::tempdir()?;
-        Ok(Fixture {
-            db: dir.path().join("data"),
-            kms: dir.path().join("data.kms"),
-            _dir: dir,
-        })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sealdb"));
-        for var in [
-            "SEALDB_DB",
-            "SEALDB_KMS",
-            "SEALDB_PRINCIPAL",
-            "SEALDB_ACCOUNT",
-            "SEALDB_REGION",
-            "SEALDB_KMS_PASSPHRASE",
-            "SEALDB_KMS_KEY_FILE",
-        ] {
-            c.env_remove(var);
-        }
-        c.env("SEALDB_DB", &self.db)
-            .env("SEALDB_KMS", &self.kms)
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Result<Run, std::io::Error> {
-        Ok(Run::from(self.command(args).output()?))
-    }
-
-    fn run_with_stdin(&self, args: &[&str], input: &str) -> Result<Run, std::io::Error> {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes())?;
-        }
-        Ok(Run::from(child.wait_with_output()?))
-    }
-
     /// An encrypted table `Books` and a plaintext table `Metrics`.
     fn with_tables(self) -> Result<Fixture, String> {
         self.run(&["create-table", "Books"])
@@ -473,7 +374,9 @@ fn locked_database_is_refused() -> TestResult {
     } else {
         assert!(r.error().contains("already open"), "{}", r.stderr);
     }
-    drop(held);
+    // Closed while no child of this test binary is between fork and exec: such a child
+    // holds a copy of the lock's file descriptor (and so the lock) until its exec.
+    common::no_child_starting(|| drop(held));
     assert_eq!(f.run(&["get", "Metrics", "k"])?.code, 1);
     Ok(())
 }
@@ -586,12 +489,9 @@ fn demo_runs_and_shows_the_story() -> TestResult {
     // The demo's database is usable afterwards with the same KMS.
     let db = dir.join("data");
     let kms = dir.join("data.kms");
-    let r = f
-        .command(&["get", "Books", "key000000000007"])
-        .env("SEALDB_DB", &db)
-        .env("SEALDB_KMS", &kms)
-        .output()?;
-    assert_eq!(Run::from(r).code, 0);
+    let mut c = f.command(&["get", "Books", "key000000000007"]);
+    c.env("SEALDB_DB", &db).env("SEALDB_KMS", &kms);
+    assert_eq!(run_command(c)?.code, 0);
     Ok(())
 }
 
@@ -650,11 +550,9 @@ fn json_lines(text: &str) -> Result<Vec<Value>, serde_json::Error> {
 fn a_wrong_passphrase_is_exit_7_and_says_what_to_set() -> TestResult {
     let f = Fixture::new()?;
     let run = |pass: &str, args: &[&str]| -> Result<Run, std::io::Error> {
-        Ok(Run::from(
-            f.command(args)
-                .env("SEALDB_KMS_PASSPHRASE", pass)
-                .output()?,
-        ))
+        let mut c = f.command(args);
+        c.env("SEALDB_KMS_PASSPHRASE", pass);
+        run_command(c)
     };
     run("right horse", &["create-table", "Books"])?.ok()?;
     let r = run("wrong horse", &["tables"])?;
@@ -979,12 +877,10 @@ fn the_dev_key_file_is_written_and_warned_about_only_at_creation() -> TestResult
     let g = Fixture::new()?;
     let key_file = g.db.with_file_name("root.key");
     std::fs::write(&key_file, [7u8; 32])?;
-    let created = g
-        .command(&["create-table", "Books"])
-        .env("SEALDB_KMS_KEY_FILE", &key_file)
-        .output()?;
-    assert!(created.status.success(), "{created:?}");
-    assert!(!String::from_utf8_lossy(&created.stderr).contains("warning"));
+    let mut c = g.command(&["create-table", "Books"]);
+    c.env("SEALDB_KMS_KEY_FILE", &key_file);
+    let created = run_command(c)?.ok()?;
+    assert!(!created.stderr.contains("warning"), "{}", created.stderr);
     let r = g.run(&["get", "Books", "k"])?;
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.error().contains("SEALDB_KMS_KEY_FILE"), "{}", r.stderr);

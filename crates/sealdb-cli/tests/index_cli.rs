@@ -1,65 +1,10 @@
 //! The index commands end to end: `create-index` (a global index, backfilled), `query`,
 //! `indexes`, `drop-index`, and indexes as `tables`, `status` and `inspect` show them.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
+use common::{Fixture, TestResult};
 use serde_json::Value;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    kms: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Result<Fixture, std::io::Error> {
-        let dir = tempfile::tempdir()?;
-        Ok(Fixture {
-            db: dir.path().join("data"),
-            kms: dir.path().join("data.kms"),
-            _dir: dir,
-        })
-    }
-
-    /// Runs the CLI; its stdout, or an error naming the exit code and stderr.
-    fn ok(&self, args: &[&str]) -> Result<String, String> {
-        let (code, out, err) = self.run(args).map_err(|e| e.to_string())?;
-        if code != 0 {
-            return Err(format!("{args:?}: exit {code}: {err}"));
-        }
-        Ok(out)
-    }
-
-    fn run(&self, args: &[&str]) -> Result<(i32, String, String), std::io::Error> {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sealdb"));
-        for var in [
-            "SEALDB_DB",
-            "SEALDB_KMS",
-            "SEALDB_PRINCIPAL",
-            "SEALDB_ACCOUNT",
-            "SEALDB_REGION",
-            "SEALDB_KMS_PASSPHRASE",
-            "SEALDB_KMS_KEY_FILE",
-        ] {
-            c.env_remove(var);
-        }
-        let o = c
-            .env("SEALDB_DB", &self.db)
-            .env("SEALDB_KMS", &self.kms)
-            .args(args)
-            .output()?;
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert!(!err.contains("panicked"), "the CLI panicked: {err}");
-        Ok((
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            err,
-        ))
-    }
-}
 
 #[test]
 fn create_query_show_and_drop_an_index() -> TestResult {
@@ -119,14 +64,15 @@ fn create_query_show_and_drop_an_index() -> TestResult {
         .any(|r| r["index"]["name"] == "by_author" && r["index"]["sealed_boundaries"] == true));
 
     // A unique index over items that share a key fails and leaves none behind.
-    let (code, _, err) = f.run(&["create-index", "Books", "one_author", "/author", "--unique"])?;
+    let r = f.run(&["create-index", "Books", "one_author", "/author", "--unique"])?;
+    let (code, err) = (r.code, r.stderr);
     assert_ne!(code, 0);
     assert!(err.contains("one_author"), "{err}");
     assert_eq!(f.ok(&["indexes", "Books"])?.lines().count(), 1);
 
     f.ok(&["drop-index", "Books", "by_author"])?;
     assert_eq!(f.ok(&["tables"])?, "Books\tencrypted\n");
-    let (code, _, _) = f.run(&["query", "Books", "by_author"])?;
+    let code = f.run(&["query", "Books", "by_author"])?.code;
     assert_ne!(code, 0);
     Ok(())
 }

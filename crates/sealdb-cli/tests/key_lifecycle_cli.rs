@@ -3,75 +3,12 @@
 //! rotation (`kms rotate-key-on-demand`, `list-key-rotations`, rotation status), the
 //! re-wrap of table keys, and `update-table` switching a table's key and back.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
+use common::{Fixture, TestResult};
 use serde_json::Value;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    kms: PathBuf,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(self) -> Result<Run, String> {
-        match self.code {
-            0 => Ok(self),
-            c => Err(format!("exit {c}: {}", self.stderr)),
-        }
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.stdout)
-    }
-}
-
 impl Fixture {
-    fn new() -> Result<Fixture, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        Ok(Fixture {
-            db: dir.path().join("data"),
-            kms: dir.path().join("data.kms"),
-            _dir: dir,
-        })
-    }
-
-    fn run(&self, args: &[&str]) -> Result<Run, std::io::Error> {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sealdb"));
-        for var in [
-            "SEALDB_DB",
-            "SEALDB_KMS",
-            "SEALDB_PRINCIPAL",
-            "SEALDB_ACCOUNT",
-            "SEALDB_REGION",
-            "SEALDB_KMS_PASSPHRASE",
-            "SEALDB_KMS_KEY_FILE",
-        ] {
-            c.env_remove(var);
-        }
-        let o = c
-            .env("SEALDB_DB", &self.db)
-            .env("SEALDB_KMS", &self.kms)
-            .args(args)
-            .output()?;
-        let run = Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        };
-        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-        Ok(run)
-    }
-
     fn status(&self, table: &str) -> Result<Value, Box<dyn std::error::Error>> {
         let v = self.run(&["status", "--json"])?.ok()?.json()?;
         let tables = v["tables"].as_array().ok_or("no tables")?;

@@ -2,91 +2,22 @@
 //! and the identities a user of the CLI cannot take: the engine's service principal, a
 //! principal of another account creating tables, a principal refused reads dropping one.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use common::{Fixture, TestResult, OUTSIDER};
 use serde_json::Value;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const OUTSIDER: &str = "arn:aws:iam::444455556666:user/mallory";
 const SERVICE: &str = "sealdb.us-west-2.amazonaws.com";
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    kms: PathBuf,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(o: Output) -> Run {
-        let run = Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        };
-        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-        run
-    }
-
-    fn ok(self) -> Result<Run, String> {
-        match self.code {
-            0 => Ok(self),
-            c => Err(format!("exit {c}: {}", self.stderr)),
-        }
-    }
-
-    fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.stdout)
-    }
-
-    fn error(&self) -> String {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("sealdb: ") && !l.starts_with("sealdb: warning"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+/// A fixture with the encrypted table `Books` holding `k1`.
+fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
+    let f = Fixture::new()?;
+    f.run(&["create-table", "Books"])?.ok()?;
+    f.run(&["put", "Books", "k1", "v1"])?.ok()?;
+    Ok(f)
 }
 
 impl Fixture {
-    fn new() -> Result<Fixture, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let f = Fixture {
-            db: dir.path().join("data"),
-            kms: dir.path().join("data.kms"),
-            dir,
-        };
-        f.run(&["create-table", "Books"])?.ok()?;
-        f.run(&["put", "Books", "k1", "v1"])?.ok()?;
-        Ok(f)
-    }
-
-    fn run(&self, args: &[&str]) -> Result<Run, std::io::Error> {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sealdb"));
-        for var in [
-            "SEALDB_DB",
-            "SEALDB_KMS",
-            "SEALDB_PRINCIPAL",
-            "SEALDB_ACCOUNT",
-            "SEALDB_REGION",
-            "SEALDB_KMS_PASSPHRASE",
-            "SEALDB_KMS_KEY_FILE",
-        ] {
-            c.env_remove(var);
-        }
-        c.env("SEALDB_DB", &self.db)
-            .env("SEALDB_KMS", &self.kms)
-            .args(args);
-        Ok(Run::from(c.output()?))
-    }
-
     /// The audit events of `event` refused with `AccessDenied`.
     fn refused(&self, event: &str) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
         let out = self.run(&["audit", "--event", event])?.ok()?;
@@ -103,7 +34,7 @@ impl Fixture {
 
 #[test]
 fn the_service_principal_cannot_be_assumed_from_the_cli() -> TestResult {
-    let f = Fixture::new()?;
+    let f = fixture()?;
     let before = f.refused("DescribeKey")?.len();
     let r = f.run(&["--principal", SERVICE, "get", "Books", "k1"])?;
     assert_eq!(r.code, 3, "{}", r.stderr);
@@ -128,7 +59,7 @@ fn the_service_principal_cannot_be_assumed_from_the_cli() -> TestResult {
 
 #[test]
 fn another_account_cannot_create_or_drop_tables() -> TestResult {
-    let f = Fixture::new()?;
+    let f = fixture()?;
     let r = f.run(&["--principal", OUTSIDER, "create-table", "Mine"])?;
     assert_eq!(r.code, 3, "{}", r.stderr);
     println!("foreign-account create-table: {}", r.error());
@@ -147,7 +78,7 @@ fn another_account_cannot_create_or_drop_tables() -> TestResult {
 
 #[test]
 fn create_table_prints_the_key_arn() -> TestResult {
-    let f = Fixture::new()?;
+    let f = fixture()?;
     let out = f.run(&["create-table", "Movies", "--json"])?.ok()?.json()?;
     let arn = out["keyArn"].as_str().ok_or("no keyArn")?.to_owned();
     let md = f.run(&["kms", "describe-key"])?.ok()?.json()?;
@@ -164,7 +95,7 @@ fn create_table_prints_the_key_arn() -> TestResult {
 
 #[test]
 fn kms_commands_take_the_aws_cli_flags_and_print_its_shapes() -> TestResult {
-    let f = Fixture::new()?;
+    let f = fixture()?;
     let md = f
         .run(&["kms", "create-key", "--description", "orders"])?
         .ok()?

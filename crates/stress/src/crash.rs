@@ -42,6 +42,10 @@ pub struct CrashConfig {
     /// It was off while the bug of tests/engine_bug_compaction_missing_file.rs (a runtime
     /// scan deleted a live SSTable) failed the loop every ~150 crashes; fixed in 4542c65.
     pub table_churn: bool,
+    /// Power losses may also tear a 4 KiB page mid-write (`PowerLoss::torn_page`;
+    /// `--torn-pages`). Off by default: the engine refuses to open a database whose WAL
+    /// tail tore mid-page (an integrity error, never a loss), which ends the loop.
+    pub torn_pages: bool,
 }
 
 /// How one child dies.
@@ -83,6 +87,7 @@ impl ChildPlan {
         i: u64,
         keys: usize,
         table_churn: bool,
+        torn_pages: bool,
     ) -> (ChildPlan, Duration) {
         let seed = mix(master ^ mix(i));
         let mut rng = StdRng::seed_from_u64(seed);
@@ -125,10 +130,21 @@ impl ChildPlan {
         ];
         let (op, file, range) = POINTS[rng.gen_range(0..POINTS.len())];
         let after = rng.gen_range(0..range);
-        let power_loss = rng.gen_bool(0.5).then(|| PowerLoss {
-            torn_tail: rng.gen_bool(0.5),
-            lose_unsynced_removes: rng.gen_bool(0.5),
-            seed: rng.gen(),
+        // The tear, when power is lost: none or a prefix kept, or with `torn_pages` also a
+        // page torn mid-write (without it the draws are those of earlier versions, so
+        // their seeds replay).
+        let power_loss = rng.gen_bool(0.5).then(|| {
+            let tear = if torn_pages {
+                rng.gen_range(0..3u8)
+            } else {
+                u8::from(rng.gen_bool(0.5))
+            };
+            PowerLoss {
+                torn_tail: tear == 1,
+                torn_page: tear == 2,
+                lose_unsynced_removes: rng.gen_bool(0.5),
+                seed: rng.gen(),
+            }
         });
         let plan = ChildPlan {
             seed,
@@ -171,8 +187,9 @@ impl ChildPlan {
             let pl = match k.power_loss {
                 None => "none".to_string(),
                 Some(p) => format!(
-                    "{}{}:{}",
+                    "{}{}{}:{}",
                     if p.torn_tail { "t" } else { "-" },
+                    if p.torn_page { "p" } else { "-" },
                     if p.lose_unsynced_removes { "r" } else { "-" },
                     p.seed
                 ),
@@ -200,6 +217,7 @@ impl ChildPlan {
             let (flags, seed) = pl.split_once(':')?;
             Some(PowerLoss {
                 torn_tail: flags.contains('t'),
+                torn_page: flags.contains('p'),
                 lose_unsynced_removes: flags.contains('r'),
                 seed: seed.parse().ok()?,
             })
@@ -609,7 +627,8 @@ pub fn run(cfg: &CrashConfig) -> Result<CrashStats, String> {
     };
     let mut st = CrashStats::default();
     for i in 0..cfg.iterations {
-        let (plan, life) = ChildPlan::for_iteration(cfg.seed, i, cfg.keys, cfg.table_churn);
+        let (plan, life) =
+            ChildPlan::for_iteration(cfg.seed, i, cfg.keys, cfg.table_churn, cfg.torn_pages);
         let what = format!(
             "iteration {i} (loop seed {}, child seed {}, kill {:?}, life {life:?})",
             cfg.seed, plan.seed, plan.kill
@@ -663,9 +682,11 @@ mod tests {
 
     #[test]
     fn a_kill_point_survives_the_command_line() {
-        for i in 0..64 {
-            let (plan, _) = ChildPlan::for_iteration(7, i, 100, i % 2 == 0);
+        let mut torn_pages = 0;
+        for i in 0..128 {
+            let (plan, _) = ChildPlan::for_iteration(7, i, 100, i % 2 == 0, i % 4 < 2);
             if let Some(k) = plan.kill {
+                torn_pages += u32::from(k.power_loss.is_some_and(|p| p.torn_page));
                 let args = plan.args(Path::new("/x"));
                 let v = args
                     .iter()
@@ -673,6 +694,14 @@ mod tests {
                     .and_then(|p| args.get(p + 1));
                 assert_eq!(v.and_then(|s| ChildPlan::parse_kill(s)), Some(k));
             }
+        }
+        assert!(torn_pages > 0, "--torn-pages never tore a page");
+        // Without --torn-pages, never.
+        for i in 0..128 {
+            let (plan, _) = ChildPlan::for_iteration(7, i, 100, true, false);
+            assert!(!plan
+                .kill
+                .is_some_and(|k| k.power_loss.is_some_and(|p| p.torn_page)));
         }
     }
 }

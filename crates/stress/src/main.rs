@@ -75,6 +75,10 @@ enum Cmd {
         /// land mid create_table and drop_table).
         #[arg(long)]
         no_table_churn: bool,
+        /// Power losses may also tear a 4 KiB page mid-write (the engine then refuses to
+        /// open a database whose WAL tail tore, which ends the loop with an error).
+        #[arg(long)]
+        torn_pages: bool,
     },
     /// The crash loop's child (internal).
     #[command(hide = true)]
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
             dir,
             verbose,
             no_table_churn,
+            torn_pages,
         } => {
             let seed = seed.unwrap_or_else(clock_seed);
             println!("sealdb-stress crash: seed {seed}, {iterations} iterations; replay with --seed {seed}");
@@ -184,6 +189,7 @@ fn main() -> ExitCode {
                 root: dir,
                 verbose,
                 table_churn: !no_table_churn,
+                torn_pages,
             };
             match crash::run(&cfg) {
                 Ok(st) => {

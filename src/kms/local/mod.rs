@@ -5,7 +5,7 @@
 //! changed, and append one audit event whatever the outcome.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -22,6 +22,7 @@ use super::{
     PolicyDecision, PolicyRequest, RootKeySource, SERVICE_DEFAULT_ALIAS,
 };
 use crate::clock::{system_clock, Clock};
+use crate::storage::{default_env, Env};
 
 mod listing;
 mod ops;
@@ -43,6 +44,10 @@ pub struct LocalKmsOptions {
     pub clock: Arc<dyn Clock>,
     /// Size at which an audit file is rotated; 0 means never.
     pub audit_max_bytes: u64,
+    /// The file system the keystore and the audit log are read and written through (the
+    /// engine's seam, so a fault-injecting env reaches the KMS too). The root key file is
+    /// the exception: it is read and created with `std::fs`, which can set its mode.
+    pub env: Arc<dyn Env>,
 }
 
 impl LocalKmsOptions {
@@ -55,7 +60,14 @@ impl LocalKmsOptions {
             root_key: RootKeySource::from_env(),
             clock: system_clock(),
             audit_max_bytes: 16 << 20,
+            env: default_env(),
         }
+    }
+
+    /// These options with the keystore and audit log read and written through `env`.
+    pub fn with_env(mut self, env: Arc<dyn Env>) -> LocalKmsOptions {
+        self.env = env;
+        self
     }
 
     /// These options with the root key from `root_key`.
@@ -104,6 +116,23 @@ pub struct LocalKms {
     /// only after the call's audit event, so a call refused for want of an audit record
     /// leaves the keystore as it was.
     dirty: AtomicBool,
+    /// The earliest time (keystore seconds) at which a key's deletion or automatic
+    /// rotation falls due; `u64::MAX` when none will. Recomputed (under the state lock)
+    /// whenever the state changes, so a call before it does not scan the keystore.
+    next_due: AtomicU64,
+}
+
+/// When the first deletion or automatic rotation in `st` falls due (`u64::MAX`: none).
+fn next_due(st: &KeystoreState) -> u64 {
+    st.keys
+        .values()
+        .filter_map(|k| match k.state {
+            KeyState::PendingDeletion => k.deletion_secs,
+            KeyState::Enabled => rotate::next_rotation(k),
+            KeyState::Disabled => None,
+        })
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 /// What a call learned for its audit event.
@@ -200,8 +229,9 @@ impl LocalKms {
                 opts.region
             )));
         }
-        let (store, state) = Keystore::open(dir, &opts.root_key)?;
-        let audit = AuditLog::open(dir, opts.audit_max_bytes)?;
+        let (store, state) = Keystore::open(Arc::clone(&opts.env), dir, &opts.root_key)?;
+        let audit = AuditLog::open_in(opts.env, dir, opts.audit_max_bytes)?;
+        let due = next_due(&state);
         Ok(LocalKms {
             dir: dir.to_path_buf(),
             account: opts.account,
@@ -213,6 +243,7 @@ impl LocalKms {
             available: AtomicBool::new(true),
             poisoned: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
+            next_due: AtomicU64::new(due),
         })
     }
 
@@ -280,8 +311,13 @@ impl LocalKms {
         let res = self
             .check_caller(caller)
             .and_then(|()| self.check_poisoned())
-            .and_then(|()| self.purge_due(&mut st))
-            .and_then(|()| self.rotate_due(&mut st))
+            .and_then(|()| {
+                if to_secs(self.clock.now()) < self.next_due.load(Ordering::SeqCst) {
+                    return Ok(()); // nothing falls due yet: no scan
+                }
+                self.purge_due(&mut st)
+                    .and_then(|()| self.rotate_due(&mut st))
+            })
             .and_then(|()| f(&mut st, &mut facts));
         let recorded = self.audit.record(EventInput {
             caller,
@@ -300,6 +336,22 @@ impl LocalKms {
             time: self.clock.now(),
         });
         let changed = self.dirty.swap(false, Ordering::SeqCst);
+        let res = self.finish(&mut st, changed, recorded.map(|_| ()), res);
+        if changed {
+            self.next_due.store(next_due(&st), Ordering::SeqCst);
+        }
+        res
+    }
+
+    /// The end of `call`: undo in memory a change whose event could not be recorded, or
+    /// write it.
+    fn finish<T>(
+        &self,
+        st: &mut KeystoreState,
+        changed: bool,
+        recorded: Result<(), KmsError>,
+        res: Result<T, KmsError>,
+    ) -> Result<T, KmsError> {
         if let Err(e) = recorded {
             if changed {
                 match self.store.reload() {
@@ -316,7 +368,7 @@ impl LocalKms {
             return Err(e);
         }
         if changed {
-            self.store.save(&st).inspect_err(|_| {
+            self.store.save(st).inspect_err(|_| {
                 self.poisoned.store(true, Ordering::SeqCst);
             })?;
         }

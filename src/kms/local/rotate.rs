@@ -293,6 +293,7 @@ mod tests {
             },
             clock: Arc::new(clock.clone()),
             audit_max_bytes: 0,
+            env: crate::storage::default_env(),
         }
     }
 

@@ -93,15 +93,15 @@ pub fn scan(ctx: &Context, a: ScanArgs) -> Result<(), CliError> {
             Some(s) => Bound::Excluded(decode_arg(what, s, a.enc.hex)?),
         })
     };
-    let lower = bound(&a.from, "--from key", true)?;
-    let upper = bound(&a.to, "--to key", false)?;
+    let lower = bound(&a.range.from, "--from key", true)?;
+    let upper = bound(&a.range.to, "--to key", false)?;
     let (db, _kms) = ctx.open_db(false)?;
     let t = db.table(&a.table)?;
     let mut iter = t.range::<Vec<u8>>((lower, upper))?;
-    if a.reverse {
+    if a.range.reverse {
         iter = iter.rev();
     }
-    let limit = a.limit.unwrap_or(u64::MAX);
+    let limit = a.range.limit.unwrap_or(u64::MAX);
     let mut out = io::stdout().lock();
     for item in iter.take(usize::try_from(limit).unwrap_or(usize::MAX)) {
         let (k, v) = item?;

@@ -154,20 +154,20 @@ pub fn query(ctx: &Context, a: QueryArgs) -> Result<(), CliError> {
     let index = db.table(&a.table)?.index(&a.name)?;
     let mut iter = match &a.prefix {
         Some(p) => {
-            if a.from.is_some() || a.to.is_some() {
+            if a.range.from.is_some() || a.range.to.is_some() {
                 return Err(CliError::usage("--prefix excludes --from and --to"));
             }
             index.prefix(decode_arg("--prefix", p, a.enc.hex)?)?
         }
         None => index.range::<Vec<u8>>((
-            bound(&a.from, "--from key", true)?,
-            bound(&a.to, "--to key", false)?,
+            bound(&a.range.from, "--from key", true)?,
+            bound(&a.range.to, "--to key", false)?,
         ))?,
     };
-    if a.reverse {
+    if a.range.reverse {
         iter = iter.rev();
     }
-    let limit = usize::try_from(a.limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
+    let limit = usize::try_from(a.range.limit.unwrap_or(u64::MAX)).unwrap_or(usize::MAX);
     let mut out = io::stdout().lock();
     for item in iter.take(limit) {
         let e = item?;

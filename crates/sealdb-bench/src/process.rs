@@ -51,17 +51,34 @@ fn parse_kib_field(text: &str, field: &str) -> Option<u64> {
 }
 
 /// Total size of the regular files under `dir`, recursively (apparent sizes).
+///
+/// The engine's background threads delete obsolete files while it runs: a file (or a
+/// directory) that vanishes between the listing and its `stat` no longer takes space and
+/// is skipped, not an error.
 pub fn dir_size(dir: &Path) -> io::Result<u64> {
+    fn gone(e: &io::Error) -> bool {
+        e.kind() == io::ErrorKind::NotFound
+    }
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
+        let entries = match std::fs::read_dir(&d) {
+            Err(e) if gone(&e) && d != dir => continue,
+            other => other?,
+        };
+        for e in entries {
+            let e = match e {
+                Err(e) if gone(&e) => continue,
+                other => other?,
+            };
+            let meta = match e.metadata() {
+                Err(e) if gone(&e) => continue,
+                other => other?,
+            };
+            if meta.is_dir() {
                 stack.push(e.path());
-            } else if ft.is_file() {
-                total += e.metadata()?.len();
+            } else if meta.is_file() {
+                total += meta.len();
             }
         }
     }

@@ -97,8 +97,8 @@ fn format_1_database_opens_reads_back_and_upgrades() -> TestResult {
         assert!(db.unreferenced_files()?.is_empty());
         db.verify()?;
         drop(db);
-        // The first open rewrote the manifest in the current format (4: index edits).
-        assert_eq!(manifest_version(dir.path())?, Some(4));
+        // The first open rewrote the manifest in the current format (5: local indexes).
+        assert_eq!(manifest_version(dir.path())?, Some(5));
     }
     Ok(())
 }
@@ -127,7 +127,7 @@ fn format_2_database_opens_reads_back_and_upgrades() -> TestResult {
         assert!(db.unreferenced_files()?.is_empty());
         db.verify()?;
         drop(db);
-        assert_eq!(manifest_version(dir.path())?, Some(4), "round {round}");
+        assert_eq!(manifest_version(dir.path())?, Some(5), "round {round}");
     }
     Ok(())
 }

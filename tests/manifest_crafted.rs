@@ -842,17 +842,18 @@ fn a_missing_current_or_manifest_is_detected_not_a_new_empty_database() -> TestR
 #[test]
 fn rewriting_the_manifest_version_byte_is_detected() -> TestResult {
     let fx = encrypted_fixture()?;
-    // Format 4 (index edits) is format 3's layout: any older version byte is detected too.
-    for version in [3u8, 2, 1] {
+    // Formats 4 (index edits) and 5 (local indexes) are format 3's layout: any older
+    // version byte is detected too.
+    for version in [4u8, 3, 2, 1] {
         let (_s, dir) = fx.copy()?;
         rewrite_manifest(&dir, |m| {
-            assert_eq!(m.version(), 4);
+            assert_eq!(m.version(), 5);
             // The header CRC is recomputed by `encode`.
             m.header[8] = version;
             Ok(())
         })?;
         let o = judge(&fx, &dir, fx.options())?;
-        assert_detected(&format!("version 4 -> {version}"), &o);
+        assert_detected(&format!("version 5 -> {version}"), &o);
     }
     Ok(())
 }

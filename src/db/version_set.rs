@@ -372,6 +372,7 @@ pub(crate) fn snapshot_edits<'a>(
         if let Some(def) = t.index.get() {
             edits.extend(crate::index::catalogue_edits(def));
         }
+        edits.extend(crate::index::local_catalogue_edits(t));
         for f in t.super_version().version.files() {
             edits.push(f.add_edit());
         }

@@ -22,6 +22,10 @@
 //!                       | extractor_kind : u8 (1 JSON pointer, 2 named) | extractor : str
 //!                       (format 4; in the record of the index's own CreateTable)
 //!  21 IndexReady        index : u32   (format 4: the index's backfill committed)
+//!  22 DeclareLocalIndex table : u32 | slot : u8 | name : str | flags : u8 (bit 0 unique)
+//!                       | extractor_kind : u8 | extractor : str
+//!                       (format 5; only in the record of its table's CreateTable)
+//!                       23..=29 reserved for indexes
 //! meta    = flags : u8 (bit 0 encrypted, bit 1 sealed_boundaries,
 //!                       bits 2-3 compression: 0 none, 1 lz4) | key_arn : str
 //!           | wrapped_table_key : bytes | grant_id : str | key_version : u32
@@ -56,6 +60,7 @@ pub(crate) enum EditTag {
     // 13..=19 are reserved for another catalogue extension; indexes use 20..=29.
     DeclareIndex = 20,
     IndexReady = 21,
+    DeclareLocalIndex = 22,
 }
 
 impl TryFrom<u8> for EditTag {
@@ -76,6 +81,7 @@ impl TryFrom<u8> for EditTag {
             12 => EditTag::AddWalSegment,
             20 => EditTag::DeclareIndex,
             21 => EditTag::IndexReady,
+            22 => EditTag::DeclareLocalIndex,
             other => return Err(other),
         })
     }
@@ -121,6 +127,19 @@ impl TryFrom<u8> for ExtractorKind {
 pub(crate) struct IndexDecl {
     pub(crate) index: TableId,
     pub(crate) table: TableId,
+    pub(crate) name: String,
+    pub(crate) unique: bool,
+    pub(crate) kind: ExtractorKind,
+    pub(crate) extractor: String,
+}
+
+/// A local index as the catalogue records it: it lives inside table `table`'s own LSM,
+/// its entries under key-space slot `slot` (`crate::index::local`), and is declared in the
+/// table's `CreateTable` record, never later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LocalIndexDecl {
+    pub(crate) table: TableId,
+    pub(crate) slot: u8,
     pub(crate) name: String,
     pub(crate) unique: bool,
     pub(crate) kind: ExtractorKind,
@@ -234,6 +253,9 @@ pub(crate) enum Edit {
     IndexReady {
         index: TableId,
     },
+    /// Local index `decl.name` of `decl.table` (format 5), ready from the start (the
+    /// table is created with it).
+    DeclareLocalIndex(LocalIndexDecl),
 }
 
 /// An atomic group of edits: one manifest record.
@@ -291,6 +313,7 @@ impl Edit {
             | Edit::SetTableKey { table, .. } => Some(*table),
             Edit::DeclareIndex(d) => Some(d.index),
             Edit::IndexReady { index } => Some(*index),
+            Edit::DeclareLocalIndex(d) => Some(d.table),
             Edit::SetNextFileNumber(_)
             | Edit::SetLastSeq(_)
             | Edit::SetNextTableId(_)
@@ -316,6 +339,7 @@ impl Edit {
             Edit::AddWalSegment(_) => EditTag::AddWalSegment,
             Edit::DeclareIndex(_) => EditTag::DeclareIndex,
             Edit::IndexReady { .. } => EditTag::IndexReady,
+            Edit::DeclareLocalIndex(_) => EditTag::DeclareLocalIndex,
         }
     }
 
@@ -370,6 +394,14 @@ impl Edit {
                 put_len_prefixed(out, d.extractor.as_bytes())?;
             }
             Edit::IndexReady { index } => out.extend_from_slice(&index.0.to_le_bytes()),
+            Edit::DeclareLocalIndex(d) => {
+                out.extend_from_slice(&d.table.0.to_le_bytes());
+                out.push(d.slot);
+                put_len_prefixed(out, d.name.as_bytes())?;
+                out.push(if d.unique { INDEX_UNIQUE } else { 0 });
+                out.push(d.kind as u8);
+                put_len_prefixed(out, d.extractor.as_bytes())?;
+            }
         }
         Ok(())
     }
@@ -432,25 +464,45 @@ impl Edit {
                 let index = table(c)?;
                 let parent = table(c)?;
                 let name = decode_str(c, "index name")?;
-                let flags = c.u8("index flags")?;
-                if flags & !INDEX_UNIQUE != 0 {
-                    return Err(c.error(format!("unknown index flags {flags:#04x}")));
-                }
-                let kind = c.u8("index extractor kind")?;
-                let kind = ExtractorKind::try_from(kind)
-                    .map_err(|k| c.error(format!("unknown index extractor kind {k}")))?;
+                let (unique, kind) = index_flags_and_kind(c)?;
                 Edit::DeclareIndex(IndexDecl {
                     index,
                     table: parent,
                     name,
-                    unique: flags & INDEX_UNIQUE != 0,
+                    unique,
                     kind,
                     extractor: decode_str(c, "index extractor")?,
                 })
             }
             EditTag::IndexReady => Edit::IndexReady { index: table(c)? },
+            EditTag::DeclareLocalIndex => {
+                let parent = table(c)?;
+                let slot = c.u8("local index slot")?;
+                let name = decode_str(c, "index name")?;
+                let (unique, kind) = index_flags_and_kind(c)?;
+                Edit::DeclareLocalIndex(LocalIndexDecl {
+                    table: parent,
+                    slot,
+                    name,
+                    unique,
+                    kind,
+                    extractor: decode_str(c, "index extractor")?,
+                })
+            }
         })
     }
+}
+
+/// The flags and extractor kind of an index declaration (tags 20 and 22).
+fn index_flags_and_kind(c: &mut Cursor<'_>) -> Result<(bool, ExtractorKind)> {
+    let flags = c.u8("index flags")?;
+    if flags & !INDEX_UNIQUE != 0 {
+        return Err(c.error(format!("unknown index flags {flags:#04x}")));
+    }
+    let kind = c.u8("index extractor kind")?;
+    let kind = ExtractorKind::try_from(kind)
+        .map_err(|k| c.error(format!("unknown index extractor kind {k}")))?;
+    Ok((flags & INDEX_UNIQUE != 0, kind))
 }
 
 fn decode_str(c: &mut Cursor<'_>, what: &str) -> Result<String> {
@@ -635,6 +687,22 @@ mod tests {
                 }
             ),
             any::<u32>().prop_map(|i| Edit::IndexReady { index: TableId(i) }),
+            (any::<(u32, u8, bool, bool)>(), ".{0,8}", ".{0,12}").prop_map(
+                |((table, slot, unique, named), name, extractor)| {
+                    Edit::DeclareLocalIndex(LocalIndexDecl {
+                        table: TableId(table),
+                        slot,
+                        name,
+                        unique,
+                        kind: if named {
+                            ExtractorKind::Named
+                        } else {
+                            ExtractorKind::JsonPointer
+                        },
+                        extractor,
+                    })
+                }
+            ),
         ]
     }
 
@@ -661,10 +729,10 @@ mod tests {
 
     #[test]
     fn tags_are_frozen() {
-        for t in (1..=12u8).chain(20..=21) {
+        for t in (1..=12u8).chain(20..=22) {
             assert_eq!(EditTag::try_from(t).map(|e| e as u8), Ok(t));
         }
-        for t in [0u8, 13, 19, 22, 29] {
+        for t in [0u8, 13, 19, 23, 29] {
             assert_eq!(EditTag::try_from(t), Err(t));
         }
     }
@@ -743,6 +811,17 @@ mod tests {
                 "14 04000000 01000000 02000000 6279 01 01 02000000 2f61",
             ),
             (Edit::IndexReady { index: TableId(4) }, "15 04000000"),
+            (
+                Edit::DeclareLocalIndex(LocalIndexDecl {
+                    table: TableId(1),
+                    slot: 2,
+                    name: "by".into(),
+                    unique: false,
+                    kind: ExtractorKind::Named,
+                    extractor: "f".into(),
+                }),
+                "16 01000000 02 02000000 6279 00 02 01000000 66",
+            ),
         ];
         for (edit, hex_str) in cases {
             let mut out = Vec::new();

@@ -51,8 +51,10 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
-/// The manifest format this code writes: format 3 plus the index catalogue edits (20, 21).
-pub(crate) const MANIFEST_VERSION: u8 = 4;
+/// The manifest format this code writes: format 4 plus local index declarations (22).
+pub(crate) const MANIFEST_VERSION: u8 = 5;
+/// Format 3 plus the index catalogue edits (20, 21). Still read.
+pub(crate) const MANIFEST_V4: u8 = 4;
 /// A snapshot may carry a locked table's records without their table MACs (the database
 /// MAC covers them), and a table's wrapped key may be bound to its database and
 /// incarnation (`db::table_context`). Still read.
@@ -62,8 +64,13 @@ pub(crate) const MANIFEST_V2: u8 = 2;
 /// The first manifest format (table MAC chains only). Still read.
 pub(crate) const MANIFEST_V1: u8 = 1;
 /// Every manifest format this code reads.
-pub(crate) const MANIFEST_VERSIONS: [u8; 4] =
-    [MANIFEST_V1, MANIFEST_V2, MANIFEST_V3, MANIFEST_VERSION];
+pub(crate) const MANIFEST_VERSIONS: [u8; 5] = [
+    MANIFEST_V1,
+    MANIFEST_V2,
+    MANIFEST_V3,
+    MANIFEST_V4,
+    MANIFEST_VERSION,
+];
 /// Bytes of a MAC.
 pub(crate) const MAC_LEN: usize = 32;
 /// The chain's starting value.

@@ -514,8 +514,8 @@ fn golden_bytes_of_a_tiny_manifest() -> Result<()> {
     let data =
         std::fs::read(dir.path().join("MANIFEST-000003")).map_err(|e| Error::io("read", e))?;
     let h = hex::encode(&data);
-    // header: "SEALMAN\0", version 4, reserved, number 3, hcrc
-    assert_eq!(&h[..40], "5345414c4d414e00040000000300000000000000");
+    // header: "SEALMAN\0", version 5, reserved, number 3, hcrc
+    assert_eq!(&h[..40], "5345414c4d414e00050000000300000000000000");
     // record header: len 18, crc, type 1 (Edit), hcrc; payload: edits_len 9,
     // SetLastSeq(7), mac_count 0, db_mac_len 0.
     assert_eq!(&h[48..56], "12000000");
@@ -527,7 +527,7 @@ fn golden_bytes_of_a_tiny_manifest() -> Result<()> {
     // The CRCs here were computed independently (Python's zlib.crc32).
     assert_eq!(
         h,
-        "5345414c4d414e0004000000030000000000000019fddec81200000042fd57ed01083e24c70900000007070000000000000000000000000e00000013659d3c0195474cf4050000000b020000000000000000"
+        "5345414c4d414e00050000000300000000000000537bb1761200000042fd57ed01083e24c70900000007070000000000000000000000000e00000013659d3c0195474cf4050000000b020000000000000000"
     );
     let current = std::fs::read(dir.path().join(CURRENT)).map_err(|e| Error::io("read", e))?;
     assert_eq!(current, b"MANIFEST-000003\n");

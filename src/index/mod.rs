@@ -236,6 +236,8 @@ impl IndexDef {
     }
 
     pub(crate) fn status(&self, state: &crate::db::TableState) -> IndexStatus {
+        // One look at the build state (its lock is not reentrant).
+        let build = self.build.lock().clone();
         IndexStatus {
             name: self.decl.name.clone(),
             extractor_kind: match self.decl.kind {
@@ -247,14 +249,14 @@ impl IndexDef {
             local: self.local.is_some(),
             ready: self.is_ready(),
             backfilled: self.backfilled.load(Ordering::Acquire),
-            backfill_error: match &*self.build.lock() {
+            backfill_error: match &build {
                 Build::Failed(why) => Some(why.clone()),
                 Build::Retrying { error, attempt } => {
                     Some(format!("attempt {attempt} failed: {error}"))
                 }
                 _ => None,
             },
-            backfill_retrying: matches!(*self.build.lock(), Build::Retrying { .. }),
+            backfill_retrying: matches!(build, Build::Retrying { .. }),
             sealed_boundaries: state.meta.read().sealed_boundaries,
             locked: state.lock_reason().map(|(r, _)| r.as_str()),
         }

@@ -154,7 +154,10 @@ fn encrypted_local_index_entries_appear_in_no_file() -> TestResult {
         .files
         .iter()
         .all(|f| f.smallest.is_none() && f.largest.is_none()));
-    assert!(secret.indexes().first().is_some_and(|s| s.local && s.sealed_boundaries));
+    assert!(secret
+        .indexes()
+        .first()
+        .is_some_and(|s| s.local && s.sealed_boundaries));
     drop((secret, open, db));
     let db = fx.open()?;
     check("after reopen")?;

@@ -191,7 +191,10 @@ fn local_indexes_are_declared_only_with_their_table() -> TestResult {
         .prefix("m7@")?
         .collect::<sealdb::Result<_>>()?;
     assert_eq!(got.len(), 1);
-    assert_eq!(got.first().map(|e| e.primary_key.to_vec()), Some(b"p7".to_vec()));
+    assert_eq!(
+        got.first().map(|e| e.primary_key.to_vec()),
+        Some(b"p7".to_vec())
+    );
     // Bad declarations fail before anything is created.
     for bad in [
         TableOptions::plaintext()

@@ -67,7 +67,10 @@ fn a_transient_backfill_failure_is_retried_in_process() -> TestResult {
     t.start_index("by_g", &IndexSpec::json_pointer("/g"))?;
     let s = wait_for(&db, |s| s.backfill_retrying)?;
     assert!(!s.ready);
-    let why = s.backfill_error.clone().ok_or("a retrying index names its error")?;
+    let why = s
+        .backfill_error
+        .clone()
+        .ok_or("a retrying index names its error")?;
     assert!(why.contains("injected"), "{why}");
     assert!(env.injected(FaultOp::OpenRead) > 0);
     // It keeps retrying while the fault lasts (a second failed attempt is reported).
@@ -79,11 +82,17 @@ fn a_transient_backfill_failure_is_retried_in_process() -> TestResult {
     env.disarm_all();
     t.wait_index("by_g")?;
     let s = status(&db)?;
-    assert!(s.ready && !s.backfill_retrying && s.backfill_error.is_none(), "{s:?}");
+    assert!(
+        s.ready && !s.backfill_retrying && s.backfill_error.is_none(),
+        "{s:?}"
+    );
     let idx = t.index("by_g")?;
     let c = idx.check()?;
     assert_eq!((c.entries, c.stale, c.missing), (ITEMS, 0, 0), "{c:?}");
-    assert_eq!(idx.prefix("g05")?.count() as u64, (0..ITEMS).filter(|i| i % 37 == 5).count() as u64);
+    assert_eq!(
+        idx.prefix("g05")?.count() as u64,
+        (0..ITEMS).filter(|i| i % 37 == 5).count() as u64
+    );
     Ok(())
 }
 

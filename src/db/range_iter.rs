@@ -225,7 +225,9 @@ impl Iterator for RangeIter {
                 Some(_) => Some(Ok((k.slice(self.strip..), v))),
                 None => {
                     self.done = true;
-                    Some(Err(Error::Internal("a key shorter than its key space".into())))
+                    Some(Err(Error::Internal(
+                        "a key shorter than its key space".into(),
+                    )))
                 }
             },
             Ok(Some(kv)) => Some(Ok(kv)),

@@ -129,7 +129,8 @@ impl WriteBatch {
         let s = self.sections.entry(table).or_default();
         // At most three varints (10 + 5 + 5 bytes) and the kind beyond key and value: one
         // allocation for a single put, amortized doubling for a large batch.
-        s.payload.reserve(prefix.len() + key.len() + value.len() + 24);
+        s.payload
+            .reserve(prefix.len() + key.len() + value.len() + 24);
         put_varint(&mut s.payload, self.count);
         s.payload.push(kind as u8);
         put_varint(&mut s.payload, (prefix.len() + key.len()) as u64);
@@ -272,7 +273,10 @@ mod tests {
         assert!(extra.is_empty());
         extra.add_prefixed(TableId(1), ValueKind::Delete, &[0x01, 0x00], b"e", b"");
         assert_eq!(extra.len(), 1);
-        let (_, s) = extra.sections().next().unwrap_or_else(|| panic!("one section"));
+        let (_, s) = extra
+            .sections()
+            .next()
+            .unwrap_or_else(|| panic!("one section"));
         // seq_delta 2 (after the base's two entries), Delete, key 01 00 'e'.
         assert_eq!(s.payload().to_vec(), vec![1, 0, 0, 0, 2, 0, 3, 1, 0, b'e']);
         let mut limit = WriteBatch::new();

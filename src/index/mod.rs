@@ -304,7 +304,10 @@ pub(crate) fn local_catalogue_edits(table: &crate::db::TableState) -> Vec<Edit> 
     table
         .local_indexes()
         .iter()
-        .filter_map(|d| d.local.map(|slot| Edit::DeclareLocalIndex(d.local_decl(slot))))
+        .filter_map(|d| {
+            d.local
+                .map(|slot| Edit::DeclareLocalIndex(d.local_decl(slot)))
+        })
         .collect()
 }
 
@@ -359,7 +362,9 @@ pub(crate) fn attach_local(
     };
     for (id, list) in decls {
         let Some(table) = states.get(id) else {
-            return Err(bad(format!("local indexes declared for missing table #{id}")));
+            return Err(bad(format!(
+                "local indexes declared for missing table #{id}"
+            )));
         };
         let mut defs: Vec<Arc<IndexDef>> = Vec::new();
         for (i, decl) in list.iter().enumerate() {
@@ -372,8 +377,8 @@ pub(crate) fn attach_local(
             if defs.iter().any(|d| d.decl.name == decl.name) {
                 return Err(bad(format!("local index {:?} declared twice", decl.name)));
             }
-            let extractor = Extractor::resolve(decl.kind, &decl.extractor, registered)
-                .map_err(|e| {
+            let extractor =
+                Extractor::resolve(decl.kind, &decl.extractor, registered).map_err(|e| {
                     Error::InvalidArgument(format!(
                         "table {:?} local index {:?}: {e}",
                         table.name, decl.name

@@ -264,9 +264,11 @@ pub(crate) fn parse_manifest(
                 // A table's layout (whether its keys carry the local-index key space) is
                 // fixed by its CreateTable record: a declaration anywhere else is damage.
                 Edit::DeclareLocalIndex(d)
-                    if !rec.edit.edits.iter().any(
-                        |e| matches!(e, Edit::CreateTable { id, .. } if *id == d.table),
-                    ) =>
+                    if !rec
+                        .edit
+                        .edits
+                        .iter()
+                        .any(|e| matches!(e, Edit::CreateTable { id, .. } if *id == d.table)) =>
                 {
                     return Err(bad(format!(
                         "local index {:?} declared outside its table's CreateTable record",

@@ -142,7 +142,11 @@ fn create_table_with_local_indexes_then_query_and_show_them() -> TestResult {
         "--index",
         "by_mail=/mail,unique",
     ])?;
-    for (k, city, mail) in [("p1", "oslo", "a@x"), ("p2", "rome", "b@x"), ("p3", "oslo", "c@x")] {
+    for (k, city, mail) in [
+        ("p1", "oslo", "a@x"),
+        ("p2", "rome", "b@x"),
+        ("p3", "oslo", "c@x"),
+    ] {
         f.ok(&[
             "put",
             "People",
@@ -170,7 +174,10 @@ fn create_table_with_local_indexes_then_query_and_show_them() -> TestResult {
          index by_mail local json-pointer /mail, unique, ready\n"
     );
     let status = f.ok(&["status"])?;
-    assert!(status.contains("by_city local json-pointer /city, ready"), "{status}");
+    assert!(
+        status.contains("by_city local json-pointer /city, ready"),
+        "{status}"
+    );
     f.ok(&["flush"])?;
     let inspect = f.ok(&["inspect", "People"])?;
     assert!(
@@ -178,7 +185,10 @@ fn create_table_with_local_indexes_then_query_and_show_them() -> TestResult {
         "{inspect}"
     );
     // Sealed boundaries: no attribute value in what inspect prints.
-    assert!(!inspect.contains("oslo") && !inspect.contains("a@x"), "{inspect}");
+    assert!(
+        !inspect.contains("oslo") && !inspect.contains("a@x"),
+        "{inspect}"
+    );
     let (code, _, err) = f.run(&["drop-index", "People", "by_city"])?;
     assert_ne!(code, 0);
     assert!(err.contains("local"), "{err}");

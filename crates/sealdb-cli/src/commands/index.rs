@@ -123,10 +123,9 @@ pub fn index_state(i: &IndexStatus) -> String {
     }
     match (&i.backfill_error, i.ready) {
         (_, true) => "ready".to_owned(),
-        (Some(why), false) if i.backfill_retrying => format!(
-            "backfill retrying after {} items ({why})",
-            i.backfilled
-        ),
+        (Some(why), false) if i.backfill_retrying => {
+            format!("backfill retrying after {} items ({why})", i.backfilled)
+        }
         (Some(why), false) => format!(
             "backfill failed after {} items ({why}); resumes at the next open",
             i.backfilled

@@ -91,6 +91,17 @@ pub enum Error {
         /// Why, in a sentence.
         reason: String,
     },
+    /// `Db::drop_table_and_delete_key` refused before dropping anything: the table's KMS
+    /// key protects more than this table (the shared service default key, or a key other
+    /// tables or grants use), or the table has no KMS key.
+    KeyNotDeletable {
+        /// The table.
+        table: String,
+        /// The KMS key's ARN (empty for a plaintext table).
+        key: String,
+        /// Why, in a sentence.
+        reason: String,
+    },
 }
 
 /// Why a database or one of its log writers stopped accepting writes, and the failure that
@@ -208,6 +219,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "index {index:?} of table {table:?} is unavailable: {reason}"
+            ),
+            Error::KeyNotDeletable { table, key, reason } => write!(
+                f,
+                "the KMS key {key} of table {table:?} cannot be scheduled for deletion: {reason}; nothing was dropped"
             ),
         }
     }

@@ -123,10 +123,10 @@ pub use compaction::{DbStats, LevelStats, TableStats};
 /// `aes-gcm` without the `aws-lc` feature), for reports such as benchmark headers.
 pub use crypto::BACKEND as AEAD_BACKEND;
 pub use db::{
-    Boundaries, CacheEntryStatus, Db, Encryption, FileLayout, LockReason, Options, RangeIter,
-    RewrapOutcome, Snapshot, Table, TableEncryptionStatus, TableLayout, TableOptions, VerifyReport,
-    WriteBatch, WriteOptions, DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE,
-    DEFAULT_REGION,
+    Boundaries, CacheEntryStatus, CheckpointReport, Db, Encryption, FileLayout, KeyDeletion,
+    LockReason, Options, RangeIter, RestoreReport, RewrapOutcome, Snapshot, Table,
+    TableEncryptionStatus, TableLayout, TableOptions, VerifyReport, WriteBatch, WriteOptions,
+    DEFAULT_ACCOUNT, DEFAULT_KEY_MAX_AGE, DEFAULT_KEY_RECHECK_AFTER_IDLE, DEFAULT_REGION,
 };
 pub use error::{Error, Poison, Result};
 pub use index::{

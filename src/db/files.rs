@@ -103,7 +103,10 @@ impl DbInner {
         if let Ok(listing) = self.env.list_dir(&self.path) {
             for name in listing {
                 if let Some(n) = filename::wal_number(&name) {
-                    if n < min_log && !self.versions.retained_wal().contains(&n) {
+                    if n < min_log
+                        && !self.versions.retained_wal().contains(&n)
+                        && !self.versions.wal_pins.holds(n)
+                    {
                         let _ = self.env.remove_file(&self.path.join(&name));
                     }
                 }

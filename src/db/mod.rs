@@ -1,6 +1,7 @@
 //! The database: named tables, each an LSM of its own, sharing one WAL, one manifest, one
 //! block cache and one background worker.
 
+mod checkpoint;
 mod files;
 mod flush;
 mod health;
@@ -14,6 +15,7 @@ mod range_iter;
 mod read;
 mod recovery;
 mod rotation;
+mod shred;
 mod snapshot;
 mod status;
 mod table;
@@ -42,6 +44,7 @@ use crate::storage::{Env, FileLock};
 use crate::types::{FileNumber, SeqNo, TableId};
 use crate::wal::WalWriter;
 
+pub use checkpoint::{CheckpointReport, RestoreReport};
 pub use keyring::CacheEntryStatus;
 pub use locked::LockReason;
 pub use options::{
@@ -51,6 +54,7 @@ pub use options::{
 pub(crate) use range_iter::prefix_successor;
 pub use range_iter::RangeIter;
 pub use rotation::RewrapOutcome;
+pub use shred::KeyDeletion;
 pub use snapshot::Snapshot;
 pub use status::{FileLayout, TableEncryptionStatus, TableLayout, VerifyReport};
 pub use table::Table;

@@ -87,6 +87,8 @@ pub(crate) struct VersionSet {
     retained_wal: BTreeSet<FileNumber>,
     /// SSTables being written: not yet in the manifest, but not orphans.
     pending_outputs: Mutex<HashSet<FileNumber>>,
+    /// WAL segments a checkpoint is copying: never deleted while pinned.
+    pub(crate) wal_pins: super::checkpoint::WalPins,
 }
 
 impl VersionSet {
@@ -108,7 +110,16 @@ impl VersionSet {
             wal_segments: Mutex::new(r.wal_segments),
             retained_wal: r.retained_wal,
             pending_outputs: Mutex::new(HashSet::new()),
+            wal_pins: super::checkpoint::WalPins::default(),
         }
+    }
+
+    /// The database key's record and the key itself, for a checkpoint's manifest.
+    pub(crate) fn database_key_for_snapshot(&self) -> Option<(DatabaseKeyMeta, Arc<TableKey>)> {
+        self.database_key
+            .read()
+            .as_ref()
+            .map(|k| (k.meta.clone(), Arc::clone(&k.key)))
     }
 
     /// Takes the manifest lock: the only way to append an edit or write a snapshot.

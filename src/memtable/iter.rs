@@ -45,14 +45,14 @@ impl InternalIterator for MemTableIter {
 
     fn seek(&mut self, ikey: &[u8]) -> Result<()> {
         let mem = Arc::clone(&self.mem);
-        let probe = MemKey(Bytes::copy_from_slice(ikey));
+        let probe = MemKey::new(Bytes::copy_from_slice(ikey));
         self.set(mem.map().lower_bound(Bound::Included(&probe)));
         Ok(())
     }
 
     fn seek_for_prev(&mut self, ikey: &[u8]) -> Result<()> {
         let mem = Arc::clone(&self.mem);
-        let probe = MemKey(Bytes::copy_from_slice(ikey));
+        let probe = MemKey::new(Bytes::copy_from_slice(ikey));
         self.set(mem.map().upper_bound(Bound::Included(&probe)));
         Ok(())
     }
@@ -78,7 +78,10 @@ impl InternalIterator for MemTableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.current.as_ref().map(|(k, _)| &k.0[..]).unwrap_or(&[])
+        self.current
+            .as_ref()
+            .map(|(k, _)| &k.ikey()[..])
+            .unwrap_or(&[])
     }
 
     fn value(&self) -> &[u8] {

@@ -68,6 +68,8 @@ pub(crate) struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Decrypt buffers handed out new because their shard had no spare one.
+    new_buffers: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -103,6 +105,7 @@ impl BlockCache {
                 .collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            new_buffers: AtomicU64::new(0),
         }
     }
 
@@ -118,7 +121,16 @@ impl BlockCache {
     /// a spare one of that block's shard, or a new one.
     pub(crate) fn buffer(&self, id: u64, offset: u64, len: usize) -> BytesMut {
         let spare = self.shard(&(id, offset)).lock().spare.pop();
-        spare.unwrap_or_else(|| BytesMut::with_capacity(len))
+        spare.unwrap_or_else(|| {
+            self.new_buffers.fetch_add(1, Ordering::Relaxed);
+            BytesMut::with_capacity(len)
+        })
+    }
+
+    /// How many decrypt buffers [`BlockCache::buffer`] allocated (no spare one to reuse).
+    #[cfg(test)]
+    pub(crate) fn new_buffers(&self) -> u64 {
+        self.new_buffers.load(Ordering::Relaxed)
     }
 
     /// The cached block of table `id` at `offset`, counting a hit or a miss.

@@ -285,6 +285,42 @@ fn a_missing_key_reads_no_data_block() -> Result<()> {
     Ok(())
 }
 
+/// A steady point-read load over more blocks than the cache holds decrypts each miss into
+/// an evicted block's buffer: once the cache is full, misses allocate (almost) nothing.
+#[test]
+fn point_read_misses_reuse_evicted_buffers() -> Result<()> {
+    let entries = sample_entries(4000);
+    let (bytes, _) = build(&entries, true, 9, small_opts())?;
+    // Room for about a quarter of the table's blocks.
+    let cache = Arc::new(BlockCache::new(bytes.len() / 4));
+    let t = open(bytes, true, 9, Some(Arc::clone(&cache)))?;
+    let mut x: u64 = 15;
+    let mut read = |n: usize| -> Result<()> {
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (k, v) = &entries[(x % entries.len() as u64) as usize];
+            let got = t.get(ikey::user_key(k), SeqNo::MAX)?;
+            assert_eq!(got.map(|(_, v)| v.to_vec()).as_ref(), Some(v));
+        }
+        Ok(())
+    };
+    read(4000)?;
+    let (misses, fresh) = (cache.misses(), cache.new_buffers());
+    read(4000)?;
+    let (misses, fresh) = (cache.misses() - misses, cache.new_buffers() - fresh);
+    assert!(
+        misses > 1000,
+        "{misses} misses: the cache is too large for the test"
+    );
+    assert!(
+        fresh * 20 < misses,
+        "{fresh} new buffers for {misses} misses: evicted blocks' buffers are not reused"
+    );
+    Ok(())
+}
+
 /// Everything a reader can do with a table; the first error is returned.
 fn read_everything(bytes: Bytes, sealed: bool, file: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let t = open(bytes, sealed, file, None)?;

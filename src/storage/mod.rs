@@ -82,6 +82,23 @@ pub trait Env: Send + Sync + 'static {
     /// Takes an exclusive advisory lock on `path`, creating it; fails with `WouldBlock`
     /// when another holder has it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+    /// Makes `to` a second name of the file `from` (a hard link), for checkpoints. An env
+    /// that cannot (another file system, no links) fails, and the caller copies instead.
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this env makes no hard links",
+        ))
+    }
+    /// Removes an empty directory (a checkpoint's or a restore's staging directory).
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this env removes no directories",
+        ))
+    }
 }
 
 /// The environment used when `Options` names none.

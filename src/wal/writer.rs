@@ -69,8 +69,16 @@ impl WalSink {
         Ok(())
     }
 
-    fn queue(&self, bytes: &[u8]) {
-        self.queued.lock().extend_from_slice(bytes);
+    /// Queues the record in `record` behind those queued before it, leaving `record` empty.
+    /// With nothing queued (a lone writer) the buffers are swapped instead of copied.
+    fn queue(&self, record: &mut Vec<u8>) {
+        let mut queued = self.queued.lock();
+        if queued.is_empty() {
+            std::mem::swap(&mut *queued, record);
+        } else {
+            queued.extend_from_slice(record);
+        }
+        record.clear();
     }
 
     /// Returns once the segment's bytes up to `end` reached the OS, writing everything
@@ -228,8 +236,8 @@ impl WalWriter {
 
     /// Queues the record in `buf` behind those queued before it.
     fn queue_buf(&mut self) {
-        self.sink.queue(&self.buf);
         self.len += self.buf.len() as u64;
+        self.sink.queue(&mut self.buf);
     }
 
     /// Queues the record in `buf` and writes everything queued through.

@@ -80,11 +80,39 @@ pub enum Command {
     /// Creates a table (encrypted under the service default key unless told otherwise).
     CreateTable(CreateTableArgs),
     /// Drops a table: deletes its files and destroys its wrapped key.
-    DropTable {
-        name: String,
-        #[command(flatten)]
-        fmt: Format,
-    },
+    ///
+    /// What it does to older backups (and any other copy of the database's files):
+    ///
+    /// Under the shared service default key (alias/aws/sealdb), a drop destroys the wrapped
+    /// table key in this database only. A backup taken before keeps its own copy, which
+    /// that key still unwraps: the table stays readable in the backup. The drop retires the
+    /// table's grant, which the backup shares, so the restored table reports "grant
+    /// revoked" until `renew-grant` (by a principal the key's policy allows). Nothing short
+    /// of deleting the default key (which would take every table) shreds it.
+    ///
+    /// Under the table's own customer managed key, --delete-key also schedules that key for
+    /// deletion (ScheduleKeyDeletion, --pending-days, 7 to 30). While pending, copies report
+    /// "key pending deletion" (CancelKeyDeletion brings them back); once the KMS deletes
+    /// the key, every copy of the table, backups included, reports "key deleted" forever:
+    /// never data, never an empty table. Refused, before anything is dropped, for the
+    /// default key, a key other tables use, or a key with other grants.
+    ///
+    /// A table-key rotation (a new table key, the files re-encrypted) does not shred older
+    /// backups either: they hold the old table key wrapped under the same KMS key, which
+    /// still unwraps it. Only deleting the KMS key does.
+    ///
+    /// With the local KMS, the keystore directory holds the keys: a copy of it from before
+    /// the deletion brings the key back, so keep no such copy of a keystore you shred from.
+    #[command(verbatim_doc_comment)]
+    DropTable(DropTableArgs),
+    /// Writes a consistent point-in-time copy of the database into DIR (new or empty):
+    /// SSTables hard-linked where possible, WAL segments copied, a fresh manifest. The
+    /// files stay encrypted; the KMS keystore is not copied (keep it: the backup opens
+    /// only with the same KMS).
+    Backup(BackupArgs),
+    /// Restores a backup into DIR (new or empty): copied, opened with the KMS and verified
+    /// in DIR.tmp-restore, then renamed into place. A failed restore leaves DIR as it was.
+    Restore(RestoreArgs),
     /// Lists the tables.
     Tables(Format),
     /// Stores a value.
@@ -255,6 +283,38 @@ pub struct CreateTableArgs {
     /// at creation): NAME=/json/pointer, or NAME=/json/pointer,unique.
     #[arg(long = "index", value_name = "NAME=/POINTER[,unique]")]
     pub index: Vec<String>,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DropTableArgs {
+    pub name: String,
+    /// Also schedule the table's own customer managed KMS key for deletion
+    /// (crypto-shredding: every copy of the table becomes unreadable once it is deleted).
+    #[arg(long)]
+    pub delete_key: bool,
+    /// Days before the KMS deletes the key (7 to 30), with --delete-key.
+    #[arg(long, requires = "delete_key", default_value_t = 30)]
+    pub pending_days: u32,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The backup's directory (must not exist, or be empty).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub fmt: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup's directory.
+    pub backup: PathBuf,
+    /// The new database's directory (must not exist, or be empty).
+    pub dir: PathBuf,
     #[command(flatten)]
     pub fmt: Format,
 }

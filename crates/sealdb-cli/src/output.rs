@@ -106,7 +106,9 @@ fn error_exit(e: &Error) -> Exit {
     }
     match e {
         Error::TableNotFound(_) | Error::IndexUnavailable { .. } => Exit::NotFound,
-        Error::InvalidArgument(_) | Error::TableExists(_) => Exit::Usage,
+        Error::InvalidArgument(_) | Error::TableExists(_) | Error::KeyNotDeletable { .. } => {
+            Exit::Usage
+        }
         Error::TableUnavailable { .. } | Error::TableLocked { .. } => Exit::AccessDenied,
         Error::Kms(k) => kms_exit(k),
         Error::Io { .. } => Exit::Io,

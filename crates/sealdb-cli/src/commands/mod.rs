@@ -2,6 +2,7 @@
 //! how both are opened.
 
 mod audit;
+mod backup;
 mod bench;
 mod data;
 mod demo;
@@ -39,7 +40,9 @@ fn run_with(ctx: &Context, command: Command) -> Result<(), CliError> {
     match command {
         Command::Demo(a) => demo::run(ctx, a),
         Command::CreateTable(a) => tables::create(ctx, a),
-        Command::DropTable { name, fmt } => tables::drop(ctx, &name, fmt),
+        Command::DropTable(a) => backup::drop_table(ctx, a),
+        Command::Backup(a) => backup::backup(ctx, a),
+        Command::Restore(a) => backup::restore(ctx, a),
         Command::Tables(f) => tables::list(ctx, f),
         Command::Put {
             table,
@@ -242,14 +245,18 @@ pub fn open_db_at(
     ctx: &Context,
     create: bool,
 ) -> Result<Db, CliError> {
-    let kms: Arc<dyn Kms> = Arc::clone(kms);
+    Ok(Db::open(dir, engine_options(kms, ctx, create))?)
+}
+
+/// The engine's options for `ctx` with `kms`.
+pub fn engine_options(kms: &Arc<dyn Kms>, ctx: &Context, create: bool) -> Options {
     let mut opts = Options::default();
     opts.create_if_missing = create;
-    opts.kms = Some(kms);
+    opts.kms = Some(Arc::clone(kms));
     opts.account = ctx.account.clone();
     opts.region = ctx.region.clone();
     opts.principal = ctx.principal.clone();
-    Ok(Db::open(dir, opts)?)
+    opts
 }
 
 /// `<parent>/<name>.kms` for a database at `<parent>/<name>`: next to the data directory,

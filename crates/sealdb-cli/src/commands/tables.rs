@@ -50,16 +50,6 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     )
 }
 
-pub fn drop(ctx: &Context, name: &str, fmt: Format) -> Result<(), CliError> {
-    let (db, _kms) = ctx.open_db(false)?;
-    db.drop_table(name)?;
-    report(
-        fmt.json,
-        &format!("dropped table {name}"),
-        json!({"table": name, "dropped": true}),
-    )
-}
-
 /// `--index NAME=/pointer[,unique]`: a local index's name and spec.
 fn local_index_arg(arg: &str) -> Result<(String, sealdb::IndexSpec), CliError> {
     let bad = || {

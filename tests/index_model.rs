@@ -1,7 +1,8 @@
 //! Random puts, overwrites, deletes and batches on a table with a non-unique and a unique
-//! global index, with flushes, compactions, reopens, crashes (the directory copied while
-//! the database is open) and snapshots, checked against a `BTreeMap` model of the table
-//! and of each index, forward and reverse.
+//! global index and the same two as local indexes (inside the table's own LSM), with
+//! flushes, compactions, reopens, crashes (the directory copied while the database is
+//! open) and snapshots, checked against a `BTreeMap` model of the table and of each index,
+//! forward and reverse: the table's own scans and gets never see a local index entry.
 
 mod common;
 
@@ -88,6 +89,44 @@ fn codes_unique(m: &Model) -> bool {
     distinct.len() == codes.len()
 }
 
+/// The (author, code) index pairs: global, then local.
+const INDEXES: [(&str, &str); 2] = [("by_author", "by_code"), ("l_author", "l_code")];
+
+/// The table itself against the model: its scans (forward, reverse, prefix) and gets
+/// show exactly the items, never an index entry.
+fn check_table(db: &Db, m: &Model, snap: Option<&Snapshot>) -> Result<(), TestCaseError> {
+    let fail = |e: Error| TestCaseError::fail(e.to_string());
+    let t = db.table("t").map_err(fail)?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    for reverse in [false, true] {
+        let it = match snap {
+            Some(s) => t.range_at_snapshot::<&str>(.., s),
+            None => t.iter(),
+        }
+        .map_err(fail)?;
+        let it = if reverse { it.rev() } else { it };
+        let got: Vec<(String, String)> = it
+            .map(|kv| kv.map(|(k, v)| (text(&k), text(&v))))
+            .collect::<sealdb::Result<_>>()
+            .map_err(fail)?;
+        let mut want: Vec<(String, String)> =
+            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if reverse {
+            want.reverse();
+        }
+        prop_assert_eq!(got, want);
+    }
+    if snap.is_none() {
+        prop_assert_eq!(t.prefix("item").map_err(fail)?.count(), m.len());
+        prop_assert_eq!(t.range("".."item").map_err(fail)?.count(), 0);
+        for i in 0..40u8 {
+            let got = t.get(pk(i)).map_err(fail)?.map(|v| text(&v));
+            prop_assert_eq!(got.as_ref(), m.get(&pk(i)));
+        }
+    }
+    Ok(())
+}
+
 fn check(
     db: &Db,
     m: &Model,
@@ -95,9 +134,25 @@ fn check(
     letter: u8,
     reverse: bool,
 ) -> Result<(), TestCaseError> {
+    check_table(db, m, snap)?;
+    for (author, code) in INDEXES {
+        check_index(db, m, snap, letter, reverse, author, code)?;
+    }
+    Ok(())
+}
+
+fn check_index(
+    db: &Db,
+    m: &Model,
+    snap: Option<&Snapshot>,
+    letter: u8,
+    reverse: bool,
+    author: &str,
+    code: &str,
+) -> Result<(), TestCaseError> {
     let fail = |e: Error| TestCaseError::fail(e.to_string());
     let t = db.table("t").map_err(fail)?;
-    let by_author = t.index("by_author").map_err(fail)?;
+    let by_author = t.index(author).map_err(fail)?;
     let all = match snap {
         Some(s) => by_author.range_at_snapshot::<&str>(.., s),
         None => by_author.range::<&str>(..),
@@ -126,12 +181,19 @@ fn check(
     if reverse {
         want.reverse();
     }
-    prop_assert_eq!(&got, &want);
+    prop_assert_eq!(&got, &want, "{}", author);
     if snap.is_none() {
-        // The index itself, not only what queries return: no stale entry, none missing.
-        for name in ["by_author", "by_code"] {
+        // The index itself, not only what queries return: no stale entry, none missing,
+        // and as many entries as the model has keys.
+        for (name, field) in [(author, "author"), (code, "code")] {
             let c = t.index(name).map_err(fail)?.check().map_err(fail)?;
-            prop_assert_eq!((c.stale, c.missing), (0, 0), "{}: {:?}", name, c);
+            prop_assert_eq!(
+                (c.entries, c.stale, c.missing),
+                (index_of(m, field).len() as u64, 0, 0),
+                "{}: {:?}",
+                name,
+                c
+            );
         }
     }
     // A prefix of one author.
@@ -139,7 +201,7 @@ fn check(
     let n = by_author.prefix_at(&a, snap).map_err(fail)?.count();
     prop_assert_eq!(n, want.iter().filter(|(k, _, _)| k.starts_with(&a)).count());
     // The unique index: every code finds its one item.
-    let by_code = t.index("by_code").map_err(fail)?;
+    let by_code = t.index(code).map_err(fail)?;
     for code in 0..12u8 {
         let c = format!("c{code}");
         let want = index_of(m, "code")
@@ -162,7 +224,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let path = |dirs: &Vec<tempfile::TempDir>| dirs.last().map(|d| d.path().to_path_buf());
     let mut db = Db::open(path(&dirs).unwrap_or_default(), options()).map_err(fail)?;
     let t = db
-        .create_table("t", TableOptions::plaintext())
+        .create_table(
+            "t",
+            TableOptions::plaintext()
+                .with_local_index("l_author", IndexSpec::json_pointer("/author"))
+                .with_local_index("l_code", IndexSpec::json_pointer("/code").unique()),
+        )
         .map_err(fail)?;
     t.create_index("by_author", IndexSpec::json_pointer("/author"))
         .map_err(fail)?;

@@ -842,9 +842,9 @@ fn a_missing_current_or_manifest_is_detected_not_a_new_empty_database() -> TestR
 #[test]
 fn rewriting_the_manifest_version_byte_is_detected() -> TestResult {
     let fx = encrypted_fixture()?;
-    // Formats 4 (index edits) and 6 (table-key versions) are format 3's layout: any older
-    // version byte is detected too.
-    for version in [4u8, 3, 2, 1] {
+    // Formats 4 (index edits), 5 (local indexes) and 6 (table-key versions) are format 3's
+    // layout: any older version byte is detected too.
+    for version in [5u8, 4, 3, 2, 1] {
         let (_s, dir) = fx.copy()?;
         rewrite_manifest(&dir, |m| {
             assert_eq!(m.version(), 6);

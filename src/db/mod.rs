@@ -412,8 +412,14 @@ impl Db {
             std::ops::Bound::Excluded(k) => std::ops::Bound::Excluded(k.as_ref().to_vec()),
             std::ops::Bound::Unbounded => std::ops::Bound::Unbounded,
         };
-        self.core()
-            .compact_range(&t.state, conv(range.start_bound()), conv(range.end_bound()))
+        let (mut lower, mut upper) = (conv(range.start_bound()), conv(range.end_bound()));
+        if t.state.has_local_layout() {
+            // Item keys are stored in their key space; an open side also covers the
+            // table's local index entries.
+            lower = crate::index::local::stored_bound(lower);
+            upper = crate::index::local::stored_bound(upper);
+        }
+        self.core().compact_range(&t.state, lower, upper)
     }
 
     /// Compacts every table whole (engine maintenance: reveals no data, so it needs no

@@ -218,6 +218,9 @@ pub struct TableOptions {
     pub boundaries: Boundaries,
     /// Data blocks compressed before they are sealed (default: none).
     pub compression: Compression,
+    /// Local secondary indexes, by name, living in the table's own LSM
+    /// ([`TableOptions::with_local_index`]).
+    pub local_indexes: Vec<(String, crate::IndexSpec)>,
 }
 
 impl TableOptions {
@@ -227,6 +230,7 @@ impl TableOptions {
             encryption: Encryption::Encrypted { key_id: None },
             boundaries: Boundaries::Plain,
             compression: Compression::None,
+            local_indexes: Vec::new(),
         }
     }
 
@@ -238,6 +242,7 @@ impl TableOptions {
             },
             boundaries: Boundaries::Plain,
             compression: Compression::None,
+            local_indexes: Vec::new(),
         }
     }
 
@@ -247,7 +252,19 @@ impl TableOptions {
             encryption: Encryption::Plaintext,
             boundaries: Boundaries::Plain,
             compression: Compression::None,
+            local_indexes: Vec::new(),
         }
+    }
+
+    /// Adds local secondary index `name`: it lives inside the table's own LSM (same files
+    /// and data keys as its items), is maintained in the same WAL record as each write,
+    /// and is queried like a global index ([`crate::Table::index`]). Local indexes are
+    /// declared only here, when the table is created, and live as long as the table (at
+    /// most 16). An encrypted table with local indexes always seals its boundaries: they
+    /// may be index entries, which are attribute values.
+    pub fn with_local_index(mut self, name: impl Into<String>, spec: crate::IndexSpec) -> Self {
+        self.local_indexes.push((name.into(), spec));
+        self
     }
 
     /// Seals the range boundaries too (encrypted tables only).

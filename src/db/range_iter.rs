@@ -28,6 +28,9 @@ pub struct RangeIter {
     last_key: Option<Vec<u8>>,
     /// Reverse: the user key being resolved (a buffer reused across entries).
     reverse_key: Vec<u8>,
+    /// Bytes cut from the front of every key returned (the key-space byte of a table with
+    /// local indexes, `crate::index::local`).
+    strip: usize,
 }
 
 impl std::fmt::Debug for RangeIter {
@@ -59,7 +62,15 @@ impl RangeIter {
             done: false,
             last_key: None,
             reverse_key: Vec::new(),
+            strip: 0,
         }
+    }
+
+    /// Returns each key without its first `n` bytes (the range's bounds must keep every
+    /// key at least that long).
+    pub(crate) fn strip_key_prefix(mut self, n: usize) -> RangeIter {
+        self.strip = n;
+        self
     }
 
     /// Iterates in reverse key order from the upper bound down.
@@ -210,6 +221,15 @@ impl Iterator for RangeIter {
             }
         })();
         match step {
+            Ok(Some((k, v))) if self.strip > 0 => match k.get(self.strip..) {
+                Some(_) => Some(Ok((k.slice(self.strip..), v))),
+                None => {
+                    self.done = true;
+                    Some(Err(Error::Internal(
+                        "a key shorter than its key space".into(),
+                    )))
+                }
+            },
             Ok(Some(kv)) => Some(Ok(kv)),
             Ok(None) => {
                 self.done = true;

@@ -72,6 +72,8 @@ struct ManifestState {
     ever_added: HashSet<FileNumber>,
     /// Secondary indexes (crate::index): index table id -> declaration, ready.
     indexes: BTreeMap<TableId, (manifest::IndexDecl, bool)>,
+    /// Local indexes (crate::index::local): table id -> declarations, in record order.
+    local_indexes: BTreeMap<TableId, Vec<manifest::LocalIndexDecl>>,
 }
 
 impl ManifestState {
@@ -94,6 +96,13 @@ impl ManifestState {
                 Edit::DropTable { id } => {
                     self.tables.remove(id);
                     self.indexes.remove(id);
+                    self.local_indexes.remove(id);
+                }
+                Edit::DeclareLocalIndex(d) => {
+                    self.local_indexes
+                        .entry(d.table)
+                        .or_default()
+                        .push(d.clone());
                 }
                 // Secondary indexes (crate::index): the catalogue of index tables.
                 Edit::DeclareIndex(d) => {
@@ -290,6 +299,16 @@ pub(super) fn open(
     crate::index::attach(
         &states,
         &found.state.indexes,
+        &opts.index_extractors,
+        &found
+            .contents
+            .as_ref()
+            .map(|c| crate::filename::manifest(c.number))
+            .unwrap_or_default(),
+    )?;
+    crate::index::attach_local(
+        &states,
+        &found.state.local_indexes,
         &opts.index_extractors,
         &found
             .contents

@@ -13,6 +13,7 @@ use crate::manifest::TableMeta;
 use crate::memtable::MemTable;
 use crate::types::{FileNumber, TableId};
 
+use crate::index::local::stored_key;
 use crate::index::{Index, IndexDef, IndexSpec, IndexStatus};
 
 use super::range_iter::{prefix_successor, RangeIter};
@@ -55,6 +56,9 @@ pub(crate) struct TableState {
     pub(crate) index: OnceLock<Arc<IndexDef>>,
     /// The internal tables of this table's global indexes. Changed under the write lock.
     pub(crate) indexes: RwLock<Vec<Arc<TableState>>>,
+    /// This table's local indexes (`crate::index::local`), set once when it is created or
+    /// opened; when set, its keys have the local layout.
+    pub(crate) local: OnceLock<Vec<Arc<IndexDef>>>,
     /// Synced batches that wrote to this table and are appended but not yet in its
     /// memtable: index maintenance waits for none to be left before reading old values.
     pub(crate) synced_inflight: AtomicUsize,
@@ -80,13 +84,25 @@ impl TableState {
             lock: Mutex::new(None),
             index: OnceLock::new(),
             indexes: RwLock::new(Vec::new()),
+            local: OnceLock::new(),
             synced_inflight: AtomicUsize::new(0),
         }
     }
 
     /// True when some index must be maintained on writes to this table.
     pub(crate) fn has_indexes(&self) -> bool {
-        !self.indexes.read().is_empty()
+        self.has_local_layout() || !self.indexes.read().is_empty()
+    }
+
+    /// This table's local indexes, by slot (none for most tables).
+    pub(crate) fn local_indexes(&self) -> &[Arc<IndexDef>] {
+        self.local.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// True when the table was created with local indexes: its item keys are stored as
+    /// `0x00 || key` (`crate::index::local`).
+    pub(crate) fn has_local_layout(&self) -> bool {
+        !self.local_indexes().is_empty()
     }
 
     /// The name reports show: the table's, or `table/index` for an index's own table.
@@ -230,12 +246,14 @@ impl Table {
 
     /// The newest value of `key`, or `None`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        self.db.get(&self.state, key.as_ref(), None)
+        let k = stored_key(self.state.has_local_layout(), key.as_ref());
+        self.db.get(&self.state, &k, None)
     }
 
     /// The value of `key` as of `snapshot`.
     pub fn get_at(&self, key: impl AsRef<[u8]>, snapshot: &Snapshot) -> Result<Option<Bytes>> {
-        self.db.get(&self.state, key.as_ref(), Some(snapshot.seq()))
+        let k = stored_key(self.state.has_local_layout(), key.as_ref());
+        self.db.get(&self.state, &k, Some(snapshot.seq()))
     }
 
     /// Iterates the keys in `range`, in key order (`.rev()` for reverse order). Streams
@@ -263,12 +281,25 @@ impl Table {
             Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
             Bound::Unbounded => Bound::Unbounded,
         };
-        self.db.range(
-            &self.state,
-            conv(range.start_bound()),
-            conv(range.end_bound()),
-            seq,
-        )
+        self.items(conv(range.start_bound()), conv(range.end_bound()), seq)
+    }
+
+    /// The items with primary keys in (`lower`, `upper`): in a table with local indexes,
+    /// only its item key space, with the key-space byte stripped from each key.
+    fn items(
+        &self,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        seq: Option<crate::types::SeqNo>,
+    ) -> Result<RangeIter> {
+        if !self.state.has_local_layout() {
+            return self.db.range(&self.state, lower, upper, seq);
+        }
+        let (lower, upper) = crate::index::local::item_bounds(lower, upper);
+        Ok(self
+            .db
+            .range(&self.state, lower, upper, seq)?
+            .strip_key_prefix(1))
     }
 
     /// Iterates every key that starts with `prefix`.
@@ -278,13 +309,12 @@ impl Table {
             Some(u) => Bound::Excluded(u),
             None => Bound::Unbounded,
         };
-        self.db.range(&self.state, Bound::Included(p), upper, None)
+        self.items(Bound::Included(p), upper, None)
     }
 
     /// Iterates the whole table.
     pub fn iter(&self) -> Result<RangeIter> {
-        self.db
-            .range(&self.state, Bound::Unbounded, Bound::Unbounded, None)
+        self.items(Bound::Unbounded, Bound::Unbounded, None)
     }
 
     /// Adds a global secondary index `name` and backfills it from the table's items;

@@ -383,6 +383,7 @@ pub(crate) fn snapshot_edits<'a>(
         if let Some(def) = t.index.get() {
             edits.extend(crate::index::catalogue_edits(def));
         }
+        edits.extend(crate::index::local_catalogue_edits(t));
         // Older table-key versions still in use (format 6).
         edits.extend(
             t.key_versions

@@ -30,19 +30,37 @@ enum Pending {
         sync: bool,
         position: u64,
         first_seq: SeqNo,
+        last_seq: u64,
         mems: Vec<Arc<MemTable>>,
     },
 }
 
-/// Inserts each section of `batch` into its table's memtable (`mems`, in section order).
-fn insert_batch(batch: &WriteBatch, first_seq: SeqNo, mems: &[Arc<MemTable>]) -> Result<()> {
-    for ((_, section), mem) in batch.sections().zip(mems) {
-        decode_section(section.payload(), first_seq, "write batch", |e| {
+/// Inserts each section (`sections`) into its table's memtable (`mems`, in section order).
+fn insert_batch(
+    sections: &[(TableId, &[u8])],
+    first_seq: SeqNo,
+    mems: &[Arc<MemTable>],
+) -> Result<()> {
+    for ((_, payload), mem) in sections.iter().zip(mems) {
+        decode_section(payload, first_seq, "write batch", |e| {
             mem.insert(e.key, e.seq, e.kind, e.value)
         })
         .map_err(|e| Error::Internal(format!("batch encoding: {e}")))?;
     }
     Ok(())
+}
+
+/// The sections of one WAL record: the write's, then those of the index entries it causes
+/// (numbered after the write's, `WriteBatch::following`).
+fn record_sections<'a>(
+    batch: &'a WriteBatch,
+    index: Option<&'a WriteBatch>,
+) -> Vec<(TableId, &'a [u8])> {
+    batch
+        .sections()
+        .chain(index.into_iter().flat_map(WriteBatch::sections))
+        .map(|(t, s)| (t, s.payload()))
+        .collect()
 }
 
 impl DbInner {
@@ -93,33 +111,29 @@ impl DbInner {
                 self.make_room(&index)?;
             }
         }
-        let mut augmented = None;
+        let mut index_batch: Option<WriteBatch> = None;
         let mut counted: Vec<Arc<TableState>> = Vec::new();
         let pending = {
             let mut ws = self.lock_for_indexed_write(&indexed);
             self.check_poisoned()?;
-            // Secondary indexes (crate::index): the batch grows by the index entries it
-            // causes, read here under the write lock, so they land in the same WAL record.
-            let with_index = if indexed.is_empty() {
-                None
-            } else {
-                crate::index::index_ops(self, batch, SeqNo(ws.last_allocated), backfill)?
-            };
-            let batch: &WriteBatch = match with_index {
-                Some(b) => {
-                    let b = augmented.insert(b);
-                    tables.clear();
-                    for id in b.tables() {
+            // Secondary indexes (crate::index): the index entries the batch causes, read
+            // here under the write lock, go in the same WAL record, after the batch.
+            if !indexed.is_empty() {
+                index_batch =
+                    crate::index::index_ops(self, batch, SeqNo(ws.last_allocated), backfill)?;
+            }
+            if let Some(b) = &index_batch {
+                for id in b.tables() {
+                    if !tables.iter().any(|t| t.id == id) {
                         tables.push(
                             self.table_by_id(id)
                                 .ok_or_else(|| Error::TableNotFound(format!("#{id}")))?,
                         );
                     }
-                    b
                 }
-                None => batch,
-            };
-            if batch.is_empty() {
+            }
+            let entries = batch.len() + index_batch.as_ref().map_or(0, WriteBatch::len);
+            if entries == 0 {
                 return Ok(());
             }
             for t in &tables {
@@ -141,9 +155,8 @@ impl DbInner {
             }
             // Only holders of the write lock hand out numbers.
             let first_seq = SeqNo(ws.last_allocated + 1);
-            let last_seq = first_seq.0 + batch.len() as u64 - 1;
-            let sections: Vec<(TableId, &[u8])> =
-                batch.sections().map(|(t, s)| (t, s.payload())).collect();
+            let last_seq = first_seq.0 + entries as u64 - 1;
+            let sections = record_sections(batch, index_batch.as_ref());
             // Group commit: a synced write, or one to tables without indexes, only queues
             // its record here and writes it through after the lock (with whatever others
             // queued meanwhile), then goes into its memtables. An unsynced write to an
@@ -159,11 +172,16 @@ impl DbInner {
             .map_err(|e| self.poison("WAL append failed", e))?;
             ws.appended += end - before;
             ws.last_allocated = last_seq;
-            // The memtables the batch belongs in: those of the segment it was appended to.
-            let mems: Vec<Arc<MemTable>> = tables
-                .iter()
-                .map(|t| Arc::clone(&t.super_version().mem))
-                .collect();
+            // The memtables the sections belong in, in section order: those of the segment
+            // the record was appended to.
+            let mut mems: Vec<Arc<MemTable>> = Vec::with_capacity(sections.len());
+            for (id, _) in &sections {
+                let t = tables
+                    .iter()
+                    .find(|t| t.id == *id)
+                    .ok_or_else(|| Error::Internal("a section without its table".into()))?;
+                mems.push(Arc::clone(&t.super_version().mem));
+            }
             if queue {
                 // Until it is in the memtables, index maintenance must not read past it.
                 for t in tables.iter().filter(|t| t.has_indexes()) {
@@ -179,10 +197,11 @@ impl DbInner {
                     sync: opts.sync,
                     position: ws.appended,
                     first_seq,
+                    last_seq,
                     mems,
                 }
             } else {
-                insert_batch(batch, first_seq, &mems)
+                insert_batch(&sections, first_seq, &mems)
                     .map_err(|e| self.poison("memtable insert failed", e))?;
                 let mut seqs = self.seqs.lock();
                 seqs.allocated = last_seq;
@@ -190,7 +209,6 @@ impl DbInner {
                 Pending::Visible(last_seq)
             }
         };
-        let batch = augmented.as_ref().unwrap_or(batch);
         match pending {
             Pending::Visible(last) => {
                 // Visible in order: wait for older synced writes still in their fsync.
@@ -206,6 +224,7 @@ impl DbInner {
                 sync,
                 position,
                 first_seq,
+                last_seq,
                 mems,
             } => {
                 // IMPORTANT: acknowledged only after its record reached the OS (and the disk
@@ -217,7 +236,13 @@ impl DbInner {
                         .map_err(|e| self.poison("WAL append failed", e))
                 };
                 drop(sink);
-                let inserted = logged.and_then(|()| insert_batch(batch, first_seq, &mems));
+                let inserted = logged.and_then(|()| {
+                    insert_batch(
+                        &record_sections(batch, index_batch.as_ref()),
+                        first_seq,
+                        &mems,
+                    )
+                });
                 for t in &counted {
                     t.synced_inflight.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -227,8 +252,7 @@ impl DbInner {
                 self.seqs_cv.notify_all();
                 // Acknowledged only once visible to every reader: wait for older synced
                 // batches still in their fsync (visibility is in sequence order).
-                let last = first_seq.0 + batch.len() as u64 - 1;
-                while inserted.is_ok() && seqs.visible() < last {
+                while inserted.is_ok() && seqs.visible() < last_seq {
                     self.seqs_cv.wait(&mut seqs);
                 }
                 // On failure the batch never reached a memtable: no reader sees it. Its
@@ -399,6 +423,9 @@ impl DbInner {
         if self.versions.tables().by_name.contains_key(name) {
             return Err(Error::TableExists(name.to_owned()));
         }
+        // Checked before any KMS call (the ids are set once the table's is known).
+        let local = &options.local_indexes;
+        crate::index::declare_local(TableId(0), options, &self.opts.index_extractors)?;
         let (meta, key) = if options.is_encrypted() {
             let keyring = self.keyring.as_ref().ok_or_else(|| {
                 Error::InvalidArgument(
@@ -408,7 +435,10 @@ impl DbInner {
             let generated = keyring.create_table_key(principal, name, options)?;
             let meta = TableMeta {
                 encrypted: true,
-                sealed_boundaries: options.boundaries == super::Boundaries::Sealed,
+                // A local index's entries are attribute values, and may be a file's
+                // boundaries: sealed whenever the table has local indexes.
+                sealed_boundaries: options.boundaries == super::Boundaries::Sealed
+                    || !options.local_indexes.is_empty(),
                 key_arn: generated.key_arn.clone(),
                 wrapped_table_key: generated.wrapped.clone(),
                 grant_id: generated.grant_id.clone(),
@@ -454,6 +484,13 @@ impl DbInner {
         let state = Arc::new(TableState::new(id, name.to_owned(), meta, Version::empty()));
         *state.key.write() = key.clone();
         state.set_log_number(segment);
+        if !local.is_empty() {
+            let defs = crate::index::declare_local(id, options, &self.opts.index_extractors)?;
+            state
+                .local
+                .set(defs)
+                .map_err(|_| Error::Internal("local indexes set twice".into()))?;
+        }
         let insert = |set: &VersionSet| set.tables_mut().insert(&state);
         if new_database_key.is_some() {
             // The database's first encrypted table: a fresh manifest whose first record holds
@@ -461,20 +498,21 @@ impl DbInner {
             self.write_snapshot(&mut versions, new_database_key, Some(&state))?;
             insert(&self.versions);
         } else {
-            let edit = VersionEdit {
-                edits: vec![
-                    Edit::SetNextTableId(TableId(id.0 + 1)),
-                    Edit::CreateTable {
-                        id,
-                        name: name.to_owned(),
-                        meta: state.meta.read().clone(),
-                    },
-                    Edit::SetLogNumber {
-                        table: id,
-                        log: segment,
-                    },
-                ],
-            };
+            let mut edits = vec![
+                Edit::SetNextTableId(TableId(id.0 + 1)),
+                Edit::CreateTable {
+                    id,
+                    name: name.to_owned(),
+                    meta: state.meta.read().clone(),
+                },
+                Edit::SetLogNumber {
+                    table: id,
+                    log: segment,
+                },
+            ];
+            // In the CreateTable's record: the table's key layout is fixed with it.
+            edits.extend(crate::index::local_catalogue_edits(&state));
+            let edit = VersionEdit { edits };
             versions.log_and_apply(&edit, key.as_ref().map(|k| (id, k)), insert)?;
         }
         drop(versions);

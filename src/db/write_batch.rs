@@ -21,7 +21,11 @@ use super::Table;
 #[derive(Default, Debug, Clone)]
 pub struct WriteBatch {
     sections: BTreeMap<TableId, Section>,
+    /// Position in the WAL record of the next entry added (the sequence-number delta).
     count: u64,
+    /// Position of this batch's first entry: 0, or the length of the batch it follows
+    /// (`WriteBatch::following`).
+    first: u64,
     error: Option<String>,
 }
 
@@ -50,29 +54,68 @@ impl WriteBatch {
 
     /// Adds a put of `key` -> `value` in `table`.
     pub fn put(&mut self, table: &Table, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.add(table.id(), ValueKind::Put, key.as_ref(), value.as_ref());
+        self.add_item(table, ValueKind::Put, key.as_ref(), value.as_ref());
     }
 
     /// Adds a delete of `key` in `table`.
     pub fn delete(&mut self, table: &Table, key: impl AsRef<[u8]>) {
-        self.add(table.id(), ValueKind::Delete, key.as_ref(), &[]);
+        self.add_item(table, ValueKind::Delete, key.as_ref(), &[]);
+    }
+
+    /// An item write: in a table with local indexes its key goes into the item key space
+    /// (`crate::index::local`).
+    fn add_item(&mut self, table: &Table, kind: ValueKind, key: &[u8], value: &[u8]) {
+        if table.state.has_local_layout() {
+            let space = [crate::index::local::ITEM_SPACE];
+            self.add_prefixed(table.id(), kind, &space, key, value);
+        } else {
+            self.add(table.id(), kind, key, value);
+        }
     }
 
     /// Number of operations in the batch.
     pub fn len(&self) -> usize {
-        self.count as usize
+        (self.count - self.first) as usize
     }
 
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.count == self.first
+    }
+
+    /// An empty batch to be written in the same WAL record after `base`: its sections
+    /// follow `base`'s and its entries are numbered after `base`'s (index maintenance adds
+    /// the entries a write causes this way, without copying the write).
+    pub(crate) fn following(base: &WriteBatch) -> WriteBatch {
+        WriteBatch {
+            count: base.count,
+            first: base.count,
+            ..WriteBatch::default()
+        }
     }
 
     pub(crate) fn add(&mut self, table: TableId, kind: ValueKind, key: &[u8], value: &[u8]) {
-        if key.len() > MAX_KEY_LEN {
+        self.add_prefixed(table, kind, &[], key, value)
+    }
+
+    /// Adds an entry whose stored key is `prefix || key`.
+    pub(crate) fn add_prefixed(
+        &mut self,
+        table: TableId,
+        kind: ValueKind,
+        prefix: &[u8],
+        key: &[u8],
+        value: &[u8],
+    ) {
+        if prefix.len() + key.len() > MAX_KEY_LEN {
             self.error.get_or_insert(format!(
-                "key of {} bytes exceeds the {MAX_KEY_LEN}-byte limit",
-                key.len()
+                "key of {} bytes exceeds the {MAX_KEY_LEN}-byte limit{}",
+                key.len(),
+                if prefix.is_empty() {
+                    ""
+                } else {
+                    " (less the key-space byte of a table with local indexes)"
+                }
             ));
             return;
         }
@@ -86,10 +129,13 @@ impl WriteBatch {
         let s = self.sections.entry(table).or_default();
         // At most three varints (10 + 5 + 5 bytes) and the kind beyond key and value: one
         // allocation for a single put, amortized doubling for a large batch.
-        s.payload.reserve(key.len() + value.len() + 24);
+        s.payload
+            .reserve(prefix.len() + key.len() + value.len() + 24);
         put_varint(&mut s.payload, self.count);
         s.payload.push(kind as u8);
-        put_varint_prefixed(&mut s.payload, key);
+        put_varint(&mut s.payload, (prefix.len() + key.len()) as u64);
+        s.payload.extend_from_slice(prefix);
+        s.payload.extend_from_slice(key);
         if kind == ValueKind::Put {
             put_varint_prefixed(&mut s.payload, value);
         }
@@ -134,11 +180,11 @@ pub(crate) struct SectionEntry<'a> {
 /// Decodes a section payload, calling `f` for each entry. Malformed input is an
 /// `Error::Corruption` naming `label` (where the section came from), the offset in the
 /// section and the field that failed.
-pub(crate) fn decode_section(
-    payload: &[u8],
+pub(crate) fn decode_section<'a>(
+    payload: &'a [u8],
     first_seq: SeqNo,
-    label: &str,
-    mut f: impl FnMut(SectionEntry<'_>),
+    label: &'a str,
+    mut f: impl FnMut(SectionEntry<'a>),
 ) -> Result<()> {
     let mut c = Cursor::new(payload, 0, label);
     let count = c.u32("batch section entry count")?;
@@ -228,6 +274,26 @@ mod tests {
             s.payload().to_vec(),
             vec![2, 0, 0, 0, 0, 1, 2, b'a', b'b', 1, b'x', 1, 0, 1, b'c']
         );
+    }
+
+    #[test]
+    fn a_following_batch_numbers_after_its_base_and_prefixes_keys() {
+        let mut base = WriteBatch::new();
+        base.add(TableId(1), ValueKind::Put, b"a", b"1");
+        base.add(TableId(1), ValueKind::Put, b"b", b"2");
+        let mut extra = WriteBatch::following(&base);
+        assert!(extra.is_empty());
+        extra.add_prefixed(TableId(1), ValueKind::Delete, &[0x01, 0x00], b"e", b"");
+        assert_eq!(extra.len(), 1);
+        let (_, s) = extra
+            .sections()
+            .next()
+            .unwrap_or_else(|| panic!("one section"));
+        // seq_delta 2 (after the base's two entries), Delete, key 01 00 'e'.
+        assert_eq!(s.payload().to_vec(), vec![1, 0, 0, 0, 2, 0, 3, 1, 0, b'e']);
+        let mut limit = WriteBatch::new();
+        limit.add_prefixed(TableId(1), ValueKind::Put, &[0], &vec![0; MAX_KEY_LEN], b"");
+        assert!(matches!(limit.check(), Err(Error::InvalidArgument(_))));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::db::{DbInner, SuperVersion, TableState, Version, WriteBatch, WriteOptions};
 use crate::error::{Error, Result};
@@ -33,6 +34,27 @@ use super::{index_meta, Build, Extractor, IndexDef, IndexSpec};
 
 /// Items per backfill write: bounds the write lock's hold and the batch's size.
 const BACKFILL_CHUNK: usize = 256;
+
+/// Attempts of a backfill that keeps failing transiently before it is left failed.
+const RETRY_ATTEMPTS: u32 = 10;
+/// The wait before the second attempt; it doubles up to `MAX_RETRY_BACKOFF` (about 34 s
+/// of waiting over all attempts).
+const FIRST_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a waiting backfill checks for a close or a drop.
+const RETRY_POLL: Duration = Duration::from_millis(20);
+
+/// Whether a backfill that failed with `e` may succeed if run again in this process:
+/// an I/O error (a read of the table's files), the KMS not answering, or the table locked
+/// or unavailable for now. Corruption, integrity and invariant failures are not, and
+/// neither is a poisoned database (it must be reopened).
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Io { .. } | Error::TableLocked { .. } | Error::TableUnavailable { .. } => true,
+        Error::Kms(k) => matches!(k, crate::kms::KmsError::Unavailable(_)),
+        _ => false,
+    }
+}
 
 /// Where the backfill's checkpoint lives in the index's own LSM. No entry key is empty
 /// (every one holds the terminator), so it meets no entry; queries and `check` skip it.
@@ -135,7 +157,9 @@ impl DbInner {
         if table.dropped.load(Ordering::Acquire) {
             return Err(Error::TableNotFound(table.name.clone()));
         }
-        if find_index(table, name).is_some() {
+        if find_index(table, name).is_some()
+            || table.local_indexes().iter().any(|d| d.decl.name == name)
+        {
             return Err(Error::InvalidArgument(format!(
                 "table {:?} already has an index {name:?}",
                 table.name
@@ -193,23 +217,64 @@ impl DbInner {
     }
 
     /// The body of a backfill thread: the backfill, then its outcome for `wait`. An index
-    /// whose items break its uniqueness can never complete: it is dropped. Any other
-    /// failure leaves it declared and not ready (writes keep maintaining it), and the next
-    /// open resumes it.
+    /// whose items break its uniqueness can never complete: it is dropped. A transient
+    /// failure (an I/O error reading the table, the KMS unavailable, the table locked) is
+    /// retried in place with a growing backoff, from the checkpoint its last chunk left,
+    /// up to `RETRY_ATTEMPTS` times; any other failure, or the last attempt's, leaves the
+    /// index declared and not ready (writes keep maintaining it) with its error in
+    /// `status`, and the next open resumes it.
     fn run_build(&self, table: &Arc<TableState>, index: &Arc<TableState>) {
         let Some(def) = index.index.get().cloned() else {
             return;
         };
-        let outcome = match self.backfill(table, index) {
-            Ok(()) => Build::Done,
-            Err(Error::UniqueViolation { .. }) => {
-                let _ = self.drop_index(table, &def.decl.name);
-                Build::Duplicate
+        let mut backoff = FIRST_RETRY_BACKOFF;
+        let mut attempt = 1;
+        let outcome = loop {
+            match self.backfill(table, index) {
+                Ok(()) => break Build::Done,
+                Err(Error::UniqueViolation { .. }) => {
+                    let _ = self.drop_index(table, &def.decl.name);
+                    break Build::Duplicate;
+                }
+                Err(Error::Closed) => break Build::Stopped,
+                Err(e) if is_transient(&e) && attempt < RETRY_ATTEMPTS => {
+                    *def.build.lock() = Build::Retrying {
+                        error: e.to_string(),
+                        attempt,
+                    };
+                    if !self.pause_build(&def, index, backoff) {
+                        break Build::Stopped;
+                    }
+                    *def.build.lock() = Build::Running;
+                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                    attempt += 1;
+                }
+                Err(e) if attempt > 1 => {
+                    break Build::Failed(format!("{e} (attempt {attempt} of {RETRY_ATTEMPTS})"))
+                }
+                Err(e) => break Build::Failed(e.to_string()),
             }
-            Err(Error::Closed) => Build::Stopped,
-            Err(e) => Build::Failed(e.to_string()),
         };
         def.finish_build(outcome);
+    }
+
+    /// Sleeps `backoff` before a backfill's next attempt; false if the database closed or
+    /// the index was dropped meanwhile (the backfill must end instead).
+    fn pause_build(&self, def: &IndexDef, index: &TableState, backoff: Duration) -> bool {
+        let until = Instant::now() + backoff;
+        loop {
+            if def.stop.load(Ordering::Acquire)
+                || self.bg.lock().shutdown
+                || index.dropped.load(Ordering::Acquire)
+            {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return true;
+            }
+            std::thread::sleep((until - now).min(RETRY_POLL));
+        }
     }
 
     /// Backfills `index` from `table`, from its checkpoint on, then commits it as ready.
@@ -226,13 +291,19 @@ impl DbInner {
             reason: "dropped during its backfill".into(),
         };
         // Resume after the last chunk a crash or close left in the WAL, if any.
+        // Stored keys throughout: in a table with local indexes, its item key space only.
+        let (all_from, to) = if table.has_local_layout() {
+            super::local::item_bounds(Bound::Unbounded, Bound::Unbounded)
+        } else {
+            (Bound::Unbounded, Bound::Unbounded)
+        };
         let from = match self.get(index, CHECKPOINT_KEY, None)? {
             Some(last) => Bound::Excluded(last.to_vec()),
-            None => Bound::Unbounded,
+            None => all_from,
         };
         // The walk sees the table as of now; items written later are maintained by their
         // own writes (the index was declared before this view was taken).
-        let items = self.range(table, from, Bound::Unbounded, None)?;
+        let items = self.range(table, from, to, None)?;
         let write = |keys: &[Vec<u8>], last: bool| -> Result<()> {
             let chunk = BackfillChunk {
                 table,
@@ -293,6 +364,12 @@ impl DbInner {
     /// Removes index `name` of `table`: one manifest record, then its files go.
     pub(crate) fn drop_index(&self, table: &Arc<TableState>, name: &str) -> Result<()> {
         self.check_poisoned()?;
+        if table.local_indexes().iter().any(|d| d.decl.name == name) {
+            return Err(Error::InvalidArgument(format!(
+                "index {name:?} of table {:?} is local: it lives and goes with its table",
+                table.name
+            )));
+        }
         let state = {
             let _ws = self.write.lock();
             let mut versions = self.versions.lock();

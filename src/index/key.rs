@@ -53,6 +53,17 @@ pub(crate) fn encode(index_key: &[u8], primary_key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Writes `prefix` and the entry key of (`index_key`, `primary_key`) into `out`, replacing
+/// what it held (the write path reuses one buffer for every entry of a batch; `prefix` is
+/// a local index's key-space slot, `local::slot_prefix`, or empty).
+pub(crate) fn encode_into(out: &mut Vec<u8>, prefix: &[u8], index_key: &[u8], primary_key: &[u8]) {
+    out.clear();
+    out.extend_from_slice(prefix);
+    put_escaped(out, index_key);
+    out.extend_from_slice(&TERMINATOR);
+    out.extend_from_slice(primary_key);
+}
+
 /// Splits an entry key into (index key, primary key); `None` if it is not one (no
 /// terminator, or a 0x00 followed by anything but 0x01 or 0xFF).
 pub(crate) fn decode(entry: &[u8]) -> Option<(Vec<u8>, &[u8])> {
@@ -87,6 +98,11 @@ mod tests {
         assert_eq!(encode(&[0, 7], b""), vec![0, 0xFF, 7, 0, 1]);
         assert_eq!(decode(&[b'x', 0, 2]), None);
         assert_eq!(decode(b"no terminator"), None);
+        let mut buf = b"leftover".to_vec();
+        encode_into(&mut buf, &[], &[0, 7], b"pk");
+        assert_eq!(buf, encode(&[0, 7], b"pk"));
+        encode_into(&mut buf, &[1, 2], b"a", b"pk");
+        assert_eq!(buf, [&[1, 2][..], &encode(b"a", b"pk")].concat());
     }
 
     proptest! {

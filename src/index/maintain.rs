@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::types::{SeqNo, TableId, ValueKind};
 
 use super::backfill::CHECKPOINT_KEY;
-use super::key;
+use super::{key, IndexDef};
 
 /// One chunk of an index's backfill: the index entries of these items' current values.
 pub(crate) struct BackfillChunk<'a> {
@@ -23,154 +23,247 @@ pub(crate) struct BackfillChunk<'a> {
     pub(crate) checkpoint: Option<&'a [u8]>,
 }
 
-/// What this batch has done to each index so far (entry key -> present), which reads of
-/// the index at `seq` do not see yet.
+/// What this batch has done to each index so far, per LSM the entries live in (an index's
+/// own table, or for a local index its table): stored entry key -> present. Reads of the
+/// index at `seq` do not see it yet. Kept for unique indexes only (their checks read it).
 type Overlays = HashMap<TableId, BTreeMap<Vec<u8>, bool>>;
 
-/// A unique key the batch adds: (table, index, index key, item), checked once the whole
-/// batch's entries are known.
-type UniqueCheck = (Arc<TableState>, Arc<TableState>, Vec<u8>, Vec<u8>);
+/// Where one index's entries go: the LSM that holds them and the key-space prefix before
+/// each entry (`local::slot_prefix` for a local index, none for a global one).
+struct Target<'a> {
+    lsm: &'a Arc<TableState>,
+    prefix: &'a [u8],
+    def: &'a Arc<IndexDef>,
+}
 
-/// `batch` with the index entries it causes added (and those of `backfill`), or `None`
-/// when it touches no indexed table. Reads at `seq`, the newest sequence number handed
-/// out: the caller holds the write lock and no synced write to an indexed table is between
-/// its append and its memtable insert, so every older write is in the memtables.
+/// A unique key the batch adds: (table, where the index lives, its prefix, index, index
+/// key, item's stored key), checked once the whole batch's entries are known.
+struct UniqueCheck {
+    table: Arc<TableState>,
+    lsm: Arc<TableState>,
+    prefix: Vec<u8>,
+    def: Arc<IndexDef>,
+    index_key: Vec<u8>,
+    pk: Vec<u8>,
+}
+
+/// What index maintenance accumulates over one batch.
+#[derive(Default)]
+struct Maintenance {
+    out: Option<WriteBatch>,
+    overlays: Overlays,
+    checks: Vec<UniqueCheck>,
+    /// One buffer for every entry key.
+    entry: Vec<u8>,
+}
+
+impl Maintenance {
+    fn out(&mut self, batch: &WriteBatch) -> &mut WriteBatch {
+        self.out.get_or_insert_with(|| WriteBatch::following(batch))
+    }
+
+    /// Adds (`present`) or removes one entry of `target`'s index: (`k`, `pk`).
+    fn entry(
+        &mut self,
+        batch: &WriteBatch,
+        table: &Arc<TableState>,
+        target: &Target<'_>,
+        k: &[u8],
+        pk: &[u8],
+        present: bool,
+    ) {
+        key::encode_into(&mut self.entry, target.prefix, k, pk);
+        let kind = if present {
+            ValueKind::Put
+        } else {
+            ValueKind::Delete
+        };
+        let entry = std::mem::take(&mut self.entry);
+        self.out(batch).add(target.lsm.id, kind, &entry, &[]);
+        if target.def.decl.unique {
+            if present {
+                self.checks.push(UniqueCheck {
+                    table: Arc::clone(table),
+                    lsm: Arc::clone(target.lsm),
+                    prefix: target.prefix.to_vec(),
+                    def: Arc::clone(target.def),
+                    index_key: k.to_vec(),
+                    pk: pk.to_vec(),
+                });
+            }
+            self.overlays
+                .entry(target.lsm.id)
+                .or_default()
+                .insert(entry.clone(), present);
+        }
+        self.entry = entry;
+    }
+}
+
+/// The index entries `batch` causes (and those of `backfill`), as a batch of their own to
+/// be written in the same WAL record right after `batch` (`WriteBatch::following`), or
+/// `None` when it touches no indexed table. The write itself is borrowed, never copied:
+/// its keys and new values are read in place from its sections, and each old value is
+/// the engine's own buffer. Reads at `seq`, the newest sequence number handed out: the
+/// caller holds the write lock and no synced write to an indexed table is between its
+/// append and its memtable insert, so every older write is in the memtables.
 /// A unique-key conflict is `Error::UniqueViolation` and nothing is applied. Uniqueness is
 /// checked against the state the whole batch leaves (the batch is atomic), so a batch may
 /// move a key from one item to another.
+///
+/// A local index's entries go to its table's own LSM (a second section of the table in
+/// the record), a global index's to its own. Either way an entry's primary key part is the
+/// item's *stored* key (`local::stored_key`).
 pub(crate) fn index_ops(
     core: &DbInner,
     batch: &WriteBatch,
     seq: SeqNo,
     backfill: Option<&BackfillChunk<'_>>,
 ) -> Result<Option<WriteBatch>> {
-    let mut out: Option<WriteBatch> = None;
-    let mut overlays = Overlays::new();
-    let mut checks: Vec<UniqueCheck> = Vec::new();
+    let mut m = Maintenance::default();
     for (table_id, section) in batch.sections() {
         let Some(t) = core.table_by_id(table_id) else {
             continue;
         };
-        let indexes = t.indexes.read().clone();
-        if indexes.is_empty() {
+        let globals = t.indexes.read().clone();
+        if globals.is_empty() && !t.has_local_layout() {
             continue;
         }
         super::check_indexes_unlocked(&t)?;
-        let mut entries = Vec::new();
+        let prefixes: Vec<[u8; 2]> = t
+            .local_indexes()
+            .iter()
+            .map(|d| super::local::slot_prefix(d.local.unwrap_or_default()))
+            .collect();
+        let mut targets: Vec<Target<'_>> = globals
+            .iter()
+            .filter_map(|i| {
+                i.index.get().map(|def| Target {
+                    lsm: i,
+                    prefix: &[],
+                    def,
+                })
+            })
+            .collect();
+        targets.extend(
+            t.local_indexes()
+                .iter()
+                .zip(&prefixes)
+                .map(|(def, prefix)| Target {
+                    lsm: &t,
+                    prefix,
+                    def,
+                }),
+        );
+        let mut entries: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
         crate::db::decode_section(section.payload(), SeqNo(0), "write batch", |e| {
-            let value = (e.kind == ValueKind::Put).then(|| e.value.to_vec());
-            entries.push((e.key.to_vec(), value));
+            entries.push((e.key, (e.kind == ValueKind::Put).then_some(e.value)));
         })
         .map_err(|e| Error::Internal(format!("batch encoding: {e}")))?;
-        let out = out.get_or_insert_with(|| batch.clone());
         // The newest value of each item as of this batch's earlier entries.
-        let mut latest: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        let mut latest: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
         for (pk, new) in entries {
-            let old = match latest.get(&pk) {
-                Some(v) => v.clone(),
-                None => core.get(&t, &pk, Some(seq))?.map(|b| b.to_vec()),
+            if t.has_local_layout() && pk.first() != Some(&super::local::ITEM_SPACE) {
+                return Err(Error::Internal(
+                    "a write outside the item key space of a table with local indexes".into(),
+                ));
+            }
+            let stored;
+            let old = match latest.get(pk) {
+                Some(v) => *v,
+                None => {
+                    stored = core.get(&t, pk, Some(seq))?;
+                    stored.as_deref()
+                }
             };
-            for index in &indexes {
-                let Some(def) = index.index.get() else {
-                    continue;
-                };
-                let old_keys = def.extractor.keys(old.as_deref());
-                let new_keys = def.extractor.keys(new.as_deref());
-                let overlay = overlays.entry(index.id).or_default();
+            for target in &targets {
+                let old_keys = target.def.extractor.keys(old);
+                let new_keys = target.def.extractor.keys(new);
                 for k in old_keys.difference(&new_keys) {
-                    let entry = key::encode(k, &pk);
-                    out.add(index.id, ValueKind::Delete, &entry, &[]);
-                    overlay.insert(entry, false);
+                    m.entry(batch, &t, target, k, pk, false);
                 }
                 for k in new_keys.difference(&old_keys) {
-                    if def.decl.unique {
-                        checks.push((Arc::clone(&t), Arc::clone(index), k.clone(), pk.clone()));
-                    }
-                    let entry = key::encode(k, &pk);
-                    out.add(index.id, ValueKind::Put, &entry, &[]);
-                    overlay.insert(entry, true);
+                    m.entry(batch, &t, target, k, pk, true);
                 }
             }
             latest.insert(pk, new);
         }
+        // Every entry fits the key limit, or the whole write fails.
+        if let Some(out) = &m.out {
+            out.check()?;
+        }
     }
     if let Some(chunk) = backfill {
-        let out = out.get_or_insert_with(|| batch.clone());
         let Some(def) = chunk.index.index.get() else {
             return Err(Error::Internal(
                 "backfill of a table that is no index".into(),
             ));
         };
-        let overlay = overlays.entry(chunk.index.id).or_default();
+        let target = Target {
+            lsm: chunk.index,
+            prefix: &[],
+            def,
+        };
         for pk in chunk.keys {
             let current = core.get(chunk.table, pk, Some(seq))?;
             for k in def.extractor.keys(current.as_deref()) {
-                if def.decl.unique {
-                    checks.push((
-                        Arc::clone(chunk.table),
-                        Arc::clone(chunk.index),
-                        k.clone(),
-                        pk.clone(),
-                    ));
-                }
-                let entry = key::encode(&k, pk);
-                out.add(chunk.index.id, ValueKind::Put, &entry, &[]);
-                overlay.insert(entry, true);
+                m.entry(batch, chunk.table, &target, &k, pk, true);
             }
         }
+        let out = m.out(batch);
         match chunk.checkpoint {
             Some(last) => out.add(chunk.index.id, ValueKind::Put, CHECKPOINT_KEY, last),
             None => out.add(chunk.index.id, ValueKind::Delete, CHECKPOINT_KEY, &[]),
         }
     }
+    if let Some(out) = &m.out {
+        out.check()?;
+    }
     let empty = BTreeMap::new();
-    for (t, index, k, pk) in &checks {
-        let overlay = overlays.get(&index.id).unwrap_or(&empty);
+    for c in &m.checks {
+        let overlay = m.overlays.get(&c.lsm.id).unwrap_or(&empty);
+        let mut entry = Vec::new();
+        key::encode_into(&mut entry, &c.prefix, &c.index_key, &c.pk);
         // A key the item lost again later in the batch is no longer its key.
-        if overlay.get(&key::encode(k, pk)) != Some(&true) {
+        if overlay.get(&entry) != Some(&true) {
             continue;
         }
-        check_unique(core, t, index, k, pk, seq, overlay)?;
+        check_unique(core, c, seq, overlay)?;
     }
-    Ok(out)
+    Ok(m.out)
 }
 
-/// Fails if an item other than `pk` has index key `k` in `index` once the batch is applied:
-/// in the index as of `seq` unless the batch removed it, or added by the batch (`overlay`).
+/// Fails if an item other than `c.pk` has index key `c.index_key` once the batch is
+/// applied: in the index as of `seq` unless the batch removed it, or added by the batch
+/// (`overlay`).
 fn check_unique(
     core: &DbInner,
-    table: &TableState,
-    index: &Arc<TableState>,
-    k: &[u8],
-    pk: &[u8],
+    c: &UniqueCheck,
     seq: SeqNo,
     overlay: &BTreeMap<Vec<u8>, bool>,
 ) -> Result<()> {
     let violation = || Error::UniqueViolation {
-        table: table.name.clone(),
-        index: index
-            .index
-            .get()
-            .map(|d| d.decl.name.clone())
-            .unwrap_or_default(),
+        table: c.table.name.clone(),
+        index: c.def.decl.name.clone(),
     };
-    let prefix = key::exact_prefix(k);
+    let mut prefix = c.prefix.clone();
+    prefix.extend_from_slice(&key::exact_prefix(&c.index_key));
     for (entry, present) in overlay.range(prefix.clone()..) {
         if !entry.starts_with(&prefix) {
             break;
         }
-        if *present && entry.get(prefix.len()..) != Some(pk) {
+        if *present && entry.get(prefix.len()..) != Some(c.pk.as_slice()) {
             return Err(violation());
         }
     }
     let upper = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-    let entries = core.range(index, Bound::Included(prefix.clone()), upper, Some(seq))?;
+    let entries = core.range(&c.lsm, Bound::Included(prefix.clone()), upper, Some(seq))?;
     for item in entries {
         let (entry, _) = item?;
         if overlay.get(entry.as_ref()) == Some(&false) {
             continue;
         }
-        if entry.get(prefix.len()..) != Some(pk) {
+        if entry.get(prefix.len()..) != Some(c.pk.as_slice()) {
             return Err(violation());
         }
     }

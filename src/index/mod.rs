@@ -17,11 +17,14 @@
 //! A table's indexes are under its key, so they are locked while it is (`crate::db`'s
 //! locked tables) and unlock with it.
 //!
-//! Not built yet: *local* indexes (entries inside the table's own LSM).
+//! A *local* index (`local`) lives inside its table's own LSM instead, in a key space of
+//! its own; it is declared in the table's `CreateTable` record and maintained the same
+//! way, its entries in a second section of the table in the same WAL record.
 
 mod backfill;
 mod extractor;
 pub(crate) mod key;
+pub(crate) mod local;
 mod maintain;
 mod query;
 
@@ -32,7 +35,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
-use crate::manifest::{Edit, ExtractorKind, IndexDecl, TableMeta};
+use crate::manifest::{Edit, ExtractorKind, IndexDecl, LocalIndexDecl, TableMeta};
 
 pub(crate) use backfill::{start, stop_builds, wait};
 pub(crate) use extractor::Extractor;
@@ -41,7 +44,7 @@ pub(crate) use maintain::{index_ops, BackfillChunk};
 pub use query::{Index, IndexCheck, IndexEntry, IndexIter};
 
 /// How to build an index: its key extractor and whether its keys are unique.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexSpec {
     kind: ExtractorKind,
     extractor: String,
@@ -90,14 +93,21 @@ pub struct IndexStatus {
     pub extractor: String,
     /// Whether its keys are unique.
     pub unique: bool,
+    /// True for a local index (inside the table's own LSM, declared with the table), false
+    /// for a global one (an LSM of its own).
+    pub local: bool,
     /// True once its backfill committed: only then can it be read.
     pub ready: bool,
     /// Items the backfill has indexed so far in this process: its progress while
     /// `ready` is false (a backfill resumed after a crash counts from where it resumed);
     /// 0 for an index completed before this open.
     pub backfilled: u64,
-    /// Why the backfill stopped, when it failed (it runs again at the next open).
+    /// Why the backfill stopped, when it failed (it runs again at the next open), or why
+    /// its last attempt failed while `backfill_retrying`.
     pub backfill_error: Option<String>,
+    /// True while a backfill that failed transiently (an I/O error, the KMS unavailable,
+    /// the table locked) waits to be retried in this process.
+    pub backfill_retrying: bool,
     /// Whether its files' range boundaries are sealed in the manifest (always, for an
     /// encrypted table: they are attribute values).
     pub sealed_boundaries: bool,
@@ -107,7 +117,10 @@ pub struct IndexStatus {
 
 /// The engine's state of one index, attached to its internal table.
 pub(crate) struct IndexDef {
+    /// For a local index, `decl.index` is its table's id.
     pub(crate) decl: IndexDecl,
+    /// The key-space slot of a local index (`local`); `None` for a global one.
+    pub(crate) local: Option<u8>,
     pub(crate) extractor: Extractor,
     /// Committed as `IndexReady`: queries are allowed.
     pub(crate) ready: AtomicBool,
@@ -134,6 +147,9 @@ pub(crate) enum Build {
     Done,
     /// Its items break its uniqueness: the index was dropped.
     Duplicate,
+    /// Its attempt number `attempt` failed transiently with `error`; it runs again after a
+    /// backoff.
+    Retrying { error: String, attempt: u32 },
     /// It stopped with this error; the index stays declared and not ready, and the next
     /// open runs it again.
     Failed(String),
@@ -145,6 +161,7 @@ impl IndexDef {
     pub(crate) fn new(decl: IndexDecl, extractor: Extractor, ready: bool) -> IndexDef {
         IndexDef {
             decl,
+            local: None,
             extractor,
             ready: AtomicBool::new(ready),
             backfilled: AtomicU64::new(0),
@@ -153,6 +170,36 @@ impl IndexDef {
             build_cv: Condvar::new(),
             builder: Mutex::new(None),
             stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The state of local index `decl`: ready from the start (created with its table).
+    pub(crate) fn new_local(decl: &LocalIndexDecl, extractor: Extractor) -> IndexDef {
+        let mut def = IndexDef::new(
+            IndexDecl {
+                index: decl.table,
+                table: decl.table,
+                name: decl.name.clone(),
+                unique: decl.unique,
+                kind: decl.kind,
+                extractor: decl.extractor.clone(),
+            },
+            extractor,
+            true,
+        );
+        def.local = Some(decl.slot);
+        def
+    }
+
+    /// The catalogue record of a local index.
+    pub(crate) fn local_decl(&self, slot: u8) -> LocalIndexDecl {
+        LocalIndexDecl {
+            table: self.decl.table,
+            slot,
+            name: self.decl.name.clone(),
+            unique: self.decl.unique,
+            kind: self.decl.kind,
+            extractor: self.decl.extractor.clone(),
         }
     }
 
@@ -169,7 +216,7 @@ impl IndexDef {
     /// Blocks until the backfill ended: `Ok` once the index is ready.
     pub(crate) fn wait(&self, table: &str) -> Result<()> {
         let mut b = self.build.lock();
-        while *b == Build::Running {
+        while matches!(*b, Build::Running | Build::Retrying { .. }) {
             self.build_cv.wait(&mut b);
         }
         let unavailable = |reason: String| Error::IndexUnavailable {
@@ -178,7 +225,7 @@ impl IndexDef {
             reason,
         };
         match &*b {
-            Build::Running | Build::Done => Ok(()),
+            Build::Running | Build::Retrying { .. } | Build::Done => Ok(()),
             Build::Duplicate => Err(Error::UniqueViolation {
                 table: table.to_owned(),
                 index: self.decl.name.clone(),
@@ -189,6 +236,8 @@ impl IndexDef {
     }
 
     pub(crate) fn status(&self, state: &crate::db::TableState) -> IndexStatus {
+        // One look at the build state (its lock is not reentrant).
+        let build = self.build.lock().clone();
         IndexStatus {
             name: self.decl.name.clone(),
             extractor_kind: match self.decl.kind {
@@ -197,19 +246,25 @@ impl IndexDef {
             },
             extractor: self.decl.extractor.clone(),
             unique: self.decl.unique,
+            local: self.local.is_some(),
             ready: self.is_ready(),
             backfilled: self.backfilled.load(Ordering::Acquire),
-            backfill_error: match &*self.build.lock() {
+            backfill_error: match &build {
                 Build::Failed(why) => Some(why.clone()),
+                Build::Retrying { error, attempt } => {
+                    Some(format!("attempt {attempt} failed: {error}"))
+                }
                 _ => None,
             },
+            backfill_retrying: matches!(build, Build::Retrying { .. }),
             sealed_boundaries: state.meta.read().sealed_boundaries,
             locked: state.lock_reason().map(|(r, _)| r.as_str()),
         }
     }
 }
 
-/// What `Table::indexes` reports: the indexes of `table`, ready or being built, by name.
+/// What `Table::indexes` reports: the indexes of `table`, local and global, ready or being
+/// built, by name.
 pub(crate) fn statuses(table: &crate::db::TableState) -> Vec<IndexStatus> {
     let mut v: Vec<IndexStatus> = table
         .indexes
@@ -217,6 +272,7 @@ pub(crate) fn statuses(table: &crate::db::TableState) -> Vec<IndexStatus> {
         .iter()
         .filter_map(|s| s.index.get().map(|d| d.status(s)))
         .collect();
+    v.extend(table.local_indexes().iter().map(|d| d.status(table)));
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
@@ -241,6 +297,104 @@ pub(crate) fn catalogue_edits(def: &IndexDef) -> Vec<Edit> {
         });
     }
     out
+}
+
+/// The edits that declare `table`'s local indexes, for the record of its `CreateTable`.
+pub(crate) fn local_catalogue_edits(table: &crate::db::TableState) -> Vec<Edit> {
+    table
+        .local_indexes()
+        .iter()
+        .filter_map(|d| {
+            d.local
+                .map(|slot| Edit::DeclareLocalIndex(d.local_decl(slot)))
+        })
+        .collect()
+}
+
+/// The local indexes `options` declare for new table `table`, checked (names, count,
+/// extractors), by slot.
+pub(crate) fn declare_local(
+    table: crate::types::TableId,
+    options: &crate::TableOptions,
+    registered: &IndexExtractors,
+) -> Result<Vec<Arc<IndexDef>>> {
+    if options.local_indexes.len() > local::MAX_LOCAL_INDEXES {
+        return Err(Error::InvalidArgument(format!(
+            "{} local indexes: a table has at most {}",
+            options.local_indexes.len(),
+            local::MAX_LOCAL_INDEXES
+        )));
+    }
+    let mut out: Vec<Arc<IndexDef>> = Vec::new();
+    for (slot, (name, spec)) in options.local_indexes.iter().enumerate() {
+        crate::types::check_name("index", name)?;
+        if out.iter().any(|d| d.decl.name == *name) {
+            return Err(Error::InvalidArgument(format!(
+                "two local indexes named {name:?}"
+            )));
+        }
+        let extractor = Extractor::resolve(spec.kind, &spec.extractor, registered)?;
+        let decl = LocalIndexDecl {
+            table,
+            slot: u8::try_from(slot).map_err(|_| Error::Internal("local index slot".into()))?,
+            name: name.clone(),
+            unique: spec.unique,
+            kind: spec.kind,
+            extractor: spec.extractor.clone(),
+        };
+        out.push(Arc::new(IndexDef::new_local(&decl, extractor)));
+    }
+    Ok(out)
+}
+
+/// Attaches the local indexes the manifest declares (`decls`: table -> declarations) to
+/// their tables at open. Slots must be 0, 1, ... in order, names distinct.
+pub(crate) fn attach_local(
+    states: &std::collections::BTreeMap<crate::types::TableId, Arc<crate::db::TableState>>,
+    decls: &std::collections::BTreeMap<crate::types::TableId, Vec<LocalIndexDecl>>,
+    registered: &IndexExtractors,
+    manifest: &str,
+) -> Result<()> {
+    let bad = |what: String| Error::Corruption {
+        file: manifest.to_owned(),
+        offset: 0,
+        what,
+    };
+    for (id, list) in decls {
+        let Some(table) = states.get(id) else {
+            return Err(bad(format!(
+                "local indexes declared for missing table #{id}"
+            )));
+        };
+        let mut defs: Vec<Arc<IndexDef>> = Vec::new();
+        for (i, decl) in list.iter().enumerate() {
+            if usize::from(decl.slot) != i || i >= local::MAX_LOCAL_INDEXES {
+                return Err(bad(format!(
+                    "local index {:?} of table #{id} in slot {} (expected {i})",
+                    decl.name, decl.slot
+                )));
+            }
+            if defs.iter().any(|d| d.decl.name == decl.name) {
+                return Err(bad(format!("local index {:?} declared twice", decl.name)));
+            }
+            let extractor =
+                Extractor::resolve(decl.kind, &decl.extractor, registered).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "table {:?} local index {:?}: {e}",
+                        table.name, decl.name
+                    ))
+                })?;
+            defs.push(Arc::new(IndexDef::new_local(decl, extractor)));
+        }
+        if table.index.get().is_some() {
+            return Err(bad(format!("local indexes declared on index table #{id}")));
+        }
+        table
+            .local
+            .set(defs)
+            .map_err(|_| bad(format!("local indexes of table #{id} attached twice")))?;
+    }
+    Ok(())
 }
 
 /// Unlocks the indexes of `table`, which has just unlocked (`DbInner::check_unlocked`):
@@ -332,8 +486,8 @@ mod tests {
     use crate::storage::StdEnv;
     use crate::types::{FileNumber, TableId};
 
-    /// Index edits read back from a format-4 manifest, and are corruption in a format-3
-    /// one (the same bytes with the header's version set to 3).
+    /// Index edits read back from a format-5 and a format-4 manifest, and are corruption
+    /// in a format-3 one (the same bytes with the header's version set to 3).
     #[test]
     fn index_edits_need_manifest_format_4() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
@@ -373,8 +527,15 @@ mod tests {
         let path = dir.path().join(crate::filename::manifest(FileNumber(1)));
         let mut bytes = std::fs::read(&path).map_err(|e| Error::io("reading", e))?;
         let m = crate::manifest::parse_manifest(bytes.clone().into(), FileNumber(1), "m")?;
-        // Format 4 or later (table-key rotation's format 6 keeps every format-4 rule).
-        assert!(m.version >= 4, "format {}", m.version);
+        assert_eq!(m.version, 6);
+        // Format 4 reads the same index edits (a format-4 table has no local indexes).
+        let mut v4 = bytes.clone();
+        let header = encode_file_header_version(b"SEALMAN\0", FileNumber(1), 4);
+        v4.get_mut(..header.len())
+            .ok_or_else(|| Error::Internal("short manifest".into()))?
+            .copy_from_slice(&header);
+        let m = crate::manifest::parse_manifest(v4.into(), FileNumber(1), "m")?;
+        assert_eq!(m.version, 4);
         assert!(m
             .edits
             .iter()
@@ -389,6 +550,72 @@ mod tests {
                 assert!(what.contains("index catalogue edit"), "{what}")
             }
             other => panic!("format 3 with index edits: {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// A local index declaration reads back from a format-5 manifest in its table's
+    /// CreateTable record; it is corruption in a format-4 one, and outside that record.
+    #[test]
+    fn local_index_edits_need_format_5_and_their_create_table() -> Result<()> {
+        let decl = LocalIndexDecl {
+            table: TableId(1),
+            slot: 0,
+            name: "by_author".into(),
+            unique: true,
+            kind: ExtractorKind::JsonPointer,
+            extractor: "/author".into(),
+        };
+        let create = Edit::CreateTable {
+            id: TableId(1),
+            name: "t".into(),
+            meta: TableMeta::default(),
+        };
+        let write = |snapshot: Vec<VersionEdit>| -> Result<Vec<u8>> {
+            let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+            drop(ManifestWriter::create(
+                &StdEnv,
+                dir.path(),
+                FileNumber(1),
+                &snapshot,
+                &|_| None,
+                None,
+            )?);
+            let path = dir.path().join(crate::filename::manifest(FileNumber(1)));
+            std::fs::read(&path).map_err(|e| Error::io("reading", e))
+        };
+        let with_version = |mut bytes: Vec<u8>, v: u8| -> Result<Vec<u8>> {
+            let header = encode_file_header_version(b"SEALMAN\0", FileNumber(1), v);
+            bytes
+                .get_mut(..header.len())
+                .ok_or_else(|| Error::Internal("short manifest".into()))?
+                .copy_from_slice(&header);
+            Ok(bytes)
+        };
+        let good = write(vec![VersionEdit::new(vec![
+            create.clone(),
+            Edit::DeclareLocalIndex(decl.clone()),
+        ])])?;
+        let m = crate::manifest::parse_manifest(good.clone().into(), FileNumber(1), "m")?;
+        assert!(m
+            .edits
+            .iter()
+            .any(|e| e.edits.contains(&Edit::DeclareLocalIndex(decl.clone()))));
+        match crate::manifest::parse_manifest(with_version(good, 4)?.into(), FileNumber(1), "m") {
+            Err(Error::Corruption { what, .. }) => {
+                assert!(what.contains("local index declaration"), "{what}")
+            }
+            other => panic!("format 4 with a local index: {other:?}"),
+        }
+        let apart = write(vec![
+            VersionEdit::new(vec![create]),
+            VersionEdit::new(vec![Edit::DeclareLocalIndex(decl)]),
+        ])?;
+        match crate::manifest::parse_manifest(apart.into(), FileNumber(1), "m") {
+            Err(Error::Corruption { what, .. }) => {
+                assert!(what.contains("outside its table's CreateTable"), "{what}")
+            }
+            other => panic!("a local index declared after its table: {other:?}"),
         }
         Ok(())
     }

@@ -34,8 +34,14 @@ pub struct IndexEntry {
 #[derive(Clone)]
 pub struct Index {
     table: Table,
+    /// The LSM holding the entries: the index's own table, or for a local index its table.
     state: Arc<TableState>,
     def: Arc<IndexDef>,
+    /// What precedes every entry key in `state`: a local index's slot prefix, or nothing.
+    prefix: Vec<u8>,
+    /// Bytes of an entry's stored primary key that are not the item's key (the key-space
+    /// byte of a table with local indexes).
+    strip: usize,
 }
 
 impl std::fmt::Debug for Index {
@@ -84,6 +90,21 @@ impl Index {
             index: name.to_owned(),
             reason: reason.to_owned(),
         };
+        let strip = usize::from(table.state.has_local_layout());
+        if let Some(def) = table
+            .state
+            .local_indexes()
+            .iter()
+            .find(|d| d.decl.name == name)
+        {
+            return Ok(Index {
+                table: table.clone(),
+                state: Arc::clone(&table.state),
+                def: Arc::clone(def),
+                prefix: super::local::slot_prefix(def.local.unwrap_or_default()).to_vec(),
+                strip,
+            });
+        }
         let state = table
             .state
             .indexes
@@ -104,6 +125,8 @@ impl Index {
             table: table.clone(),
             state,
             def,
+            prefix: Vec::new(),
+            strip,
         })
     }
 
@@ -183,15 +206,12 @@ impl Index {
         let seq = Some(snap.seq());
         let mut report = IndexCheck::default();
         let mut entries = std::collections::BTreeSet::new();
-        let entries_from = Bound::Excluded(CHECKPOINT_KEY.to_vec());
-        for item in self
-            .table
-            .db
-            .range(&self.state, entries_from, Bound::Unbounded, seq)?
-        {
+        let (from, to) = self.all_entries();
+        for item in self.table.db.range(&self.state, from, to, seq)? {
             let (entry, _) = item?;
             report.entries += 1;
-            let (index_key, pk) = key::decode(&entry).ok_or_else(|| Error::Corruption {
+            let entry = entry.get(self.prefix.len()..).unwrap_or_default();
+            let (index_key, pk) = key::decode(entry).ok_or_else(|| Error::Corruption {
                 file: format!("index {:?}", self.def.decl.name),
                 offset: 0,
                 what: "an index entry key without its terminator".into(),
@@ -207,11 +227,13 @@ impl Index {
             }
             entries.insert(entry.to_vec());
         }
-        for item in
-            self.table
-                .db
-                .range(&self.table.state, Bound::Unbounded, Bound::Unbounded, seq)?
-        {
+        let (from, to) = if self.table.state.has_local_layout() {
+            super::local::item_bounds(Bound::Unbounded, Bound::Unbounded)
+        } else {
+            (Bound::Unbounded, Bound::Unbounded)
+        };
+        // Stored keys: an entry's primary key part is the item's stored key.
+        for item in self.table.db.range(&self.table.state, from, to, seq)? {
             let (pk, value) = item?;
             for k in self.def.extractor.keys(Some(&value)) {
                 if !entries.contains(&key::encode(&k, &pk)) {
@@ -220,6 +242,14 @@ impl Index {
             }
         }
         Ok(report)
+    }
+
+    /// The stored range of every entry of this index (never the backfill's checkpoint).
+    fn all_entries(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        match self.def.local {
+            Some(slot) => super::local::slot_bounds(slot),
+            None => (Bound::Excluded(CHECKPOINT_KEY.to_vec()), Bound::Unbounded),
+        }
     }
 
     fn iter_at(
@@ -249,11 +279,29 @@ impl Index {
                 });
             }
         }
-        // The backfill's checkpoint (the empty key) sorts before every entry: never read.
-        let lower = match lower {
-            Bound::Unbounded => Bound::Excluded(CHECKPOINT_KEY.to_vec()),
-            Bound::Included(k) if k.as_slice() == CHECKPOINT_KEY => Bound::Excluded(k),
-            other => other,
+        let (lower, upper) = if self.prefix.is_empty() {
+            // The backfill's checkpoint (the empty key) sorts before every entry: never read.
+            let lower = match lower {
+                Bound::Unbounded => Bound::Excluded(CHECKPOINT_KEY.to_vec()),
+                Bound::Included(k) if k.as_slice() == CHECKPOINT_KEY => Bound::Excluded(k),
+                other => other,
+            };
+            (lower, upper)
+        } else {
+            // A local index: its slot's part of the table's key space, and nothing else.
+            let (all_lo, all_hi) = self.all_entries();
+            let with_prefix = |k: Vec<u8>| [self.prefix.as_slice(), &k].concat();
+            let lower = match lower {
+                Bound::Unbounded => all_lo,
+                Bound::Included(k) => Bound::Included(with_prefix(k)),
+                Bound::Excluded(k) => Bound::Excluded(with_prefix(k)),
+            };
+            let upper = match upper {
+                Bound::Unbounded => all_hi,
+                Bound::Included(k) => Bound::Included(with_prefix(k)),
+                Bound::Excluded(k) => Bound::Excluded(with_prefix(k)),
+            };
+            (lower, upper)
         };
         let own = match snapshot {
             Some(_) => None,
@@ -265,6 +313,8 @@ impl Index {
             inner,
             table: self.table.clone(),
             def: Arc::clone(&self.def),
+            prefix: self.prefix.len(),
+            strip: self.strip,
             seq: seq.unwrap_or(SeqNo(0)),
             _snapshot: own,
         })
@@ -288,6 +338,10 @@ pub struct IndexIter {
     inner: RangeIter,
     table: Table,
     def: Arc<IndexDef>,
+    /// Bytes before each entry key (a local index's slot prefix).
+    prefix: usize,
+    /// Bytes of a stored primary key that are not the item's key.
+    strip: usize,
     seq: SeqNo,
     _snapshot: Option<Snapshot>,
 }
@@ -309,6 +363,12 @@ impl IndexIter {
     }
 
     fn resolve(&self, entry: &[u8]) -> Result<Option<IndexEntry>> {
+        let malformed = || Error::Corruption {
+            file: format!("index {:?}", self.def.decl.name),
+            offset: 0,
+            what: "an index entry key without its key-space prefix".into(),
+        };
+        let entry = entry.get(self.prefix..).ok_or_else(malformed)?;
         let (index_key, pk) = key::decode(entry).ok_or_else(|| Error::Corruption {
             file: format!("index {:?}", self.def.decl.name),
             offset: 0,
@@ -320,9 +380,10 @@ impl IndexIter {
         if !self.def.extractor.keys(Some(&value)).contains(&index_key) {
             return Ok(None);
         }
+        let primary_key = pk.get(self.strip..).ok_or_else(malformed)?;
         Ok(Some(IndexEntry {
             index_key: Bytes::from(index_key),
-            primary_key: Bytes::copy_from_slice(pk),
+            primary_key: Bytes::copy_from_slice(primary_key),
             value,
         }))
     }

@@ -22,6 +22,10 @@
 //!                       | extractor_kind : u8 (1 JSON pointer, 2 named) | extractor : str
 //!                       (format 4; in the record of the index's own CreateTable)
 //!  21 IndexReady        index : u32   (format 4: the index's backfill committed)
+//!  22 DeclareLocalIndex table : u32 | slot : u8 | name : str | flags : u8 (bit 0 unique)
+//!                       | extractor_kind : u8 | extractor : str
+//!                       (format 5; only in the record of its table's CreateTable)
+//!                       23..=29 reserved for indexes
 //!  30 TableKeyVersion   table : u32 | version : u32 | first_file : u64 | first_segment : u64
 //!                       | wrapped_table_key : bytes
 //!                       (format 6: an older table-key version some file may still use;
@@ -61,6 +65,7 @@ pub(crate) enum EditTag {
     // 13..=19 are reserved for another catalogue extension; indexes use 20..=29.
     DeclareIndex = 20,
     IndexReady = 21,
+    DeclareLocalIndex = 22,
     // 22..=29 are the index catalogue's; table-key rotation uses 30..=39.
     TableKeyVersion = 30,
     RetireTableKey = 31,
@@ -84,6 +89,7 @@ impl TryFrom<u8> for EditTag {
             12 => EditTag::AddWalSegment,
             20 => EditTag::DeclareIndex,
             21 => EditTag::IndexReady,
+            22 => EditTag::DeclareLocalIndex,
             30 => EditTag::TableKeyVersion,
             31 => EditTag::RetireTableKey,
             other => return Err(other),
@@ -131,6 +137,19 @@ impl TryFrom<u8> for ExtractorKind {
 pub(crate) struct IndexDecl {
     pub(crate) index: TableId,
     pub(crate) table: TableId,
+    pub(crate) name: String,
+    pub(crate) unique: bool,
+    pub(crate) kind: ExtractorKind,
+    pub(crate) extractor: String,
+}
+
+/// A local index as the catalogue records it: it lives inside table `table`'s own LSM,
+/// its entries under key-space slot `slot` (`crate::index::local`), and is declared in the
+/// table's `CreateTable` record, never later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LocalIndexDecl {
+    pub(crate) table: TableId,
+    pub(crate) slot: u8,
     pub(crate) name: String,
     pub(crate) unique: bool,
     pub(crate) kind: ExtractorKind,
@@ -276,6 +295,9 @@ pub(crate) enum Edit {
     IndexReady {
         index: TableId,
     },
+    /// Local index `decl.name` of `decl.table` (format 5), ready from the start (the
+    /// table is created with it).
+    DeclareLocalIndex(LocalIndexDecl),
     /// An older table-key version still in use (format 6).
     TableKeyVersion(OldTableKey),
     /// No file uses `version` of `table`'s key any more; its wrapped copy is dropped from
@@ -341,6 +363,7 @@ impl Edit {
             | Edit::SetTableKey { table, .. } => Some(*table),
             Edit::DeclareIndex(d) => Some(d.index),
             Edit::IndexReady { index } => Some(*index),
+            Edit::DeclareLocalIndex(d) => Some(d.table),
             Edit::TableKeyVersion(k) => Some(k.table),
             Edit::RetireTableKey { table, .. } => Some(*table),
             Edit::SetNextFileNumber(_)
@@ -368,6 +391,7 @@ impl Edit {
             Edit::AddWalSegment(_) => EditTag::AddWalSegment,
             Edit::DeclareIndex(_) => EditTag::DeclareIndex,
             Edit::IndexReady { .. } => EditTag::IndexReady,
+            Edit::DeclareLocalIndex(_) => EditTag::DeclareLocalIndex,
             Edit::TableKeyVersion(_) => EditTag::TableKeyVersion,
             Edit::RetireTableKey { .. } => EditTag::RetireTableKey,
         }
@@ -424,6 +448,14 @@ impl Edit {
                 put_len_prefixed(out, d.extractor.as_bytes())?;
             }
             Edit::IndexReady { index } => out.extend_from_slice(&index.0.to_le_bytes()),
+            Edit::DeclareLocalIndex(d) => {
+                out.extend_from_slice(&d.table.0.to_le_bytes());
+                out.push(d.slot);
+                put_len_prefixed(out, d.name.as_bytes())?;
+                out.push(if d.unique { INDEX_UNIQUE } else { 0 });
+                out.push(d.kind as u8);
+                put_len_prefixed(out, d.extractor.as_bytes())?;
+            }
             Edit::TableKeyVersion(k) => {
                 out.extend_from_slice(&k.table.0.to_le_bytes());
                 out.extend_from_slice(&k.version.to_le_bytes());
@@ -497,23 +529,31 @@ impl Edit {
                 let index = table(c)?;
                 let parent = table(c)?;
                 let name = decode_str(c, "index name")?;
-                let flags = c.u8("index flags")?;
-                if flags & !INDEX_UNIQUE != 0 {
-                    return Err(c.error(format!("unknown index flags {flags:#04x}")));
-                }
-                let kind = c.u8("index extractor kind")?;
-                let kind = ExtractorKind::try_from(kind)
-                    .map_err(|k| c.error(format!("unknown index extractor kind {k}")))?;
+                let (unique, kind) = index_flags_and_kind(c)?;
                 Edit::DeclareIndex(IndexDecl {
                     index,
                     table: parent,
                     name,
-                    unique: flags & INDEX_UNIQUE != 0,
+                    unique,
                     kind,
                     extractor: decode_str(c, "index extractor")?,
                 })
             }
             EditTag::IndexReady => Edit::IndexReady { index: table(c)? },
+            EditTag::DeclareLocalIndex => {
+                let parent = table(c)?;
+                let slot = c.u8("local index slot")?;
+                let name = decode_str(c, "index name")?;
+                let (unique, kind) = index_flags_and_kind(c)?;
+                Edit::DeclareLocalIndex(LocalIndexDecl {
+                    table: parent,
+                    slot,
+                    name,
+                    unique,
+                    kind,
+                    extractor: decode_str(c, "index extractor")?,
+                })
+            }
             EditTag::TableKeyVersion => Edit::TableKeyVersion(OldTableKey {
                 table: table(c)?,
                 version: c.u32("table key version")?,
@@ -527,6 +567,18 @@ impl Edit {
             },
         })
     }
+}
+
+/// The flags and extractor kind of an index declaration (tags 20 and 22).
+fn index_flags_and_kind(c: &mut Cursor<'_>) -> Result<(bool, ExtractorKind)> {
+    let flags = c.u8("index flags")?;
+    if flags & !INDEX_UNIQUE != 0 {
+        return Err(c.error(format!("unknown index flags {flags:#04x}")));
+    }
+    let kind = c.u8("index extractor kind")?;
+    let kind = ExtractorKind::try_from(kind)
+        .map_err(|k| c.error(format!("unknown index extractor kind {k}")))?;
+    Ok((flags & INDEX_UNIQUE != 0, kind))
 }
 
 fn decode_str(c: &mut Cursor<'_>, what: &str) -> Result<String> {
@@ -711,6 +763,22 @@ mod tests {
                 }
             ),
             any::<u32>().prop_map(|i| Edit::IndexReady { index: TableId(i) }),
+            (any::<(u32, u8, bool, bool)>(), ".{0,8}", ".{0,12}").prop_map(
+                |((table, slot, unique, named), name, extractor)| {
+                    Edit::DeclareLocalIndex(LocalIndexDecl {
+                        table: TableId(table),
+                        slot,
+                        name,
+                        unique,
+                        kind: if named {
+                            ExtractorKind::Named
+                        } else {
+                            ExtractorKind::JsonPointer
+                        },
+                        extractor,
+                    })
+                }
+            ),
             (
                 any::<(u32, u32, u64, u64)>(),
                 proptest::collection::vec(any::<u8>(), 0..40)
@@ -754,10 +822,10 @@ mod tests {
 
     #[test]
     fn tags_are_frozen() {
-        for t in (1..=12u8).chain(20..=21).chain(30..=31) {
+        for t in (1..=12u8).chain(20..=22).chain(30..=31) {
             assert_eq!(EditTag::try_from(t).map(|e| e as u8), Ok(t));
         }
-        for t in [0u8, 13, 19, 22, 29, 32, 39] {
+        for t in [0u8, 13, 19, 23, 29, 32, 39] {
             assert_eq!(EditTag::try_from(t), Err(t));
         }
     }
@@ -836,6 +904,17 @@ mod tests {
                 "14 04000000 01000000 02000000 6279 01 01 02000000 2f61",
             ),
             (Edit::IndexReady { index: TableId(4) }, "15 04000000"),
+            (
+                Edit::DeclareLocalIndex(LocalIndexDecl {
+                    table: TableId(1),
+                    slot: 2,
+                    name: "by".into(),
+                    unique: false,
+                    kind: ExtractorKind::Named,
+                    extractor: "f".into(),
+                }),
+                "16 01000000 02 02000000 6279 00 02 01000000 66",
+            ),
             (
                 Edit::TableKeyVersion(OldTableKey {
                     table: TableId(1),

@@ -22,8 +22,8 @@ pub(crate) use current::current_manifest_number;
 #[cfg(feature = "fuzzing")]
 pub(crate) use current::set_current;
 pub(crate) use edit::{
-    Boundary, DatabaseKeyMeta, Edit, ExtractorKind, FileMeta, IndexDecl, OldTableKey, TableMeta,
-    VersionEdit,
+    Boundary, DatabaseKeyMeta, Edit, ExtractorKind, FileMeta, IndexDecl, LocalIndexDecl,
+    OldTableKey, TableMeta, VersionEdit,
 };
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reader::parse_manifest;

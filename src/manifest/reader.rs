@@ -29,7 +29,7 @@ use super::current::read_current_number;
 use super::edit::{DatabaseKeyMeta, Edit, VersionEdit};
 use super::record::{
     decode_payload, ChainKey, DbChainKey, ManifestRecordType, CHAIN_START, MAC_LEN, MANIFEST_MAGIC,
-    MANIFEST_V2, MANIFEST_V3, MANIFEST_V4, MANIFEST_VERSION, MANIFEST_VERSIONS,
+    MANIFEST_V2, MANIFEST_V3, MANIFEST_V4, MANIFEST_V5, MANIFEST_VERSION, MANIFEST_VERSIONS,
 };
 use super::writer::drop_only;
 use crate::crypto::TableKey;
@@ -191,6 +191,7 @@ pub(crate) fn parse_manifest(
         check_file_header_versions(&data, MANIFEST_MAGIC, number, label, &MANIFEST_VERSIONS)?;
     let v2 = version >= MANIFEST_V2;
     let v4 = version >= MANIFEST_V4;
+    let v5 = version >= MANIFEST_V5;
     let v6 = version >= MANIFEST_VERSION;
     let mut scanner = FrameScanner::new(data, !v2, label);
     let mut contents = ManifestContents {
@@ -259,6 +260,25 @@ pub(crate) fn parse_manifest(
                 Edit::TableKeyVersion(_) | Edit::RetireTableKey { .. } if !v6 => {
                     return Err(bad(format!(
                         "table-key version edit in a format-{version} manifest"
+                    )))
+                }
+                Edit::DeclareLocalIndex(_) if !v5 => {
+                    return Err(bad(format!(
+                        "local index declaration in a format-{version} manifest"
+                    )))
+                }
+                // A table's layout (whether its keys carry the local-index key space) is
+                // fixed by its CreateTable record: a declaration anywhere else is damage.
+                Edit::DeclareLocalIndex(d)
+                    if !rec
+                        .edit
+                        .edits
+                        .iter()
+                        .any(|e| matches!(e, Edit::CreateTable { id, .. } if *id == d.table)) =>
+                {
+                    return Err(bad(format!(
+                        "local index {:?} declared outside its table's CreateTable record",
+                        d.name
                     )))
                 }
                 Edit::CreateTable { meta, .. } | Edit::SetTableKey { meta, .. }

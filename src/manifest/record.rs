@@ -51,9 +51,11 @@ impl TryFrom<u8> for ManifestRecordType {
 
 /// Magic at the start of every manifest.
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"SEALMAN\0";
-/// The manifest format this code writes: format 4 plus the table-key versions (edits 30,
-/// 31; `db::table_key_rotation`). (Format 5 is the index branch's; the numbers are
-/// reconciled at merge.)
+/// Format 4 plus local index declarations (edit 22, only in its table's CreateTable record).
+/// Still read.
+pub(crate) const MANIFEST_V5: u8 = 5;
+/// The manifest format this code writes: format 5 plus the table-key versions (edits 30,
+/// 31; `db::table_key_rotation`).
 pub(crate) const MANIFEST_VERSION: u8 = 6;
 /// Format 3 plus the index catalogue edits (20, 21). Still read.
 pub(crate) const MANIFEST_V4: u8 = 4;
@@ -66,11 +68,12 @@ pub(crate) const MANIFEST_V2: u8 = 2;
 /// The first manifest format (table MAC chains only). Still read.
 pub(crate) const MANIFEST_V1: u8 = 1;
 /// Every manifest format this code reads.
-pub(crate) const MANIFEST_VERSIONS: [u8; 5] = [
+pub(crate) const MANIFEST_VERSIONS: [u8; 6] = [
     MANIFEST_V1,
     MANIFEST_V2,
     MANIFEST_V3,
     MANIFEST_V4,
+    MANIFEST_V5,
     MANIFEST_VERSION,
 ];
 /// Bytes of a MAC.

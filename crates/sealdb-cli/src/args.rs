@@ -283,6 +283,10 @@ pub struct CreateTableArgs {
     /// LZ4-compress data blocks (before encryption; recorded per block).
     #[arg(long)]
     pub lz4: bool,
+    /// A local secondary index, inside the table's own files (repeatable; declared only
+    /// at creation): NAME=/json/pointer, or NAME=/json/pointer,unique.
+    #[arg(long = "index", value_name = "NAME=/POINTER[,unique]")]
+    pub index: Vec<String>,
     #[command(flatten)]
     pub fmt: Format,
 }

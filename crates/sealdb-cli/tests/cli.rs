@@ -656,7 +656,7 @@ fn every_reporting_command_speaks_json() -> TestResult {
     );
     assert_eq!(
         j,
-        serde_json::json!({"table": "Books", "encrypted": true, "keyArn": arn, "created": true})
+        serde_json::json!({"table": "Books", "encrypted": true, "keyArn": arn, "created": true, "localIndexes": []})
     );
     let j = f
         .run(&["put", "Books", "dune", "Frank Herbert", "--json"])?

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Fixture, TestResult};
+use common::{Fixture, Run, TestResult};
 use serde_json::Value;
 
 #[test]
@@ -74,5 +74,78 @@ fn create_query_show_and_drop_an_index() -> TestResult {
     assert_eq!(f.ok(&["tables"])?, "Books\tencrypted\n");
     let code = f.run(&["query", "Books", "by_author"])?.code;
     assert_ne!(code, 0);
+    Ok(())
+}
+
+#[test]
+fn create_table_with_local_indexes_then_query_and_show_them() -> TestResult {
+    let f = Fixture::new()?;
+    f.ok(&[
+        "create-table",
+        "People",
+        "--index",
+        "by_city=/city",
+        "--index",
+        "by_mail=/mail,unique",
+    ])?;
+    for (k, city, mail) in [
+        ("p1", "oslo", "a@x"),
+        ("p2", "rome", "b@x"),
+        ("p3", "oslo", "c@x"),
+    ] {
+        f.ok(&[
+            "put",
+            "People",
+            k,
+            &format!(r#"{{"city":"{city}","mail":"{mail}"}}"#),
+        ])?;
+    }
+    // A duplicate of a unique local index key is refused.
+    let Run {
+        code, stderr: err, ..
+    } = f.run(&["put", "People", "p4", r#"{"city":"oslo","mail":"a@x"}"#])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("by_mail"), "{err}");
+    let q = f.ok(&["query", "People", "by_city", "--prefix", "oslo"])?;
+    assert_eq!(
+        q,
+        "oslo\tp1\t{\"city\":\"oslo\",\"mail\":\"a@x\"}\noslo\tp3\t{\"city\":\"oslo\",\"mail\":\"c@x\"}\n"
+    );
+    let q = f.ok(&["query", "People", "by_mail", "--reverse", "--limit", "1"])?;
+    assert_eq!(q, "c@x\tp3\t{\"city\":\"oslo\",\"mail\":\"c@x\"}\n");
+    // The table's own scan shows its items only.
+    assert_eq!(f.ok(&["scan", "People"])?.lines().count(), 3);
+    let tables = f.ok(&["tables"])?;
+    assert_eq!(
+        tables,
+        "People\tencrypted\n  index by_city local json-pointer /city, ready\n  \
+         index by_mail local json-pointer /mail, unique, ready\n"
+    );
+    let status = f.ok(&["status"])?;
+    assert!(
+        status.contains("by_city local json-pointer /city, ready"),
+        "{status}"
+    );
+    f.ok(&["flush"])?;
+    let inspect = f.ok(&["inspect", "People"])?;
+    assert!(
+        inspect.contains("local indexes by_city, by_mail: their entries live in these files"),
+        "{inspect}"
+    );
+    // Sealed boundaries: no attribute value in what inspect prints.
+    assert!(
+        !inspect.contains("oslo") && !inspect.contains("a@x"),
+        "{inspect}"
+    );
+    let Run {
+        code, stderr: err, ..
+    } = f.run(&["drop-index", "People", "by_city"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("local"), "{err}");
+    let Run {
+        code, stderr: err, ..
+    } = f.run(&["create-table", "Bad", "--index", "nopointer"])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("--index"), "{err}");
     Ok(())
 }

@@ -98,8 +98,9 @@ pub fn list(ctx: &Context, table: &str, fmt: Format) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     for i in st {
         let line = format!(
-            "{}\t{} {}\t{}\t{}\tboundaries {}",
+            "{}\t{}\t{} {}\t{}\t{}\tboundaries {}",
             i.name,
+            if i.local { "local" } else { "global" },
             i.extractor_kind,
             i.extractor,
             if i.unique { "unique" } else { "non-unique" },
@@ -122,19 +123,24 @@ pub fn index_state(i: &IndexStatus) -> String {
     }
     match (&i.backfill_error, i.ready) {
         (_, true) => "ready".to_owned(),
+        (Some(why), false) if i.backfill_retrying => {
+            format!("backfill retrying after {} items ({why})", i.backfilled)
+        }
         (Some(why), false) => format!(
-            "backfill stopped after {} items ({why}); resumes at the next open",
+            "backfill failed after {} items ({why}); resumes at the next open",
             i.backfilled
         ),
         (None, false) => format!("backfilling ({} items so far)", i.backfilled),
     }
 }
 
-/// One line describing an index: name, extractor, uniqueness and state.
+/// One line describing an index: name, `local` for a local one, extractor, uniqueness and
+/// state.
 pub fn index_line(i: &IndexStatus) -> String {
     format!(
-        "{} {} {}{}, {}",
+        "{}{} {} {}{}, {}",
         i.name,
+        if i.local { " local" } else { "" },
         i.extractor_kind,
         i.extractor,
         if i.unique { ", unique" } else { "" },

@@ -87,6 +87,18 @@ pub fn show_boundary(b: &Option<String>) -> String {
     }
 }
 
+/// The names of `table`'s local indexes, joined, if it has any.
+fn local_index_names(db: &sealdb::Db, table: &str) -> Option<String> {
+    let t = db.table(table).ok()?;
+    let names: Vec<String> = t
+        .indexes()
+        .into_iter()
+        .filter(|i| i.local)
+        .map(|i| i.name)
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
 /// The lines `inspect` prints for one table.
 pub fn layout_lines(t: &TableLayout) -> Vec<String> {
     let how = match &t.key_arn {
@@ -156,6 +168,15 @@ pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), Cl
     for t in &layouts {
         for line in layout_lines(t) {
             print_line(&mut out, &line)?;
+        }
+        // A table with local indexes keeps their entries in its own files.
+        if let Some(local) = local_index_names(&db, &t.table) {
+            print_line(
+                &mut out,
+                &format!(
+                    "  local indexes {local}: their entries live in these files, and the entry counts include them"
+                ),
+            )?;
         }
     }
     Ok(())

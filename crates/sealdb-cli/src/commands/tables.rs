@@ -23,6 +23,10 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     if a.sealed_boundaries {
         opts = opts.with_sealed_boundaries();
     }
+    for spec in &a.index {
+        let (name, spec) = local_index_arg(spec)?;
+        opts = opts.with_local_index(name, spec);
+    }
     let (db, _kms) = ctx.open_db(true)?;
     let t = db.create_table(&a.name, opts)?;
     let key_arn = db
@@ -34,11 +38,36 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
         Some(arn) => format!("encrypted under {arn}"),
         None => "plaintext".to_owned(),
     };
+    let local: Vec<String> = t.indexes().iter().map(|i| i.name.clone()).collect();
+    let with = if local.is_empty() {
+        String::new()
+    } else {
+        format!(", local indexes {}", local.join(", "))
+    };
     report(
         a.fmt.json,
-        &format!("created table {} ({how})", a.name),
-        json!({"table": a.name, "encrypted": t.is_encrypted(), "keyArn": key_arn, "created": true}),
+        &format!("created table {} ({how}{with})", a.name),
+        json!({"table": a.name, "encrypted": t.is_encrypted(), "keyArn": key_arn, "created": true, "localIndexes": local}),
     )
+}
+
+/// `--index NAME=/pointer[,unique]`: a local index's name and spec.
+fn local_index_arg(arg: &str) -> Result<(String, sealdb::IndexSpec), CliError> {
+    let bad = || {
+        CliError::usage(format!(
+            "--index {arg:?}: expected NAME=/json/pointer or NAME=/json/pointer,unique"
+        ))
+    };
+    let (name, rest) = arg.split_once('=').ok_or_else(bad)?;
+    let (pointer, unique) = match rest.strip_suffix(",unique") {
+        Some(p) => (p, true),
+        None => (rest, false),
+    };
+    if name.is_empty() || !pointer.starts_with('/') {
+        return Err(bad());
+    }
+    let spec = sealdb::IndexSpec::json_pointer(pointer);
+    Ok((name.to_owned(), if unique { spec.unique() } else { spec }))
 }
 
 pub fn list(ctx: &Context, f: Format) -> Result<(), CliError> {

@@ -87,25 +87,24 @@ impl LocalKms {
         for id in due {
             let rec = key_mut(st, &id)?;
             let period = u64::from(period_days(rec)) * DAY_SECS;
+            let (arn, account) = (rec.arn(), rec.account.clone());
             let mut next = next_rotation(rec).unwrap_or(now);
-            let mut added = Vec::new();
-            while next <= now && added.len() < MAX_CATCH_UP {
+            let mut added = 0;
+            while next <= now && added < MAX_CATCH_UP {
+                let rec = key_mut(st, &id)?;
                 let gen = add_material(rec)?;
                 rec.rotation.history.push(RotationRecord {
                     generation: gen,
                     date_secs: next,
                     on_demand: false,
                 });
-                added.push(gen);
+                added += 1;
                 next = next.saturating_add(period.max(DAY_SECS));
-            }
-            if next <= now {
-                next = now.saturating_add(period);
-            }
-            rec.rotation.next_secs = Some(next);
-            self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
-            let (arn, account) = (rec.arn(), rec.account.clone());
-            for gen in added {
+                rec.rotation.next_secs = Some(if next <= now && added >= MAX_CATCH_UP {
+                    now.saturating_add(period)
+                } else {
+                    next
+                });
                 let recorded = self.audit.record(EventInput {
                     caller: &kms,
                     event_name: "RotateKey",
@@ -119,13 +118,25 @@ impl LocalKms {
                     error: None,
                     time: self.clock.now(),
                 });
+                // Each generation is written as soon as the trail shows it, and only then:
+                // a rotation the trail does not show never happened (undone from the file,
+                // which holds every earlier recorded one), and one it shows is never undone
+                // (so its material id never comes to name other material).
                 if let Err(e) = recorded {
-                    // A rotation the trail does not show never happened: undo it in memory
-                    // (the keystore file never had it).
-                    *st = self.store.reload()?;
+                    match self.store.reload() {
+                        Ok(previous) => *st = previous,
+                        Err(_) => self
+                            .poisoned
+                            .store(true, std::sync::atomic::Ordering::SeqCst),
+                    }
                     self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
                     return Err(e);
                 }
+                // As `finish` does: a keystore that could not be written is not trusted again.
+                self.store.save(st).inspect_err(|_| {
+                    self.poisoned
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                })?;
             }
         }
         Ok(())

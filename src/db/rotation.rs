@@ -233,6 +233,17 @@ impl DbInner {
                 "table {name:?}: its key changed meanwhile; retry"
             )));
         }
+        // Older table-key versions are wrapped under the current KMS key, and only the
+        // current one is re-encrypted here: switching now would leave files that the new
+        // key and grant cannot open.
+        let old_versions = t.key_versions.read().old.len();
+        if old_versions > 0 {
+            return Err(Error::InvalidArgument(format!(
+                "table {name:?} still has {old_versions} older table-key version(s) from a \
+                 table-key rotation in progress: switch its KMS key once the rotation has \
+                 finished (status shows its progress)"
+            )));
+        }
         let new_grant = keyring.create_grant_on(principal, &target.arn, &name, &meta)?;
         // Both grants are queued before anything else: after a crash, the one the
         // catalogue does not name is retired, the other dropped from the queue.

@@ -77,10 +77,19 @@ struct ManifestState {
 }
 
 impl ManifestState {
-    fn apply(&mut self, edit: &VersionEdit) {
+    fn apply(&mut self, edit: &VersionEdit, label: &str) -> Result<()> {
         for e in &edit.edits {
             match e {
                 Edit::CreateTable { id, name, meta } => {
+                    // Table ids are never reused: a second CreateTable of a live id would
+                    // replace its record and empty its file list (an open with less data).
+                    if self.tables.contains_key(id) {
+                        return Err(Error::corruption(
+                            label,
+                            0,
+                            format!("table {id} created twice"),
+                        ));
+                    }
                     self.tables.insert(
                         *id,
                         TableRecord {
@@ -162,6 +171,7 @@ impl ManifestState {
                 }
             }
         }
+        Ok(())
     }
 
     /// The smallest log number of any table: WAL segments below it hold nothing needed.
@@ -679,8 +689,9 @@ fn manifest_state(c: &ManifestContents, opts: &Options) -> Result<ManifestState>
         next_table_id: 1,
         ..ManifestState::default()
     };
+    let label = filename::manifest(c.number);
     for edit in &c.edits {
-        state.apply(edit);
+        state.apply(edit, &label)?;
     }
     state.next_file = state.next_file.max(c.number.0.saturating_add(1));
     state.next_file_at_commit = state.next_file;

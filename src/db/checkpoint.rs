@@ -389,6 +389,15 @@ fn clear_staging(env: &dyn Env, staging: &Path) -> Result<()> {
     let names = env
         .list_dir(staging)
         .map_err(|e| Error::io(format!("listing {}", staging.display()), e))?;
+    // Only files a checkpoint or restore writes are ours to remove: a directory of that
+    // name holding anything else is someone's, and is left as it is.
+    if let Some(other) = names.iter().find(|n| !is_staged_file(n)) {
+        return Err(Error::InvalidArgument(format!(
+            "{} holds {other:?}, which no checkpoint or restore writes: remove the directory \
+             by hand if it is a leftover",
+            staging.display()
+        )));
+    }
     for name in names {
         let p = staging.join(&name);
         env.remove_file(&p)
@@ -397,10 +406,18 @@ fn clear_staging(env: &dyn Env, staging: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Best effort, after a failure: the staging directory and what it holds go.
+/// A name a checkpoint or restore writes into its staging directory: the engine's files
+/// (a restore opens the copy there) and the grant queue.
+fn is_staged_file(name: &str) -> bool {
+    filename::parse(name).is_some()
+        || name == super::pending_retires::PENDING_RETIRES_FILE
+        || name.strip_prefix(super::pending_retires::PENDING_RETIRES_FILE) == Some(".tmp")
+}
+
+/// Best effort, after a failure: the staging directory and the files it put there go.
 fn remove_staging(env: &dyn Env, staging: &Path) {
     if let Ok(names) = env.list_dir(staging) {
-        for name in names {
+        for name in names.iter().filter(|n| is_staged_file(n)) {
             let _ = env.remove_file(&staging.join(name));
         }
     }

@@ -68,7 +68,8 @@ pub(crate) struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Decrypt buffers handed out new because their shard had no spare one.
+    /// Decrypt buffers handed out new because their shard had no spare one (tests only).
+    #[cfg(test)]
     new_buffers: AtomicU64,
 }
 
@@ -105,6 +106,7 @@ impl BlockCache {
                 .collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            #[cfg(test)]
             new_buffers: AtomicU64::new(0),
         }
     }
@@ -122,6 +124,7 @@ impl BlockCache {
     pub(crate) fn buffer(&self, id: u64, offset: u64, len: usize) -> BytesMut {
         let spare = self.shard(&(id, offset)).lock().spare.pop();
         spare.unwrap_or_else(|| {
+            #[cfg(test)]
             self.new_buffers.fetch_add(1, Ordering::Relaxed);
             BytesMut::with_capacity(len)
         })

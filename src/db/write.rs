@@ -19,7 +19,7 @@ use super::write_batch::{decode_section, WriteBatch};
 use super::{DbInner, TableOptions, VersionSet, WriteOptions, WriteState};
 
 /// Where a write stands when the write lock is released.
-enum Pending {
+enum Pending<'a> {
     /// In the memtables, visible once every older write is (its last sequence number).
     Visible(u64),
     /// Queued in the WAL; goes into `mems` once the WAL is written up to `end` of `sink`
@@ -32,6 +32,8 @@ enum Pending {
         first_seq: SeqNo,
         last_seq: u64,
         mems: Vec<Arc<MemTable>>,
+        /// The record's sections (borrowed from the batch and its index entries).
+        sections: Vec<(TableId, &'a [u8])>,
     },
 }
 
@@ -199,6 +201,7 @@ impl DbInner {
                     first_seq,
                     last_seq,
                     mems,
+                    sections,
                 }
             } else {
                 insert_batch(&sections, first_seq, &mems)
@@ -226,6 +229,7 @@ impl DbInner {
                 first_seq,
                 last_seq,
                 mems,
+                sections,
             } => {
                 // IMPORTANT: acknowledged only after its record reached the OS (and the disk
                 // when synced).
@@ -236,13 +240,7 @@ impl DbInner {
                         .map_err(|e| self.poison("WAL append failed", e))
                 };
                 drop(sink);
-                let inserted = logged.and_then(|()| {
-                    insert_batch(
-                        &record_sections(batch, index_batch.as_ref()),
-                        first_seq,
-                        &mems,
-                    )
-                });
+                let inserted = logged.and_then(|()| insert_batch(&sections, first_seq, &mems));
                 for t in &counted {
                     t.synced_inflight.fetch_sub(1, Ordering::AcqRel);
                 }

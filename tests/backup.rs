@@ -6,6 +6,7 @@
 //! backup keeps it (as DESIGN.md, "Crypto-shredding", says).
 
 mod common;
+mod hooked_kms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{EncryptedFixture, TestResult};
+use hooked_kms::Hooked;
 use sealdb::kms::{Caller, CreateKeyRequest, KeyState, Kms, Principal};
-use sealdb::{Db, Error, LockReason, TableOptions};
+use sealdb::{Db, Error, LockReason, Table, TableOptions};
 
 type Model = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 /// Picks a file of a backup by name.
@@ -75,6 +77,104 @@ fn churn(db: &Db, tables: &[&str], model: &mut Model, seed: u64, n: u64) -> Test
             t.put(&key, &value)?;
             model.insert((table.to_owned(), key), value.into_bytes());
         }
+    }
+    Ok(())
+}
+
+/// True if a put into `t` (a plaintext table: no KMS call of its own) completes within
+/// `wait`, run on another thread; a put that waits longer finishes in the background.
+fn write_goes_through(t: &Table, wait: Duration) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = t.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(t.put("probe", "written while the KMS was asked"));
+    });
+    matches!(rx.recv_timeout(wait), Ok(Ok(())))
+}
+
+/// Waits until the background worker (which ticks every 500 ms at most) has expired every
+/// cached key of `db`'s encrypted tables; false if it never did.
+fn wait_for_expiry(db: &Db) -> bool {
+    for _ in 0..300 {
+        let none_cached = db
+            .encryption_status()
+            .iter()
+            .filter(|s| s.encrypted)
+            .all(|s| s.cached_keys.is_empty());
+        if none_cached {
+            // The worker clears the engine's copies right after the cache.
+            std::thread::sleep(Duration::from_millis(20));
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn a_checkpoint_never_asks_the_kms_while_writers_wait_on_its_locks() -> TestResult {
+    // The engine's cached keys expire between the checkpoint's warm-up (which unwraps them
+    // before the locks) and its freeze (under the write and manifest locks): the freeze
+    // must use what the warm-up obtained, never ask the KMS while writers wait.
+    let fx = EncryptedFixture::new()?;
+    let kms = Hooked::new(&fx.kms);
+    let db = Db::open(fx.db_path(), kms.options(&fx))?;
+    for name in ["a", "b"] {
+        db.create_table(name, TableOptions::encrypted())?;
+    }
+    let plain = db.create_table("plain", TableOptions::plaintext())?;
+    for name in ["a", "b"] {
+        db.table(name)?.put("k", name)?;
+    }
+    plain.put("k", "v")?;
+    // Past the keys' maximum age: the warm-up has both keys to unwrap.
+    fx.clock.advance(Duration::from_secs(13 * 3600));
+    assert!(wait_for_expiry(&db), "the keys did not expire");
+
+    let checkpointer = std::thread::current().id();
+    let engine_decrypts = Arc::new(AtomicU64::new(0));
+    let blocked = Arc::new(AtomicU64::new(0));
+    {
+        let (db, plain, clock) = (db.clone(), plain.clone(), fx.clock.clone());
+        let (engine_decrypts, blocked) = (Arc::clone(&engine_decrypts), Arc::clone(&blocked));
+        *kms.on_decrypt.lock() = Some(Arc::new(move |c: &Caller, _: &[u8]| {
+            if std::thread::current().id() != checkpointer || !c.principal().is_service() {
+                return Ok(());
+            }
+            let n = engine_decrypts.fetch_add(1, Ordering::SeqCst);
+            if !write_goes_through(&plain, Duration::from_secs(1)) {
+                blocked.fetch_add(1, Ordering::SeqCst);
+            }
+            if n == 1 {
+                // The warm-up's second unwrap: the first table's key, just unwrapped,
+                // expires before the freeze.
+                clock.advance(Duration::from_secs(13 * 3600));
+                wait_for_expiry(&db);
+            }
+            Ok(())
+        }));
+    }
+    let backup = fx.root.path().join("backup");
+    let report = db.checkpoint(&backup);
+    *kms.on_decrypt.lock() = None;
+    report?;
+    assert!(
+        engine_decrypts.load(Ordering::SeqCst) >= 2,
+        "the warm-up unwrapped both keys"
+    );
+    assert_eq!(
+        blocked.load(Ordering::SeqCst),
+        0,
+        "a KMS call was made while writers waited on the checkpoint's locks"
+    );
+    drop((plain, db));
+    let b = Db::open(&backup, fx.options())?;
+    for name in ["a", "b"] {
+        assert_eq!(
+            b.table(name)?.get("k")?.as_deref(),
+            Some(name.as_bytes()),
+            "{name}"
+        );
     }
     Ok(())
 }

@@ -35,6 +35,10 @@ use super::table::SuperVersion;
 use super::version_set::snapshot_edits;
 use super::{Db, DbInner, Options, VerifyReport};
 
+/// How many times a checkpoint fetches its keys and tries to freeze the state before it
+/// gives up: each retry follows a table-key change that raced with it.
+const FREEZE_ATTEMPTS: usize = 3;
+
 /// Bytes read and written per call when a file is copied.
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -194,14 +198,7 @@ impl DbInner {
     }
 
     fn checkpoint_into(&self, staging: &Path) -> Result<CheckpointReport> {
-        // The keys the manifest's MACs need, unwrapped before the locks are taken so that
-        // writers do not wait on the KMS (as `rewrite_manifest` does).
-        for t in self.all_tables() {
-            if t.is_encrypted() && t.table_key().is_none() && !t.is_locked() {
-                self.maintenance_key(&t)?;
-            }
-        }
-        let frozen = self.freeze()?;
+        let frozen = self.freeze_with_keys()?;
         let env = &*self.env;
         let mut report = CheckpointReport {
             last_seq: frozen.last_seq.0,
@@ -245,10 +242,45 @@ impl DbInner {
         Ok(report)
     }
 
+    /// The keys the copy's manifest is MACed under, obtained before the locks, then the
+    /// frozen state. Under the locks only the keys obtained here are used, so writers never
+    /// wait on a KMS round trip (a key that expires in the cache meanwhile is held here). A
+    /// table whose key version changed in between (a rotation) or that appeared (a create)
+    /// has no key here: the locks are let go and the keys fetched again, a bounded number
+    /// of times.
+    fn freeze_with_keys(&self) -> Result<Frozen<'_>> {
+        let mut missing = None;
+        for _ in 0..FREEZE_ATTEMPTS {
+            let mut keys = HashMap::new();
+            for t in self.all_tables() {
+                if t.is_encrypted() && !t.is_locked() {
+                    keys.insert(t.id, self.current_maintenance_key(&t)?);
+                }
+            }
+            match self.freeze(&keys)? {
+                Ok(frozen) => return Ok(frozen),
+                Err(table) => missing = Some(table),
+            }
+        }
+        Err(Error::TableUnavailable {
+            table: missing.unwrap_or_default(),
+            reason: format!(
+                "its table key changed (a rotation or a new table) during each of \
+                 {FREEZE_ATTEMPTS} attempts to freeze the checkpoint's state; retry the checkpoint"
+            ),
+        })
+    }
+
     /// Freezes the state to copy, under the write lock (no record is appended meanwhile,
     /// and the current segment's queued records are written through first) and the
     /// manifest lock (no version is installed meanwhile), and pins it.
-    fn freeze(&self) -> Result<Frozen<'_>> {
+    /// `keys`: each table's key version and key, obtained before the locks. Returns
+    /// `Ok(Err(table))`, with the locks let go, when an encrypted table has no key of its
+    /// current version there: no KMS call is made under the locks.
+    fn freeze(
+        &self,
+        keys: &HashMap<TableId, (u32, Arc<TableKey>)>,
+    ) -> Result<std::result::Result<Frozen<'_>, String>> {
         let ws = self.write.lock();
         let current = ws.wal.segment();
         let current_len = ws.wal.len();
@@ -263,11 +295,13 @@ impl DbInner {
         let mut table_keys = HashMap::new();
         for t in &tables {
             if t.is_encrypted() && !t.is_locked() {
-                let key = match t.table_key() {
-                    Some(k) => k,
-                    None => self.maintenance_key(t)?,
-                };
-                table_keys.insert(t.id, key);
+                let version = t.meta.read().key_version;
+                match keys.get(&t.id) {
+                    Some((v, key)) if *v == version => {
+                        table_keys.insert(t.id, Arc::clone(key));
+                    }
+                    _ => return Ok(Err(t.display_name())),
+                }
             }
         }
         let min_log = tables.iter().map(|t| t.log_number()).min();
@@ -287,7 +321,7 @@ impl DbInner {
             &segments,
             &self.versions.counters(last_seq),
         );
-        Ok(Frozen {
+        Ok(Ok(Frozen {
             versions: tables.iter().map(|t| t.super_version()).collect(),
             snapshot,
             table_keys,
@@ -300,7 +334,7 @@ impl DbInner {
             manifest_number: self.new_file_number(),
             last_seq,
             _pins: pins,
-        })
+        }))
     }
 }
 

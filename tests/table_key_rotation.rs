@@ -5,10 +5,13 @@
 //! nothing; the number of live versions stays bounded.
 
 mod common;
+mod hooked_kms;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{EncryptedFixture, TestResult};
 use sealdb::clock::ManualClock;
@@ -230,6 +233,128 @@ fn the_background_worker_re_encrypts_and_retires_on_its_own() -> TestResult {
     }
     assert_eq!(status(&db)?.retired_versions, vec![1]);
     check_rows(&db, 600, |_| 1, "after the worker's re-encryption")?;
+    Ok(())
+}
+
+/// Advances the clock past the keys' maximum age and waits until the background worker
+/// (which ticks at least every 500 ms) has expired every cached key.
+fn expire_all_keys(fx: &EncryptedFixture, db: &Db) -> TestResult {
+    fx.clock.advance(Duration::from_secs(13 * 3600));
+    for _ in 0..300 {
+        if db
+            .encryption_status()
+            .iter()
+            .all(|s| s.cached_keys.is_empty())
+        {
+            // The worker clears the engine's copies right after the cache.
+            std::thread::sleep(Duration::from_millis(20));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err("the cached keys never expired".into())
+}
+
+#[test]
+fn a_pass_with_nothing_to_retire_asks_the_kms_nothing() -> TestResult {
+    // Through a whole re-encryption every idle turn of the compaction thread asks whether
+    // an older version can retire: while files still use it, that must cost no KMS call
+    // (and no lock), even when every key expired from the cache.
+    let fx = EncryptedFixture::new()?;
+    let db = Db::open(fx.db_path(), options(&fx))?;
+    db.create_table(TABLE, TableOptions::encrypted())?;
+    db.create_table("Other", TableOptions::encrypted())?;
+    db.table("Other")?.put("k", "v")?;
+    write_rows(&db, 0..400, 1, 200)?;
+    db.rotate_table_key(TABLE)?;
+    expire_all_keys(&fx, &db)?;
+    let decrypts = fx.kms.call_count("Decrypt");
+    for _ in 0..3 {
+        let work = db.continue_table_key_rotations(0)?;
+        assert!(work.pending && work.retired.is_empty(), "{work:?}");
+    }
+    assert_eq!(
+        fx.kms.call_count("Decrypt"),
+        decrypts,
+        "no version could retire, yet the pass unwrapped keys"
+    );
+    // Once the files are rewritten, the same pass retires the version (and then needs the
+    // keys for the manifest's MACs).
+    finish(&db)?;
+    assert_eq!(status(&db)?.retired_versions, vec![1]);
+    check_rows(&db, 400, |_| 1, "after the re-encryption")?;
+    Ok(())
+}
+
+#[test]
+fn an_older_key_that_will_not_unwrap_is_retried_after_a_back_off() -> TestResult {
+    let fx = EncryptedFixture::new()?;
+    let kms = hooked_kms::Hooked::new(&fx.kms);
+    let mut opts = kms.options(&fx);
+    opts.disable_auto_compactions = true;
+    let db = Db::open(fx.db_path(), opts)?;
+    db.create_table(TABLE, TableOptions::encrypted())?;
+    write_rows(&db, 0..400, 1, 200)?;
+    let old_blob = wrapped_blobs(&fx.db_path())?
+        .into_iter()
+        .next()
+        .ok_or("no wrapped key")?;
+    db.rotate_table_key(TABLE)?;
+    expire_all_keys(&fx, &db)?;
+    // The KMS refuses to unwrap version 1's key (and only that one); count the attempts.
+    let refuse = Arc::new(AtomicBool::new(true));
+    let old_unwraps = Arc::new(AtomicU64::new(0));
+    {
+        let (refuse, old_unwraps) = (Arc::clone(&refuse), Arc::clone(&old_unwraps));
+        *kms.on_decrypt.lock() = Some(Arc::new(move |_, blob: &[u8]| {
+            if blob != old_blob.as_slice() {
+                return Ok(());
+            }
+            old_unwraps.fetch_add(1, Ordering::SeqCst);
+            if refuse.load(Ordering::SeqCst) {
+                return Err(sealdb::kms::KmsError::Unavailable("throttled".into()));
+            }
+            Ok(())
+        }));
+    }
+    let t = db.table(TABLE)?;
+    assert!(t.get("k00001").is_err(), "read without version 1's key");
+    assert_eq!(old_unwraps.load(Ordering::SeqCst), 1);
+    let shown = status(&db)?
+        .old_key_error
+        .ok_or("status does not show the failure")?;
+    assert!(
+        shown.contains("v1") && shown.contains("throttled"),
+        "{shown}"
+    );
+    // Within the back-off: the same failure at once, no KMS call.
+    for _ in 0..5 {
+        assert!(t.get("k00001").is_err());
+    }
+    assert_eq!(
+        old_unwraps.load(Ordering::SeqCst),
+        1,
+        "retried with no back-off"
+    );
+    // Past it: asked again (still refused), and the back-off grows.
+    fx.clock.advance(Duration::from_secs(6));
+    assert!(t.get("k00001").is_err());
+    assert_eq!(old_unwraps.load(Ordering::SeqCst), 2);
+    fx.clock.advance(Duration::from_secs(6));
+    assert!(t.get("k00001").is_err());
+    assert_eq!(
+        old_unwraps.load(Ordering::SeqCst),
+        2,
+        "the back-off doubled"
+    );
+    // The KMS recovers: past the back-off every row reads, and the status clears.
+    refuse.store(false, Ordering::SeqCst);
+    fx.clock.advance(Duration::from_secs(5));
+    check_rows(&db, 400, |_| 1, "after the KMS recovered")?;
+    assert_eq!(old_unwraps.load(Ordering::SeqCst), 3);
+    assert_eq!(status(&db)?.old_key_error, None);
+    *kms.on_decrypt.lock() = None;
+    finish(&db)?;
     Ok(())
 }
 

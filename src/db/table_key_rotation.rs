@@ -34,7 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -56,6 +56,22 @@ pub const MAX_LIVE_TABLE_KEYS: usize = 4;
 /// it waits n / this many seconds before the next file of that table.
 pub const REWRITE_BYTES_PER_SEC: u64 = 32 << 20;
 
+/// After an older version's key fails to unwrap, how long (on `Options::clock`) every
+/// use of the table's older keys fails at once with that error before the KMS is asked
+/// again; doubled after each further failure, up to `OLD_KEY_RETRY_MAX`.
+const OLD_KEY_RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest back-off between two unwraps of an older version's key.
+const OLD_KEY_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// The last failed unwrap of an older version's key, and when the KMS is asked again.
+struct OldKeyFailure {
+    version: u32,
+    error: String,
+    retry_at: SystemTime,
+    /// The back-off that `retry_at` was computed with.
+    backoff: Duration,
+}
+
 /// A table's older key versions as the catalogue records them, their keys (the engine's
 /// copies, unwrapped through the table's grant), and the pace of its re-encryption.
 #[derive(Default)]
@@ -71,6 +87,8 @@ pub(crate) struct KeyVersions {
     retired_versions: Vec<u32>,
     /// The earliest time of this table's next background rewrite.
     next_rewrite: Option<Instant>,
+    /// The last failed unwrap of an older key (shown by `status`), with its back-off.
+    unwrap_failure: Option<OldKeyFailure>,
 }
 
 impl KeyVersions {
@@ -96,6 +114,18 @@ impl KeyVersions {
     /// older version is live.
     fn rewrite_below(&self) -> Option<u64> {
         self.old.values().map(|o| o.first_file).max()
+    }
+
+    /// The oldest older version, if nothing uses it any more: no SSTable numbered below
+    /// its `first_file` in `files`, no output below it being written (`writing_below`),
+    /// and the table's log number (`log`) at or past its `first_segment`. Versions retire
+    /// oldest first, so this says whether any can.
+    fn oldest_unused(&self, files: &[u64], writing_below: u64, log: u64) -> Option<u32> {
+        let o = self.old.values().next()?;
+        let in_use = files.iter().any(|n| *n < o.first_file)
+            || writing_below < o.first_file
+            || log < o.first_segment;
+        (!in_use).then_some(o.version)
     }
 }
 
@@ -183,6 +213,9 @@ pub struct TableKeyStatus {
     pub progress_percent: f64,
     /// Versions retired since this process opened the database.
     pub retired_versions: Vec<u32>,
+    /// Why the key of an older version did not unwrap the last time the engine asked the
+    /// KMS (it asks again after a back-off), while that is unresolved.
+    pub old_key_error: Option<String>,
 }
 
 /// What one call of `Db::continue_table_key_rotations` did.
@@ -303,6 +336,10 @@ pub(crate) fn key_status(t: &TableState) -> TableKeyStatus {
         old_versions,
         progress_percent,
         retired_versions: kv.retired_versions.clone(),
+        old_key_error: kv
+            .unwrap_failure
+            .as_ref()
+            .map(|f| format!("v{}: {}", f.version, f.error)),
     }
 }
 
@@ -323,15 +360,26 @@ impl DbInner {
     }
 
     /// Unwraps (through the table's grant) the keys of `t`'s older versions that are not
-    /// at hand: files under them are read with them.
+    /// at hand: files under them are read with them. After a key fails to unwrap, the KMS
+    /// is asked again only once a back-off has passed on the clock (every new file and
+    /// every read of the table asks for the keys); meanwhile the failure is returned at
+    /// once, and `status` shows it.
     pub(crate) fn load_old_keys(&self, t: &TableState) -> Result<()> {
+        let now = self.opts.clock.now();
         let missing: Vec<OldTableKey> = {
             let kv = t.key_versions.read();
-            kv.old
+            let missing: Vec<OldTableKey> = kv
+                .old
                 .values()
                 .filter(|o| !kv.keys.contains_key(&o.version))
                 .cloned()
-                .collect()
+                .collect();
+            if let Some(f) = &kv.unwrap_failure {
+                if !missing.is_empty() && now < f.retry_at {
+                    return Err(old_key_unavailable(t, f, now));
+                }
+            }
+            missing
         };
         if missing.is_empty() {
             return Ok(());
@@ -339,13 +387,28 @@ impl DbInner {
         let keyring = self.keyring_for(t)?;
         let meta = t.meta.read().clone();
         for o in missing {
-            let key =
-                Arc::new(keyring.unwrap_old_table_key(&t.name, &meta, &o.wrapped_table_key)?);
+            let key = match keyring.unwrap_old_table_key(&t.name, &meta, &o.wrapped_table_key) {
+                Ok(k) => Arc::new(k),
+                Err(e) => {
+                    let mut kv = t.key_versions.write();
+                    let backoff = kv.unwrap_failure.as_ref().map_or(OLD_KEY_RETRY_FIRST, |f| {
+                        (f.backoff * 2).min(OLD_KEY_RETRY_MAX)
+                    });
+                    kv.unwrap_failure = Some(OldKeyFailure {
+                        version: o.version,
+                        error: e.to_string(),
+                        retry_at: now + backoff,
+                        backoff,
+                    });
+                    return Err(e);
+                }
+            };
             let mut kv = t.key_versions.write();
             if kv.old.contains_key(&o.version) {
                 kv.keys.entry(o.version).or_insert(key);
             }
         }
+        t.key_versions.write().unwrap_failure = None;
         Ok(())
     }
 
@@ -568,6 +631,10 @@ impl DbInner {
         let Some(plan) = plan else {
             return Ok(None);
         };
+        // The inputs are read with the older versions' keys, which leave memory with the
+        // table's keys when the cache expires them: unwrapped again here, before the
+        // compaction (and outside every lock).
+        self.current_maintenance_key(t)?;
         let read = plan.input_bytes();
         let before = self.bg.lock().compaction.bytes_written;
         self.run_compaction(t, &plan)?;
@@ -615,7 +682,18 @@ impl DbInner {
     /// a fresh manifest without the version's wrapped key; the older manifests are
     /// deleted. Returns the versions retired.
     fn retire_unused_versions(&self, t: &Arc<TableState>) -> Result<Vec<u32>> {
-        if t.key_versions.read().old.is_empty() {
+        // First without locks or KMS calls (every tick of the compaction thread asks,
+        // through the whole re-encryption): can the oldest version retire at all? Files,
+        // outputs being written and the log number only move towards retirement, so a
+        // version found in use here would be found in use under the locks too.
+        let files = sstable_numbers(t);
+        let writing_below = self.versions.next_file_to_record(&[]).0;
+        let log = t.log_number().0;
+        if t.key_versions
+            .read()
+            .oldest_unused(&files, writing_below, log)
+            .is_none()
+        {
             return Ok(Vec::new());
         }
         // The records are MACed under the current key; every table's for the snapshot.
@@ -627,12 +705,7 @@ impl DbInner {
         let retired = {
             let _ws = self.write.lock();
             let mut versions = self.versions.lock();
-            let files: Vec<u64> = t
-                .super_version()
-                .version
-                .files()
-                .map(|f| f.meta.number.0)
-                .collect();
+            let files = sstable_numbers(t);
             let writing_below = self.versions.next_file_to_record(&[]).0;
             let log = t.log_number().0;
             let mut retired = Vec::new();
@@ -674,6 +747,30 @@ impl DbInner {
     }
 }
 
+/// The numbers of `t`'s live SSTables (its current version).
+fn sstable_numbers(t: &TableState) -> Vec<u64> {
+    t.super_version()
+        .version
+        .files()
+        .map(|f| f.meta.number.0)
+        .collect()
+}
+
+/// The error of an older key's failed unwrap, returned without asking the KMS again.
+fn old_key_unavailable(t: &TableState, f: &OldKeyFailure, now: SystemTime) -> Error {
+    let wait = f.retry_at.duration_since(now).unwrap_or(Duration::ZERO);
+    Error::TableUnavailable {
+        table: t.name.clone(),
+        reason: format!(
+            "the key of its table-key version {} did not unwrap ({}); the KMS is asked \
+             again in {}s",
+            f.version,
+            f.error,
+            wait.as_secs()
+        ),
+    }
+}
+
 impl TableKeyStatus {
     /// One line: the current version and its share, each older version with what still
     /// uses it, the versions retired (what `sealdb status` and `rotate-table-key` print).
@@ -698,6 +795,9 @@ impl TableKeyStatus {
                 .map(|v| format!("v{v}"))
                 .collect();
             s.push_str(&format!("; retired {}", v.join(", ")));
+        }
+        if let Some(e) = &self.old_key_error {
+            s.push_str(&format!("; older key not at hand: {e}"));
         }
         s
     }

@@ -359,6 +359,45 @@ fn an_older_key_that_will_not_unwrap_is_retried_after_a_back_off() -> TestResult
 }
 
 #[test]
+fn a_data_key_that_is_not_256_bits_is_refused_by_create_and_rotate_alike() -> TestResult {
+    // One check serves a new table's key and a rotation's: a KMS answering a 128-bit key
+    // creates no table (and leaves no grant behind) and rotates nothing.
+    let fx = EncryptedFixture::new()?;
+    let kms = hooked_kms::Hooked::new(&fx.kms);
+    let mut opts = kms.options(&fx);
+    opts.disable_auto_compactions = true;
+    let db = Db::open(fx.db_path(), opts)?;
+    db.create_table(TABLE, TableOptions::encrypted())?;
+    write_rows(&db, 0..50, 1, 50)?;
+    let root = sealdb::kms::Caller::direct(sealdb::kms::Principal::root(common::ACCOUNT));
+    let own = fx
+        .kms
+        .create_key(&root, sealdb::kms::CreateKeyRequest::new("short keys"))?
+        .arn;
+    kms.short_data_keys.store(true, Ordering::SeqCst);
+    let refused = |r: &Error| matches!(r, Error::Kms(sealdb::kms::KmsError::InvalidArgument(m)) if m.contains("256 bits"));
+    match db.create_table("Short", TableOptions::encrypted_with(&own)) {
+        Err(e) if refused(&e) => {}
+        other => return Err(format!("create with a 128-bit key: {other:?}").into()),
+    }
+    assert!(!db.tables().contains(&"Short".to_owned()));
+    assert!(
+        fx.kms.list_grants(&root, &own)?.is_empty(),
+        "the refused create left its grant"
+    );
+    match db.rotate_table_key(TABLE) {
+        Err(e) if refused(&e) => {}
+        other => return Err(format!("rotation to a 128-bit key: {other:?}").into()),
+    }
+    let s = status(&db)?;
+    assert_eq!((s.current_version, s.live_versions), (1, 1));
+    kms.short_data_keys.store(false, Ordering::SeqCst);
+    assert_eq!(db.rotate_table_key(TABLE)?.to_version, 2);
+    check_rows(&db, 50, |_| 1, "after the refused and the real rotation")?;
+    Ok(())
+}
+
+#[test]
 fn live_versions_are_bounded_with_a_typed_error() -> TestResult {
     let fx = EncryptedFixture::new()?;
     let db = Db::open(fx.db_path(), options(&fx))?;

@@ -368,14 +368,16 @@ impl Keyring {
                     return Err(e.into());
                 }
             };
-        let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
-            Error::Kms(KmsError::InvalidArgument(
-                "GenerateDataKey returned a key that is not 256 bits".into(),
-            ))
-        })?;
+        let (key, wrapped) = match table_key_of(&generated, Some(&binding)) {
+            Ok(k) => k,
+            Err(e) => {
+                self.retire_or_queue(creator, table, &md.arn, &grant_id);
+                return Err(e);
+            }
+        };
         Ok(GeneratedTableKey {
             key,
-            wrapped: binding.wrap(&generated.ciphertext_blob)?,
+            wrapped,
             key_arn: md.arn,
             grant_id,
         })
@@ -953,27 +955,7 @@ impl Keyring {
             .kms
             .generate_data_key(&self.as_service(), &meta.key_arn, DataKeySpec::Aes256, &ctx)
             .map_err(|e| maintenance_error(table, e.into()))?;
-        let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
-            Error::Kms(KmsError::InvalidArgument(
-                "GenerateDataKey returned a key that is not 256 bits".into(),
-            ))
-        })?;
-        let wrapped = match &split.binding {
-            Some(b) => b.wrap(&generated.ciphertext_blob)?,
-            None => {
-                if generated
-                    .ciphertext_blob
-                    .starts_with(table_context::BOUND_KEY_MAGIC)
-                {
-                    return Err(Error::Kms(KmsError::InvalidArgument(
-                        "the KMS returned a ciphertext blob that starts like a sealdb bound key"
-                            .into(),
-                    )));
-                }
-                generated.ciphertext_blob.clone()
-            }
-        };
-        Ok((key, wrapped))
+        table_key_of(&generated, split.binding.as_ref())
     }
 
     /// The key of an older table-key version (`wrapped`, bound like the current one), as
@@ -1052,6 +1034,36 @@ impl Keyring {
     pub(crate) fn pending_retires(&self) -> Vec<PendingRetire> {
         self.pending.list().unwrap_or_default()
     }
+}
+
+/// A table key from a GenerateDataKey answer, and its wrapped form as the catalogue keeps
+/// it: the KMS blob in `binding`'s bound-key wrapper, or bare for a table created before
+/// bindings (format 3). Refuses a plaintext that is not 256 bits, and a blob that starts
+/// like a bound key (it would be read back as one).
+fn table_key_of(
+    generated: &crate::kms::GeneratedDataKey,
+    binding: Option<&Binding>,
+) -> Result<(TableKey, Vec<u8>)> {
+    let key = TableKey::from_slice(&generated.plaintext).ok_or_else(|| {
+        Error::Kms(KmsError::InvalidArgument(
+            "GenerateDataKey returned a key that is not 256 bits".into(),
+        ))
+    })?;
+    let wrapped = match binding {
+        Some(b) => b.wrap(&generated.ciphertext_blob)?,
+        None => {
+            if generated
+                .ciphertext_blob
+                .starts_with(table_context::BOUND_KEY_MAGIC)
+            {
+                return Err(Error::Kms(KmsError::InvalidArgument(
+                    "the KMS returned a ciphertext blob that starts like a sealdb bound key".into(),
+                )));
+            }
+            generated.ciphertext_blob.clone()
+        }
+    };
+    Ok((key, wrapped))
 }
 
 /// True when `g` is constrained to `table`'s key context: its constraints name the table

@@ -570,3 +570,74 @@ fn under_the_default_key_a_drop_leaves_the_older_backup_readable() -> TestResult
     assert_eq!(contents(&b)?, model);
     Ok(())
 }
+
+#[test]
+fn grants_the_source_still_had_to_retire_are_retired_by_the_restored_copy() -> TestResult {
+    // The source drops a table while RetireGrant is down: its grant is queued. The source
+    // is then lost; the database restored from its backup must retire that grant, or it
+    // stays in the KMS for good.
+    let fx = EncryptedFixture::new()?;
+    let kms = Hooked::new(&fx.kms);
+    let own = new_key(&fx, "dropped table's key")?;
+    let db = Db::open(fx.db_path(), kms.options(&fx))?;
+    db.create_table("kept", TableOptions::encrypted())?;
+    db.create_table("gone", TableOptions::encrypted_with(&own))?;
+    db.table("kept")?.put("k", "v")?;
+    db.table("gone")?.put("k", "v")?;
+    let root = Caller::direct(Principal::root(common::ACCOUNT));
+    let grants_on = |key: &str| -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        Ok(fx
+            .kms
+            .list_grants(&root, key)?
+            .into_iter()
+            .map(|g| g.grant_id)
+            .collect())
+    };
+    let gone_grants = grants_on(&own)?;
+    assert_eq!(gone_grants.len(), 1);
+    kms.fail_retire.store(true, Ordering::SeqCst);
+    db.drop_table("gone")?;
+    let queued: Vec<String> = db.grants_to_retire().into_iter().map(|(_, g)| g).collect();
+    assert_eq!(queued, gone_grants, "the drop queued its grant");
+    let backup = fx.root.path().join("backup");
+    let report = db.checkpoint(&backup)?;
+    assert_eq!(report.grants_to_retire, 1, "{report:?}");
+    assert!(backup.join("GRANTS-TO-RETIRE").exists());
+    // The source is lost with its queue, before the KMS lets it retire anything.
+    drop(db);
+    std::fs::remove_dir_all(fx.db_path())?;
+    assert_eq!(grants_on(&own)?, gone_grants, "nothing retired it yet");
+
+    kms.fail_retire.store(false, Ordering::SeqCst);
+    let target = fx.root.path().join("restored");
+    Db::restore_checkpoint(&backup, &target, kms.options(&fx))?;
+    let restored = Db::open(&target, kms.options(&fx))?;
+    // The worker retires queued grants on its first tick (every 500 ms at most).
+    for _ in 0..300 {
+        if grants_on(&own)?.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        grants_on(&own)?.is_empty(),
+        "the restored database never retired the dropped table's grant"
+    );
+    assert!(restored.grants_to_retire().is_empty());
+    assert_eq!(
+        restored.table("kept")?.get("k")?.as_deref(),
+        Some(&b"v"[..])
+    );
+    // The table that lives on keeps its grant.
+    let status = restored.encryption_status();
+    let kept = status
+        .iter()
+        .find(|s| s.table == "kept")
+        .ok_or("no status")?;
+    let (key, grant) = (
+        kept.key_arn.clone().ok_or("no key")?,
+        kept.grant_id.clone().ok_or("no grant")?,
+    );
+    assert!(grants_on(&key)?.contains(&grant), "kept lost its grant");
+    Ok(())
+}

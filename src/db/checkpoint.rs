@@ -104,6 +104,9 @@ pub struct CheckpointReport {
     /// The newest sequence number visible when the state was frozen; the copied WAL may
     /// hold later writes that were already written to it.
     pub last_seq: u64,
+    /// Grants queued for retirement in the source (`GRANTS-TO-RETIRE`), carried into the
+    /// copy: a database opened from it retires them.
+    pub grants_to_retire: usize,
 }
 
 /// What [`Db::restore_checkpoint`] did.
@@ -198,7 +201,20 @@ impl DbInner {
     }
 
     fn checkpoint_into(&self, staging: &Path) -> Result<CheckpointReport> {
+        // No key switch, re-wrap, rotation or grant renewal while the state is frozen and
+        // the queue of grants to retire is read: a switch queues its new grant before the
+        // catalogue names it, so a queue read mid-switch could make the copy retire the
+        // grant the source goes on to use. Outside a key change, every grant queued is one
+        // the source wants retired; one the frozen catalogue still names (a table dropped
+        // after the freeze) is dropped from the copy's queue by its first settling, never
+        // retired.
+        let change = self.keyring.as_ref().map(|k| k.key_change_lock());
         let frozen = self.freeze_with_keys()?;
+        let queued = match &self.keyring {
+            Some(k) => k.queued_retires()?,
+            None => Vec::new(),
+        };
+        drop(change);
         let env = &*self.env;
         let mut report = CheckpointReport {
             last_seq: frozen.last_seq.0,
@@ -223,6 +239,10 @@ impl DbInner {
             report.bytes_copied += n;
             report.wal_segments += 1;
         }
+        // The grants the source has still to retire: the copy retires them too (it is
+        // the database left if the source is lost), through the same file, synced.
+        report.grants_to_retire = queued.len();
+        super::pending_retires::PendingRetires::new(Arc::clone(&self.env), staging).add(queued)?;
         // The manifest last: its CURRENT makes the staging directory a database.
         let keys = &frozen.table_keys;
         let mac_key = |id: TableId| keys.get(&id).cloned();
@@ -358,12 +378,13 @@ fn restore(backup: &Path, target: &Path, mut opts: Options) -> Result<RestoreRep
     let built = (|| {
         let mut report = RestoreReport::default();
         for name in &names {
-            // The database's own files only: not its lock, nor the source's queue of
-            // grants to retire (those belong to the database the backup was taken from).
+            // The database's own files and its queue of grants to retire (the restored
+            // database retires them), not its lock.
             let data = name == filename::CURRENT
                 || filename::wal_number(name).is_some()
                 || filename::sst_number(name).is_some()
-                || filename::manifest_number(name).is_some();
+                || filename::manifest_number(name).is_some()
+                || name == super::pending_retires::PENDING_RETIRES_FILE;
             if data {
                 report.bytes += copy_file(env, &backup.join(name), &staging.join(name), None)?;
                 report.files += 1;

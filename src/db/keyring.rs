@@ -1030,6 +1030,12 @@ impl Keyring {
         self.retry_pending_locked(in_use, false)
     }
 
+    /// The grants queued for retirement, or why the list cannot be read (a checkpoint
+    /// copies it and must not copy an empty list in place of an unreadable one).
+    pub(crate) fn queued_retires(&self) -> Result<Vec<PendingRetire>> {
+        self.pending.list()
+    }
+
     /// The grants queued for retirement.
     pub(crate) fn pending_retires(&self) -> Vec<PendingRetire> {
         self.pending.list().unwrap_or_default()

@@ -263,9 +263,18 @@ fn key_rotation_calls_reach_the_server() -> TestResult {
             .key_rotation_enabled
     );
     f.kms.enable_key_rotation(&caller(), &id, Some(180))?;
+    let describes = f.kms.call_count("DescribeKey");
     let st = f.kms.get_key_rotation_status(&caller(), &id)?;
     assert!(st.key_rotation_enabled);
+    assert_eq!(
+        f.kms.call_count("DescribeKey"),
+        describes,
+        "the current material came from the DescribeKey above, not a second call"
+    );
     f.kms.rotate_key_on_demand(&caller(), &id)?;
+    // New material: the next status asks DescribeKey again.
+    f.kms.get_key_rotation_status(&caller(), &id)?;
+    assert_eq!(f.kms.call_count("DescribeKey"), describes + 1);
     let rotations = f.kms.list_key_rotations(&caller(), &id)?;
     assert_eq!(rotations.len(), 1, "{rotations:?}");
     assert_eq!(

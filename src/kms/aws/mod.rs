@@ -13,10 +13,10 @@ mod audited;
 mod client;
 mod convert;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec as SdkDataKeySpec;
@@ -35,6 +35,12 @@ use super::{
     EncryptionContext, GeneratedDataKey, GrantEntry, KeyMetadata, KeyRotation, KeyRotationStatus,
     Kms, KmsError, RotationType, MAX_PLAINTEXT_LEN, SERVICE_DEFAULT_ALIAS,
 };
+
+/// How long a key's current material, as the last DescribeKey said, serves
+/// `get_key_rotation_status` (whose AWS answer does not name it) before it asks again. Key
+/// material changes only by a rotation: one on demand through this client forgets it at
+/// once; an automatic one (at least 90 days apart) shows within this time.
+const MATERIAL_TTL: Duration = Duration::from_secs(300);
 
 /// Upper bound on ListGrants pages followed, against a server that never stops paging.
 const MAX_LIST_PAGES: usize = 10_000;
@@ -87,6 +93,9 @@ pub(crate) struct AwsClient {
     key_id: String,
     endpoint_url: Option<String>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
+    /// Key (as named in the call, its ARN and its id) -> its current key material and when a
+    /// DescribeKey said so (see `MATERIAL_TTL`).
+    materials: Mutex<HashMap<String, (Option<String>, Instant)>>,
     // Last: dropped after the client, whose connections live on this runtime.
     driver: Driver,
 }
@@ -163,6 +172,7 @@ impl AwsClient {
             key_id: opts.key_id.clone(),
             endpoint_url: opts.endpoint_url.clone(),
             calls: Mutex::new(BTreeMap::new()),
+            materials: Mutex::new(HashMap::new()),
             driver,
         })
     }
@@ -240,6 +250,24 @@ impl AwsClient {
                 .ok_or_else(|| missing(site.action, "KeyMetadata"))?;
             Ok(key_metadata_from_sdk(m))
         })
+        .inspect(|md| {
+            let at = Instant::now();
+            let mut materials = self.materials.lock();
+            for name in [key, md.arn.as_str(), md.key_id.as_str()] {
+                materials.insert(name.to_owned(), (md.current_key_material_id.clone(), at));
+            }
+        })
+    }
+
+    /// The current key material of `key`: from the last DescribeKey if younger than
+    /// `MATERIAL_TTL`, else from a new one.
+    fn current_material(&self, key: &str) -> Result<Option<String>, KmsError> {
+        if let Some((m, at)) = self.materials.lock().get(key) {
+            if at.elapsed() < MATERIAL_TTL {
+                return Ok(m.clone());
+            }
+        }
+        Ok(self.describe(key)?.current_key_material_id)
     }
 
     /// Shared body of calls that take a key id or ARN and return nothing.
@@ -705,7 +733,8 @@ impl Kms for AwsClient {
                 .await
                 .map_err(|e| from_sdk_error(e, site))
         })?;
-        let current = self.describe(&key)?.current_key_material_id;
+        // GetKeyRotationStatus does not name the current material; DescribeKey does.
+        let current = self.current_material(&key)?;
         Ok(KeyRotationStatus {
             key_id: out.key_id().unwrap_or(&key).to_string(),
             key_rotation_enabled: out.key_rotation_enabled(),
@@ -725,7 +754,7 @@ impl Kms for AwsClient {
             action: "kms:RotateKeyOnDemand",
             key: &key,
         };
-        self.run("RotateKeyOnDemand", async {
+        let rotated = self.run("RotateKeyOnDemand", async {
             let out = self
                 .client
                 .rotate_key_on_demand()
@@ -734,7 +763,11 @@ impl Kms for AwsClient {
                 .await
                 .map_err(|e| from_sdk_error(e, site))?;
             Ok(out.key_id().unwrap_or(&key).to_string())
-        })
+        });
+        // New material (or perhaps, after an error): what DescribeKey said of any key's is
+        // forgotten (a key may be cached under several names).
+        self.materials.lock().clear();
+        rotated
     }
 
     fn list_key_rotations(

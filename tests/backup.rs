@@ -641,3 +641,60 @@ fn grants_the_source_still_had_to_retire_are_retired_by_the_restored_copy() -> T
     assert!(grants_on(&key)?.contains(&grant), "kept lost its grant");
     Ok(())
 }
+
+#[test]
+fn a_leftover_staging_directory_is_cleared_only_if_it_holds_engine_files() -> TestResult {
+    let fx = EncryptedFixture::new()?;
+    let db = fx.open()?;
+    db.create_table("enc", TableOptions::encrypted())?;
+    db.table("enc")?.put("k", "v")?;
+    let root = fx.root.path();
+    // A crashed checkpoint's and restore's leftovers: engine files only.
+    for staging in ["backup.tmp-checkpoint", "restored.tmp-restore"] {
+        let d = root.join(staging);
+        std::fs::create_dir(&d)?;
+        for name in [
+            "000007.sst",
+            "000008.log",
+            "MANIFEST-000009",
+            "CURRENT",
+            "GRANTS-TO-RETIRE",
+        ] {
+            std::fs::write(d.join(name), b"left by a crash")?;
+        }
+    }
+    let backup = root.join("backup");
+    db.checkpoint(&backup)?;
+    assert!(!root.join("backup.tmp-checkpoint").exists());
+    let restored = root.join("restored");
+    Db::restore_checkpoint(&backup, &restored, fx.options())?;
+    assert!(!root.join("restored.tmp-restore").exists());
+    assert_eq!(
+        Db::open(&restored, fx.options())?
+            .table("enc")?
+            .get("k")?
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+
+    // A directory of that name holding anything else is someone's: refused, untouched.
+    for (staging, target) in [("b2.tmp-checkpoint", "b2"), ("r2.tmp-restore", "r2")] {
+        let d = root.join(staging);
+        std::fs::create_dir(&d)?;
+        std::fs::write(d.join("000010.sst"), b"engine-like")?;
+        std::fs::write(d.join("notes.txt"), b"not the engine's")?;
+        let r = if target == "b2" {
+            db.checkpoint(root.join(target)).map(|_| ())
+        } else {
+            Db::restore_checkpoint(&backup, root.join(target), fx.options()).map(|_| ())
+        };
+        match r {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("notes.txt"), "{m}"),
+            other => return Err(format!("{staging}: {other:?}").into()),
+        }
+        assert_eq!(std::fs::read(d.join("notes.txt"))?, b"not the engine's");
+        assert_eq!(std::fs::read(d.join("000010.sst"))?, b"engine-like");
+        assert!(!root.join(target).exists(), "{target} was made");
+    }
+    Ok(())
+}

@@ -193,6 +193,62 @@ fn a_principal_who_cannot_use_the_table_key_cannot_switch_it() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn a_switch_is_refused_while_a_table_key_rotation_is_in_progress() -> TestResult {
+    // The older table-key version is wrapped under the current KMS key: a switch that
+    // re-encrypted only the current version would leave its files unreadable under the
+    // new key. Refused before anything changes; allowed once the rotation has finished.
+    let fx = EncryptedFixture::new()?;
+    let customer = new_key(&fx.kms)?;
+    let mut opts = fx.options();
+    opts.disable_auto_compactions = true;
+    let db = Db::open(fx.db_path(), opts.clone())?;
+    let t = db.create_table(TABLE, TableOptions::encrypted())?;
+    for i in 0..200u32 {
+        t.put(format!("k{i:04}"), format!("v{i}"))?;
+    }
+    db.flush()?;
+    db.rotate_table_key(TABLE)?;
+    let before = key_of(&db)?;
+    let queued = db.grants_to_retire();
+    let err = db
+        .update_table_key(TABLE, Some(&customer))
+        .err()
+        .ok_or("switched with an older table-key version live")?;
+    match &err {
+        sealdb::Error::InvalidArgument(m) => assert!(m.contains("older table-key"), "{m}"),
+        other => return Err(format!("{other:?}").into()),
+    }
+    assert_eq!(key_of(&db)?, before, "the refused switch changed the table");
+    assert!(
+        table_grants(&fx.kms, &customer)?.is_empty(),
+        "a grant was made"
+    );
+    assert_eq!(db.grants_to_retire(), queued);
+    drop((t, db));
+    // The same after a reopen (the older version comes from the catalogue).
+    let db = Db::open(fx.db_path(), opts.clone())?;
+    assert!(matches!(
+        db.update_table_key(TABLE, Some(&customer)),
+        Err(sealdb::Error::InvalidArgument(_))
+    ));
+    assert_eq!(key_of(&db)?, before);
+    // The rotation finishes: the switch goes through and every row reads.
+    while db.continue_table_key_rotations(8)?.pending {
+        db.flush()?;
+    }
+    assert_eq!(db.update_table_key(TABLE, Some(&customer))?, customer);
+    assert_eq!(key_of(&db)?.0, customer);
+    let t = db.table(TABLE)?;
+    for i in 0..200u32 {
+        assert_eq!(
+            t.get(format!("k{i:04}"))?.as_deref(),
+            Some(format!("v{i}").as_bytes())
+        );
+    }
+    Ok(())
+}
+
 fn open_faulty(
     root: &std::path::Path,
     env: &FaultEnv,

@@ -883,3 +883,47 @@ fn stripping_a_table_mac_from_a_snapshot_record_is_detected() -> TestResult {
     assert_detected("table MACs stripped from the snapshot", &o);
     Ok(())
 }
+
+// A second CreateTable of a live table id.
+
+#[test]
+fn a_second_create_of_a_live_table_id_is_corruption_at_open() -> TestResult {
+    // Plaintext-only state is CRC-only, so an appended record with recomputed CRCs passes
+    // every check but recovery's own: re-creating a live id would replace the table with
+    // an empty one (an open with less data). Under its own name and under another.
+    let fx = plaintext_fixture()?;
+    for rename in [false, true] {
+        let (_s, dir) = fx.copy()?;
+        rewrite_manifest(&dir, |m| {
+            let id = m.table_id("plain")?;
+            let (name, meta) = m
+                .all_edits()?
+                .into_iter()
+                .find_map(|e| match e {
+                    Edit::CreateTable { id: i, name, meta } if i == id => Some((name, meta)),
+                    _ => None,
+                })
+                .ok_or("no CreateTable of plain")?;
+            let name = if rename { b"usurper".to_vec() } else { name };
+            let p =
+                Payload::unauthenticated(vec![Edit::CreateTable { id, name, meta }], m.version());
+            m.push(&p);
+            Ok(())
+        })?;
+        let before = dir_map(&dir)?;
+        match sealdb::Db::open(&dir, fx.options()) {
+            Err(sealdb::Error::Corruption { what, .. }) => {
+                assert!(what.contains("created twice"), "rename {rename}: {what}");
+            }
+            Err(e) => return Err(format!("rename {rename}: not corruption: {e:?}").into()),
+            Ok(db) => {
+                return Err(format!("rename {rename}: opened with tables {:?}", db.tables()).into())
+            }
+        }
+        assert!(
+            dir_map(&dir)? == before,
+            "rename {rename}: the refused open changed the directory"
+        );
+    }
+    Ok(())
+}

@@ -10,18 +10,19 @@
 //!   old grant retired.
 //!
 //! Both commit with one manifest record (`SetTableKey` for the table and each of its
-//! indexes), MACed under the unchanged table key and the database key like every catalogue
+//! indexes; for a key switch during a table-key rotation, also a `TableKeyVersion` per
+//! older version, with its wrapped key re-encrypted to the new KMS key), MACed under the unchanged table key and the database key like every catalogue
 //! edit, so a crash leaves the table wrapped under the old blob or the new one, both of
 //! which decrypt. A key switch queues both of its grants for retirement (durably) before
 //! that record; whichever the catalogue names after a crash stays, the other is retired.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::kms::SERVICE_DEFAULT_ALIAS;
-use crate::manifest::{Edit, TableMeta, VersionEdit};
+use crate::manifest::{Edit, OldTableKey, TableMeta, VersionEdit};
 
 use super::{Db, DbInner, TableState};
 
@@ -151,7 +152,7 @@ impl DbInner {
                 .and_then(|wrapped| {
                     let mut next = meta.clone();
                     next.wrapped_table_key = wrapped;
-                    self.commit_table_meta(&t, &meta, next)
+                    self.commit_table_meta(&t, &meta, next, None)
                 });
             match res {
                 Ok(true) => out.push(RewrapOutcome {
@@ -175,11 +176,17 @@ impl DbInner {
 
     /// Commits `next` as the key material of `t` and its indexes in one `SetTableKey`
     /// record, if `t`'s material is still `expected` (else another change won: false).
+    /// `older`: the older table-key versions' wrapped keys re-encrypted to `next`'s KMS key
+    /// (a key switch), recorded in the same record as `TableKeyVersion` edits, which
+    /// replace the versions' wrapped keys; every live older version must be among them
+    /// (one retired meanwhile is left out). `None`: the older versions stay as they are
+    /// (a re-wrap under the same KMS key).
     fn commit_table_meta(
         &self,
         t: &Arc<TableState>,
         expected: &TableMeta,
         next: TableMeta,
+        older: Option<&BTreeMap<u32, Vec<u8>>>,
     ) -> Result<bool> {
         // The record is MACed under the table key: the engine's copy must be at hand (the
         // indexes share it).
@@ -202,10 +209,40 @@ impl DbInner {
             table: i.id,
             meta: index_meta.clone(),
         }));
+        // The older versions, re-encrypted: the table's and its indexes' (which share the
+        // table's keys). No rotation runs meanwhile (the caller holds the key-change lock)
+        // and retirement only removes versions, under the manifest lock held here.
+        let mut replaced: Vec<(&Arc<TableState>, OldTableKey)> = Vec::new();
+        if let Some(older) = older {
+            for s in std::iter::once(t).chain(indexes.iter()) {
+                for o in s.key_versions.read().old.values() {
+                    let Some(wrapped) = older.get(&o.version) else {
+                        return Ok(false);
+                    };
+                    replaced.push((
+                        s,
+                        OldTableKey {
+                            wrapped_table_key: wrapped.clone(),
+                            ..o.clone()
+                        },
+                    ));
+                }
+            }
+        }
+        edits.extend(
+            replaced
+                .iter()
+                .map(|(_, o)| Edit::TableKeyVersion(o.clone())),
+        );
         versions.log_and_apply(&VersionEdit { edits }, None, |_| {
             *t.meta.write() = next;
             for i in &indexes {
                 *i.meta.write() = index_meta.clone();
+            }
+            for (s, o) in &replaced {
+                if let Some(slot) = s.key_versions.write().old.get_mut(&o.version) {
+                    slot.wrapped_table_key = o.wrapped_table_key.clone();
+                }
             }
         })?;
         Ok(true)
@@ -233,17 +270,11 @@ impl DbInner {
                 "table {name:?}: its key changed meanwhile; retry"
             )));
         }
-        // Older table-key versions are wrapped under the current KMS key, and only the
-        // current one is re-encrypted here: switching now would leave files that the new
-        // key and grant cannot open.
-        let old_versions = t.key_versions.read().old.len();
-        if old_versions > 0 {
-            return Err(Error::InvalidArgument(format!(
-                "table {name:?} still has {old_versions} older table-key version(s) from a \
-                 table-key rotation in progress: switch its KMS key once the rotation has \
-                 finished (status shows its progress)"
-            )));
-        }
+        // Older table-key versions (a table-key rotation in progress) are wrapped under the
+        // current KMS key too: each is re-encrypted to the new key below and recorded in the
+        // same record, so that every file opens under the new key and grant. No new version
+        // appears meanwhile (rotations take the key-change lock held here).
+        let older: Vec<OldTableKey> = t.key_versions.read().old.values().cloned().collect();
         let new_grant = keyring.create_grant_on(principal, &target.arn, &name, &meta)?;
         // Both grants are queued before anything else: after a crash, the one the
         // catalogue does not name is retired, the other dropped from the queue.
@@ -261,11 +292,22 @@ impl DbInner {
         let committed = keyring
             .re_encrypt_table_key(&name, &meta, &target.arn)
             .and_then(|wrapped| {
+                let mut re_encrypted = BTreeMap::new();
+                for o in &older {
+                    let version = TableMeta {
+                        wrapped_table_key: o.wrapped_table_key.clone(),
+                        ..meta.clone()
+                    };
+                    re_encrypted.insert(
+                        o.version,
+                        keyring.re_encrypt_table_key(&name, &version, &target.arn)?,
+                    );
+                }
                 let mut next = meta.clone();
                 next.key_arn = target.arn.clone();
                 next.wrapped_table_key = wrapped;
                 next.grant_id = new_grant.clone();
-                self.commit_table_meta(t, &meta, next)
+                self.commit_table_meta(t, &meta, next, Some(&re_encrypted))
             });
         // Committed or not, the queue now sorts the two grants out: the catalogue's stays.
         // Unless the database is poisoned: then the record may be on disk or not, and the

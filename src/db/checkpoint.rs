@@ -274,7 +274,13 @@ impl DbInner {
             let mut keys = HashMap::new();
             for t in self.all_tables() {
                 if t.is_encrypted() && !t.is_locked() {
-                    keys.insert(t.id, self.current_maintenance_key(&t)?);
+                    // The engine's copy when it has one (no KMS call, and it serves while
+                    // the table's maintenance cannot unwrap), else through the grant.
+                    let key = match t.current_key() {
+                        Ok(k) => k,
+                        Err(_) => self.current_maintenance_key(&t)?,
+                    };
+                    keys.insert(t.id, key);
                 }
             }
             match self.freeze(&keys)? {

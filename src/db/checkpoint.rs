@@ -307,15 +307,19 @@ impl DbInner {
         &self,
         keys: &HashMap<TableId, (u32, Arc<TableKey>)>,
     ) -> Result<std::result::Result<Frozen<'_>, String>> {
-        let ws = self.write.lock();
+        let mut ws = self.write.lock();
         let current = ws.wal.segment();
-        let current_len = ws.wal.len();
-        // Every record appended so far reaches the file, so the copy up to `current_len`
-        // ends on a record boundary and holds every acknowledged write.
+        // Every record appended so far reaches the file and is synced, then a synced sync
+        // point vouches for all of it (WAL format 2), so the copy up to `current_len` ends
+        // on a record boundary, holds every acknowledged write, and is the copy's last
+        // segment with nothing in it forgiven as a torn tail: damage anywhere in it is
+        // corruption at the copy's open, never a shorter database.
+        // IMPORTANT: fsync of the current segment, under the write lock (as at a switch).
         ws.wal
-            .sink()
-            .write_through(current_len)
-            .map_err(|e| self.poison("WAL append failed", e))?;
+            .sync_and_vouch()
+            .map_err(|e| self.poison("WAL fsync failed", e))?;
+        self.synced.fetch_max(ws.appended, Ordering::AcqRel);
+        let current_len = ws.wal.len();
         let _versions = self.versions.lock();
         let tables = self.all_tables();
         let mut table_keys = HashMap::new();

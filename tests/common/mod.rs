@@ -31,20 +31,43 @@ pub fn open(path: &Path) -> sealdb::Result<Db> {
     Db::open(path, small_options())
 }
 
-/// Copies every regular file of `from` into a new directory `to`. The engine's background
-/// threads may delete an obsolete file while the copy runs; then the copy starts over, so
-/// it never holds a directory listing that no moment of the database had.
+/// Copies every regular file of `from` into a new directory `to`, as the files stood at one
+/// moment. The engine's background threads may create, grow, rename or delete files while
+/// the copy runs (a flush's new SSTable missed by the listing while the manifest copied
+/// after it names it; an obsolete file deleted mid-copy), so the copy starts over until the
+/// directory (names, lengths, modification times) is the same before and after it: a copy
+/// that no moment of the database had is never handed back.
 pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    let mut attempts = 0;
-    loop {
-        match copy_dir_once(from, to) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 20 => {
-                attempts += 1;
+    for _ in 0..200 {
+        let before = listing(from);
+        let copied = copy_dir_once(from, to);
+        match (before, copied, listing(from)) {
+            (Ok(b), Ok(()), Ok(a)) if a == b => return Ok(()),
+            (_, Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {
                 std::fs::remove_dir_all(to)?;
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            r => return r,
         }
     }
+    Err(std::io::Error::other(format!(
+        "{} kept changing while it was copied",
+        from.display()
+    )))
+}
+
+/// Each regular file of `dir`: name, length and modification time, sorted.
+fn listing(dir: &Path) -> std::io::Result<Vec<(std::ffi::OsString, u64, std::time::SystemTime)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        if m.is_file() {
+            v.push((e.file_name(), m.len(), m.modified()?));
+        }
+    }
+    v.sort();
+    Ok(v)
 }
 
 fn copy_dir_once(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -69,8 +69,8 @@ struct CachedKey {
     /// When the key was last used, in nanoseconds since the Unix epoch.
     last_used: AtomicU64,
     /// Cleared (under the cache lock) when the entry leaves the cache: a memo holding it
-    /// must then go through the cache again.
-    live: AtomicBool,
+    /// must then go through the cache again. Shared with the memos (it holds no key).
+    live: Arc<AtomicBool>,
 }
 
 impl CachedKey {
@@ -80,7 +80,7 @@ impl CachedKey {
             version,
             confirmed_nanos: nanos(now),
             last_used: AtomicU64::new(nanos(now)),
-            live: AtomicBool::new(true),
+            live: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -106,11 +106,23 @@ impl CachedKey {
 /// finds its key without the cache's lock and two string hashes per read. The time checks
 /// are the same on both paths; only the lookup is skipped. A weak reference: the memo
 /// never keeps a key alive (and unzeroized) after the cache let go of it.
+///
+/// `has_recent_key` (the check of every read) decides from the memo alone when it can:
+/// the entry is live and `now` is before `quick_until`; otherwise it takes the full path
+/// through the entry.
 struct RecentKey {
     keyring: u64,
     table: String,
     principal: String,
     entry: Weak<CachedKey>,
+    /// The entry's `live` flag.
+    live: Arc<AtomicBool>,
+    /// Before this time the full check would pass without recording a use: the earliest of
+    /// the entry's confirmation + the maximum age, the last use this thread saw + the idle
+    /// interval, and that use + the touch granularity. Never later than the full check's
+    /// deadlines (another thread's use only moves the idle one later), so a hit here is a
+    /// hit there, and one time comparison per read.
+    quick_until: SystemTime,
 }
 
 thread_local! {
@@ -595,8 +607,8 @@ impl Keyring {
         now: SystemTime,
         found: impl FnOnce(&CachedKey) -> T,
     ) -> Option<T> {
-        RECENT.with_borrow(|recent| {
-            let r = recent.as_ref()?;
+        RECENT.with_borrow_mut(|recent| {
+            let r = recent.as_mut()?;
             if r.keyring != self.id || r.table != table || r.principal != principal.arn {
                 return None;
             }
@@ -613,24 +625,55 @@ impl Keyring {
             // A use within a millisecond of the recorded one is not written again: the
             // threads reading one table do not all write the entry's line on every read
             // (the idle time can only come out up to 1 ms longer: a re-check comes sooner).
-            if n.saturating_sub(last) >= TOUCH_GRANULARITY_NANOS {
+            let touched = if n.saturating_sub(last) >= TOUCH_GRANULARITY_NANOS {
                 e.last_used.fetch_max(n, Ordering::Relaxed);
-            }
+                n
+            } else {
+                last
+            };
+            r.quick_until = self.quick_until(&e, touched);
             Some(found(&e))
         })
     }
 
+    /// Until when `e`, last used at `last_used` (nanoseconds), passes `recent_entry`'s
+    /// checks without a new use being recorded (`RecentKey::quick_until`).
+    fn quick_until(&self, e: &CachedKey, last_used: u64) -> SystemTime {
+        let limit = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let by_age = e.confirmed_nanos.saturating_add(limit(self.max_age));
+        let by_idle = last_used.saturating_add(limit(self.recheck_after_idle));
+        let by_touch = last_used.saturating_add(TOUCH_GRANULARITY_NANOS);
+        let until = by_age.min(by_idle).min(by_touch);
+        SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_nanos(until))
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
     /// Whether this thread's memo holds a usable key for (`table`, `principal`) at the
-    /// clock's current time (`recent_key` without handing out a reference).
+    /// clock's current time (`recent_key` without handing out a reference). The check of
+    /// every read: from the memo alone (no reference-count traffic on the entry) while the
+    /// entry is live, within its deadline and used by this thread in the last millisecond.
     pub(crate) fn has_recent_key(&self, principal: &Principal, table: &str) -> bool {
         let now = self.clock.now();
-        self.recent_entry(principal, table, now, |_| ()).is_some()
+        let quick = RECENT.with_borrow(|recent| {
+            recent.as_ref().is_some_and(|r| {
+                r.keyring == self.id
+                    && r.table == table
+                    && r.principal == principal.arn
+                    && now < r.quick_until
+                    && r.live.load(Ordering::Acquire)
+            })
+        });
+        quick || self.recent_entry(principal, table, now, |_| ()).is_some()
     }
 
     fn remember_recent(&self, principal: &Principal, table: &str, entry: &Arc<CachedKey>) {
+        let quick_until = self.quick_until(entry, entry.last_used.load(Ordering::Relaxed));
         RECENT.with_borrow_mut(|recent| match recent {
             Some(r) if r.keyring == self.id && r.table == table && r.principal == principal.arn => {
                 r.entry = Arc::downgrade(entry);
+                r.live = Arc::clone(&entry.live);
+                r.quick_until = quick_until;
             }
             _ => {
                 *recent = Some(RecentKey {
@@ -638,6 +681,8 @@ impl Keyring {
                     table: table.to_owned(),
                     principal: principal.arn.clone(),
                     entry: Arc::downgrade(entry),
+                    live: Arc::clone(&entry.live),
+                    quick_until,
                 })
             }
         });
@@ -1234,6 +1279,44 @@ mod tests {
         };
         f.keyring.forget_table("Books");
         assert!(weak.upgrade().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_per_read_check_keeps_the_idle_max_age_and_forget_rules() -> Result<()> {
+        let clock = ManualClock::default();
+        let f = fixture(&clock)?;
+        let usable = || f.keyring.has_recent_key(&user(), "Books");
+        assert!(!usable(), "nothing cached yet");
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert!(usable());
+        // Within the touch granularity (answered from the memo), then past it (a use is
+        // recorded through the entry).
+        clock.advance(Duration::from_micros(500));
+        assert!(usable());
+        clock.advance(Duration::from_millis(2));
+        assert!(usable());
+        // Checked every 4m59s: each check is a use, so only the maximum age ends it.
+        let step = IDLE - Duration::from_secs(1);
+        let mut elapsed = Duration::from_micros(2500);
+        while elapsed + step < MAX_AGE {
+            clock.advance(step);
+            elapsed += step;
+            assert!(usable(), "used within the idle interval at {elapsed:?}");
+        }
+        clock.advance(step);
+        assert!(!usable(), "past the maximum age");
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert!(usable());
+        clock.advance(IDLE);
+        assert!(!usable(), "idle for the whole interval");
+        f.keyring.key_for(&user(), "Books", &f.meta)?;
+        assert!(usable());
+        f.keyring.forget_table("Books");
+        assert!(
+            !usable(),
+            "forgotten: not even within the memo's quick window"
+        );
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::types::{SeqNo, TableId, ValueKind};
 
 use super::backfill::CHECKPOINT_KEY;
-use super::{key, IndexDef};
+use super::{extractor, key, IndexDef};
 
 /// One chunk of an index's backfill: the index entries of these items' current values.
 pub(crate) struct BackfillChunk<'a> {
@@ -30,21 +30,61 @@ type Overlays = HashMap<TableId, BTreeMap<Vec<u8>, bool>>;
 
 /// Where one index's entries go: the LSM that holds them and the key-space prefix before
 /// each entry (`local::slot_prefix` for a local index, none for a global one).
+#[derive(Clone, Copy)]
 struct Target<'a> {
     lsm: &'a Arc<TableState>,
-    prefix: &'a [u8],
+    prefix: Option<[u8; 2]>,
     def: &'a Arc<IndexDef>,
 }
 
-/// A unique key the batch adds: (table, where the index lives, its prefix, index, index
-/// key, item's stored key), checked once the whole batch's entries are known.
+impl Target<'_> {
+    fn prefix(&self) -> &[u8] {
+        self.prefix.as_ref().map_or(&[], |p| p.as_slice())
+    }
+}
+
+/// The indexes of table `t` (`globals`: its global indexes' tables), global ones first.
+fn targets<'a>(
+    globals: &'a [Arc<TableState>],
+    t: &'a Arc<TableState>,
+) -> impl Iterator<Item = Target<'a>> + Clone {
+    let global = globals.iter().filter_map(|i| {
+        i.index.get().map(|def| Target {
+            lsm: i,
+            prefix: None,
+            def,
+        })
+    });
+    let local = t.local_indexes().iter().map(move |def| Target {
+        lsm: t,
+        prefix: Some(super::local::slot_prefix(def.local.unwrap_or_default())),
+        def,
+    });
+    global.chain(local)
+}
+
+/// A unique key the batch adds: (table, where the index lives, index, the entry key with
+/// its prefix, the length of the item's stored key at its end), checked once the whole
+/// batch's entries are known.
 struct UniqueCheck {
     table: Arc<TableState>,
     lsm: Arc<TableState>,
-    prefix: Vec<u8>,
     def: Arc<IndexDef>,
-    index_key: Vec<u8>,
-    pk: Vec<u8>,
+    entry: Vec<u8>,
+    pk_len: usize,
+}
+
+impl UniqueCheck {
+    /// The prefix of every entry of this index key (the slot prefix included).
+    fn key_prefix(&self) -> &[u8] {
+        let end = self.entry.len().saturating_sub(self.pk_len);
+        self.entry.get(..end).unwrap_or_default()
+    }
+
+    fn pk(&self) -> &[u8] {
+        let start = self.entry.len().saturating_sub(self.pk_len);
+        self.entry.get(start..).unwrap_or_default()
+    }
 }
 
 /// What index maintenance accumulates over one batch.
@@ -72,7 +112,7 @@ impl Maintenance {
         pk: &[u8],
         present: bool,
     ) {
-        key::encode_into(&mut self.entry, target.prefix, k, pk);
+        key::encode_into(&mut self.entry, target.prefix(), k, pk);
         let kind = if present {
             ValueKind::Put
         } else {
@@ -85,10 +125,9 @@ impl Maintenance {
                 self.checks.push(UniqueCheck {
                     table: Arc::clone(table),
                     lsm: Arc::clone(target.lsm),
-                    prefix: target.prefix.to_vec(),
                     def: Arc::clone(target.def),
-                    index_key: k.to_vec(),
-                    pk: pk.to_vec(),
+                    entry: entry.clone(),
+                    pk_len: pk.len(),
                 });
             }
             self.overlays
@@ -121,48 +160,29 @@ pub(crate) fn index_ops(
     backfill: Option<&BackfillChunk<'_>>,
 ) -> Result<Option<WriteBatch>> {
     let mut m = Maintenance::default();
+    // Reused by every section: the table's global indexes, the section's entries and the
+    // newest value of each item as of the section's earlier entries.
+    let mut globals: Vec<Arc<TableState>> = Vec::new();
+    let mut entries: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+    let mut latest: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
     for (table_id, section) in batch.sections() {
         let Some(t) = core.table_by_id(table_id) else {
             continue;
         };
-        let globals = t.indexes.read().clone();
+        globals.clear();
+        globals.extend(t.indexes.read().iter().cloned());
         if globals.is_empty() && !t.has_local_layout() {
             continue;
         }
         super::check_indexes_unlocked(&t)?;
-        let prefixes: Vec<[u8; 2]> = t
-            .local_indexes()
-            .iter()
-            .map(|d| super::local::slot_prefix(d.local.unwrap_or_default()))
-            .collect();
-        let mut targets: Vec<Target<'_>> = globals
-            .iter()
-            .filter_map(|i| {
-                i.index.get().map(|def| Target {
-                    lsm: i,
-                    prefix: &[],
-                    def,
-                })
-            })
-            .collect();
-        targets.extend(
-            t.local_indexes()
-                .iter()
-                .zip(&prefixes)
-                .map(|(def, prefix)| Target {
-                    lsm: &t,
-                    prefix,
-                    def,
-                }),
-        );
-        let mut entries: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        let targets = targets(&globals, &t);
+        entries.clear();
         crate::db::decode_section(section.payload(), SeqNo(0), "write batch", |e| {
             entries.push((e.key, (e.kind == ValueKind::Put).then_some(e.value)));
         })
         .map_err(|e| Error::Internal(format!("batch encoding: {e}")))?;
-        // The newest value of each item as of this batch's earlier entries.
-        let mut latest: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
-        for (pk, new) in entries {
+        latest.clear();
+        for &(pk, new) in &entries {
             if t.has_local_layout() && pk.first() != Some(&super::local::ITEM_SPACE) {
                 return Err(Error::Internal(
                     "a write outside the item key space of a table with local indexes".into(),
@@ -176,17 +196,26 @@ pub(crate) fn index_ops(
                     stored.as_deref()
                 }
             };
-            for target in &targets {
-                let old_keys = target.def.extractor.keys(old);
-                let new_keys = target.def.extractor.keys(new);
-                for k in old_keys.difference(&new_keys) {
-                    m.entry(batch, &t, target, k, pk, false);
+            latest.insert(pk, new);
+            if old.is_some() && old == new {
+                // The same value again: the same keys, no entry changes.
+                continue;
+            }
+            // Each value is read once for all of the table's indexes.
+            let extractors = targets.clone().map(|x| {
+                let def: &Arc<IndexDef> = x.def;
+                &def.extractor
+            });
+            let old_keys = extractor::keys_each(extractors.clone(), old);
+            let new_keys = extractor::keys_each(extractors, new);
+            for ((target, old_keys), new_keys) in targets.clone().zip(&old_keys).zip(&new_keys) {
+                for k in old_keys.difference(new_keys) {
+                    m.entry(batch, &t, &target, k, pk, false);
                 }
-                for k in new_keys.difference(&old_keys) {
-                    m.entry(batch, &t, target, k, pk, true);
+                for k in new_keys.difference(old_keys) {
+                    m.entry(batch, &t, &target, k, pk, true);
                 }
             }
-            latest.insert(pk, new);
         }
         // Every entry fits the key limit, or the whole write fails.
         if let Some(out) = &m.out {
@@ -201,7 +230,7 @@ pub(crate) fn index_ops(
         };
         let target = Target {
             lsm: chunk.index,
-            prefix: &[],
+            prefix: None,
             def,
         };
         for pk in chunk.keys {
@@ -222,10 +251,8 @@ pub(crate) fn index_ops(
     let empty = BTreeMap::new();
     for c in &m.checks {
         let overlay = m.overlays.get(&c.lsm.id).unwrap_or(&empty);
-        let mut entry = Vec::new();
-        key::encode_into(&mut entry, &c.prefix, &c.index_key, &c.pk);
         // A key the item lost again later in the batch is no longer its key.
-        if overlay.get(&entry) != Some(&true) {
+        if overlay.get(&c.entry) != Some(&true) {
             continue;
         }
         check_unique(core, c, seq, overlay)?;
@@ -246,24 +273,23 @@ fn check_unique(
         table: c.table.name.clone(),
         index: c.def.decl.name.clone(),
     };
-    let mut prefix = c.prefix.clone();
-    prefix.extend_from_slice(&key::exact_prefix(&c.index_key));
-    for (entry, present) in overlay.range(prefix.clone()..) {
-        if !entry.starts_with(&prefix) {
+    let prefix = c.key_prefix();
+    for (entry, present) in overlay.range(prefix.to_vec()..) {
+        if !entry.starts_with(prefix) {
             break;
         }
-        if *present && entry.get(prefix.len()..) != Some(c.pk.as_slice()) {
+        if *present && entry.get(prefix.len()..) != Some(c.pk()) {
             return Err(violation());
         }
     }
-    let upper = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-    let entries = core.range(&c.lsm, Bound::Included(prefix.clone()), upper, Some(seq))?;
+    let upper = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let entries = core.range(&c.lsm, Bound::Included(prefix.to_vec()), upper, Some(seq))?;
     for item in entries {
         let (entry, _) = item?;
         if overlay.get(entry.as_ref()) == Some(&false) {
             continue;
         }
-        if entry.get(prefix.len()..) != Some(c.pk.as_slice()) {
+        if entry.get(prefix.len()..) != Some(c.pk()) {
             return Err(violation());
         }
     }

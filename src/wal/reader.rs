@@ -35,8 +35,7 @@ use crate::crypto::{
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::framing::{
-    check_file_header_versions, encode_file_header_version, whole_record_at, FrameScanner, Scan,
-    FILE_HEADER_LEN,
+    check_file_header_versions, whole_record_at, FrameScanner, Scan, FILE_HEADER_LEN,
 };
 use crate::storage::Env;
 use crate::types::{FileNumber, SeqNo, TableId};
@@ -163,23 +162,20 @@ pub(crate) fn replay_bytes(
         // acknowledged in it.
         return Ok(outcome);
     }
+    let versions = [WAL_FORMAT_V1, WAL_FORMAT_VERSION];
+    if is_last && data.len() <= FILE_HEADER_LEN {
+        // No record: the writer syncs the header before it writes one. A header that does
+        // not check out here was never synced, and a power loss left a prefix of it or a
+        // page torn over it (as the crash loop found); nothing in it was acknowledged.
+        let whole = data.len() == FILE_HEADER_LEN
+            && check_file_header_versions(&data, WAL_MAGIC, segment, label, &versions).is_ok();
+        outcome.torn_tail = !whole;
+        return Ok(outcome);
+    }
     if data.len() < FILE_HEADER_LEN {
-        // A header cut short by a crash is a prefix of the header we would have written.
-        let prefix_of =
-            |version| encode_file_header_version(WAL_MAGIC, segment, version).starts_with(&data);
-        if is_last && (prefix_of(WAL_FORMAT_VERSION) || prefix_of(WAL_FORMAT_V1)) {
-            outcome.torn_tail = true;
-            return Ok(outcome);
-        }
         return Err(Error::corruption(label, 0, "segment header cut short"));
     }
-    let version = check_file_header_versions(
-        &data,
-        WAL_MAGIC,
-        segment,
-        label,
-        &[WAL_FORMAT_V1, WAL_FORMAT_VERSION],
-    )?;
+    let version = check_file_header_versions(&data, WAL_MAGIC, segment, label, &versions)?;
     let has_sync_points = version >= WAL_FORMAT_VERSION;
     // The header was synced before any record was written.
     let mut synced_len = FILE_HEADER_LEN as u64;

@@ -217,8 +217,21 @@ fn truncation_at_every_byte_of_the_last_record_keeps_earlier_records() -> Result
             cut != 0 && cut != crate::framing::FILE_HEADER_LEN
         );
     }
-    std::fs::write(&cut_path, b"SEALXXX").map_err(|e| Error::io("write", e))?;
-    assert!(replay(&cut_path, FileNumber(2), true).is_err());
+    // A header a power loss tore (garbage, zeros, a whole header damaged) holds no record:
+    // torn in the last segment, corruption in any other (synced whole before the next).
+    let mut damaged = full[..crate::framing::FILE_HEADER_LEN].to_vec();
+    damaged[3] ^= 0x20;
+    for bad in [b"SEALXXX".to_vec(), vec![0; 13], damaged] {
+        std::fs::write(&cut_path, &bad).map_err(|e| Error::io("write", e))?;
+        let (got, out) = replay(&cut_path, FileNumber(2), true)?;
+        assert!(got.is_empty() && out.torn_tail);
+        assert!(err_of(replay(&cut_path, FileNumber(2), false))?.is_integrity_failure());
+    }
+    // A damaged header with records after it had been synced: corruption, last or not.
+    let mut bad = full.clone();
+    bad[3] ^= 0x20;
+    std::fs::write(&cut_path, &bad).map_err(|e| Error::io("write", e))?;
+    assert!(err_of(replay(&cut_path, FileNumber(2), true))?.is_integrity_failure());
     Ok(())
 }
 

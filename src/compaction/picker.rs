@@ -5,7 +5,7 @@
 //! target(n), target(n) = base * multiplier^(n-1). The last level has no target. The
 //! level with the highest score >= 1 is compacted into the next one.
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use crate::ikey;
@@ -190,21 +190,20 @@ pub(crate) fn plan_range(
     CompactionPlan::new(v, level, output_level, inputs, allow_trivial)
 }
 
-/// True when the file's user-key range meets `[lower, upper]`.
+/// True when the file's user-key range meets `[lower, upper]`: its last key is not below
+/// the range and its first key not above it.
 pub(crate) fn in_range(f: &FileHandle, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
-    let smallest = ikey::user_key(&f.smallest);
-    let largest = ikey::user_key(&f.largest);
-    let above_lower = match lower {
-        Bound::Included(l) => largest >= l.as_slice(),
-        Bound::Excluded(l) => largest > l.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let below_upper = match upper {
-        Bound::Included(u) => smallest <= u.as_slice(),
-        Bound::Excluded(u) => smallest < u.as_slice(),
-        Bound::Unbounded => true,
-    };
-    above_lower && below_upper
+    within(ikey::user_key(&f.largest), slices(lower), Bound::Unbounded)
+        && within(ikey::user_key(&f.smallest), Bound::Unbounded, slices(upper))
+}
+
+fn slices(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
+}
+
+/// True when `key` is within `(lower, upper)`.
+fn within(key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    <(Bound<&[u8]>, Bound<&[u8]>) as RangeBounds<[u8]>>::contains(&(lower, upper), key)
 }
 
 /// The smallest and largest user keys of `files`.

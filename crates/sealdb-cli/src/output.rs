@@ -236,6 +236,12 @@ pub fn rate(per_sec: f64) -> String {
     format!("{}/s", thousands(n))
 }
 
+/// A point in time as RFC 3339 UTC to the second (`2026-12-01T22:38:20Z`): the one
+/// spelling of a timestamp in the CLI's output.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)?;

@@ -99,6 +99,10 @@ impl From<KmsError> for CliError {
     }
 }
 
+/// What the engine says of a table whose upkeep its grant no longer allows
+/// (`db::keyring::maintenance_error`).
+const GRANT_REFUSED: &str = "grant revoked or access denied";
+
 /// The exit status an engine error maps to.
 fn error_exit(e: &Error) -> Exit {
     if e.is_integrity_failure() {
@@ -122,6 +126,16 @@ impl From<Error> for CliError {
             Error::Kms(k) => kms_message(k),
             Error::AlreadyOpen(_) => {
                 format!("{e}; close the other sealdb process (or wait for it to finish) and retry")
+            }
+            // The engine's grant is gone (revoked, or the key policy no longer lets it):
+            // flushes and compactions of the table stop until it has a new one.
+            Error::TableUnavailable { table, reason, .. }
+                if reason.contains(GRANT_REFUSED) && !reason.contains("renew-grant") =>
+            {
+                format!(
+                    "{e}; run `sealdb renew-grant {table}` to give the engine a new grant (as \
+                     a principal that may use the table's key)"
+                )
             }
             _ => e.to_string(),
         };

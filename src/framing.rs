@@ -3,7 +3,7 @@
 //! ```text
 //! file header (24 bytes):
 //!   magic     : [u8; 8]   b"SEALWAL\0" (WAL) or b"SEALMAN\0" (manifest)
-//!   version   : u8        FORMAT_VERSION
+//!   version   : u8        the file kind's format version
 //!   reserved  : [u8; 3]   zero
 //!   number    : u64 LE    the file's own number (must match its name)
 //!   hcrc      : u32 LE    crc32(bytes 0..20)
@@ -28,7 +28,6 @@
 use bytes::Bytes;
 
 use crate::coding::Cursor;
-use crate::crypto::FORMAT_VERSION;
 use crate::error::{Error, Result};
 use crate::types::FileNumber;
 
@@ -37,12 +36,7 @@ pub(crate) const FILE_HEADER_LEN: usize = 8 + 1 + 3 + 8 + 4;
 /// Bytes of a record header.
 pub(crate) const RECORD_HEADER_LEN: usize = 4 + 4 + 1 + 4;
 
-/// Encodes a file header; see the layout above.
-pub(crate) fn encode_file_header(magic: &[u8; 8], number: FileNumber) -> [u8; FILE_HEADER_LEN] {
-    encode_file_header_version(magic, number, FORMAT_VERSION)
-}
-
-/// Encodes a file header with an explicit format version (manifests have their own).
+/// Encodes a file header; see the layout above. Each file kind has its own versions.
 pub(crate) fn encode_file_header_version(
     magic: &[u8; 8],
     number: FileNumber,
@@ -57,17 +51,8 @@ pub(crate) fn encode_file_header_version(
     h
 }
 
-/// Checks a complete file header against what the file's name promises.
-pub(crate) fn check_file_header(
-    data: &[u8],
-    magic: &[u8; 8],
-    number: FileNumber,
-    label: &str,
-) -> Result<()> {
-    check_file_header_versions(data, magic, number, label, &[FORMAT_VERSION]).map(|_| ())
-}
-
-/// Like `check_file_header`, accepting any of `versions`; returns the file's version.
+/// Checks a complete file header against what the file's name promises, accepting any of
+/// `versions`; returns the file's version.
 pub(crate) fn check_file_header_versions(
     data: &[u8],
     magic: &[u8; 8],
@@ -151,6 +136,9 @@ pub(crate) enum Scan {
     End,
     /// The file ends in a torn write starting here (only when torn tails are tolerated).
     Torn,
+    /// A record here fails its checks (only when the caller asked for damage to be reported
+    /// rather than refused, `report_damage`): the caller decides whether it can be a tear.
+    Damaged(&'static str),
 }
 
 /// Walks the records of a whole file held in memory.
@@ -158,6 +146,7 @@ pub(crate) struct FrameScanner<'l> {
     data: Bytes,
     pos: usize,
     tolerate_torn: bool,
+    report_damage: bool,
     label: &'l str,
 }
 
@@ -168,8 +157,21 @@ impl<'l> FrameScanner<'l> {
             data,
             pos: FILE_HEADER_LEN,
             tolerate_torn,
+            report_damage: false,
             label,
         }
+    }
+
+    /// From now on, a record that fails its checksums is reported as `Scan::Damaged` at its
+    /// offset instead of an error, and so is every tail `Torn` would cover: the caller knows
+    /// which offsets were synced (the WAL's sync points) and judges the damage itself.
+    pub(crate) fn set_report_damage(&mut self, report: bool) {
+        self.report_damage = report;
+    }
+
+    /// Offset where the next record would start (the start of the damage after `Damaged`).
+    pub(crate) fn position(&self) -> u64 {
+        self.pos as u64
     }
 
     /// From now on, damage a crash can leave at the end of the file is reported as `Torn`
@@ -183,9 +185,19 @@ impl<'l> FrameScanner<'l> {
         self.pos as u64
     }
 
-    fn torn_or(&self, what: &str) -> Result<Scan> {
-        if self.tolerate_torn {
+    fn torn_or(&self, what: &'static str) -> Result<Scan> {
+        if self.report_damage {
+            Ok(Scan::Damaged(what))
+        } else if self.tolerate_torn {
             Ok(Scan::Torn)
+        } else {
+            Err(Error::corruption(self.label, self.pos as u64, what))
+        }
+    }
+
+    fn damaged(&self, what: &'static str) -> Result<Scan> {
+        if self.report_damage {
+            Ok(Scan::Damaged(what))
         } else {
             Err(Error::corruption(self.label, self.pos as u64, what))
         }
@@ -208,11 +220,7 @@ impl<'l> FrameScanner<'l> {
             if rest.iter().all(|&b| b == 0) {
                 return self.torn_or("zero-filled tail");
             }
-            return Err(Error::corruption(
-                self.label,
-                self.pos as u64,
-                "record header checksum mismatch",
-            ));
+            return self.damaged("record header checksum mismatch");
         }
         let len = usize::try_from(len).map_err(|_| c.error("record length"))?;
         let end = RECORD_HEADER_LEN
@@ -229,12 +237,9 @@ impl<'l> FrameScanner<'l> {
         if h.finalize() != crc {
             // A complete record that fails its checksum is damage, even as the last record: a
             // crash cuts a file short or leaves zeros, it does not rewrite bytes in place.
-            // (The all-zero case is caught above: its header checksum cannot match.)
-            return Err(Error::corruption(
-                self.label,
-                self.pos as u64,
-                "record checksum mismatch",
-            ));
+            // (The all-zero case is caught above: its header checksum cannot match.) Only a
+            // caller that knows where the last sync ended may judge it (`report_damage`).
+            return self.damaged("record checksum mismatch");
         }
         let frame = Frame {
             offset: self.pos as u64,
@@ -247,11 +252,44 @@ impl<'l> FrameScanner<'l> {
     }
 }
 
+/// The record starting at `pos` of `data` if it is whole and passes both checksums: its
+/// type and payload. For searching past damage, so it never fails, only answers `None`.
+pub(crate) fn whole_record_at(data: &[u8], pos: usize) -> Option<(u8, &[u8])> {
+    let head = data.get(pos..pos.checked_add(RECORD_HEADER_LEN)?)?;
+    let hcrc = u32::from_le_bytes(head.get(9..13)?.try_into().ok()?);
+    if crc32fast::hash(head.get(..9)?) != hcrc {
+        return None;
+    }
+    let len = usize::try_from(u32::from_le_bytes(head.get(..4)?.try_into().ok()?)).ok()?;
+    let crc = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?);
+    let rtype = *head.get(8)?;
+    let start = pos + RECORD_HEADER_LEN;
+    let payload = data.get(start..start.checked_add(len)?)?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[rtype]);
+    h.update(payload);
+    (h.finalize() == crc).then_some((rtype, payload))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MAGIC: &[u8; 8] = b"TESTMAG\0";
+    const VERSION: u8 = 1;
+
+    fn encode_file_header(magic: &[u8; 8], number: FileNumber) -> [u8; FILE_HEADER_LEN] {
+        encode_file_header_version(magic, number, VERSION)
+    }
+
+    fn check_file_header(
+        data: &[u8],
+        magic: &[u8; 8],
+        number: FileNumber,
+        label: &str,
+    ) -> Result<()> {
+        check_file_header_versions(data, magic, number, label, &[VERSION]).map(|_| ())
+    }
 
     fn file(records: &[(u8, &[u8])]) -> Result<Vec<u8>> {
         let mut out = encode_file_header(MAGIC, FileNumber(3)).to_vec();
@@ -272,6 +310,22 @@ mod tests {
                 Scan::Record(f) => out.push(f.payload.to_vec()),
                 Scan::End => return Ok((out, false)),
                 Scan::Torn => return Ok((out, true)),
+                Scan::Damaged(what) => return Err(Error::Internal(format!("reported {what}"))),
+            }
+        }
+    }
+
+    /// Scans with damage reported: the records before it and where it starts, if any.
+    fn scan_reporting(data: Vec<u8>) -> Result<(Vec<Vec<u8>>, Option<u64>)> {
+        let mut s = FrameScanner::new(Bytes::from(data), true, "f");
+        s.set_report_damage(true);
+        let mut out = Vec::new();
+        loop {
+            match s.next_frame()? {
+                Scan::Record(f) => out.push(f.payload.to_vec()),
+                Scan::End => return Ok((out, None)),
+                Scan::Torn => return Err(Error::Internal("torn while reporting".into())),
+                Scan::Damaged(_) => return Ok((out, Some(s.position()))),
             }
         }
     }
@@ -306,6 +360,38 @@ mod tests {
         let mut g = data;
         g.extend_from_slice(&[0xAB; 20]);
         assert!(scan_all(g, true).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn damage_is_reported_at_the_damaged_record_when_asked() -> Result<()> {
+        let data = file(&[(1, b"alpha"), (2, b"beta"), (1, b"omega!")])?;
+        let second = (FILE_HEADER_LEN + RECORD_HEADER_LEN + 5) as u64;
+        // A payload byte, a header byte, a cut, and zeros: each reported at its record.
+        let mut payload = data.clone();
+        payload[second as usize + RECORD_HEADER_LEN] ^= 1;
+        let mut header = data.clone();
+        header[second as usize] ^= 1;
+        let cut = data[..data.len() - 2].to_vec();
+        let mut zeros = data.clone();
+        zeros.extend_from_slice(&[0; 30]);
+        let alpha = b"alpha".to_vec();
+        assert_eq!(
+            scan_reporting(payload.clone())?,
+            (vec![alpha.clone()], Some(second))
+        );
+        assert_eq!(scan_reporting(header)?, (vec![alpha], Some(second)));
+        assert_eq!(scan_reporting(cut)?.1, Some(second + 13 + 4));
+        assert_eq!(scan_reporting(zeros)?.1, Some(data.len() as u64));
+        assert_eq!(scan_reporting(data.clone())?.1, None);
+        // Found by a search past damage: whole records only.
+        assert_eq!(
+            whole_record_at(&data, second as usize),
+            Some((2, &b"beta"[..]))
+        );
+        assert_eq!(whole_record_at(&payload, second as usize), None);
+        assert_eq!(whole_record_at(&data, second as usize + 1), None);
+        assert_eq!(whole_record_at(&data, data.len() - 3), None);
         Ok(())
     }
 }

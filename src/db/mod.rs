@@ -648,8 +648,9 @@ impl DbInner {
         if let Some(h) = self.worker.lock().take() {
             let _ = h.join();
         }
-        // Non-synced writes reached the OS on append; a final sync makes a clean close durable.
+        // Non-synced writes reached the OS on append; a final sync makes a clean close
+        // durable, and its sync point makes damage to any of it an error at the next open.
         let mut w = self.write.lock();
-        let _ = w.wal.sync();
+        let _ = w.wal.sync_and_vouch();
     }
 }

@@ -215,6 +215,11 @@ pub(crate) fn parse_manifest(
                 contents.torn_tail = true;
                 break;
             }
+            // Only reported when asked for (`set_report_damage`), which a manifest never is:
+            // it has no sync points to judge damage by.
+            Ok(Scan::Damaged(what)) => {
+                return Err(Error::corruption(label, scanner.position(), what))
+            }
             Err(e) => return Err(e),
         };
         ManifestRecordType::try_from(frame.rtype).map_err(|t| {

@@ -13,6 +13,10 @@
 //! The reader itself refuses a sealed section for a table resolved `Plain`, a plaintext one
 //! for a table resolved `Sealed`, a second key record for a table, and batches whose first
 //! sequence numbers do not increase.
+//!
+//! In the last segment (format 2), damage is judged against the segment's sync points:
+//! past every length a sync point vouches for it is a torn tail (replay stops there); at or
+//! before one, even a sync point found beyond the damage, it is corruption.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,14 +24,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::record::{decode_batch, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, WAL_MAGIC};
+use super::record::{
+    decode_batch, decode_sync_point, TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SYNC_POINT_LEN,
+    WAL_FORMAT_V1, WAL_FORMAT_VERSION, WAL_MAGIC,
+};
 use crate::crypto::{
     unwrap_data_key, DataKey, FileKind, TableKey, UnitContext, UnitKind, UnitOpener, WrapContext,
     WRAPPED_KEY_LEN,
 };
 use crate::error::{Error, Result};
 use crate::filename;
-use crate::framing::{check_file_header, encode_file_header, FrameScanner, Scan, FILE_HEADER_LEN};
+use crate::framing::{
+    check_file_header_versions, encode_file_header_version, whole_record_at, FrameScanner, Scan,
+    FILE_HEADER_LEN,
+};
 use crate::storage::Env;
 use crate::types::{FileNumber, SeqNo, TableId};
 
@@ -155,18 +165,29 @@ pub(crate) fn replay_bytes(
     }
     if data.len() < FILE_HEADER_LEN {
         // A header cut short by a crash is a prefix of the header we would have written.
-        let expected = encode_file_header(WAL_MAGIC, segment);
-        if is_last && expected.starts_with(&data) {
+        let prefix_of =
+            |version| encode_file_header_version(WAL_MAGIC, segment, version).starts_with(&data);
+        if is_last && (prefix_of(WAL_FORMAT_VERSION) || prefix_of(WAL_FORMAT_V1)) {
             outcome.torn_tail = true;
             return Ok(outcome);
         }
         return Err(Error::corruption(label, 0, "segment header cut short"));
     }
-    check_file_header(&data, WAL_MAGIC, segment, label)?;
+    let version = check_file_header_versions(
+        &data,
+        WAL_MAGIC,
+        segment,
+        label,
+        &[WAL_FORMAT_V1, WAL_FORMAT_VERSION],
+    )?;
+    let has_sync_points = version >= WAL_FORMAT_VERSION;
+    // The header was synced before any record was written.
+    let mut synced_len = FILE_HEADER_LEN as u64;
     let label_arc: Arc<str> = Arc::from(label);
     let plain = UnitOpener::plain(label_arc.clone());
     let mut tables: HashMap<TableId, TableState> = HashMap::new();
-    let mut scanner = FrameScanner::new(data, is_last, label);
+    let mut scanner = FrameScanner::new(data.clone(), is_last, label);
+    scanner.set_report_damage(is_last && has_sync_points);
     loop {
         let frame = match scanner.next_frame()? {
             Scan::Record(frame) => frame,
@@ -175,11 +196,35 @@ pub(crate) fn replay_bytes(
                 outcome.torn_tail = true;
                 break;
             }
+            Scan::Damaged(what) => {
+                check_unsynced(&data, scanner.position(), synced_len, what, label)?;
+                outcome.torn_tail = true;
+                break;
+            }
         };
         let rtype = WalRecordType::try_from(frame.rtype).map_err(|t| {
             Error::corruption(label, frame.offset, format!("unknown WAL record type {t}"))
         })?;
         match rtype {
+            WalRecordType::SyncPoint => {
+                if !has_sync_points {
+                    return Err(Error::corruption(
+                        label,
+                        frame.offset,
+                        "sync point in a format-1 segment",
+                    ));
+                }
+                let len = decode_sync_point(&frame.payload, frame.payload_offset, label)?;
+                // Written only when an fsync covered more, of bytes before the record.
+                if len <= synced_len || len > frame.offset {
+                    return Err(Error::corruption(
+                        label,
+                        frame.offset,
+                        format!("sync point of {len} bytes after one of {synced_len}"),
+                    ));
+                }
+                synced_len = len;
+            }
             WalRecordType::TableKey => {
                 let rec = TableKeyRecord::decode(&frame.payload, frame.payload_offset, label)?;
                 if tables.contains_key(&rec.table) {
@@ -291,4 +336,43 @@ pub(crate) fn replay_bytes(
     }
     outcome.valid_len = scanner.valid_len();
     Ok(outcome)
+}
+
+/// Judges damage found at offset `at` of the last segment: a torn tail (`Ok`) only if no
+/// sync point vouches for a length past `at`, neither one read before it (`synced_len`) nor
+/// a whole one anywhere after it (a sync point is written after the fsync it reports, so the
+/// one covering the damaged bytes always lies beyond them). Otherwise bytes an fsync made
+/// durable changed: corruption, never a silent cut.
+fn check_unsynced(data: &[u8], at: u64, synced_len: u64, what: &str, label: &str) -> Result<()> {
+    if at < synced_len {
+        return Err(Error::corruption(
+            label,
+            at,
+            format!("{what}, inside the first {synced_len} bytes, which were synced"),
+        ));
+    }
+    let start = usize::try_from(at).unwrap_or(usize::MAX).saturating_add(1);
+    let len_field = (SYNC_POINT_LEN as u32).to_le_bytes();
+    for q in start..data.len() {
+        // Cheap filter first: a sync point's length field and type byte.
+        if data.get(q..q + 4) != Some(&len_field[..])
+            || data.get(q + 8) != Some(&(WalRecordType::SyncPoint as u8))
+        {
+            continue;
+        }
+        let Some((_, payload)) = whole_record_at(data, q) else {
+            continue;
+        };
+        let Ok(vouched) = decode_sync_point(payload, 0, label) else {
+            continue;
+        };
+        if vouched > at && vouched <= q as u64 {
+            return Err(Error::corruption(
+                label,
+                at,
+                format!("{what}, before a sync point at {q} saying {vouched} bytes were synced"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! WAL record payloads: the per-table key record and the batch record.
+//! WAL record payloads: the per-table key record, the batch record and the sync point.
 //!
 //! ```text
 //! TableKey payload (68 bytes):
@@ -16,10 +16,17 @@
 //!                                     the absolute file offset of its first byte:
 //!                  plain:  payload || crc32 : u32 LE
 //!                  sealed: AES-256-GCM(first_seq : u64 LE || payload) || tag : [u8; 16]
+//!
+//! SyncPoint payload (8 bytes, segment format 2):
+//!   synced_len   : u64 LE    bytes of this segment (header included) that an fsync had
+//!                            made durable before this record was encoded
 //! ```
 //!
 //! A sealed section repeats `first_seq` inside its ciphertext so that the plaintext frame's
 //! sequence number cannot be changed without failing authentication.
+//!
+//! A sync point lets recovery tell a page torn after the last sync (forgiven: nothing there
+//! was acknowledged as durable) from damage to bytes an fsync had made durable (refused).
 
 use bytes::Bytes;
 
@@ -31,6 +38,14 @@ use crate::types::{SeqNo, TableId};
 /// Magic at the start of every WAL segment.
 pub(crate) const WAL_MAGIC: &[u8; 8] = b"SEALWAL\0";
 
+/// Segment format 1: no sync points; any damaged complete record is corruption.
+pub(crate) const WAL_FORMAT_V1: u8 = 1;
+/// The segment format written: format 1 plus `SyncPoint` records.
+pub(crate) const WAL_FORMAT_VERSION: u8 = 2;
+
+/// Bytes of a `SyncPoint` payload.
+pub(crate) const SYNC_POINT_LEN: usize = std::mem::size_of::<u64>();
+
 /// The kinds of WAL record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -38,6 +53,8 @@ pub(crate) enum WalRecordType {
     // on disk: never renumber
     TableKey = 1,
     Batch = 2,
+    /// Segment format 2 only.
+    SyncPoint = 3,
 }
 
 impl TryFrom<u8> for WalRecordType {
@@ -46,6 +63,7 @@ impl TryFrom<u8> for WalRecordType {
         match v {
             1 => Ok(WalRecordType::TableKey),
             2 => Ok(WalRecordType::Batch),
+            3 => Ok(WalRecordType::SyncPoint),
             other => Err(other),
         }
     }
@@ -85,6 +103,16 @@ impl TableKeyRecord {
             wrapped_dek,
         })
     }
+}
+
+/// Decodes a `SyncPoint` payload: the segment length an fsync had made durable.
+pub(crate) fn decode_sync_point(payload: &[u8], offset: u64, label: &str) -> Result<u64> {
+    let mut c = Cursor::new(payload, offset, label);
+    let synced_len = c.u64("synced length")?;
+    if !c.is_empty() {
+        return Err(c.error("trailing bytes after a sync point"));
+    }
+    Ok(synced_len)
 }
 
 /// One section of a batch record, as found on disk.
@@ -142,8 +170,10 @@ mod tests {
     fn record_types_are_frozen() {
         assert_eq!(WalRecordType::TableKey as u8, 1);
         assert_eq!(WalRecordType::Batch as u8, 2);
+        assert_eq!(WalRecordType::SyncPoint as u8, 3);
         assert_eq!(WalRecordType::try_from(2), Ok(WalRecordType::Batch));
-        assert_eq!(WalRecordType::try_from(3), Err(3));
+        assert_eq!(WalRecordType::try_from(3), Ok(WalRecordType::SyncPoint));
+        assert_eq!(WalRecordType::try_from(4), Err(4));
     }
 
     #[test]
@@ -160,6 +190,14 @@ mod tests {
         assert!(TableKeyRecord::decode(&out[..out.len() - 1], 0, "f").is_err());
         out.push(0);
         assert!(TableKeyRecord::decode(&out, 0, "f").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn sync_point_is_exactly_one_length() -> Result<()> {
+        assert_eq!(decode_sync_point(&4096u64.to_le_bytes(), 0, "f")?, 4096);
+        assert!(decode_sync_point(&[0; SYNC_POINT_LEN - 1], 0, "f").is_err());
+        assert!(decode_sync_point(&[0; SYNC_POINT_LEN + 1], 0, "f").is_err());
         Ok(())
     }
 

@@ -14,6 +14,10 @@ use crate::types::{FileNumber, SeqNo, TableId};
 
 const PLAIN: TableId = TableId(1);
 
+/// Bytes of a whole `SyncPoint` record.
+const SYNC_POINT_RECORD_LEN: u64 =
+    (crate::framing::RECORD_HEADER_LEN + super::record::SYNC_POINT_LEN) as u64;
+
 /// The error of a result that must have failed.
 fn err_of<T>(r: Result<T>) -> Result<Error> {
     match r {
@@ -64,8 +68,9 @@ fn register_all(w: &mut WalWriter) -> Result<()> {
     Ok(())
 }
 
-/// Writes `n` multi-table batches; returns the path, the expected replay, and the end
-/// offset of every record.
+/// Writes `n` multi-table batches and closes the segment the way the engine does at a clean
+/// close (synced, then a synced sync point vouching for all of it); returns the path, the
+/// expected replay, and the end offset of every record before that sync point.
 fn write_segment(dir: &Path, segment: FileNumber, n: u64) -> Result<(PathBuf, Replayed, Vec<u64>)> {
     let mut w = WalWriter::create(&StdEnv, dir, segment)?;
     register_all(&mut w)?;
@@ -82,7 +87,7 @@ fn write_segment(dir: &Path, segment: FileNumber, n: u64) -> Result<(PathBuf, Re
             expected.push((seq, t, p.to_vec()));
         }
     }
-    w.sync()?;
+    w.sync_and_vouch()?;
     Ok((w.path().to_path_buf(), expected, ends))
 }
 
@@ -94,7 +99,8 @@ fn round_trip_plain_and_sealed_multi_table() -> Result<()> {
         let (got, out) = replay(&path, FileNumber(5), is_last)?;
         assert_eq!(got, expected);
         assert!(!out.torn_tail);
-        assert_eq!(out.valid_len, *ends.last().unwrap_or(&0));
+        let vouched_end = *ends.last().unwrap_or(&0) + SYNC_POINT_RECORD_LEN;
+        assert_eq!(out.valid_len, vouched_end);
         assert_eq!(out.last_batch_first_seq, Some(SeqNo(100 + 19 * 3)));
         assert_eq!(out.batches, 20);
     }
@@ -182,15 +188,22 @@ fn truncation_at_every_byte_of_the_last_record_keeps_earlier_records() -> Result
     let (path, expected, ends) = write_segment(dir.path(), FileNumber(2), 4)?;
     let full = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
     let last_start = ends[ends.len() - 2] as usize;
+    let batches_end = ends[ends.len() - 1] as usize;
     let cut_path = dir.path().join("000002.cut");
     for cut in last_start..full.len() {
         std::fs::write(&cut_path, &full[..cut]).map_err(|e| Error::io("write", e))?;
         let (got, out) = replay(&cut_path, FileNumber(2), true)?;
-        assert_eq!(got, expected[..expected.len() - 3], "cut at {cut}");
-        assert_eq!(out.torn_tail, cut != last_start, "cut at {cut}");
-        assert_eq!(out.valid_len, last_start as u64);
+        // A cut inside the trailing sync point loses no batch.
+        let (kept, valid, clean) = if cut < batches_end {
+            (expected.len() - 3, last_start, last_start)
+        } else {
+            (expected.len(), batches_end, batches_end)
+        };
+        assert_eq!(got, expected[..kept], "cut at {cut}");
+        assert_eq!(out.torn_tail, cut != clean, "cut at {cut}");
+        assert_eq!(out.valid_len, valid as u64);
         // The same cut in a segment that is not the last is corruption.
-        if cut != last_start {
+        if cut != clean {
             assert!(err_of(replay(&cut_path, FileNumber(2), false))?.is_integrity_failure());
         }
     }
@@ -214,7 +227,7 @@ fn flipped_byte_before_the_last_record_is_an_error() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
     let (path, expected, ends) = write_segment(dir.path(), FileNumber(3), 3)?;
     let full = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
-    let last_start = ends[ends.len() - 2] as usize;
+    let batches_end = ends[ends.len() - 1] as usize;
     let bad_path = dir.path().join("000003.bad");
     for i in 0..full.len() {
         let mut bad = full.clone();
@@ -224,11 +237,12 @@ fn flipped_byte_before_the_last_record_is_an_error() -> Result<()> {
             match replay(&bad_path, FileNumber(3), is_last) {
                 Err(e) => assert!(e.is_integrity_failure(), "byte {i}: {e}"),
                 Ok((got, out)) => {
-                    // Only a damaged last record of the last segment may read as torn,
-                    // and then everything before it is intact.
-                    assert!(is_last && i >= last_start, "byte {i} went unnoticed");
+                    // Every batch was vouched for by the closing sync point: only damage
+                    // to that sync point itself, in the last segment, may read as torn,
+                    // and then every batch is intact.
+                    assert!(is_last && i >= batches_end, "byte {i} went unnoticed");
                     assert!(out.torn_tail);
-                    assert_eq!(got, expected[..expected.len() - 3]);
+                    assert_eq!(got, expected);
                 }
             }
         }
@@ -313,10 +327,13 @@ fn sealed_section_moved_to_another_table_or_segment_fails() -> Result<()> {
     // A whole segment renamed: its key record no longer unwraps.
     let renamed = dir.path().join("000012.log");
     let mut f = f10.clone();
-    f[..crate::framing::FILE_HEADER_LEN].copy_from_slice(&crate::framing::encode_file_header(
-        b"SEALWAL\0",
-        FileNumber(12),
-    ));
+    f[..crate::framing::FILE_HEADER_LEN].copy_from_slice(
+        &crate::framing::encode_file_header_version(
+            b"SEALWAL\0",
+            FileNumber(12),
+            super::record::WAL_FORMAT_VERSION,
+        ),
+    );
     std::fs::write(&renamed, &f).map_err(|e| Error::io("w", e))?;
     let err = err_of(replay(&renamed, FileNumber(12), false))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
@@ -354,12 +371,12 @@ fn golden_bytes_of_a_tiny_plain_segment() -> Result<()> {
     let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(1))?;
     w.register_table(TableId(7), crate::crypto::Protection::Plain)?;
     w.append_batch(SeqNo(5), &[(TableId(7), b"hi")])?;
-    w.sync()?;
+    w.sync_and_vouch()?;
     let data = std::fs::read(w.path()).map_err(|e| Error::io("read", e))?;
     let expected = concat!(
-        // header: magic, version 1, reserved, segment 1, hcrc
+        // header: magic, version 2, reserved, segment 1, hcrc
         "5345414c57414c00",
-        "01",
+        "02",
         "000000",
         "0100000000000000",
         "HCRC",
@@ -375,10 +392,24 @@ fn golden_bytes_of_a_tiny_plain_segment() -> Result<()> {
         "06000000",
         "6869",
         "SCRC",
+        // record: len 8, crc, type 3 (SyncPoint), hcrc; synced_len 60 (all before it)
+        "08000000",
+        "PCRC",
+        "03",
+        "PHCR",
+        "3c00000000000000",
     );
     let hex_data = hex::encode(&data);
     let hcrc = hex::encode(crc32fast::hash(&data[..20]).to_le_bytes());
-    let rec = &data[24..];
+    let rec = &data[24..60];
+    let sp = &data[60..];
+    let pcrc = {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&[3]);
+        h.update(&sp[13..]);
+        hex::encode(h.finalize().to_le_bytes())
+    };
+    let phcr = hex::encode(crc32fast::hash(&sp[..9]).to_le_bytes());
     let rcrc = {
         let mut h = crc32fast::Hasher::new();
         h.update(&[2]);
@@ -391,12 +422,14 @@ fn golden_bytes_of_a_tiny_plain_segment() -> Result<()> {
         .replace("HCRC", &hcrc)
         .replace("RCRC", &rcrc)
         .replace("RHCR", &rhcr)
-        .replace("SCRC", &scrc);
+        .replace("SCRC", &scrc)
+        .replace("PCRC", &pcrc)
+        .replace("PHCR", &phcr);
     assert_eq!(hex_data, expected);
     // Pin the checksums too, so a change of CRC variant is caught.
     assert_eq!(
         hex_data,
-        "5345414c57414c000100000001000000000000006bcda2e117000000f01dda990290047c0a05000000000000000700000000060000006869aa23c060"
+        "5345414c57414c000200000001000000000000009b1f3c9617000000f01dda990290047c0a05000000000000000700000000060000006869aa23c06008000000596ee60d03d918e3323c00000000000000"
     );
     Ok(())
 }
@@ -427,6 +460,161 @@ fn key_records_bind_to_the_table_key() -> Result<()> {
         &mut sink,
     ))?;
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
+    Ok(())
+}
+
+/// A segment of two synced batches, then (after the sync) three unsynced ones written
+/// through to the OS: the path and the end offset of every batch record (the first
+/// unsynced batch is preceded by the sync point for the first two).
+fn synced_then_unsynced(dir: &Path, segment: FileNumber) -> Result<(PathBuf, Replayed, Vec<u64>)> {
+    let mut w = WalWriter::create(&StdEnv, dir, segment)?;
+    register_all(&mut w)?;
+    let mut ends = vec![w.len()];
+    let mut expected = Vec::new();
+    for i in 0..5u64 {
+        if i == 2 {
+            w.sync()?;
+        }
+        let seq = SeqNo(10 + i);
+        let (a, b) = (format!("plain-{i}").into_bytes(), vec![i as u8; 40]);
+        ends.push(w.append_batch(seq, &[(PLAIN, &a), (SEALED, &b)])?);
+        expected.push((seq, PLAIN, a));
+        expected.push((seq, SEALED, b));
+    }
+    Ok((w.path().to_path_buf(), expected, ends))
+}
+
+/// The sync point a record at `at` carries, if it is one.
+fn sync_point_at(data: &[u8], at: u64) -> Option<u64> {
+    let (rtype, payload) = crate::framing::whole_record_at(data, at as usize)?;
+    (rtype == super::record::WalRecordType::SyncPoint as u8)
+        .then(|| super::record::decode_sync_point(payload, 0, "f").ok())
+        .flatten()
+}
+
+#[test]
+fn a_sync_point_follows_each_sync_with_the_length_it_covered() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let (path, expected, ends) = synced_then_unsynced(dir.path(), FileNumber(4))?;
+    let data = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
+    // Right after the second batch: a sync point saying those bytes were synced.
+    assert_eq!(sync_point_at(&data, ends[2]), Some(ends[2]));
+    // Only one: the unsynced batches follow each other directly.
+    assert_eq!(ends[4] - ends[3], ends[5] - ends[4]);
+    let (got, out) = replay(&path, FileNumber(4), true)?;
+    assert_eq!(got, expected);
+    assert!(!out.torn_tail);
+    Ok(())
+}
+
+/// A power loss tears a page of the unsynced tail: replay keeps every batch before the
+/// damage and reports a torn tail, in the last segment; any other segment refuses it.
+#[test]
+fn damage_past_the_last_sync_point_is_a_torn_tail() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let (path, expected, ends) = synced_then_unsynced(dir.path(), FileNumber(4))?;
+    let data = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
+    let bad_path = dir.path().join("000004.bad");
+    // Batch 3 (the first unsynced one) starts with the sync point; judge from batch 4 on.
+    for i in ends[3] as usize..data.len() {
+        for garble in [0x01u8, 0xFF] {
+            let mut bad = data.clone();
+            bad[i] ^= garble;
+            std::fs::write(&bad_path, &bad).map_err(|e| Error::io("write", e))?;
+            let (got, out) = replay(&bad_path, FileNumber(4), true)?;
+            let damaged = ends.iter().rposition(|&e| e as usize <= i).unwrap_or(0);
+            assert_eq!(got, expected[..damaged * 2], "byte {i}");
+            assert!(out.torn_tail, "byte {i}");
+            assert_eq!(out.valid_len, ends[damaged], "byte {i}");
+            assert!(replay(&bad_path, FileNumber(4), false).is_err(), "byte {i}");
+        }
+    }
+    // A zeroed page in the middle of the unsynced tail, records intact after it.
+    let mut zeroed = data.clone();
+    zeroed[ends[3] as usize + 3..ends[4] as usize + 5].fill(0);
+    std::fs::write(&bad_path, &zeroed).map_err(|e| Error::io("write", e))?;
+    let (got, out) = replay(&bad_path, FileNumber(4), true)?;
+    assert_eq!((got, out.torn_tail), (expected[..6].to_vec(), true));
+    Ok(())
+}
+
+/// The sync point vouching for the synced batches lies after them: damage to them is found
+/// by searching past it, and refused, never read as a torn tail.
+#[test]
+fn damage_before_a_sync_point_found_past_it_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let (path, _, ends) = synced_then_unsynced(dir.path(), FileNumber(4))?;
+    let data = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
+    let bad_path = dir.path().join("000004.bad");
+    for i in crate::framing::FILE_HEADER_LEN..ends[2] as usize {
+        let mut bad = data.clone();
+        bad[i] ^= 0x01;
+        std::fs::write(&bad_path, &bad).map_err(|e| Error::io("write", e))?;
+        let err = err_of(replay(&bad_path, FileNumber(4), true))?;
+        assert!(err.is_integrity_failure(), "byte {i}: {err}");
+    }
+    Ok(())
+}
+
+/// An attacker who rewrites sync points (and fixes the checksums) can make the open fail,
+/// never make it accept damaged synced bytes or read past a sync point's own offset.
+#[test]
+fn forged_sync_points_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let (path, _, ends) = synced_then_unsynced(dir.path(), FileNumber(4))?;
+    let data = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
+    let bad_path = dir.path().join("000004.bad");
+    let at = ends[2] as usize + crate::framing::RECORD_HEADER_LEN;
+    // Claiming more than precedes it, claiming nothing new (the header), or zero.
+    for claim in [ends[2] + 1, ends[4], 24, 0] {
+        let mut bad = data.clone();
+        bad[at..at + 8].copy_from_slice(&claim.to_le_bytes());
+        refix_frames(&mut bad);
+        std::fs::write(&bad_path, &bad).map_err(|e| Error::io("write", e))?;
+        let err = err_of(replay(&bad_path, FileNumber(4), true))?;
+        assert!(err.is_integrity_failure(), "claim {claim}: {err}");
+    }
+    // The same segment relabelled format 1, which has no sync points.
+    let mut v1 = data.clone();
+    v1[8] = super::record::WAL_FORMAT_V1;
+    let hcrc = crc32fast::hash(&v1[..20]);
+    v1[20..24].copy_from_slice(&hcrc.to_le_bytes());
+    std::fs::write(&bad_path, &v1).map_err(|e| Error::io("write", e))?;
+    let err = err_of(replay(&bad_path, FileNumber(4), true))?;
+    assert!(err.is_integrity_failure(), "{err}");
+    Ok(())
+}
+
+/// Format-1 segments (no sync points) still replay, under their own rule: a complete record
+/// that fails its checksum is corruption even in the last segment's tail.
+#[test]
+fn format_1_segments_replay_under_the_strict_rule() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let mut w = WalWriter::create(&StdEnv, dir.path(), FileNumber(6))?;
+    register_all(&mut w)?;
+    let first = w.append_batch(SeqNo(1), &[(PLAIN, b"one"), (SEALED, b"two")])?;
+    w.append_batch(SeqNo(3), &[(PLAIN, b"three")])?;
+    w.sync()?;
+    let path = w.path().to_path_buf();
+    drop(w);
+    let mut data = std::fs::read(&path).map_err(|e| Error::io("read", e))?;
+    data[8] = super::record::WAL_FORMAT_V1;
+    let hcrc = crc32fast::hash(&data[..20]);
+    data[20..24].copy_from_slice(&hcrc.to_le_bytes());
+    std::fs::write(&path, &data).map_err(|e| Error::io("write", e))?;
+    let (got, out) = replay(&path, FileNumber(6), true)?;
+    assert_eq!(got.len(), 3);
+    assert!(!out.torn_tail);
+    // Damage to the last record's payload: refused, as format 1 always did.
+    let mut bad = data.clone();
+    let last = bad.len() - 2;
+    bad[last] ^= 1;
+    std::fs::write(&path, &bad).map_err(|e| Error::io("write", e))?;
+    assert!(err_of(replay(&path, FileNumber(6), true))?.is_integrity_failure());
+    // A cut inside it: still a torn tail.
+    std::fs::write(&path, &data[..data.len() - 1]).map_err(|e| Error::io("write", e))?;
+    let (got, out) = replay(&path, FileNumber(6), true)?;
+    assert_eq!((got.len(), out.torn_tail, out.valid_len), (2, true, first));
     Ok(())
 }
 

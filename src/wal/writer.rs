@@ -16,6 +16,11 @@
 //! the next writer encodes while the previous one is in the kernel. A writer is
 //! acknowledged only once its own bytes were written (and synced when asked). Records
 //! reach the file in the order they were encoded, so offsets are as if appended at once.
+//!
+//! Sync points: after an fsync succeeds the sink remembers how many bytes it covered, and
+//! the next record the writer encodes is preceded by a `SyncPoint` record carrying that
+//! length. Recovery forgives damage past the last length a surviving sync point vouches
+//! for (a page torn by a power loss during unsynced writes) and refuses damage before it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,11 +30,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::record::{TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_MAGIC};
+use super::record::{
+    TableKeyRecord, WalRecordType, SEALED_SEQ_LEN, SECTION_SEALED, WAL_FORMAT_VERSION, WAL_MAGIC,
+};
 use crate::crypto::{FileKind, Protection, UnitKind, UnitSealer};
 use crate::error::{Error, Result};
 use crate::filename;
-use crate::framing::{begin_record, encode_file_header, finish_record};
+use crate::framing::{begin_record, encode_file_header_version, finish_record};
 use crate::storage::{join, Env, FileSyncer, WritableFile};
 use crate::types::{FileNumber, SeqNo, TableId};
 
@@ -43,6 +50,9 @@ pub(crate) struct WalSink {
     file: Mutex<SinkFile>,
     /// Bytes of the segment handed to the OS (header included).
     written: AtomicU64,
+    /// Bytes of the segment an fsync that succeeded had covered (header included): what
+    /// the writer's next sync point records.
+    synced: AtomicU64,
     /// Set by a failed append or sync: what reached the file is unknown, so nothing more
     /// may be appended or acknowledged (the engine must reopen).
     poisoned: AtomicBool,
@@ -126,6 +136,8 @@ impl WalSink {
         // `write_through` returns early when another writer already wrote these bytes: a
         // failed fsync since then must still refuse, never sync again and report success.
         self.check_usable(&self.path.display().to_string())?;
+        // Only bytes handed to the OS before the fsync starts are known to be covered by it.
+        let covered = self.written.load(Ordering::Acquire);
         // IMPORTANT: acknowledged synced writes are durable once this returns. A failed
         // fsync poisons the segment: the kernel may have dropped the dirty pages.
         if let Err(e) = self.syncer.sync() {
@@ -135,6 +147,7 @@ impl WalSink {
                 e,
             ));
         }
+        self.synced.fetch_max(covered, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -147,6 +160,10 @@ pub(crate) struct WalWriter {
     segment: FileNumber,
     label: Arc<str>,
     tables: HashMap<TableId, UnitSealer>,
+    /// The synced length the last sync point written or queued records.
+    sync_point: u64,
+    /// The synced length of a sync point at the start of `buf`, until `buf` is queued.
+    buf_sync_point: Option<u64>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -172,8 +189,12 @@ impl WalWriter {
         let mut file = env
             .create(&path)
             .map_err(|e| Error::io(ctx("creating"), e))?;
-        file.append(&encode_file_header(WAL_MAGIC, segment))
-            .map_err(|e| Error::io(ctx("writing the header of"), e))?;
+        file.append(&encode_file_header_version(
+            WAL_MAGIC,
+            segment,
+            WAL_FORMAT_VERSION,
+        ))
+        .map_err(|e| Error::io(ctx("writing the header of"), e))?;
         // IMPORTANT: the header is durable before any record is acknowledged, so a synced
         // record is never behind an unreadable header.
         file.sync()
@@ -193,6 +214,8 @@ impl WalWriter {
                     spare: Vec::new(),
                 }),
                 written: AtomicU64::new(len),
+                // The header was synced above.
+                synced: AtomicU64::new(len),
                 poisoned: AtomicBool::new(false),
                 sync_lock: Mutex::new(()),
                 syncer,
@@ -202,6 +225,8 @@ impl WalWriter {
             segment,
             label: Arc::from(name),
             tables: HashMap::new(),
+            sync_point: len,
+            buf_sync_point: None,
             buf: Vec::new(),
             scratch: Vec::new(),
         })
@@ -238,6 +263,25 @@ impl WalWriter {
     fn queue_buf(&mut self) {
         self.len += self.buf.len() as u64;
         self.sink.queue(&mut self.buf);
+        if let Some(synced) = self.buf_sync_point.take() {
+            self.sync_point = synced;
+        }
+    }
+
+    /// Empties `buf` for the next record, first putting a `SyncPoint` record in it if an
+    /// fsync has covered more of the segment since the last one (one per record at most;
+    /// it travels in the same `append` as the record it precedes).
+    fn start_buf(&mut self) -> Result<()> {
+        self.buf.clear();
+        self.buf_sync_point = None;
+        let synced = self.sink.synced.load(Ordering::Acquire);
+        if synced > self.sync_point {
+            let start = begin_record(&mut self.buf);
+            self.buf.extend_from_slice(&synced.to_le_bytes());
+            finish_record(&mut self.buf, start, WalRecordType::SyncPoint as u8)?;
+            self.buf_sync_point = Some(synced);
+        }
+        Ok(())
     }
 
     /// Queues the record in `buf` and writes everything queued through.
@@ -272,7 +316,7 @@ impl WalWriter {
                         self.label
                     )));
                 }
-                self.buf.clear();
+                self.start_buf()?;
                 let start = begin_record(&mut self.buf);
                 TableKeyRecord {
                     table,
@@ -334,7 +378,7 @@ impl WalWriter {
             )));
         }
         let base = self.len;
-        self.buf.clear();
+        self.start_buf()?;
         let start = begin_record(&mut self.buf);
         self.buf.extend_from_slice(&first_seq.0.to_le_bytes());
         for (table, payload) in sections {
@@ -380,6 +424,19 @@ impl WalWriter {
     /// Makes everything appended or queued so far durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
+        self.sink.sync(self.len)
+    }
+
+    /// Makes everything so far durable and then vouches for it with a synced sync point, so
+    /// that damage anywhere in the segment is refused at recovery rather than read as a
+    /// torn tail (for a clean close, after which the segment is replayed as the last one).
+    pub(crate) fn sync_and_vouch(&mut self) -> Result<()> {
+        self.sync()?;
+        self.start_buf()?;
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.write_buf()?;
         self.sink.sync(self.len)
     }
 }

@@ -22,8 +22,10 @@
 //! check out is damage (unless the rest of the file is zeros: file systems may extend a file
 //! with zeros before a crash loses its data). A complete record whose payload fails its
 //! checksum is damage wherever it stands, the last record included. These are the only
-//! tails forgiven, and only where the reader allows a torn tail at all (the last WAL
-//! segment; a manifest after its snapshot).
+//! tails the scanner forgives itself, and only where the reader allows a torn tail at all.
+//! A reader that knows more about what was synced asks for every kind of damage to be
+//! reported instead (`set_report_damage`) and judges it: the last WAL segment by its sync
+//! points, a manifest after its snapshot by whether any whole record follows the damage.
 
 use bytes::Bytes;
 
@@ -271,6 +273,16 @@ pub(crate) fn whole_record_at(data: &[u8], pos: usize) -> Option<(u8, &[u8])> {
     (h.finalize() == crc).then_some((rtype, payload))
 }
 
+/// The offset of the first whole, checksummed record starting after `from`, if any: a
+/// search past damage, for a file whose writer syncs each record before it writes the next
+/// (the manifest), where any record after the damage proves the damaged one was synced.
+pub(crate) fn whole_record_after(data: &[u8], from: u64) -> Option<u64> {
+    let start = usize::try_from(from).ok()?.checked_add(1)?;
+    (start..data.len())
+        .find(|&q| whole_record_at(data, q).is_some())
+        .map(|q| q as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +404,9 @@ mod tests {
         assert_eq!(whole_record_at(&payload, second as usize), None);
         assert_eq!(whole_record_at(&data, second as usize + 1), None);
         assert_eq!(whole_record_at(&data, data.len() - 3), None);
+        let third = second + (RECORD_HEADER_LEN + 4) as u64;
+        assert_eq!(whole_record_after(&payload, second), Some(third));
+        assert_eq!(whole_record_after(&data, third), None);
         Ok(())
     }
 }

@@ -35,7 +35,9 @@ use super::writer::drop_only;
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
 use crate::filename;
-use crate::framing::{check_file_header_versions, FrameScanner, Scan, FILE_HEADER_LEN};
+use crate::framing::{
+    check_file_header_versions, whole_record_after, FrameScanner, Scan, FILE_HEADER_LEN,
+};
 use crate::storage::{join, Env};
 use crate::types::{FileNumber, TableId};
 
@@ -193,7 +195,7 @@ pub(crate) fn parse_manifest(
     let v4 = version >= MANIFEST_V4;
     let v5 = version >= MANIFEST_V5;
     let v6 = version >= MANIFEST_VERSION;
-    let mut scanner = FrameScanner::new(data, !v2, label);
+    let mut scanner = FrameScanner::new(data.clone(), !v2, label);
     let mut contents = ManifestContents {
         number,
         version,
@@ -215,10 +217,22 @@ pub(crate) fn parse_manifest(
                 contents.torn_tail = true;
                 break;
             }
-            // Only reported when asked for (`set_report_damage`), which a manifest never is:
-            // it has no sync points to judge damage by.
+            // After the snapshot (the only place damage is reported): each record is synced
+            // before the next is written, and a failed append or sync poisons the writer. So
+            // damage with a whole record anywhere after it hit synced bytes, and damage with
+            // none is the last append, torn by a power loss before its sync returned: the
+            // same as a cut at that record's start, which recovery already judges.
             Ok(Scan::Damaged(what)) => {
-                return Err(Error::corruption(label, scanner.position(), what))
+                let at = scanner.position();
+                if let Some(next) = whole_record_after(&data, at) {
+                    return Err(Error::corruption(
+                        label,
+                        at,
+                        format!("{what}, with a whole record after it at {next}"),
+                    ));
+                }
+                contents.torn_tail = true;
+                break;
             }
             Err(e) => return Err(e),
         };
@@ -311,6 +325,7 @@ pub(crate) fn parse_manifest(
         if snapshot_done {
             // From here on the records were appended one by one: a crash can tear the last.
             scanner.set_tolerate_torn(true);
+            scanner.set_report_damage(true);
         }
         for table in rec.edit.tables() {
             let creates = rec

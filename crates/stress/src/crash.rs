@@ -43,8 +43,9 @@ pub struct CrashConfig {
     /// scan deleted a live SSTable) failed the loop every ~150 crashes; fixed in 4542c65.
     pub table_churn: bool,
     /// Power losses may also tear a 4 KiB page mid-write (`PowerLoss::torn_page`;
-    /// `--torn-pages`). Off by default: the engine refuses to open a database whose WAL
-    /// tail tore mid-page (an integrity error, never a loss), which ends the loop.
+    /// `--torn-pages`). Off by default only so that a seed replays the draws of earlier
+    /// versions; the engine survives torn pages since WAL format 2 and the manifest's
+    /// in-flight-append rule (DESIGN.md sections 5 and 7).
     pub torn_pages: bool,
 }
 

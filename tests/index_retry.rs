@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::TestResult;
 use sealdb::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
-use sealdb::{Db, Error, IndexSpec, IndexStatus, Options, TableOptions};
+use sealdb::{Db, Error, IndexSpec, IndexStatus, Options, Table, TableOptions};
 
 const ITEMS: u64 = 600;
 
@@ -41,6 +41,21 @@ fn status(db: &Db) -> Res<IndexStatus> {
     Ok(t.indexes().into_iter().next().ok_or("no index")?)
 }
 
+/// A populated database whose every `op` fails with `kind`, and the backfill of index
+/// `by_g` (over `/g`) of its table started under that fault.
+fn backfill_under_fault(
+    op: FaultOp,
+    kind: FaultKind,
+) -> Res<(tempfile::TempDir, FaultEnv, Db, Table)> {
+    let dir = tempfile::tempdir()?;
+    let env = FaultEnv::new();
+    let db = populated(dir.path(), &env)?;
+    let t = db.table("items")?;
+    env.arm(op, Trigger::Always, kind);
+    t.start_index("by_g", &IndexSpec::json_pointer("/g"))?;
+    Ok((dir, env, db, t))
+}
+
 /// Waits until `f` holds of the index's status (at most 20 s).
 fn wait_for(db: &Db, f: impl Fn(&IndexStatus) -> bool) -> Res<IndexStatus> {
     let start = Instant::now();
@@ -58,13 +73,8 @@ fn wait_for(db: &Db, f: impl Fn(&IndexStatus) -> bool) -> Res<IndexStatus> {
 
 #[test]
 fn a_transient_backfill_failure_is_retried_in_process() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let env = FaultEnv::new();
-    let db = populated(dir.path(), &env)?;
-    let t = db.table("items")?;
     // Every open of a file for reading fails: the backfill cannot read the table.
-    env.arm(FaultOp::OpenRead, Trigger::Always, FaultKind::Eio);
-    t.start_index("by_g", &IndexSpec::json_pointer("/g"))?;
+    let (_dir, env, db, t) = backfill_under_fault(FaultOp::OpenRead, FaultKind::Eio)?;
     let s = wait_for(&db, |s| s.backfill_retrying)?;
     assert!(!s.ready);
     let why = s
@@ -98,13 +108,8 @@ fn a_transient_backfill_failure_is_retried_in_process() -> TestResult {
 
 #[test]
 fn a_permanent_backfill_failure_is_left_failed_with_its_error() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let env = FaultEnv::new();
-    let db = populated(dir.path(), &env)?;
-    let t = db.table("items")?;
     // Every read returns flipped bits: the table's blocks fail their checksums.
-    env.arm(FaultOp::Read, Trigger::Always, FaultKind::BitFlip);
-    t.start_index("by_g", &IndexSpec::json_pointer("/g"))?;
+    let (dir, env, db, t) = backfill_under_fault(FaultOp::Read, FaultKind::BitFlip)?;
     let waited = t.wait_index("by_g");
     env.disarm_all();
     match waited {

@@ -2,26 +2,24 @@
 //! target file size (only between user keys, so each deeper level stays one sorted run),
 //! each output under a fresh data key; then install the result with one manifest record.
 //!
-//! A job sees the engine through two narrow doors: the `VersionSet`, where its result is
-//! logged and applied, and `TableFiles`, which opens its inputs and seals its outputs under
-//! the table's keys. It never touches the write path, the WAL or the background state.
+//! A job sees the engine through one narrow door, `CompactionHost` (the engine implements
+//! it for the table being compacted): the table's current version, its files opened and
+//! sealed under its keys, the file numbers, and the installation of the result in the
+//! manifest and the table's version. It never touches the write path, the WAL or the
+//! background state.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::cache::SstCache;
-use crate::db::{
-    FileHandle, LevelIterator, MergingIterator, OpenFile, SuperVersion, TableState, VersionSet,
-    NUM_LEVELS,
-};
 use crate::error::{Error, Result};
 use crate::filename;
 use crate::ikey;
-use crate::iter::InternalIterator;
-use crate::manifest::{Edit, VersionEdit};
+use crate::iter::{InternalIterator, MergingIterator};
 use crate::sst::{SstBuilder, SstReader};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo};
+use crate::version::{FileHandle, LevelIterator, OpenFile, Version, NUM_LEVELS};
 
 use super::filter::VersionFilter;
 use super::picker::CompactionPlan;
@@ -29,29 +27,35 @@ use super::picker::CompactionPlan;
 /// How often (in entries) a running compaction looks for a shutdown request.
 const SHUTDOWN_CHECK_EVERY: u64 = 4096;
 
-/// The table files a job reads and writes, under the table's keys (the engine implements
-/// it: it holds the caches and the keyring).
-pub(crate) trait TableFiles {
-    /// The shared open reader of one of `t`'s files.
-    fn reader(&self, t: &TableState, f: &FileHandle) -> Result<Arc<SstReader>>;
-    /// Opens `t`'s files for a level cursor.
-    fn file_opener(&self, t: &Arc<TableState>) -> OpenFile;
-    /// A builder for new file `n` of `t`, under a fresh data key wrapped by the table key.
-    fn new_output(&self, t: &TableState, n: FileNumber) -> Result<SstBuilder>;
+/// The engine's side of a compaction of one table.
+pub(crate) trait CompactionHost {
+    /// The table's current version.
+    fn version(&self) -> Arc<Version>;
+    /// The shared open reader of one of the table's files.
+    fn reader(&self, f: &FileHandle) -> Result<Arc<SstReader>>;
+    /// Opens the table's files for a level cursor.
+    fn file_opener(&self) -> OpenFile;
+    /// A fresh file number.
+    fn new_file_number(&self) -> FileNumber;
+    /// Marks `n` an output in progress (not an orphan to delete) until `end_output`.
+    fn begin_output(&self, n: FileNumber);
+    /// Ends what `begin_output` began.
+    fn end_output(&self, n: FileNumber);
+    /// True after a failed manifest write whose record may still name the outputs.
+    fn may_hold_failed_record(&self) -> bool;
+    /// A builder for new file `n`, under a fresh data key wrapped by the table key.
+    fn new_output(&self, n: FileNumber) -> Result<SstBuilder>;
     /// Finishes `b` as file `n` at `level` and reads it back before anything names it.
-    fn finish_output(
-        &self,
-        t: &TableState,
-        n: FileNumber,
-        level: Level,
-        b: SstBuilder,
-    ) -> Result<FileHandle>;
+    fn finish_output(&self, n: FileNumber, level: Level, b: SstBuilder) -> Result<FileHandle>;
+    /// Logs the result in the manifest (one record: the plan's inputs removed, `outputs`
+    /// added) and swaps in the table's new version. `TableNotFound` once the table is
+    /// dropped.
+    fn install(&self, plan: &CompactionPlan, outputs: &[Arc<FileHandle>]) -> Result<()>;
 }
 
 /// One compaction of one table, and what it needs.
 pub(crate) struct CompactionJob<'a> {
-    pub(crate) versions: &'a VersionSet,
-    pub(crate) files: &'a dyn TableFiles,
+    pub(crate) host: &'a dyn CompactionHost,
     pub(crate) sst_cache: &'a SstCache,
     pub(crate) env: &'a dyn Env,
     pub(crate) dir: &'a Path,
@@ -71,7 +75,7 @@ pub(crate) struct JobOutcome {
 
 /// Output files not yet installed: removed from disk if the job does not finish.
 struct PendingOutputs<'a> {
-    versions: &'a VersionSet,
+    host: &'a dyn CompactionHost,
     env: &'a dyn Env,
     dir: &'a Path,
     numbers: Vec<FileNumber>,
@@ -80,7 +84,7 @@ struct PendingOutputs<'a> {
 
 impl PendingOutputs<'_> {
     fn add(&mut self, n: FileNumber) {
-        self.versions.begin_output(n);
+        self.host.begin_output(n);
         self.numbers.push(n);
     }
 }
@@ -88,9 +92,9 @@ impl PendingOutputs<'_> {
 impl Drop for PendingOutputs<'_> {
     fn drop(&mut self) {
         // After a failed manifest write the record may name the outputs: keep them.
-        let named = self.installed || self.versions.may_hold_failed_record();
+        let named = self.installed || self.host.may_hold_failed_record();
         for n in &self.numbers {
-            self.versions.end_output(*n);
+            self.host.end_output(*n);
             if !named {
                 // Best effort: the next open removes a leftover numbered past the
                 // manifest's file counter.
@@ -101,24 +105,24 @@ impl Drop for PendingOutputs<'_> {
 }
 
 impl CompactionJob<'_> {
-    /// Runs `plan` on table `t` and installs its result.
-    pub(crate) fn run(&self, t: &Arc<TableState>, plan: &CompactionPlan) -> Result<JobOutcome> {
+    /// Runs `plan` on the host's table and installs its result.
+    pub(crate) fn run(&self, plan: &CompactionPlan) -> Result<JobOutcome> {
         if plan.trivial {
-            self.run_trivial_move(t, plan)?;
+            self.run_trivial_move(plan)?;
             return Ok(JobOutcome {
                 outputs: plan.inputs.iter().map(|f| f.meta.number).collect(),
                 bytes_written: 0,
             });
         }
         let mut pending = PendingOutputs {
-            versions: self.versions,
+            host: self.host,
             env: self.env,
             dir: self.dir,
             numbers: Vec::new(),
             installed: false,
         };
-        let files = self.write_outputs(t, plan, &mut pending)?;
-        self.install(t, plan, &files, false)?;
+        let files = self.write_outputs(plan, &mut pending)?;
+        self.install(plan, &files, false)?;
         pending.installed = true;
         Ok(JobOutcome {
             outputs: files.iter().map(|f| f.meta.number).collect(),
@@ -127,36 +131,36 @@ impl CompactionJob<'_> {
     }
 
     /// Moves the inputs one level down, unchanged (same file, same data key).
-    fn run_trivial_move(&self, t: &Arc<TableState>, plan: &CompactionPlan) -> Result<()> {
+    fn run_trivial_move(&self, plan: &CompactionPlan) -> Result<()> {
         let level = Level(u8::try_from(plan.output_level).unwrap_or(u8::MAX));
         let mut moved = Vec::with_capacity(plan.inputs.len());
         for f in &plan.inputs {
             // The old and new handles share one open reader, so a reader pinned to the old
             // version still reads the file after the new handle deletes it (unlinked files
             // stay readable while open).
-            self.files.reader(t, f)?;
+            self.host.reader(f)?;
             moved.push(Arc::new(f.moved_to(level)));
         }
-        self.install(t, plan, &moved, true)
+        self.install(plan, &moved, true)
     }
 
     /// The merged cursor over a plan's inputs.
-    fn input(&self, t: &Arc<TableState>, plan: &CompactionPlan) -> Result<MergingIterator> {
+    fn input(&self, plan: &CompactionPlan) -> Result<MergingIterator> {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if plan.level == 0 {
             for f in &plan.inputs {
-                children.push(Box::new(self.files.reader(t, f)?.iter()));
+                children.push(Box::new(self.host.reader(f)?.iter()));
             }
         } else {
             children.push(Box::new(LevelIterator::new(
                 plan.inputs.clone(),
-                self.files.file_opener(t),
+                self.host.file_opener(),
             )));
         }
         if !plan.below.is_empty() {
             children.push(Box::new(LevelIterator::new(
                 plan.below.clone(),
-                self.files.file_opener(t),
+                self.host.file_opener(),
             )));
         }
         Ok(MergingIterator::new(children))
@@ -164,11 +168,10 @@ impl CompactionJob<'_> {
 
     fn write_outputs(
         &self,
-        t: &Arc<TableState>,
         plan: &CompactionPlan,
         pending: &mut PendingOutputs<'_>,
     ) -> Result<Vec<Arc<FileHandle>>> {
-        let version = Arc::clone(&t.super_version().version);
+        let version = self.host.version();
         let deeper = plan.output_level + 1..NUM_LEVELS;
         // No file of a deeper level covers the key: nothing older can hide below.
         let is_base_level = |user_key: &[u8]| {
@@ -179,7 +182,7 @@ impl CompactionJob<'_> {
             })
         };
         let mut filter = VersionFilter::new(self.snapshots.clone(), is_base_level);
-        let mut input = self.input(t, plan)?;
+        let mut input = self.input(plan)?;
         input.seek_to_first()?;
         let target = self.target_file_size.max(1);
         let level = Level(u8::try_from(plan.output_level).unwrap_or(u8::MAX));
@@ -203,7 +206,7 @@ impl CompactionJob<'_> {
                 if let Some((_, b)) = &current {
                     if b.estimated_size() >= target {
                         if let Some((n, b)) = current.take() {
-                            outputs.push(Arc::new(self.files.finish_output(t, n, level, b)?));
+                            outputs.push(Arc::new(self.host.finish_output(n, level, b)?));
                         }
                     }
                 }
@@ -211,9 +214,9 @@ impl CompactionJob<'_> {
                 last_user_key.extend_from_slice(user_key);
             }
             if current.is_none() {
-                let n = self.versions.new_file_number();
+                let n = self.host.new_file_number();
                 pending.add(n);
-                current = Some((n, self.files.new_output(t, n)?));
+                current = Some((n, self.host.new_output(n)?));
             }
             if let Some((_, b)) = &mut current {
                 b.add(key, input.value())?;
@@ -221,7 +224,7 @@ impl CompactionJob<'_> {
             input.next()?;
         }
         if let Some((n, b)) = current.take() {
-            outputs.push(Arc::new(self.files.finish_output(t, n, level, b)?));
+            outputs.push(Arc::new(self.host.finish_output(n, level, b)?));
         }
         // IMPORTANT: the outputs' directory entries are made durable before the manifest
         // refers to them.
@@ -231,55 +234,15 @@ impl CompactionJob<'_> {
         Ok(outputs)
     }
 
-    /// Records the result in the manifest (one record: the inputs removed, the outputs
-    /// added) and swaps in the new version. `moved`: the outputs are the inputs, moved.
+    /// Installs the result through the host; unless the outputs are the inputs moved, the
+    /// inputs become obsolete.
     fn install(
         &self,
-        t: &Arc<TableState>,
         plan: &CompactionPlan,
         outputs: &[Arc<FileHandle>],
         moved: bool,
     ) -> Result<()> {
-        let mut versions = self.versions.lock();
-        // drop_table marks the table dropped under the manifest lock.
-        if t.dropped.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::TableNotFound(t.name.clone()));
-        }
-        let mut edits = Vec::new();
-        for f in plan.all_inputs() {
-            edits.push(Edit::RemoveFile {
-                table: t.id,
-                level: f.meta.level,
-                file: f.meta.number,
-            });
-        }
-        for f in outputs {
-            edits.push(f.add_edit());
-        }
-        let installing: Vec<FileNumber> = outputs.iter().map(|f| f.meta.number).collect();
-        edits.push(Edit::SetNextFileNumber(
-            self.versions.next_file_to_record(&installing),
-        ));
-        versions.log_and_apply(&VersionEdit { edits }, None, |_| {
-            let mut guard = t.sv.write();
-            let old = Arc::clone(&guard);
-            let mut version = (*old.version).clone();
-            for f in plan.all_inputs() {
-                version.remove(f.meta.level, f.meta.number);
-            }
-            for f in outputs {
-                version.add(Arc::clone(f));
-            }
-            if let Some(slot) = version.compact_pointer.get_mut(plan.level) {
-                *slot = plan.largest_input();
-            }
-            *guard = Arc::new(SuperVersion {
-                mem: Arc::clone(&old.mem),
-                imm: old.imm.clone(),
-                version: Arc::new(version),
-            });
-        })?;
-        drop(versions);
+        self.host.install(plan, outputs)?;
         if !moved {
             // Deleted when the last version or reader holding them lets go.
             for f in plan.all_inputs() {

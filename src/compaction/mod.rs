@@ -1,24 +1,24 @@
 //! Leveled compaction: which files to merge (`picker`), which versions survive a merge
-//! (`filter`), the merge itself and its installation (`job`), manual requests (`manual`),
-//! the background thread (`worker`), write stalls (`stall`) and the numbers (`stats`).
+//! (`filter`), the merge itself (`job`) and the numbers' types (`stats`).
+//!
+//! It sits below the engine: it knows versions, files and iterators, and reaches the
+//! engine only through `CompactionHost`. The engine's side (the background thread, manual
+//! requests, write stalls, gathering the numbers, the host itself) is in `db/`
+//! (`compactor`, `manual_compaction`, `stall`, `stats`).
 //!
 //! Policy and numbers: DESIGN.md section 10b.
 
 mod filter;
 mod job;
-mod manual;
 mod picker;
-mod stall;
 mod stats;
-mod worker;
-
-#[cfg(test)]
-mod tests;
 
 pub use stats::{DbStats, LevelStats, TableStats};
 
-pub(crate) use picker::{plan_range, CompactionPlan};
-pub(crate) use worker::start_compactor;
+pub(crate) use job::{CompactionHost, CompactionJob};
+pub(crate) use picker::{
+    in_range, pending_compaction_bytes, pick, plan_range, scores, CompactionPlan, LevelTargets,
+};
 
 /// Compaction coordination and counters, kept in `DbInner::bg` (under its mutex).
 #[derive(Debug, Default)]
@@ -37,39 +37,4 @@ pub(crate) struct CompactionState {
     pub(crate) trivial_moves: u64,
     /// The last background compaction failure and its table, cleared on a success.
     pub(crate) last_error: Option<(crate::types::TableId, String)>,
-}
-
-/// The right to run the one compaction allowed at a time; released on drop.
-pub(crate) struct CompactionSlot<'a> {
-    db: &'a crate::db::DbInner,
-}
-
-impl Drop for CompactionSlot<'_> {
-    fn drop(&mut self) {
-        let mut bg = self.db.bg.lock();
-        bg.compaction.running = false;
-        self.db.bg_cv.notify_all();
-    }
-}
-
-impl crate::db::DbInner {
-    /// Takes the compaction slot: waits for a running compaction when `wait`, else returns
-    /// `None` if one runs. `None` too once the database is shutting down.
-    pub(crate) fn compaction_slot(&self, wait: bool) -> Option<CompactionSlot<'_>> {
-        let mut bg = self.bg.lock();
-        loop {
-            if bg.shutdown {
-                return None;
-            }
-            if !bg.compaction.running {
-                bg.compaction.running = true;
-                return Some(CompactionSlot { db: self });
-            }
-            if !wait {
-                return None;
-            }
-            self.bg_cv
-                .wait_for(&mut bg, std::time::Duration::from_millis(50));
-        }
-    }
 }

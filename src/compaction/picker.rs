@@ -5,27 +5,29 @@
 //! target(n), target(n) = base * multiplier^(n-1). The last level has no target. The
 //! level with the highest score >= 1 is compacted into the next one.
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use crate::db::{FileHandle, Options, Version, NUM_LEVELS};
 use crate::ikey;
+use crate::version::{FileHandle, Version, NUM_LEVELS};
 
-/// Size targets of the levels.
+/// The shape the levels are kept in: level 0's file-count trigger and the byte targets of
+/// the levels below it (the engine builds it from its options).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LevelTargets {
     base: u64,
     multiplier: u64,
+    l0_trigger: usize,
 }
 
 impl LevelTargets {
-    pub(crate) fn new(opts: &Options) -> LevelTargets {
-        let base = opts
-            .level_base_bytes
-            .unwrap_or((opts.write_buffer_size as u64).saturating_mul(4));
+    /// Level 1 holds `base` bytes, each level below `multiplier` times the one above; level
+    /// 0 is due at `l0_trigger` files. Each is raised to its smallest workable value.
+    pub(crate) fn new(base: u64, multiplier: u64, l0_trigger: usize) -> LevelTargets {
         LevelTargets {
             base: base.max(1),
-            multiplier: opts.level_size_multiplier.max(2),
+            multiplier: multiplier.max(2),
+            l0_trigger: l0_trigger.max(1),
         }
     }
 
@@ -44,13 +46,12 @@ impl LevelTargets {
 }
 
 /// The score of every level (see the module docs); >= 1 means it needs compaction.
-pub(crate) fn scores(v: &Version, opts: &Options) -> [f64; NUM_LEVELS] {
-    let targets = LevelTargets::new(opts);
+pub(crate) fn scores(v: &Version, targets: &LevelTargets) -> [f64; NUM_LEVELS] {
     let mut out = [0.0; NUM_LEVELS];
     for (level, score) in out.iter_mut().enumerate() {
         *score = if level == 0 {
             let files = v.levels.first().map_or(0, Vec::len);
-            files as f64 / opts.l0_compaction_trigger.max(1) as f64
+            files as f64 / targets.l0_trigger as f64
         } else {
             match targets.target(level) {
                 Some(t) => v.level_bytes(level) as f64 / t as f64,
@@ -64,10 +65,9 @@ pub(crate) fn scores(v: &Version, opts: &Options) -> [f64; NUM_LEVELS] {
 /// Bytes compaction would have to rewrite to bring every level within its target (an
 /// estimate, as RocksDB's): level 0's bytes once it reached its trigger, plus each
 /// level's excess over its target.
-pub(crate) fn pending_compaction_bytes(v: &Version, opts: &Options) -> u64 {
-    let targets = LevelTargets::new(opts);
+pub(crate) fn pending_compaction_bytes(v: &Version, targets: &LevelTargets) -> u64 {
     let mut pending = 0u64;
-    if v.levels.first().map_or(0, Vec::len) >= opts.l0_compaction_trigger.max(1) {
+    if v.levels.first().map_or(0, Vec::len) >= targets.l0_trigger {
         pending = pending.saturating_add(v.level_bytes(0));
     }
     for level in 1..NUM_LEVELS {
@@ -139,8 +139,8 @@ impl CompactionPlan {
 }
 
 /// The next compaction `v` needs, or `None` when every score is below 1.
-pub(crate) fn pick(v: &Version, opts: &Options) -> Option<CompactionPlan> {
-    let s = scores(v, opts);
+pub(crate) fn pick(v: &Version, targets: &LevelTargets) -> Option<CompactionPlan> {
+    let s = scores(v, targets);
     let mut best: Option<(usize, f64)> = None;
     for (level, score) in s.iter().enumerate().take(NUM_LEVELS - 1) {
         if *score >= 1.0 && best.is_none_or(|(_, b)| *score > b) {
@@ -190,21 +190,20 @@ pub(crate) fn plan_range(
     CompactionPlan::new(v, level, output_level, inputs, allow_trivial)
 }
 
-/// True when the file's user-key range meets `[lower, upper]`.
+/// True when the file's user-key range meets `[lower, upper]`: its last key is not below
+/// the range and its first key not above it.
 pub(crate) fn in_range(f: &FileHandle, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
-    let smallest = ikey::user_key(&f.smallest);
-    let largest = ikey::user_key(&f.largest);
-    let above_lower = match lower {
-        Bound::Included(l) => largest >= l.as_slice(),
-        Bound::Excluded(l) => largest > l.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let below_upper = match upper {
-        Bound::Included(u) => smallest <= u.as_slice(),
-        Bound::Excluded(u) => smallest < u.as_slice(),
-        Bound::Unbounded => true,
-    };
-    above_lower && below_upper
+    within(ikey::user_key(&f.largest), slices(lower), Bound::Unbounded)
+        && within(ikey::user_key(&f.smallest), Bound::Unbounded, slices(upper))
+}
+
+fn slices(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    b.as_ref().map(Vec::as_slice)
+}
+
+/// True when `key` is within `(lower, upper)`.
+fn within(key: &[u8], lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    <(Bound<&[u8]>, Bound<&[u8]>) as RangeBounds<[u8]>>::contains(&(lower, upper), key)
 }
 
 /// The smallest and largest user keys of `files`.

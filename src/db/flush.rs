@@ -20,7 +20,7 @@ use crate::filename;
 
 pub(super) fn start_worker(inner: &Arc<DbInner>) -> Result<()> {
     let core = Arc::clone(inner);
-    let compactor = crate::compaction::start_compactor(inner)?;
+    let compactor = super::start_compactor(inner)?;
     let handle = std::thread::Builder::new()
         .name("sealdb-flush".into())
         .spawn(move || {

@@ -2,13 +2,15 @@
 //! block cache and one background worker.
 
 mod checkpoint;
+#[cfg(test)]
+mod compaction_tests;
+mod compactor;
 mod files;
 mod flush;
 mod health;
 mod keyring;
-mod level_iter;
 mod locked;
-mod merge_iter;
+mod manual_compaction;
 mod options;
 mod pending_retires;
 mod range_iter;
@@ -17,13 +19,14 @@ mod recovery;
 mod rotation;
 mod shred;
 mod snapshot;
+mod stall;
+mod stats;
 mod status;
 mod table;
 mod table_context;
 mod table_key_rotation;
 #[cfg(test)]
 mod tests;
-mod version;
 mod version_set;
 mod write;
 mod write_batch;
@@ -70,12 +73,13 @@ use snapshot::SnapshotList;
 pub(crate) use table::TableState;
 pub(crate) use version_set::{Counters, DatabaseKey, Recovered, Tables, VersionSet};
 
-// For the compaction subsystem (`crate::compaction`).
-pub(crate) use level_iter::{LevelIterator, OpenFile};
-pub(crate) use merge_iter::MergingIterator;
+pub(crate) use compactor::{level_targets, start_compactor};
 pub(crate) use read::check_new_table_file;
 pub(crate) use table::SuperVersion;
-pub(crate) use version::{FileHandle, Version, NUM_LEVELS};
+// The version types live below the engine (compaction shares them); `super::version::..`
+// paths of the submodules go through this import.
+use crate::version;
+pub(crate) use crate::version::{Version, NUM_LEVELS};
 pub(crate) use write_batch::decode_section;
 #[cfg(feature = "fuzzing")]
 pub(crate) use write_batch::SectionEntry;

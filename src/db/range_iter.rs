@@ -10,7 +10,7 @@ use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::types::{SeqNo, ValueKind};
 
-use super::merge_iter::MergingIterator;
+use crate::iter::MergingIterator;
 
 /// Iterates `(key, value)` pairs of a table in key order (or reverse key order).
 /// Holds a consistent view: writes, flushes and compactions after its creation are not seen.

@@ -17,13 +17,13 @@ use crate::cache::SstCache;
 use crate::sst::BlockCache;
 use crate::storage::Env;
 
-use super::level_iter::{LevelIterator, OpenFile};
-use super::merge_iter::MergingIterator;
 use super::range_iter::RangeIter;
 use super::table::{SuperVersion, TableState};
 use super::version::FileHandle;
 use super::DbInner;
 use crate::filename;
+use crate::iter::MergingIterator;
+use crate::version::{LevelIterator, OpenFile};
 
 impl DbInner {
     pub(crate) fn get(

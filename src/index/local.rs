@@ -88,6 +88,8 @@ pub(crate) fn slot_bounds(slot: u8) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 
 #[cfg(test)]
 mod tests {
+    use std::ops::RangeBounds;
+
     use super::*;
     use proptest::prelude::*;
 
@@ -128,17 +130,7 @@ mod tests {
             entry.extend_from_slice(&super::super::key::encode(&ik, &item));
             let (l, u) = item_bounds(Bound::Unbounded, Bound::Unbounded);
             let inside = |k: &[u8], l: &Bound<Vec<u8>>, u: &Bound<Vec<u8>>| {
-                let above = match l {
-                    Bound::Included(b) => k >= b.as_slice(),
-                    Bound::Excluded(b) => k > b.as_slice(),
-                    Bound::Unbounded => true,
-                };
-                let below = match u {
-                    Bound::Included(b) => k <= b.as_slice(),
-                    Bound::Excluded(b) => k < b.as_slice(),
-                    Bound::Unbounded => true,
-                };
-                above && below
+                (l.clone(), u.clone()).contains(&k.to_vec())
             };
             prop_assert!(inside(&item, &l, &u));
             prop_assert!(!inside(&entry, &l, &u));

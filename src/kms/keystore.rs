@@ -145,8 +145,12 @@ impl Keystore {
                 let root = RootKey::from_passphrase(passphrase, &salt, kdf)?;
                 (RootKind::Passphrase, *kdf, root)
             }
-            RootKeySource::KeyFile(p) => (RootKind::KeyFile, zero_kdf(), RootKey::from_file(p)?),
-            RootKeySource::DevDefault => (RootKind::KeyFile, zero_kdf(), new_dev_root_key(dir)?),
+            RootKeySource::KeyFile(p) => {
+                (RootKind::KeyFile, zero_kdf(), RootKey::from_file(&*env, p)?)
+            }
+            RootKeySource::DevDefault => {
+                (RootKind::KeyFile, zero_kdf(), new_dev_root_key(&*env, dir)?)
+            }
         };
         Ok(Keystore {
             env,
@@ -196,8 +200,8 @@ impl Keystore {
                 kdf.check_bounds()?;
                 RootKey::from_passphrase(passphrase, &salt, &kdf)?
             }
-            (RootKind::KeyFile, RootKeySource::KeyFile(p)) => RootKey::from_file(p)?,
-            (RootKind::KeyFile, RootKeySource::DevDefault) => existing_dev_root_key(dir)?,
+            (RootKind::KeyFile, RootKeySource::KeyFile(p)) => RootKey::from_file(&*env, p)?,
+            (RootKind::KeyFile, RootKeySource::DevDefault) => existing_dev_root_key(&*env, dir)?,
             (RootKind::Passphrase, _) => {
                 return Err(KmsError::Keystore(
                     "keystore is sealed under a passphrase; set SEALDB_KMS_PASSPHRASE".into(),
@@ -375,10 +379,10 @@ fn zero_kdf() -> KdfParams {
 
 /// The development root key of a new keystore: `dir/dev-root.key` is written (0600) and
 /// the warning printed, once, here at creation.
-fn new_dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
+fn new_dev_root_key(env: &dyn Env, dir: &Path) -> Result<RootKey, KmsError> {
     let path = dir.join(DEV_ROOT_KEY_FILE);
-    if !path.exists() {
-        RootKey::create_file(&path)?;
+    if !env.exists(&path) {
+        RootKey::create_file(env, &path)?;
     }
     eprintln!(
         "sealdb: warning: KMS keystore {} is sealed by the generated key file {} \
@@ -386,21 +390,21 @@ fn new_dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
         dir.display(),
         path.display()
     );
-    RootKey::from_file(&path)
+    RootKey::from_file(env, &path)
 }
 
 /// The development root key of an existing keystore: never written here (a keystore
 /// sealed under another key file would get a new, useless dev-root.key beside it).
-fn existing_dev_root_key(dir: &Path) -> Result<RootKey, KmsError> {
+fn existing_dev_root_key(env: &dyn Env, dir: &Path) -> Result<RootKey, KmsError> {
     let path = dir.join(DEV_ROOT_KEY_FILE);
-    if !path.exists() {
+    if !env.exists(&path) {
         return Err(KmsError::Keystore(format!(
             "keystore {} is sealed under a root key file and has no {DEV_ROOT_KEY_FILE}; set \
              SEALDB_KMS_KEY_FILE to the key file it was created with",
             dir.display()
         )));
     }
-    RootKey::from_file(&path)
+    RootKey::from_file(env, &path)
 }
 
 /// An `io::Write` into a zeroizing buffer that, when it must grow, copies into a larger

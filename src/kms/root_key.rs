@@ -1,8 +1,6 @@
 //! Where the keystore's root key comes from: a passphrase through Argon2id, or a key file.
 
 use std::fmt;
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -11,6 +9,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::KmsError;
 use crate::crypto::KEY_LEN;
+use crate::storage::Env;
 
 /// Environment variable holding the keystore passphrase.
 pub const PASSPHRASE_ENV: &str = "SEALDB_KMS_PASSPHRASE";
@@ -153,9 +152,10 @@ impl RootKey {
         Ok(key)
     }
 
-    /// Reads a key file: exactly 32 raw bytes, or 64 hex digits (surrounding whitespace ok).
-    pub(crate) fn from_file(path: &Path) -> Result<RootKey, KmsError> {
-        let raw = Zeroizing::new(fs::read(path).map_err(|e| {
+    /// Reads a key file through `env`: exactly 32 raw bytes, or 64 hex digits (surrounding
+    /// whitespace ok).
+    pub(crate) fn from_file(env: &dyn Env, path: &Path) -> Result<RootKey, KmsError> {
+        let raw = Zeroizing::new(env.read_all(path).map_err(|e| {
             KmsError::Keystore(format!("cannot read root key file {}: {e}", path.display()))
         })?);
         let mut key = [0u8; KEY_LEN];
@@ -176,8 +176,9 @@ impl RootKey {
         Ok(out)
     }
 
-    /// Creates `path` with a fresh random key, readable by the owner only.
-    pub(crate) fn create_file(path: &Path) -> Result<(), KmsError> {
+    /// Creates `path` through `env` with a fresh random key, readable by the owner only
+    /// (`Env::create_private`: 0600 on unix); never overwrites an existing file.
+    pub(crate) fn create_file(env: &dyn Env, path: &Path) -> Result<(), KmsError> {
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         rand::rngs::OsRng.fill_bytes(&mut key[..]);
         let io = |e: std::io::Error| {
@@ -186,20 +187,13 @@ impl RootKey {
                 path.display()
             ))
         };
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).map_err(io)?;
-        f.write_all(&key[..]).map_err(io)?;
+        let mut f = env.create_private(path).map_err(io)?;
+        f.append(&key[..]).map_err(io)?;
         // IMPORTANT: the key must be durable before a keystore sealed under it is.
-        f.sync_all().map_err(io)?;
+        f.sync().map_err(io)?;
         if let Some(dir) = path.parent() {
             // IMPORTANT: directory fsync makes the new file's name durable.
-            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            env.sync_dir(dir).map_err(io)?;
         }
         Ok(())
     }
@@ -222,6 +216,8 @@ impl fmt::Debug for RootKey {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -260,22 +256,58 @@ mod tests {
 
     #[test]
     fn key_files_raw_hex_and_permissions() -> Result<(), Box<dyn std::error::Error>> {
+        let env = crate::storage::StdEnv;
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("k");
-        RootKey::create_file(&p)?;
+        RootKey::create_file(&env, &p)?;
         assert_eq!(fs::read(&p)?.len(), 32);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(fs::metadata(&p)?.permissions().mode() & 0o777, 0o600);
         }
-        assert!(RootKey::create_file(&p).is_err(), "never overwrites a key");
-        let raw = RootKey::from_file(&p)?;
+        assert!(
+            RootKey::create_file(&env, &p).is_err(),
+            "never overwrites a key"
+        );
+        let raw = RootKey::from_file(&env, &p)?;
         let h = dir.path().join("h");
         fs::write(&h, format!("{}\n", hex::encode(raw.0)))?;
-        assert_eq!(RootKey::from_file(&h)?.0, raw.0);
+        assert_eq!(RootKey::from_file(&env, &h)?.0, raw.0);
         fs::write(&h, "short")?;
-        assert!(RootKey::from_file(&h).is_err());
+        assert!(RootKey::from_file(&env, &h).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn key_file_create_and_read_go_through_the_env() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::storage::fault::{FaultEnv, FaultKind, FaultOp, Trigger};
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("k");
+        let env = FaultEnv::new();
+        env.arm(FaultOp::Create, Trigger::Always, FaultKind::Eio);
+        let e = RootKey::create_file(&env, &p)
+            .err()
+            .ok_or("create faulted")?;
+        assert!(e.to_string().contains("cannot create root key file"), "{e}");
+        assert!(!p.exists(), "nothing written under a failed create");
+        env.disarm_all();
+        env.arm(FaultOp::Sync, Trigger::Always, FaultKind::Eio);
+        assert!(
+            RootKey::create_file(&env, &p).is_err(),
+            "an unsynced key is an error"
+        );
+        env.disarm_all();
+        fs::remove_file(&p)?;
+        RootKey::create_file(&env, &p)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&p)?.permissions().mode() & 0o777, 0o600);
+        }
+        env.arm(FaultOp::Read, Trigger::Always, FaultKind::Eio);
+        let e = RootKey::from_file(&env, &p).err().ok_or("read faulted")?;
+        assert!(e.to_string().contains("cannot read root key file"), "{e}");
         Ok(())
     }
 }

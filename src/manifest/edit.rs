@@ -659,7 +659,7 @@ mod tests {
         (
             any::<(bool, bool)>(),
             ".{0,20}",
-            proptest::collection::vec(any::<u8>(), 0..80),
+            bytes(80),
             "[a-f0-9]{0,64}",
             any::<(u32, u32, u32)>(),
             any::<bool>(),
@@ -681,11 +681,26 @@ mod tests {
             })
     }
 
+    /// Byte strings shorter than `max`.
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..max)
+    }
+
     fn boundary_strategy() -> impl Strategy<Value = Boundary> {
         prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Boundary::Plain),
-            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Boundary::Sealed),
+            bytes(40).prop_map(Boundary::Plain),
+            bytes(40).prop_map(Boundary::Sealed),
         ]
+    }
+
+    /// What a global and a local index declaration share: name, unique, kind, extractor.
+    fn index_fields() -> impl Strategy<Value = (String, bool, ExtractorKind, String)> {
+        (
+            ".{0,8}",
+            any::<bool>(),
+            prop_oneof![Just(ExtractorKind::JsonPointer), Just(ExtractorKind::Named)],
+            ".{0,12}",
+        )
     }
 
     pub(crate) fn edit_strategy() -> impl Strategy<Value = Edit> {
@@ -730,60 +745,45 @@ mod tests {
             any::<u64>().prop_map(|s| Edit::SetLastSeq(SeqNo(s))),
             t.clone().prop_map(Edit::SetNextTableId),
             (t, meta_strategy()).prop_map(|(table, meta)| Edit::SetTableKey { table, meta }),
-            (
-                ".{0,8}",
-                ".{0,8}",
-                proptest::collection::vec(any::<u8>(), 0..40),
-                ".{0,8}"
-            )
-                .prop_map(|(db_id, key_arn, wrapped_key, grant_id)| {
+            (".{0,8}", ".{0,8}", bytes(40), ".{0,8}").prop_map(
+                |(db_id, key_arn, wrapped_key, grant_id)| {
                     Edit::SetDatabaseKey(DatabaseKeyMeta {
                         db_id,
                         key_arn,
                         wrapped_key,
                         grant_id,
                     })
-                }),
+                }
+            ),
             any::<u32>().prop_map(|records| Edit::SnapshotEnd { records }),
             any::<u64>().prop_map(|n| Edit::AddWalSegment(FileNumber(n))),
-            (any::<(u32, u32, bool, bool)>(), ".{0,8}", ".{0,12}").prop_map(
-                |((index, table, unique, named), name, extractor)| {
+            (any::<(u32, u32)>(), index_fields()).prop_map(
+                |((index, table), (name, unique, kind, extractor))| {
                     Edit::DeclareIndex(IndexDecl {
                         index: TableId(index),
                         table: TableId(table),
                         name,
                         unique,
-                        kind: if named {
-                            ExtractorKind::Named
-                        } else {
-                            ExtractorKind::JsonPointer
-                        },
+                        kind,
                         extractor,
                     })
                 }
             ),
             any::<u32>().prop_map(|i| Edit::IndexReady { index: TableId(i) }),
-            (any::<(u32, u8, bool, bool)>(), ".{0,8}", ".{0,12}").prop_map(
-                |((table, slot, unique, named), name, extractor)| {
+            (any::<(u32, u8)>(), index_fields()).prop_map(
+                |((table, slot), (name, unique, kind, extractor))| {
                     Edit::DeclareLocalIndex(LocalIndexDecl {
                         table: TableId(table),
                         slot,
                         name,
                         unique,
-                        kind: if named {
-                            ExtractorKind::Named
-                        } else {
-                            ExtractorKind::JsonPointer
-                        },
+                        kind,
                         extractor,
                     })
                 }
             ),
-            (
-                any::<(u32, u32, u64, u64)>(),
-                proptest::collection::vec(any::<u8>(), 0..40)
-            )
-                .prop_map(|((t, version, first_file, first_segment), wrapped)| {
+            (any::<(u32, u32, u64, u64)>(), bytes(40)).prop_map(
+                |((t, version, first_file, first_segment), wrapped)| {
                     Edit::TableKeyVersion(OldTableKey {
                         table: TableId(t),
                         version,
@@ -791,7 +791,8 @@ mod tests {
                         first_segment,
                         wrapped_table_key: wrapped,
                     })
-                }),
+                }
+            ),
             any::<(u32, u32)>().prop_map(|(t, version)| Edit::RetireTableKey {
                 table: TableId(t),
                 version

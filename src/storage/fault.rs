@@ -47,7 +47,7 @@ use super::{Env, FileLock, FileSyncer, RandomAccessFile, StdEnv, WritableFile};
 /// The kinds of operation a fault can be armed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultOp {
-    /// `Env::create` (opening a file for writing).
+    /// `Env::create` and `Env::create_private` (opening a file for writing).
     Create,
     /// `WritableFile::append`.
     Append,
@@ -739,9 +739,14 @@ impl FaultEnv {
         StdEnv.create_dir_all(path)
     }
 
-    fn create_unguarded(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+    /// A create (`FaultOp::Create`) by `open`: `StdEnv::create` or `create_private`.
+    fn create_unguarded(
+        &self,
+        path: &Path,
+        open: impl FnOnce(&Path) -> io::Result<Box<dyn WritableFile>>,
+    ) -> io::Result<Box<dyn WritableFile>> {
         self.check_err(FaultOp::Create, Some(path))?;
-        let inner = StdEnv.create(path)?;
+        let inner = open(path)?;
         let written = self.track_new(path);
         Ok(Box::new(FaultFile {
             env: self.clone(),
@@ -864,7 +869,11 @@ impl Env for FaultEnv {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
-        self.guarded(|| self.create_unguarded(path))
+        self.guarded(|| self.create_unguarded(path, |p| StdEnv.create(p)))
+    }
+
+    fn create_private(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.guarded(|| self.create_unguarded(path, |p| StdEnv.create_private(p)))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {

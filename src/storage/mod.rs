@@ -63,6 +63,17 @@ pub trait Env: Send + Sync + 'static {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Creates (or truncates) a file for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Creates a new file for writing, readable and writable by its owner only (mode 0600
+    /// on unix), for secrets such as a root key; fails with `AlreadyExists` if `path`
+    /// exists, so a secret is never overwritten. An env that cannot restrict a file to its
+    /// owner fails with `Unsupported` rather than create a readable one.
+    fn create_private(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let _ = path;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this env creates no owner-only files",
+        ))
+    }
     /// Opens a file for random reads.
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>>;
     /// Reads a whole (small) file.

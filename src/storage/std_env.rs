@@ -111,6 +111,19 @@ impl Env for StdEnv {
         Ok(Box::new(StdWritable { file, len: 0 }))
     }
 
+    fn create_private(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Set at creation, so the file is never readable by others, not even briefly.
+            opts.mode(0o600);
+        }
+        let file = opts.open(path)?;
+        Ok(Box::new(StdWritable { file, len: 0 }))
+    }
+
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();

@@ -99,6 +99,10 @@ impl From<KmsError> for CliError {
     }
 }
 
+/// What the engine says of a table whose upkeep its grant no longer allows
+/// (`db::keyring::maintenance_error`).
+const GRANT_REFUSED: &str = "grant revoked or access denied";
+
 /// The exit status an engine error maps to.
 fn error_exit(e: &Error) -> Exit {
     if e.is_integrity_failure() {
@@ -122,6 +126,16 @@ impl From<Error> for CliError {
             Error::Kms(k) => kms_message(k),
             Error::AlreadyOpen(_) => {
                 format!("{e}; close the other sealdb process (or wait for it to finish) and retry")
+            }
+            // The engine's grant is gone (revoked, or the key policy no longer lets it):
+            // flushes and compactions of the table stop until it has a new one.
+            Error::TableUnavailable { table, reason, .. }
+                if reason.contains(GRANT_REFUSED) && !reason.contains("renew-grant") =>
+            {
+                format!(
+                    "{e}; run `sealdb renew-grant {table}` to give the engine a new grant (as \
+                     a principal that may use the table's key)"
+                )
             }
             _ => e.to_string(),
         };
@@ -234,6 +248,12 @@ pub fn rate(per_sec: f64) -> String {
         0
     };
     format!("{}/s", thousands(n))
+}
+
+/// A point in time as RFC 3339 UTC to the second (`2026-12-01T22:38:20Z`): the one
+/// spelling of a timestamp in the CLI's output.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Prints `value` as pretty JSON.

@@ -1,48 +1,22 @@
 //! `backup`, `restore` and `drop-table --delete-key` from the command line.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Runs `sealdb` on database `db` with the keystore `kms`: (exit code, stdout, stderr).
-fn run(db: &Path, kms: &Path, args: &[&str]) -> Result<(i32, String, String), std::io::Error> {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sealdb"));
-    for var in [
-        "SEALDB_PRINCIPAL",
-        "SEALDB_ACCOUNT",
-        "SEALDB_REGION",
-        "SEALDB_KMS_PASSPHRASE",
-        "SEALDB_KMS_KEY_FILE",
-    ] {
-        c.env_remove(var);
-    }
-    let o = c
-        .env("SEALDB_DB", db)
-        .env("SEALDB_KMS", kms)
-        .args(args)
-        .output()?;
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    Ok((
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr,
-    ))
-}
+use common::{Fixture, TestResult};
 
 #[test]
 fn backup_restore_and_a_refused_key_deletion() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (db, kms) = (dir.path().join("data"), dir.path().join("data.kms"));
-    let backup = dir.path().join("backup");
-    let restored = dir.path().join("restored");
-    let ok = |args: &[&str], on: &Path| -> Result<String, Box<dyn std::error::Error>> {
-        let (code, out, err) = run(on, &kms, args)?;
-        if code != 0 {
-            return Err(format!("{args:?}: exit {code}: {err}").into());
-        }
-        Ok(out)
+    let f = Fixture::new()?;
+    let db = f.db.clone();
+    let backup = f.dir.path().join("backup");
+    let restored = f.dir.path().join("restored");
+    let ok = |args: &[&str], on: &Path| -> Result<String, String> {
+        let r = f.run_on(on, args).map_err(|e| e.to_string())?;
+        r.ok()
+            .map(|r| r.stdout)
+            .map_err(|e| format!("{args:?}: {e}"))
     };
     ok(&["create-table", "T"], &db)?;
     ok(&["put", "T", "k1", "at-backup"], &db)?;
@@ -51,14 +25,12 @@ fn backup_restore_and_a_refused_key_deletion() -> TestResult {
     assert!(report["wal_segments"].as_u64() >= Some(1), "{out}");
     ok(&["put", "T", "k1", "after-backup"], &db)?;
 
-    let out = ok(
-        &[
-            "restore",
-            backup.to_str().ok_or("path")?,
-            restored.to_str().ok_or("path")?,
-        ],
-        &db,
-    )?;
+    let restore = [
+        "restore",
+        backup.to_str().ok_or("path")?,
+        restored.to_str().ok_or("path")?,
+    ];
+    let out = ok(&restore, &db)?;
     assert!(out.contains("verified 1 tables"), "{out}");
     assert_eq!(ok(&["get", "T", "k1"], &restored)?.trim(), "at-backup");
     assert_eq!(ok(&["get", "T", "k1"], &db)?.trim(), "after-backup");
@@ -66,23 +38,15 @@ fn backup_restore_and_a_refused_key_deletion() -> TestResult {
     assert!(ok(&["verify"], &backup)?.starts_with("ok: 1 tables"));
 
     // A second restore into the now non-empty directory: a usage error, nothing changed.
-    let (code, _, err) = run(
-        &db,
-        &kms,
-        &[
-            "restore",
-            backup.to_str().ok_or("path")?,
-            restored.to_str().ok_or("path")?,
-        ],
-    )?;
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not empty"), "{err}");
+    let r = f.run(&restore)?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not empty"), "{}", r.stderr);
     assert_eq!(ok(&["get", "T", "k1"], &restored)?.trim(), "at-backup");
 
     // The service default key is shared: --delete-key is refused and the table stays.
-    let (code, _, err) = run(&db, &kms, &["drop-table", "T", "--delete-key"])?;
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("service default key"), "{err}");
+    let r = f.run(&["drop-table", "T", "--delete-key"])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("service default key"), "{}", r.stderr);
     assert_eq!(ok(&["get", "T", "k1"], &db)?.trim(), "after-backup");
     let help = ok(&["drop-table", "--help"], &db)?;
     assert!(help.contains("older backups"), "{help}");

@@ -466,6 +466,30 @@ fn renew_grant_gives_the_engine_a_new_grant() -> TestResult {
     assert!(r.stdout.contains("new grant"), "{}", r.stdout);
     let r = f.run(&["renew-grant", "Metrics"])?;
     assert_eq!(r.code, 2, "plaintext tables have no grant: {}", r.stderr);
+
+    // With the engine's grant revoked, the table's upkeep fails and the error says how
+    // to mend it; after renew-grant it works again.
+    let status = f.run(&["status", "--json"])?.ok()?.json()?;
+    let books = status["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["table"] == "Books"))
+        .ok_or("no Books in status")?;
+    let (arn, grant) = (
+        books["key_arn"].as_str().ok_or("key_arn")?,
+        books["grant_id"].as_str().ok_or("grant_id")?,
+    );
+    f.run(&["kms", "revoke-grant", "--key-id", arn, grant])?
+        .ok()?;
+    f.run(&["put", "Books", "after-revoke", "v"])?.ok()?;
+    let r = f.run(&["compact", "Books"])?;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.error().contains("run `sealdb renew-grant Books`"),
+        "{}",
+        r.stderr
+    );
+    f.run(&["renew-grant", "Books"])?.ok()?;
+    f.run(&["compact", "Books"])?.ok()?;
     Ok(())
 }
 

@@ -137,6 +137,17 @@ fn create_table_with_local_indexes_then_query_and_show_them() -> TestResult {
         !inspect.contains("oslo") && !inspect.contains("a@x"),
         "{inspect}"
     );
+    // `--json` names them too, on the table's row.
+    let layouts: Value = serde_json::from_str(&f.ok(&["inspect", "People", "--json"])?)?;
+    let row = layouts
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["table"] == "People"))
+        .ok_or("no People row in inspect --json")?;
+    assert_eq!(
+        row["local_indexes"],
+        serde_json::json!(["by_city", "by_mail"]),
+        "{layouts}"
+    );
     let Run {
         code, stderr: err, ..
     } = f.run(&["drop-index", "People", "by_city"])?;

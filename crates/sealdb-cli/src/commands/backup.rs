@@ -6,7 +6,7 @@ use sealdb::Db;
 
 use super::{engine_options, Context};
 use crate::args::{BackupArgs, DropTableArgs, RestoreArgs};
-use crate::output::{report, CliError};
+use crate::output::{report, rfc3339, CliError};
 
 pub fn backup(ctx: &Context, a: BackupArgs) -> Result<(), CliError> {
     let (db, _kms) = ctx.open_db(false)?;
@@ -81,8 +81,4 @@ pub fn drop_table(ctx: &Context, a: DropTableArgs) -> Result<(), CliError> {
             "deletion_date": d.deletion_date.map(rfc3339),
         }),
     )
-}
-
-fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }

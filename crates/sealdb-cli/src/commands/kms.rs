@@ -2,8 +2,6 @@
 //! command names, flags and output shapes. Never through the engine: `kms:ViaService` is
 //! the engine's to set (it makes the grants it needs itself), so a caller cannot claim it.
 
-use std::time::SystemTime;
-
 use serde_json::{json, Value};
 
 use sealdb::kms::{
@@ -13,7 +11,7 @@ use sealdb::kms::{
 
 use super::Context;
 use crate::args::{CreateGrantArgs, KmsCommand};
-use crate::output::{print_json, CliError};
+use crate::output::{print_json, rfc3339, CliError};
 
 fn caller(ctx: &Context) -> Caller {
     Caller::direct(ctx.principal.clone())
@@ -26,10 +24,6 @@ fn policy_text(arg: &str) -> Result<String, CliError> {
             .map_err(|e| CliError::usage(format!("--policy {arg}: {e}"))),
         None => Ok(arg.to_owned()),
     }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn metadata_json(m: &KeyMetadata) -> Value {

@@ -88,15 +88,17 @@ pub fn show_boundary(b: &Option<String>) -> String {
 }
 
 /// The names of `table`'s local indexes, joined, if it has any.
-fn local_index_names(db: &sealdb::Db, table: &str) -> Option<String> {
-    let t = db.table(table).ok()?;
-    let names: Vec<String> = t
-        .indexes()
-        .into_iter()
-        .filter(|i| i.local)
-        .map(|i| i.name)
-        .collect();
-    (!names.is_empty()).then(|| names.join(", "))
+fn local_index_names(db: &sealdb::Db, table: &str) -> Vec<String> {
+    db.table(table).map_or_else(
+        |_| Vec::new(),
+        |t| {
+            t.indexes()
+                .into_iter()
+                .filter(|i| i.local)
+                .map(|i| i.name)
+                .collect()
+        },
+    )
 }
 
 /// The lines `inspect` prints for one table.
@@ -152,13 +154,23 @@ pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), Cl
         let mut v = Vec::new();
         for t in &layouts {
             let mut row = serde_json::to_value(t)?;
-            if let (Some(obj), Some((table, index))) =
-                (row.as_object_mut(), t.table.split_once('/'))
-            {
-                obj.insert(
-                    "index".into(),
-                    json!({"table": table, "name": index, "sealed_boundaries": t.encrypted}),
-                );
+            if let Some(obj) = row.as_object_mut() {
+                match t.table.split_once('/') {
+                    Some((table, index)) => {
+                        obj.insert(
+                            "index".into(),
+                            json!({"table": table, "name": index, "sealed_boundaries": t.encrypted}),
+                        );
+                    }
+                    // A table's local indexes keep their entries in its own files (counted in
+                    // its entry counts), as the text output says.
+                    None => {
+                        obj.insert(
+                            "local_indexes".into(),
+                            json!(local_index_names(&db, &t.table)),
+                        );
+                    }
+                }
             }
             v.push(row);
         }
@@ -170,7 +182,9 @@ pub fn inspect(ctx: &Context, table: Option<&str>, fmt: Format) -> Result<(), Cl
             print_line(&mut out, &line)?;
         }
         // A table with local indexes keeps their entries in its own files.
-        if let Some(local) = local_index_names(&db, &t.table) {
+        let local = local_index_names(&db, &t.table);
+        if !local.is_empty() {
+            let local = local.join(", ");
             print_line(
                 &mut out,
                 &format!(

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use parking_lot::RwLock;
@@ -148,6 +148,13 @@ impl Fixture {
 
     pub fn run(&self, args: &[&str]) -> Result<Run, std::io::Error> {
         Ok(Run::from(output(self.command(args), None)?))
+    }
+
+    /// A run on another database (a backup, a restored copy) with this fixture's KMS.
+    pub fn run_on(&self, db: &Path, args: &[&str]) -> Result<Run, std::io::Error> {
+        let mut c = self.command(args);
+        c.env("SEALDB_DB", db);
+        run_command(c)
     }
 
     pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Result<Run, std::io::Error> {

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::{DbInner, TableState};
+use crate::compaction;
 use crate::error::{Error, Result};
 
-use super::picker;
+use super::{level_targets, DbInner, TableState};
 
 /// The delay of a slowed write.
 const SLOWDOWN: Duration = Duration::from_millis(1);
@@ -24,11 +24,12 @@ impl DbInner {
             // Nothing would ever pay the debt down: stopping would be forever.
             return Ok(());
         }
+        let targets = level_targets(&self.opts);
         let mut slowed = false;
         loop {
             let v = Arc::clone(&t.super_version().version);
             let l0 = v.levels.first().map_or(0, Vec::len);
-            let pending = picker::pending_compaction_bytes(&v, &self.opts);
+            let pending = compaction::pending_compaction_bytes(&v, &targets);
             let stop = l0 >= self.opts.l0_stop_writes_trigger.max(1)
                 || pending >= self.opts.hard_pending_compaction_bytes;
             if !stop {

@@ -4,7 +4,15 @@
 //! the underlying storage are returned by the moving calls; after an error the cursor is
 //! invalid.
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "child indexes of the merge come from its own scan of the children"
+)]
+mod merge;
+
 use crate::error::Result;
+
+pub(crate) use merge::MergingIterator;
 
 pub(crate) trait InternalIterator: Send {
     /// True when positioned at an entry.

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::db::{DbInner, TableState};
+use crate::compaction::{self, CompactionPlan};
 use crate::error::{Error, Result};
 use crate::types::FileNumber;
 
-use super::picker::{self, CompactionPlan};
+use super::{DbInner, TableState};
 
 impl DbInner {
     /// Compacts `[lower, upper]` (user keys) of `t` into its last level.
@@ -36,7 +36,7 @@ impl DbInner {
             // The step into the last level merges, so that it drops what it can.
             let allow_trivial = level + 1 < bottom;
             if let Some(plan) =
-                picker::plan_range(&v, level, level + 1, &lower, &upper, allow_trivial)
+                compaction::plan_range(&v, level, level + 1, &lower, &upper, allow_trivial)
             {
                 let outputs = self.run_compaction(t, &plan)?;
                 if level + 1 == bottom {
@@ -47,13 +47,13 @@ impl DbInner {
         // Files of the last level the last step did not rewrite (trivially moved there
         // earlier, or outside the step's inputs) still hold what could be dropped.
         let v = Arc::clone(&t.super_version().version);
-        let stale = v.levels[bottom]
-            .iter()
-            .any(|f| picker::in_range(f, &lower, &upper) && !last_merged.contains(&f.meta.number));
+        let stale = v.levels[bottom].iter().any(|f| {
+            compaction::in_range(f, &lower, &upper) && !last_merged.contains(&f.meta.number)
+        });
         if stale {
             let inputs = v.levels[bottom]
                 .iter()
-                .filter(|f| picker::in_range(f, &lower, &upper))
+                .filter(|f| compaction::in_range(f, &lower, &upper))
                 .cloned()
                 .collect();
             if let Some(plan) = CompactionPlan::new(&v, bottom, bottom, inputs, false) {

@@ -1,12 +1,12 @@
-//! Compaction inside the engine: unit tests that need crate internals.
+//! Compaction inside the engine: unit tests that need the engine's internals.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use super::{Db, Options, TableOptions, DEFAULT_ACCOUNT, DEFAULT_REGION};
 use crate::crypto::{unwrap_data_key, FileKind, WrapContext};
-use crate::db::{Db, Options, TableOptions};
 use crate::error::Result;
 use crate::kms::{KdfParams, LocalKms, LocalKmsOptions, RootKeySource};
 use crate::types::FileNumber;
@@ -47,7 +47,7 @@ fn compaction_outputs_never_reuse_a_data_key_of_a_removed_file() -> Result<()> {
                 passphrase: Zeroizing::new("compaction test".into()),
                 kdf: KdfParams::insecure_fast_for_tests(),
             },
-            ..LocalKmsOptions::new(crate::db::DEFAULT_ACCOUNT, crate::db::DEFAULT_REGION)
+            ..LocalKmsOptions::new(DEFAULT_ACCOUNT, DEFAULT_REGION)
         },
     )?;
     let opts = Options {

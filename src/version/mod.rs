@@ -2,6 +2,8 @@
 //! install a new one. Files no longer in any version are deleted when their last reader
 //! lets go of them.
 
+mod level_iter;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use crate::ikey;
 use crate::manifest::{Edit, FileMeta};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, TableId};
+
+pub(crate) use level_iter::{LevelIterator, OpenFile};
 
 /// Levels per table.
 pub(crate) const NUM_LEVELS: usize = 7;

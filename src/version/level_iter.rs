@@ -13,7 +13,7 @@ use crate::ikey;
 use crate::iter::InternalIterator;
 use crate::sst;
 
-use super::version::FileHandle;
+use super::FileHandle;
 
 /// Opens the reader of a file of the level (through the table cache of open files).
 pub(crate) type OpenFile = Arc<dyn Fn(&FileHandle) -> Result<Arc<sst::SstReader>> + Send + Sync>;

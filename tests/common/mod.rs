@@ -35,10 +35,13 @@ pub fn open(path: &Path) -> sealdb::Result<Db> {
 /// moment. The engine's background threads may create, grow, rename or delete files while
 /// the copy runs (a flush's new SSTable missed by the listing while the manifest copied
 /// after it names it; an obsolete file deleted mid-copy), so the copy starts over until the
-/// directory (names, lengths, modification times) is the same before and after it: a copy
-/// that no moment of the database had is never handed back.
+/// directory is the same before and after it: the same names, and every file other than a
+/// WAL segment or a manifest with the same length and modification time. Those two only
+/// grow by appends, and a copy that caught one at a shorter length is what a crash then
+/// leaves (its unsynced tail lost), so writers may keep writing while a copy is taken.
 pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    for _ in 0..200 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
         let before = listing(from);
         let copied = copy_dir_once(from, to);
         match (before, copied, listing(from)) {
@@ -46,7 +49,7 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
             (_, Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {
                 std::fs::remove_dir_all(to)?;
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                std::thread::yield_now();
             }
         }
     }
@@ -56,14 +59,21 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     )))
 }
 
-/// Each regular file of `dir`: name, length and modification time, sorted.
+/// Each regular file of `dir`: name, and length and modification time unless it is a WAL
+/// segment or a manifest (append-only), sorted.
 fn listing(dir: &Path) -> std::io::Result<Vec<(std::ffi::OsString, u64, std::time::SystemTime)>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let m = e.metadata()?;
         if m.is_file() {
-            v.push((e.file_name(), m.len(), m.modified()?));
+            let name = e.file_name();
+            let text = name.to_string_lossy();
+            if text.ends_with(".log") || text.starts_with("MANIFEST-") {
+                v.push((name, 0, std::time::SystemTime::UNIX_EPOCH));
+            } else {
+                v.push((name, m.len(), m.modified()?));
+            }
         }
     }
     v.sort();

@@ -625,5 +625,24 @@ pub struct GrantIdArgs {
     #[command(flatten)]
     pub key: KeyArg,
     /// The grant id (64 hex characters).
-    pub grant_id: String,
+    #[arg(value_name = "GRANT_ID", required_unless_present = "grant_id_flag")]
+    grant_id: Option<String>,
+    /// The same as the positional GRANT_ID (the AWS CLI's spelling).
+    #[arg(
+        long = "grant-id",
+        id = "grant_id_flag",
+        value_name = "GRANT_ID",
+        conflicts_with = "grant_id"
+    )]
+    grant_id_flag: Option<String>,
+}
+
+impl GrantIdArgs {
+    /// The grant id, positional or `--grant-id` (clap requires exactly one).
+    pub fn grant_id(&self) -> &str {
+        self.grant_id
+            .as_deref()
+            .or(self.grant_id_flag.as_deref())
+            .unwrap_or_default()
+    }
 }

@@ -478,7 +478,18 @@ fn renew_grant_gives_the_engine_a_new_grant() -> TestResult {
         books["key_arn"].as_str().ok_or("key_arn")?,
         books["grant_id"].as_str().ok_or("grant_id")?,
     );
-    f.run(&["kms", "revoke-grant", "--key-id", arn, grant])?
+    // The AWS CLI's spelling, --grant-id, is the positional id's twin; both at once is refused.
+    let r = f.run(&[
+        "kms",
+        "revoke-grant",
+        "--key-id",
+        arn,
+        grant,
+        "--grant-id",
+        grant,
+    ])?;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    f.run(&["kms", "revoke-grant", "--key-id", arn, "--grant-id", grant])?
         .ok()?;
     f.run(&["put", "Books", "after-revoke", "v"])?.ok()?;
     let r = f.run(&["compact", "Books"])?;
@@ -673,14 +684,14 @@ fn export_refuses_tabs_before_printing_anything() -> TestResult {
 fn every_reporting_command_speaks_json() -> TestResult {
     let f = Fixture::new()?;
     let j = f.run(&["create-table", "Books", "--json"])?.ok()?.json()?;
-    let arn = j["keyArn"].as_str().unwrap_or_default().to_owned();
+    let arn = j["key_arn"].as_str().unwrap_or_default().to_owned();
     assert!(
         arn.starts_with("arn:aws:kms:us-west-2:111122223333:key/"),
         "{j}"
     );
     assert_eq!(
         j,
-        serde_json::json!({"table": "Books", "encrypted": true, "keyArn": arn, "created": true, "localIndexes": []})
+        serde_json::json!({"table": "Books", "encrypted": true, "key_arn": arn, "created": true, "local_indexes": []})
     );
     let j = f
         .run(&["put", "Books", "dune", "Frank Herbert", "--json"])?

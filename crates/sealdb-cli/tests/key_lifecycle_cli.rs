@@ -126,9 +126,9 @@ fn customer_key_rotation_rewrap_and_switch_from_the_cli() -> TestResult {
         .run(&["update-table", "Orders", "--default-key", "--json"])?
         .ok()?
         .json()?;
-    assert_eq!(sw["previousKeyArn"], arn.as_str());
+    assert_eq!(sw["previous_key_arn"], arn.as_str());
     let default_arn = f.status("Default")?["key_arn"].clone();
-    assert_eq!(sw["keyArn"], default_arn);
+    assert_eq!(sw["key_arn"], default_arn);
     assert_eq!(f.status("Orders")?["key_arn"], default_arn);
     f.run(&["update-table", "Orders", "--key-id", "alias/orders"])?
         .ok()?;

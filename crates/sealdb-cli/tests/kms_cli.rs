@@ -80,7 +80,7 @@ fn another_account_cannot_create_or_drop_tables() -> TestResult {
 fn create_table_prints_the_key_arn() -> TestResult {
     let f = fixture()?;
     let out = f.run(&["create-table", "Movies", "--json"])?.ok()?.json()?;
-    let arn = out["keyArn"].as_str().ok_or("no keyArn")?.to_owned();
+    let arn = out["key_arn"].as_str().ok_or("no key_arn")?.to_owned();
     let md = f.run(&["kms", "describe-key"])?.ok()?.json()?;
     assert_eq!(md["KeyMetadata"]["Arn"], Value::from(arn.clone()));
     let text = f.run(&["create-table", "Shows"])?.ok()?.stdout;
@@ -89,7 +89,7 @@ fn create_table_prints_the_key_arn() -> TestResult {
         .run(&["create-table", "Logs", "--plaintext", "--json"])?
         .ok()?
         .json()?;
-    assert_eq!(plain["keyArn"], Value::Null);
+    assert_eq!(plain["key_arn"], Value::Null);
     Ok(())
 }
 

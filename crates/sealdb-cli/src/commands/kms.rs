@@ -204,12 +204,12 @@ fn run_one(
         }
         KmsCommand::CreateGrant(a) => create_grant(ctx, kms, a)?,
         KmsCommand::RevokeGrant(g) => {
-            kms.revoke_grant(&c, &g.key.key_id, &g.grant_id)?;
-            json!({"Revoked": g.grant_id})
+            kms.revoke_grant(&c, &g.key.key_id, g.grant_id())?;
+            json!({"Revoked": g.grant_id()})
         }
         KmsCommand::RetireGrant(g) => {
-            kms.retire_grant(&c, &g.key.key_id, &g.grant_id)?;
-            json!({"Retired": g.grant_id})
+            kms.retire_grant(&c, &g.key.key_id, g.grant_id())?;
+            json!({"Retired": g.grant_id()})
         }
         KmsCommand::EnableKeyRotation(a) => {
             kms.enable_key_rotation(&c, &a.key_id, a.rotation_period_in_days)?;

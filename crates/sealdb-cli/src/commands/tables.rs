@@ -47,7 +47,7 @@ pub fn create(ctx: &Context, a: CreateTableArgs) -> Result<(), CliError> {
     report(
         a.fmt.json,
         &format!("created table {} ({how}{with})", a.name),
-        json!({"table": a.name, "encrypted": t.is_encrypted(), "keyArn": key_arn, "created": true, "localIndexes": local}),
+        json!({"table": a.name, "encrypted": t.is_encrypted(), "key_arn": key_arn, "created": true, "local_indexes": local}),
     )
 }
 
@@ -125,7 +125,7 @@ pub fn update(ctx: &Context, a: UpdateTableArgs) -> Result<(), CliError> {
     report(
         a.fmt.json,
         &format!("table {} is encrypted under {arn}", a.name),
-        json!({"table": a.name, "previousKeyArn": before, "keyArn": arn}),
+        json!({"table": a.name, "previous_key_arn": before, "key_arn": arn}),
     )
 }
 

@@ -75,8 +75,8 @@ enum Cmd {
         /// land mid create_table and drop_table).
         #[arg(long)]
         no_table_churn: bool,
-        /// Power losses may also tear a 4 KiB page mid-write (the engine then refuses to
-        /// open a database whose WAL tail tore, which ends the loop with an error).
+        /// Power losses may also tear a 4 KiB page mid-write (a torn WAL or MANIFEST tail
+        /// must open as its prefix; off by default so earlier seeds replay the same draws).
         #[arg(long)]
         torn_pages: bool,
     },

@@ -69,18 +69,17 @@ pub mod clock;
 mod coding;
 #[expect(
     clippy::indexing_slicing,
-    reason = "level indexes bounded by the level count; to be converted with the version rework"
+    reason = "level indexes bounded by the level count (NUM_LEVELS), checked where a level is chosen"
 )]
 mod compaction;
 #[expect(
     clippy::indexing_slicing,
-    reason = "fixed-size nonce and AAD layouts; crypto/ is under performance work"
+    reason = "fixed-size nonce and AAD layouts written into arrays of exactly their length"
 )]
 mod crypto;
 #[expect(
     clippy::indexing_slicing,
-    reason = "merge heap and version indexes bounded by construction; db/ is being restructured \
-              (issue 13)"
+    reason = "merge heap and per-level indexes bounded by construction"
 )]
 mod db;
 mod error;
@@ -104,21 +103,21 @@ mod iter;
 pub mod kms;
 #[expect(
     clippy::indexing_slicing,
-    reason = "boundary subkey layout; manifest/ is being rewritten (issue 13)"
+    reason = "boundary subkey layout: fixed offsets into buffers of a checked length"
 )]
 mod manifest;
 mod memtable;
 #[expect(
     clippy::indexing_slicing,
     reason = "block, footer and bloom layouts sliced after their length checks, the block cache's shard \
-              index (a hash modulo the shard count); sst/ is under performance work"
+              index (a hash modulo the shard count)"
 )]
 mod sst;
 pub mod storage;
 mod types;
 #[expect(
     clippy::indexing_slicing,
-    reason = "level indexes bounded by the level count; to be converted with the version rework"
+    reason = "level indexes bounded by the level count (NUM_LEVELS), checked where a level is chosen"
 )]
 mod version;
 mod wal;
@@ -148,7 +147,7 @@ pub use types::{SeqNo, MAX_KEY_LEN, MAX_VALUE_LEN};
 #[cfg(feature = "fuzzing")]
 #[expect(
     clippy::indexing_slicing,
-    reason = "the engine model indexes its own operation tables; fuzz/ is under harness work"
+    reason = "the engine model indexes its own operation tables, sized by construction"
 )]
 pub mod fuzz;
 #[cfg(feature = "fuzzing")]

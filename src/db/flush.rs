@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use crate::crypto::{Protection, TableKey};
 use crate::error::{Error, Result};
-use crate::iter::InternalIterator;
 use crate::manifest::{seal_boundary, Boundary, Edit, FileMeta, VersionEdit};
-use crate::memtable::{MemTable, MemTableIter};
+use crate::memtable::MemTable;
 use crate::sst::{SstBuildOptions, SstBuilder};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, SeqNo};
@@ -310,11 +309,10 @@ pub(super) fn build_table_file(
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
         let mut builder = SstBuilder::new(file, protection, options)?;
-        let mut it = MemTableIter::new(Arc::clone(mem));
-        it.seek_to_first()?;
-        while it.valid() {
-            builder.add(it.key(), it.value())?;
-            it.next()?;
+        // The skip list's own cursor steps along its bottom level, O(1) a step; a
+        // `MemTableIter` re-seeks from the top at every step (it owns no borrow).
+        for e in mem.map().iter() {
+            builder.add(e.key().ikey(), e.value())?;
         }
         let summary = builder.finish()?;
         // IMPORTANT: the new file's directory entry is made durable before the manifest

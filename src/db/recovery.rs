@@ -16,7 +16,6 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::crypto::TableKey;
 use crate::error::{Error, Result};
-use crate::iter::InternalIterator;
 use crate::manifest::{
     self, open_boundary, Boundary, DatabaseKeyMeta, Edit, FileMeta, ManifestContents,
     ManifestWriter, TableMeta, VersionEdit,
@@ -1057,17 +1056,14 @@ fn relog(
     last_seq: u64,
 ) -> Result<u64> {
     let mut batch = super::WriteBatch::new();
-    let mut it = crate::memtable::MemTableIter::new(Arc::clone(mem));
-    it.seek_to_first()?;
     let mut last_key: Option<Vec<u8>> = None;
-    while it.valid() {
-        let parsed =
-            crate::ikey::parse(it.key()).ok_or_else(|| Error::Internal("memtable key".into()))?;
+    for e in mem.map().iter() {
+        let parsed = crate::ikey::parse(e.key().ikey())
+            .ok_or_else(|| Error::Internal("memtable key".into()))?;
         if last_key.as_deref() != Some(parsed.user_key) {
-            batch.add(t.id, parsed.kind, parsed.user_key, it.value());
+            batch.add(t.id, parsed.kind, parsed.user_key, e.value());
             last_key = Some(parsed.user_key.to_vec());
         }
-        it.next()?;
     }
     if batch.is_empty() {
         return Ok(last_seq);

@@ -39,6 +39,9 @@ pub struct BenchArgs {
     /// Block cache size in MiB.
     #[arg(long, default_value_t = 32)]
     pub cache_mb: usize,
+    /// Data block size in bytes [default: the engine's, 4096].
+    #[arg(long)]
+    pub block_size: Option<usize>,
     /// Threads sharing each workload.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -76,6 +79,7 @@ pub fn run_args(args: &BenchArgs) -> Result<Vec<BenchReport>> {
             threads: args.threads,
             encrypted,
             dir: args.dir.clone(),
+            block_size: args.block_size,
             ..BenchConfig::default()
         };
         let report = run(&cfg)?;

@@ -140,6 +140,8 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Directory for the database (and its KMS); `None`: a fresh temporary directory.
     pub dir: Option<std::path::PathBuf>,
+    /// Data block size in bytes (`None`: the engine's default, `Options::block_size`).
+    pub block_size: Option<usize>,
 }
 
 impl Default for BenchConfig {
@@ -155,6 +157,7 @@ impl Default for BenchConfig {
             encrypted: true,
             seed: 0x5ea1_db00,
             dir: None,
+            block_size: None,
         }
     }
 }
@@ -179,6 +182,14 @@ impl BenchConfig {
                 self.value_size,
                 sealdb::MAX_VALUE_LEN
             )));
+        }
+        if self
+            .block_size
+            .is_some_and(|b| !(256..=(1 << 20)).contains(&b))
+        {
+            return Err(BenchError::Config(
+                "block size must be in 256..=1048576 bytes".into(),
+            ));
         }
         if self.workloads.is_empty() {
             return Err(BenchError::Config("no workloads".into()));
@@ -222,9 +233,20 @@ mod tests {
         .is_err());
         assert!(BenchConfig {
             value_size: sealdb::MAX_VALUE_LEN + 1,
-            ..ok
+            ..ok.clone()
         }
         .validate()
         .is_err());
+        for (block_size, valid) in [
+            (Some(255), false),
+            (Some(1024), true),
+            (Some(2 << 20), false),
+        ] {
+            let c = BenchConfig {
+                block_size,
+                ..ok.clone()
+            };
+            assert_eq!(c.validate().is_ok(), valid, "{block_size:?}");
+        }
     }
 }

@@ -43,7 +43,7 @@ impl EngineFactory for SealdbFactory {
             config.sync,
             config.cache_bytes >> 20,
             d.write_buffer_size >> 20,
-            d.block_size,
+            config.block_size.unwrap_or(d.block_size),
             d.bloom_bits_per_key,
             if config.encrypted {
                 format!(", AES-256-GCM ({}), local KMS", sealdb::AEAD_BACKEND)
@@ -57,6 +57,9 @@ impl EngineFactory for SealdbFactory {
         let env = CountingEnv::new(default_env());
         let mut opts = Options::default();
         opts.block_cache_bytes = config.cache_bytes;
+        if let Some(b) = config.block_size {
+            opts.block_size = b;
+        }
         opts.env = Arc::new(env.clone());
         let table_opts = if config.encrypted {
             // The KMS lives beside the data directory, so its files are not counted.

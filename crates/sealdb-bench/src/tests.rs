@@ -114,3 +114,28 @@ fn encrypted_files_hold_no_plaintext_values() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn block_size_reaches_the_engine() -> Result<()> {
+    // Smaller blocks: more blocks, each with its own tag and index entry, so more bytes on
+    // disk for the same data.
+    let space = |block_size: Option<usize>| -> Result<f64> {
+        let cfg = BenchConfig {
+            workloads: vec![Workload::FillSeq],
+            block_size,
+            ..small(true, 1)
+        };
+        let r = run(&cfg)?;
+        assert!(r.settings.contains(&format!(
+            "block {} B",
+            block_size.unwrap_or(sealdb::Options::default().block_size)
+        )));
+        Ok(by_name(&r, "fillseq")?.space_amp.unwrap_or(0.0))
+    };
+    let (small_blocks, default_blocks) = (space(Some(512))?, space(None)?);
+    assert!(
+        small_blocks > default_blocks,
+        "512 B blocks: space amp {small_blocks}, default: {default_blocks}"
+    );
+    Ok(())
+}

@@ -1,5 +1,5 @@
-//! Memtable insert (random order) and point get on 100k entries of 16-byte keys and
-//! 100-byte values.
+//! Memtable insert (random order), point get, and a whole forward and backward scan through
+//! its cursor, on 100k entries of 16-byte keys and 100-byte values.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
@@ -29,6 +29,12 @@ fn memtable(c: &mut Criterion) {
     g.bench_function("get-100k", |b| {
         b.iter(|| full.get(&key(rng.gen_range(0..N))))
     });
+    g.finish();
+    let mut g = c.benchmark_group("memtable-scan");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    g.bench_function("forward-100k", |b| b.iter(|| full.scan(false)));
+    g.bench_function("backward-100k", |b| b.iter(|| full.scan(true)));
     g.finish();
 }
 

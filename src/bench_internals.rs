@@ -176,6 +176,30 @@ impl Memtable {
         self.mem.get(key, SeqNo::MAX).map(|(_, v)| v.len())
     }
 
+    /// Walks every entry (forward, or backward) through the memtable's cursor; returns the
+    /// bytes of keys and values seen.
+    pub fn scan(&self, reverse: bool) -> usize {
+        use crate::iter::InternalIterator;
+        let mut it = crate::memtable::MemTableIter::new(Arc::clone(&self.mem));
+        let mut bytes = 0;
+        let moved = if reverse {
+            it.seek_to_last()
+        } else {
+            it.seek_to_first()
+        };
+        if moved.is_err() {
+            return 0;
+        }
+        while it.valid() {
+            bytes += it.key().len() + it.value().len();
+            let moved = if reverse { it.prev() } else { it.next() };
+            if moved.is_err() {
+                break;
+            }
+        }
+        bytes
+    }
+
     pub fn len(&self) -> usize {
         self.mem.len()
     }

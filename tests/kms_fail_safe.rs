@@ -4,132 +4,26 @@
 //! principal's cached key serving on.
 
 mod common;
+mod hooked_kms;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{files_with_ext, EncryptedFixture, TestResult};
+use hooked_kms::Hooked;
 use sealdb::clock::ManualClock;
 use sealdb::kms::{
-    Caller, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, DataKeySpec, DecryptedKey,
-    EncryptionContext, GeneratedDataKey, GrantEntry, KdfParams, KeyMetadata, KeyState, Kms,
-    KmsError, LocalKms, LocalKmsOptions, Principal, RootKeySource,
+    Caller, CreateKeyRequest, KdfParams, KeyState, Kms, KmsError, LocalKms, LocalKmsOptions,
+    Principal, RootKeySource,
 };
-use sealdb::{Db, Error, Options, TableOptions};
+use sealdb::{Db, Error, TableOptions};
 
 const ACCOUNT: &str = sealdb::DEFAULT_ACCOUNT;
 
 fn root() -> Caller {
     Caller::direct(Principal::root(ACCOUNT))
-}
-
-/// The local KMS, except that RetireGrant and RevokeGrant fail while `fail_retire` is set
-/// (an outage that hits only those calls, as a throttled or partitioned endpoint can).
-struct RetireFails {
-    kms: Arc<LocalKms>,
-    fail_retire: AtomicBool,
-}
-
-impl RetireFails {
-    fn check(&self) -> Result<(), KmsError> {
-        if self.fail_retire.load(Ordering::SeqCst) {
-            return Err(KmsError::Unavailable("RetireGrant endpoint down".into()));
-        }
-        Ok(())
-    }
-}
-
-impl Kms for RetireFails {
-    fn create_key(&self, c: &Caller, r: CreateKeyRequest) -> Result<KeyMetadata, KmsError> {
-        self.kms.create_key(c, r)
-    }
-    fn describe_key(&self, c: &Caller, k: &str) -> Result<KeyMetadata, KmsError> {
-        self.kms.describe_key(c, k)
-    }
-    fn create_alias(&self, c: &Caller, a: &str, k: &str) -> Result<(), KmsError> {
-        self.kms.create_alias(c, a, k)
-    }
-    fn generate_data_key(
-        &self,
-        c: &Caller,
-        k: &str,
-        s: DataKeySpec,
-        ctx: &EncryptionContext,
-    ) -> Result<GeneratedDataKey, KmsError> {
-        self.kms.generate_data_key(c, k, s, ctx)
-    }
-    fn encrypt(
-        &self,
-        c: &Caller,
-        k: &str,
-        p: &[u8],
-        ctx: &EncryptionContext,
-    ) -> Result<Vec<u8>, KmsError> {
-        self.kms.encrypt(c, k, p, ctx)
-    }
-    fn decrypt(
-        &self,
-        c: &Caller,
-        b: &[u8],
-        ctx: &EncryptionContext,
-        k: Option<&str>,
-    ) -> Result<DecryptedKey, KmsError> {
-        self.kms.decrypt(c, b, ctx, k)
-    }
-    fn re_encrypt(
-        &self,
-        c: &Caller,
-        b: &[u8],
-        s: &EncryptionContext,
-        d: &str,
-        dc: &EncryptionContext,
-    ) -> Result<Vec<u8>, KmsError> {
-        self.kms.re_encrypt(c, b, s, d, dc)
-    }
-    fn create_grant(
-        &self,
-        c: &Caller,
-        r: CreateGrantRequest,
-    ) -> Result<CreateGrantResponse, KmsError> {
-        self.kms.create_grant(c, r)
-    }
-    fn list_grants(&self, c: &Caller, k: &str) -> Result<Vec<GrantEntry>, KmsError> {
-        self.kms.list_grants(c, k)
-    }
-    fn retire_grant(&self, c: &Caller, k: &str, g: &str) -> Result<(), KmsError> {
-        self.check()?;
-        self.kms.retire_grant(c, k, g)
-    }
-    fn revoke_grant(&self, c: &Caller, k: &str, g: &str) -> Result<(), KmsError> {
-        self.check()?;
-        self.kms.revoke_grant(c, k, g)
-    }
-    fn get_key_policy(&self, c: &Caller, k: &str) -> Result<String, KmsError> {
-        self.kms.get_key_policy(c, k)
-    }
-    fn put_key_policy(&self, c: &Caller, k: &str, p: &str) -> Result<(), KmsError> {
-        self.kms.put_key_policy(c, k, p)
-    }
-    fn enable_key(&self, c: &Caller, k: &str) -> Result<(), KmsError> {
-        self.kms.enable_key(c, k)
-    }
-    fn disable_key(&self, c: &Caller, k: &str) -> Result<(), KmsError> {
-        self.kms.disable_key(c, k)
-    }
-    fn schedule_key_deletion(&self, c: &Caller, k: &str, d: u32) -> Result<(), KmsError> {
-        self.kms.schedule_key_deletion(c, k, d)
-    }
-    fn cancel_key_deletion(&self, c: &Caller, k: &str) -> Result<(), KmsError> {
-        self.kms.cancel_key_deletion(c, k)
-    }
-}
-
-fn options_with(fx: &EncryptedFixture, kms: Arc<dyn Kms>) -> Options {
-    let mut o = fx.options();
-    o.kms = Some(kms);
-    o
 }
 
 fn grant_ids(kms: &LocalKms, key: &str) -> Result<Vec<String>, KmsError> {
@@ -157,11 +51,8 @@ fn wait_until_retired(db: &Db, clock: &ManualClock) -> TestResult {
 #[test]
 fn a_committed_drop_finishes_when_retire_grant_fails_and_retires_after_a_restart() -> TestResult {
     let fx = EncryptedFixture::new()?;
-    let flaky = Arc::new(RetireFails {
-        kms: Arc::clone(&fx.kms),
-        fail_retire: AtomicBool::new(false),
-    });
-    let db = Db::open(fx.db_path(), options_with(&fx, flaky.clone()))?;
+    let flaky = Hooked::new(&fx.kms);
+    let db = Db::open(fx.db_path(), flaky.options(&fx))?;
     let t = db.create_table("Books", TableOptions::encrypted())?;
     for i in 0..500 {
         t.put(format!("k{i:03}"), "secret")?;
@@ -231,11 +122,9 @@ fn a_committed_drop_finishes_when_retire_grant_fails_and_retires_after_a_restart
 #[test]
 fn the_worker_retries_a_failed_retire_in_the_same_process() -> TestResult {
     let fx = EncryptedFixture::new()?;
-    let flaky = Arc::new(RetireFails {
-        kms: Arc::clone(&fx.kms),
-        fail_retire: AtomicBool::new(true),
-    });
-    let db = Db::open(fx.db_path(), options_with(&fx, flaky.clone()))?;
+    let flaky = Hooked::new(&fx.kms);
+    flaky.fail_retire.store(true, Ordering::SeqCst);
+    let db = Db::open(fx.db_path(), flaky.options(&fx))?;
     db.create_table("Books", TableOptions::encrypted())?;
     let first = db.encryption_status()[0].grant_id.clone().ok_or("grant")?;
     let key = db.encryption_status()[0].key_arn.clone().ok_or("key")?;

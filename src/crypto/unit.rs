@@ -28,6 +28,17 @@ use crate::types::{FileNumber, TableId};
 /// The version of every encrypted format; part of every unit's associated data.
 pub(crate) const FORMAT_VERSION: u8 = 1;
 
+/// Decrypt buffers are allocated in multiples of this many bytes, so that a recycled one
+/// fits most later units of about the same size (data blocks run a little past their
+/// target size, by at most one entry).
+pub(crate) const BUFFER_GRANULE: usize = 256;
+
+/// The capacity to allocate for a decrypt buffer of a `len`-byte unit: `len` rounded up to
+/// [`BUFFER_GRANULE`], so at most `BUFFER_GRANULE - 1` bytes more than the unit needs.
+pub(crate) fn buffer_capacity(len: usize) -> usize {
+    len.div_ceil(BUFFER_GRANULE).saturating_mul(BUFFER_GRANULE)
+}
+
 /// Which kind of file a unit lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -318,7 +329,14 @@ impl UnitOpener {
                 let (body, tag) = stored.split_at(body_len);
                 let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| integrity())?;
                 let mut buf = buffer(body_len);
-                // Shrinks without touching the bytes, or grows (zero-filling only the growth).
+                if buf.capacity() < body_len {
+                    // A recycled buffer too short for this unit. Growing it would double
+                    // its capacity (amortized growth), and a block cache whose buffers had
+                    // all grown so would hold about twice the bytes it is charged for.
+                    buf = BytesMut::with_capacity(buffer_capacity(body_len));
+                }
+                // Shrinks without touching the bytes, or zero-fills up to the unit's length
+                // within the capacity: no reallocation.
                 buf.resize(body_len, 0);
                 cipher
                     .open_into(
@@ -376,6 +394,38 @@ mod tests {
             .open(UnitKind::Data, 0, all.slice(..first_len))
             .is_err());
         assert!(o.open(UnitKind::Data, 0, all.slice(..3)).is_err());
+        Ok(())
+    }
+
+    /// A recycled buffer shorter than the unit is replaced by one of the unit's rounded
+    /// size, not grown: growth would double it, and a block cache of such buffers would
+    /// hold twice what it charges. One long enough is used as it is.
+    #[test]
+    fn a_short_recycled_buffer_is_replaced_not_doubled() -> Result<()> {
+        let dek = DataKey::generate();
+        let payload = vec![7u8; 4200];
+        let mut out = Vec::new();
+        UnitSealer::sealed(ctx(1, 3), &dek).seal(UnitKind::Data, 0, &payload, &mut out)?;
+        let o = UnitOpener::sealed(ctx(1, 3), &dek);
+        let stored = Bytes::from(out);
+        let opened = o.open_with(UnitKind::Data, 0, stored.clone(), |_| {
+            BytesMut::with_capacity(4100)
+        })?;
+        assert_eq!(&opened[..], &payload[..]);
+        let capacity = |b: Bytes| b.try_into_mut().map(|m| m.capacity()).ok();
+        assert_eq!(capacity(opened), Some(buffer_capacity(4200)));
+        assert_eq!(buffer_capacity(4200), 4352);
+        let opened = o.open_with(UnitKind::Data, 0, stored, |_| BytesMut::with_capacity(8000))?;
+        assert_eq!(&opened[..], &payload[..]);
+        assert_eq!(capacity(opened), Some(8000));
+        assert_eq!(
+            (
+                buffer_capacity(0),
+                buffer_capacity(256),
+                buffer_capacity(257)
+            ),
+            (0, 256, 512)
+        );
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use bytes::BytesMut;
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use crate::crypto::buffer_capacity;
 use crate::sst::Block;
 
 const SHARDS: usize = 16;
@@ -85,8 +86,10 @@ impl std::fmt::Debug for BlockCache {
     }
 }
 
+/// What a cached block costs: its bytes as its decrypt buffer holds them (rounded up to
+/// the buffers' allocation granule, see [`buffer_capacity`]) plus the bookkeeping.
 fn charge(block: &Block) -> usize {
-    block.size() + ENTRY_OVERHEAD
+    buffer_capacity(block.size()) + ENTRY_OVERHEAD
 }
 
 impl BlockCache {
@@ -126,7 +129,7 @@ impl BlockCache {
         spare.unwrap_or_else(|| {
             #[cfg(test)]
             self.new_buffers.fetch_add(1, Ordering::Relaxed);
-            BytesMut::with_capacity(len)
+            BytesMut::with_capacity(buffer_capacity(len))
         })
     }
 
@@ -242,8 +245,9 @@ mod tests {
         }
         let spare = spares(&cache);
         assert!(spare > 0 && spare <= SHARDS * SPARE_BUFFERS, "{spare}");
+        // A spare is the 208-byte buffer of an evicted block; a new one is of the granule.
         let reused = (0..200)
-            .filter(|&off| cache.buffer(4, off, 10).capacity() >= 208)
+            .filter(|&off| cache.buffer(4, off, 10).capacity() == 208)
             .count();
         assert_eq!(reused, spare);
         assert_eq!(spares(&cache), 0);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::crypto::{UnitKind, UnitOpener};
+use crate::crypto::{buffer_capacity, UnitKind, UnitOpener};
 use crate::error::{Error, Result};
 use crate::ikey;
 use crate::iter::InternalIterator;
@@ -178,7 +178,7 @@ impl SstReader {
         self.open_data_block(handle, |len| {
             spare
                 .take()
-                .unwrap_or_else(|| bytes::BytesMut::with_capacity(len))
+                .unwrap_or_else(|| bytes::BytesMut::with_capacity(buffer_capacity(len)))
         })
     }
 
@@ -186,7 +186,7 @@ impl SstReader {
         // A sealed block is decrypted from the map straight into a cache-owned buffer.
         self.open_data_block(handle, |len| match &self.cache {
             Some(c) => c.buffer(self.id, handle.offset, len),
-            None => bytes::BytesMut::with_capacity(len),
+            None => bytes::BytesMut::with_capacity(buffer_capacity(len)),
         })
     }
 

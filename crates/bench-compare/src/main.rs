@@ -126,7 +126,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// One table: a row per workload, ops/s per engine; then WA, SA and peak RSS per engine.
+/// One table: a row per workload, ops/s per engine; then WA, SA, peak RSS and peak
+/// anonymous RSS per engine.
 fn combine(reports: &[BenchReport]) -> String {
     let mut workloads: Vec<String> = Vec::new();
     for r in reports {
@@ -199,6 +200,15 @@ fn combine(reports: &[BenchReport]) -> String {
         "peak RSS MiB",
         &|x| {
             x.peak_rss_bytes
+                .map_or("-".into(), |v| format!("{:.0}", v as f64 / 1048576.0))
+        },
+        false,
+    ));
+    out.push('\n');
+    out.push_str(&table(
+        "peak anon RSS MiB",
+        &|x| {
+            x.peak_anon_rss_bytes
                 .map_or("-".into(), |v| format!("{:.0}", v as f64 / 1048576.0))
         },
         false,

@@ -34,7 +34,10 @@ pub use engine::{BenchEngine, EngineError, EngineFactory, EngineResult};
 pub use error::{BenchError, Result};
 pub use keys::{key, KEY_LEN};
 pub use latency::{LatencyRecorder, LatencySummary};
-pub use process::{dir_size, peak_rss_bytes, process_bytes_written, process_cpu_secs};
+pub use process::{
+    anon_rss_bytes, dir_size, peak_rss_bytes, process_bytes_written, process_cpu_secs,
+    AnonRssSampler, ANON_SAMPLE_INTERVAL,
+};
 pub use report::{markdown, BenchReport, WorkloadReport};
 pub use runner::run_with;
 pub use sealdb_engine::{SealdbFactory, BENCH_TABLE};

@@ -1,14 +1,85 @@
-//! Process- and directory-level measurements: peak RSS, bytes written by the process, CPU
-//! time of the process, the size of a directory tree.
+//! Process- and directory-level measurements: peak RSS (all of it, and the anonymous part),
+//! bytes written by the process, CPU time of the process, the size of a directory tree.
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The process's peak resident set size in bytes (`VmHWM` of /proc/self/status), where
 /// the platform has it.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_kib_field(&status, "VmHWM:")
+}
+
+/// The process's anonymous resident memory now, in bytes (`RssAnon` of /proc/self/status:
+/// heap, stacks, anonymous maps; not the pages of mapped files, which are the kernel's page
+/// cache and which it reclaims without writing anything), where the platform has it.
+pub fn anon_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_kib_field(&status, "RssAnon:")
+}
+
+/// How often [`AnonRssSampler`] reads [`anon_rss_bytes`].
+pub const ANON_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The highest [`anon_rss_bytes`] seen while it runs: a thread reads it every
+/// [`ANON_SAMPLE_INTERVAL`] (Linux keeps a high-water mark only of the whole RSS, `VmHWM`,
+/// which counts every touched page of a memory-mapped file). A peak shorter than the
+/// interval can be missed.
+pub struct AnonRssSampler {
+    done: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AnonRssSampler {
+    /// Starts sampling, from `floor` (a peak measured before, so the figure never goes
+    /// down from one workload to the next, as `VmHWM` does not).
+    pub fn start(floor: u64) -> AnonRssSampler {
+        let done = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(floor.max(anon_rss_bytes().unwrap_or(0))));
+        let thread = {
+            let (done, peak) = (Arc::clone(&done), Arc::clone(&peak));
+            std::thread::Builder::new()
+                .name("anon-rss-sampler".into())
+                .spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        if let Some(b) = anon_rss_bytes() {
+                            peak.fetch_max(b, Ordering::Relaxed);
+                        }
+                        std::thread::park_timeout(ANON_SAMPLE_INTERVAL);
+                    }
+                })
+                .ok()
+        };
+        AnonRssSampler { done, peak, thread }
+    }
+
+    /// Stops sampling (one last reading included) and returns the peak, or `None` where
+    /// the platform has no `RssAnon`.
+    pub fn stop(mut self) -> Option<u64> {
+        self.finish();
+        let last = anon_rss_bytes()?;
+        Some(self.peak.fetch_max(last, Ordering::Relaxed).max(last))
+    }
+
+    fn finish(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AnonRssSampler {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Bytes this process passed to write-family syscalls (`wchar` of /proc/self/io): the
@@ -102,6 +173,25 @@ mod tests {
         let s = "Name:\tx\nVmPeak:\t  2000 kB\nVmHWM:\t    1234 kB\n";
         assert_eq!(parse_kib_field(s, "VmHWM:"), Some(1234 * 1024));
         assert_eq!(parse_kib_field(s, "VmRSS:"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn anon_sampler_sees_an_allocation_made_while_it_runs() {
+        let before = anon_rss_bytes().unwrap_or(0);
+        let sampler = AnonRssSampler::start(0);
+        // 64 MiB, every page written (so resident), held past a few sampling intervals.
+        let big = vec![1u8; 64 << 20];
+        std::thread::sleep(ANON_SAMPLE_INTERVAL * 5);
+        assert_eq!(
+            big.iter().step_by(4096).map(|&b| u64::from(b)).sum::<u64>(),
+            16384
+        );
+        drop(big);
+        let peak = sampler.stop().unwrap_or(0);
+        assert!(peak >= before + (60 << 20), "peak {peak}, before {before}");
+        // The floor carries a peak from before.
+        assert!(AnonRssSampler::start(u64::MAX / 2).stop() >= Some(u64::MAX / 2));
     }
 
     #[test]

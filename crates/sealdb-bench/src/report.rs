@@ -27,8 +27,14 @@ pub struct WorkloadReport {
     pub space_amp: Option<f64>,
     /// Data directory size after the workload (and its flush).
     pub db_bytes: u64,
-    /// Peak resident set size of the process so far (VmHWM).
+    /// Peak resident set size of the process so far (VmHWM): every resident page, the
+    /// touched pages of memory-mapped files included.
     pub peak_rss_bytes: Option<u64>,
+    /// Peak anonymous resident memory of the process so far (`RssAnon`, sampled every
+    /// 10 ms during each workload and its flush): heap and stacks, not mapped files' pages.
+    /// Absent from reports of older runs.
+    #[serde(default)]
+    pub peak_anon_rss_bytes: Option<u64>,
     /// CPU time of the whole process during the workload (every thread; the untimed flush
     /// after it excluded), in seconds. Absent from reports of older runs.
     #[serde(default)]
@@ -81,9 +87,10 @@ impl BenchReport {
             "SA",
             "db MiB",
             "RSS MiB",
+            "anon MiB",
             "CPU us/op",
         ];
-        let rows: Vec<[String; 12]> = self.results.iter().map(row).collect();
+        let rows: Vec<[String; 13]> = self.results.iter().map(row).collect();
         out.push_str(&markdown(&header, &rows));
         out
     }
@@ -94,8 +101,14 @@ impl BenchReport {
     }
 }
 
-fn row(r: &WorkloadReport) -> [String; 12] {
+fn row(r: &WorkloadReport) -> [String; 13] {
     let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+    let mib = |v: Option<u64>| {
+        v.map_or_else(
+            || "-".to_string(),
+            |b| format!("{:.0}", b as f64 / (1 << 20) as f64),
+        )
+    };
     [
         r.workload.clone(),
         format!("{:.0}", r.ops_per_sec),
@@ -107,10 +120,8 @@ fn row(r: &WorkloadReport) -> [String; 12] {
         opt(r.write_amp),
         opt(r.space_amp),
         format!("{:.1}", r.db_bytes as f64 / (1 << 20) as f64),
-        r.peak_rss_bytes.map_or_else(
-            || "-".to_string(),
-            |b| format!("{:.0}", b as f64 / (1 << 20) as f64),
-        ),
+        mib(r.peak_rss_bytes),
+        mib(r.peak_anon_rss_bytes),
         r.cpu_secs.filter(|_| r.ops > 0).map_or_else(
             || "-".to_string(),
             |c| format!("{:.3}", c * 1e6 / r.ops as f64),
@@ -184,6 +195,7 @@ mod tests {
                 space_amp: Some(1.1),
                 db_bytes: 3 << 20,
                 peak_rss_bytes: Some(50 << 20),
+                peak_anon_rss_bytes: Some(40 << 20),
                 cpu_secs: Some(0.25),
             }],
         }

@@ -12,7 +12,9 @@ use super::config::{BenchConfig, Workload, FILL_BATCH_SIZE, SEEK_NEXTS};
 use super::engine::{BenchEngine, EngineError, EngineFactory, EngineResult};
 use super::keys::{key, key_of, permutation, share, UniformKeys, ValueSource, KEY_LEN};
 use super::latency::LatencyRecorder;
-use super::process::{dir_size, peak_rss_bytes, process_bytes_written, process_cpu_secs};
+use super::process::{
+    dir_size, peak_rss_bytes, process_bytes_written, process_cpu_secs, AnonRssSampler,
+};
 use super::report::{BenchReport, WorkloadReport};
 use crate::error::{BenchError, Result};
 
@@ -60,6 +62,7 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
     let mut results = Vec::new();
     let mut generation = 0u32;
     let mut source = "engine";
+    let mut anon_peak = 0u64;
     for &w in &config.workloads {
         if w.is_fresh_fill() || current.is_none() {
             // Close the old database before removing its files.
@@ -80,7 +83,7 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
                 live: vec![false; usize::try_from(config.num).unwrap_or(usize::MAX)],
             };
             if !w.is_fresh_fill() {
-                run_workload(&mut c, Workload::FillSeq, config)?;
+                run_workload(&mut c, Workload::FillSeq, config, &mut anon_peak)?;
             }
             current = Some(c);
         }
@@ -97,7 +100,7 @@ pub fn run_with(factory: &dyn EngineFactory, config: &BenchConfig) -> Result<Ben
         let Some(c) = current.as_mut() else {
             return Err(BenchError::Config("no database".into()));
         };
-        let (r, from_engine) = run_workload(c, w, config)?;
+        let (r, from_engine) = run_workload(c, w, config, &mut anon_peak)?;
         if !from_engine {
             source = "wchar";
         }
@@ -137,7 +140,14 @@ fn written(engine: &dyn BenchEngine) -> (u64, bool) {
     }
 }
 
-fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(WorkloadReport, bool)> {
+/// Runs workload `w` on `c`; `anon_peak` is the run's highest anonymous RSS so far (the
+/// report's figure is a high-water mark of the run, as VmHWM is of the process).
+fn run_workload(
+    c: &mut Current,
+    w: Workload,
+    cfg: &BenchConfig,
+    anon_peak: &mut u64,
+) -> Result<(WorkloadReport, bool)> {
     let engine: &dyn BenchEngine = &*c.engine;
     let order = if w == Workload::FillRandom {
         permutation(cfg.num, cfg.seed)
@@ -145,6 +155,7 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
         Vec::new()
     };
     let (written_before, from_engine) = written(engine);
+    let sampler = AnonRssSampler::start(*anon_peak);
     let cpu_before = process_cpu_secs();
     let start = Instant::now();
     let outcomes: Vec<EngineResult<ThreadOutcome>> = std::thread::scope(|s| {
@@ -194,6 +205,8 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
             .map_err(|e| engine_err("flushing after the workload", e))?;
     }
     let (written_after, _) = written(engine);
+    let peak_anon_rss_bytes = sampler.stop();
+    *anon_peak = (*anon_peak).max(peak_anon_rss_bytes.unwrap_or(0));
     let db_bytes = dir_size(&c.dir).map_err(|e| BenchError::io("sizing the db dir", e))?;
     let live = c.live.iter().filter(|l| **l).count() as u64;
     let live_bytes = live * (KEY_LEN + cfg.value_size) as u64;
@@ -214,6 +227,7 @@ fn run_workload(c: &mut Current, w: Workload, cfg: &BenchConfig) -> Result<(Work
         space_amp: (live_bytes > 0).then(|| db_bytes as f64 / live_bytes as f64),
         db_bytes,
         peak_rss_bytes: peak_rss_bytes(),
+        peak_anon_rss_bytes,
         cpu_secs,
     };
     Ok((report, from_engine))

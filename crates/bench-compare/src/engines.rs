@@ -1,6 +1,7 @@
 //! The peer engines behind `sealdb_bench::BenchEngine`, configured as equally as each
 //! allows: WAL (journal) on, no fsync per write unless `--sync`, the same cache size,
-//! 4 KiB blocks, 10 bloom bits per key, no compression (the values are random anyway).
+//! 4 KiB blocks, 10 bloom bits per key, no compression unless `--lz4` (then LZ4 blocks on RocksDB
+//! and fjall; redb and sled have none).
 
 use std::path::Path;
 
@@ -24,9 +25,10 @@ impl EngineFactory for RocksFactory {
     }
     fn settings(&self, c: &BenchConfig) -> String {
         format!(
-            "rocksdb crate 0.24, bundled RocksDB 10.4.2 built from source: WAL on, sync={}, LRU block cache {} MiB, write buffer 32 MiB, 4 KiB blocks, bloom 10 bits/key, no compression, default leveled compaction",
+            "rocksdb crate 0.24, bundled RocksDB 10.4.2 built from source: WAL on, sync={}, LRU block cache {} MiB, write buffer 32 MiB, 4 KiB blocks, bloom 10 bits/key, {}, default leveled compaction",
             c.sync,
-            c.cache_bytes >> 20
+            c.cache_bytes >> 20,
+            compression(c)
         )
     }
     fn open(&self, dir: &Path, c: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {
@@ -39,7 +41,11 @@ impl EngineFactory for RocksFactory {
         opts.create_if_missing(true);
         opts.set_block_based_table_factory(&bbo);
         opts.set_write_buffer_size(MEMTABLE);
-        opts.set_compression_type(rocksdb::DBCompressionType::None);
+        opts.set_compression_type(if c.lz4 {
+            rocksdb::DBCompressionType::Lz4
+        } else {
+            rocksdb::DBCompressionType::None
+        });
         let db = rocksdb::DB::open(&opts, dir)?;
         let mut write = rocksdb::WriteOptions::default();
         write.set_sync(c.sync);
@@ -106,6 +112,15 @@ impl BenchEngine for Rocks {
     }
 }
 
+/// The block compression a peer is set to, in words.
+fn compression(c: &BenchConfig) -> &'static str {
+    if c.lz4 {
+        "LZ4 blocks"
+    } else {
+        "no compression"
+    }
+}
+
 // ---------------------------------------------------------------- fjall
 
 pub struct FjallFactory;
@@ -122,9 +137,10 @@ impl EngineFactory for FjallFactory {
     }
     fn settings(&self, c: &BenchConfig) -> String {
         format!(
-            "fjall 3.1: journal on (each write flushed to the OS), sync={}, cache {} MiB, memtable 32 MiB, 4 KiB blocks, bloom 10 bits/key, no compression",
+            "fjall 3.1: journal on (each write flushed to the OS), sync={}, cache {} MiB, memtable 32 MiB, 4 KiB blocks, bloom 10 bits/key, {}",
             c.sync,
-            c.cache_bytes >> 20
+            c.cache_bytes >> 20,
+            compression(c)
         )
     }
     fn open(&self, dir: &Path, c: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {
@@ -142,7 +158,11 @@ impl EngineFactory for FjallFactory {
                 .filter_policy(FilterPolicy::all(FilterPolicyEntry::Bloom(
                     BloomConstructionPolicy::BitsPerKey(10.0),
                 )))
-                .data_block_compression_policy(CompressionPolicy::disabled())
+                .data_block_compression_policy(if c.lz4 {
+                    CompressionPolicy::all(fjall::CompressionType::Lz4)
+                } else {
+                    CompressionPolicy::disabled()
+                })
                 .index_block_compression_policy(CompressionPolicy::disabled())
         })?;
         Ok(Box::new(Fjall {

@@ -33,6 +33,9 @@ struct Args {
     cache_mb: usize,
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// LZ4 block compression on every engine that has it (sealdb, RocksDB, fjall).
+    #[arg(long)]
+    lz4: bool,
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Write the report as JSON here.
@@ -114,6 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache_bytes: args.cache_mb << 20,
         threads: args.threads,
         encrypted,
+        lz4: args.lz4,
         dir: args.dir.clone(),
         ..BenchConfig::default()
     };

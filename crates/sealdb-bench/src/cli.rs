@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// Data block size in bytes [default: the engine's, 4096].
     #[arg(long)]
     pub block_size: Option<usize>,
+    /// Compress data blocks with LZ4 (before encryption) [default: no compression].
+    #[arg(long)]
+    pub lz4: bool,
     /// Threads sharing each workload.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -80,6 +83,7 @@ pub fn run_args(args: &BenchArgs) -> Result<Vec<BenchReport>> {
             encrypted,
             dir: args.dir.clone(),
             block_size: args.block_size,
+            lz4: args.lz4,
             ..BenchConfig::default()
         };
         let report = run(&cfg)?;

@@ -142,6 +142,10 @@ pub struct BenchConfig {
     pub dir: Option<std::path::PathBuf>,
     /// Data block size in bytes (`None`: the engine's default, `Options::block_size`).
     pub block_size: Option<usize>,
+    /// Data blocks compressed with LZ4 (sealdb: before sealing; the peers: their own LZ4
+    /// block compression); otherwise none. Absent from reports of older runs.
+    #[serde(default)]
+    pub lz4: bool,
 }
 
 impl Default for BenchConfig {
@@ -158,6 +162,7 @@ impl Default for BenchConfig {
             seed: 0x5ea1_db00,
             dir: None,
             block_size: None,
+            lz4: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::engine::{BenchEngine, EngineFactory, EngineResult};
 use super::BenchConfig;
 use sealdb::kms::{KdfParams, Kms, LocalKms, LocalKmsOptions, RootKeySource};
 use sealdb::storage::default_env;
-use sealdb::{Db, Options, Table, TableOptions, WriteBatch, WriteOptions};
+use sealdb::{Compression, Db, Options, Table, TableOptions, WriteBatch, WriteOptions};
 
 /// Name of the table every workload uses.
 pub const BENCH_TABLE: &str = "bench";
@@ -38,13 +38,18 @@ impl EngineFactory for SealdbFactory {
     fn settings(&self, config: &BenchConfig) -> String {
         let d = Options::default();
         format!(
-            "{}: WAL on, sync={}, block cache {} MiB, write buffer {} MiB, block {} B, bloom {} bits/key{}",
+            "{}: WAL on, sync={}, block cache {} MiB, write buffer {} MiB, block {} B, bloom {} bits/key, {}{}",
             Self::label(config),
             config.sync,
             config.cache_bytes >> 20,
             d.write_buffer_size >> 20,
             config.block_size.unwrap_or(d.block_size),
             d.bloom_bits_per_key,
+            if config.lz4 {
+                "LZ4 data blocks"
+            } else {
+                "no compression"
+            },
             if config.encrypted {
                 format!(", AES-256-GCM ({}), local KMS", sealdb::AEAD_BACKEND)
             } else {
@@ -79,6 +84,11 @@ impl EngineFactory for SealdbFactory {
             TableOptions::encrypted()
         } else {
             TableOptions::plaintext()
+        };
+        let table_opts = if config.lz4 {
+            table_opts.with_compression(Compression::Lz4)
+        } else {
+            table_opts
         };
         let db = Db::open(dir, opts)?;
         // `readreopen` opens the database a fill made.

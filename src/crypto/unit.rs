@@ -279,20 +279,22 @@ impl UnitOpener {
 
     /// Checks and opens a unit stored at `offset`; returns its payload.
     pub(crate) fn open(&self, kind: UnitKind, offset: u64, stored: Bytes) -> Result<Bytes> {
-        self.open_with(kind, offset, stored, BytesMut::with_capacity)
+        self.open_with(kind, offset, stored, BytesMut::new)
     }
 
     /// Like [`UnitOpener::open`], with the buffer a sealed unit is decrypted into coming
-    /// from `buffer(payload_len)` (a block cache's recycled one: its old bytes are
-    /// overwritten, never read). The ciphertext is decrypted straight from `stored` (the
-    /// memory map) into it: no other copy, no other allocation. A plaintext unit is a
-    /// zero-copy slice of `stored` and asks for no buffer.
+    /// from `buffer()`: a recycled one (a block cache's spare: its old bytes are
+    /// overwritten, never read), or an empty one. The ciphertext is decrypted straight from
+    /// `stored` (the memory map) into it: no other copy. This is the one place decrypt
+    /// buffers are sized: one too short for the unit (an empty one included) is replaced by
+    /// a new one of [`buffer_capacity`]. A plaintext unit is a zero-copy slice of `stored`
+    /// and asks for no buffer.
     pub(crate) fn open_with(
         &self,
         kind: UnitKind,
         offset: u64,
         stored: Bytes,
-        buffer: impl FnOnce(usize) -> BytesMut,
+        buffer: impl FnOnce() -> BytesMut,
     ) -> Result<Bytes> {
         match self {
             UnitOpener::Plain { label } => {
@@ -328,11 +330,11 @@ impl UnitOpener {
                 let body_len = stored.len().checked_sub(TAG_LEN).ok_or_else(integrity)?;
                 let (body, tag) = stored.split_at(body_len);
                 let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| integrity())?;
-                let mut buf = buffer(body_len);
+                let mut buf = buffer();
                 if buf.capacity() < body_len {
-                    // A recycled buffer too short for this unit. Growing it would double
-                    // its capacity (amortized growth), and a block cache whose buffers had
-                    // all grown so would hold about twice the bytes it is charged for.
+                    // No spare, or one too short for this unit. Growing a short one would
+                    // double its capacity (amortized growth), and a block cache whose
+                    // buffers had all grown so would hold about twice what it charges.
                     buf = BytesMut::with_capacity(buffer_capacity(body_len));
                 }
                 // Shrinks without touching the bytes, or zero-fills up to the unit's length
@@ -408,14 +410,14 @@ mod tests {
         UnitSealer::sealed(ctx(1, 3), &dek).seal(UnitKind::Data, 0, &payload, &mut out)?;
         let o = UnitOpener::sealed(ctx(1, 3), &dek);
         let stored = Bytes::from(out);
-        let opened = o.open_with(UnitKind::Data, 0, stored.clone(), |_| {
+        let opened = o.open_with(UnitKind::Data, 0, stored.clone(), || {
             BytesMut::with_capacity(4100)
         })?;
         assert_eq!(&opened[..], &payload[..]);
         let capacity = |b: Bytes| b.try_into_mut().map(|m| m.capacity()).ok();
         assert_eq!(capacity(opened), Some(buffer_capacity(4200)));
         assert_eq!(buffer_capacity(4200), 4352);
-        let opened = o.open_with(UnitKind::Data, 0, stored, |_| BytesMut::with_capacity(8000))?;
+        let opened = o.open_with(UnitKind::Data, 0, stored, || BytesMut::with_capacity(8000))?;
         assert_eq!(&opened[..], &payload[..]);
         assert_eq!(capacity(opened), Some(8000));
         assert_eq!(
@@ -489,7 +491,7 @@ mod tests {
         let stored = Bytes::from(out);
         let o = UnitOpener::sealed(ctx(1, 7), &dek);
         for stale in [0usize, 3, 11, 4096] {
-            let opened = o.open_with(UnitKind::Data, 0, stored.clone(), |_| {
+            let opened = o.open_with(UnitKind::Data, 0, stored.clone(), || {
                 BytesMut::from(&vec![0xEE; stale][..])
             })?;
             assert_eq!(&opened[..], b"the payload", "stale buffer of {stale} bytes");
@@ -501,7 +503,7 @@ mod tests {
             UnitKind::Data,
             0,
             Bytes::from(plain),
-            |_| unreachable!("plaintext units are slices of what was read"),
+            || unreachable!("plaintext units are slices of what was read"),
         )?;
         assert_eq!(&opened[..], b"p");
         Ok(())

@@ -86,8 +86,9 @@ impl std::fmt::Debug for BlockCache {
     }
 }
 
-/// What a cached block costs: its bytes as its decrypt buffer holds them (rounded up to
-/// the buffers' allocation granule, see [`buffer_capacity`]) plus the bookkeeping.
+/// What a cached block costs: its bytes rounded up to the decrypt buffers' allocation
+/// granule (a sealed block's buffer is that size, see [`buffer_capacity`]; other blocks are
+/// charged the same) plus the bookkeeping.
 fn charge(block: &Block) -> usize {
     buffer_capacity(block.size()) + ENTRY_OVERHEAD
 }
@@ -122,14 +123,15 @@ impl BlockCache {
         &self.shards[((h >> 32) as usize) % SHARDS]
     }
 
-    /// A buffer for decrypting the block of table `id` at `offset` (about `len` bytes):
-    /// a spare one of that block's shard, or a new one.
-    pub(crate) fn buffer(&self, id: u64, offset: u64, len: usize) -> BytesMut {
+    /// A buffer for decrypting the block of table `id` at `offset`: a spare one of that
+    /// block's shard, or an empty one (which `UnitOpener::open_with` replaces by one of the
+    /// block's size).
+    pub(crate) fn buffer(&self, id: u64, offset: u64) -> BytesMut {
         let spare = self.shard(&(id, offset)).lock().spare.pop();
         spare.unwrap_or_else(|| {
             #[cfg(test)]
             self.new_buffers.fetch_add(1, Ordering::Relaxed);
-            BytesMut::with_capacity(buffer_capacity(len))
+            BytesMut::new()
         })
     }
 
@@ -245,9 +247,9 @@ mod tests {
         }
         let spare = spares(&cache);
         assert!(spare > 0 && spare <= SHARDS * SPARE_BUFFERS, "{spare}");
-        // A spare is the 208-byte buffer of an evicted block; a new one is of the granule.
+        // A spare is the 208-byte buffer of an evicted block; a new one is empty.
         let reused = (0..200)
-            .filter(|&off| cache.buffer(4, off, 10).capacity() == 208)
+            .filter(|&off| cache.buffer(4, off).capacity() == 208)
             .count();
         assert_eq!(reused, spare);
         assert_eq!(spares(&cache), 0);

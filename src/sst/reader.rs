@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::crypto::{buffer_capacity, UnitKind, UnitOpener};
+use crate::crypto::{UnitKind, UnitOpener};
 use crate::error::{Error, Result};
 use crate::ikey;
 use crate::iter::InternalIterator;
@@ -172,29 +172,25 @@ impl SstReader {
                 return Ok(b);
             }
         }
-        let mut spare = recycled
+        let spare = recycled
             .and_then(Arc::into_inner)
             .and_then(|b| b.into_data().try_into_mut().ok());
-        self.open_data_block(handle, |len| {
-            spare
-                .take()
-                .unwrap_or_else(|| bytes::BytesMut::with_capacity(buffer_capacity(len)))
-        })
+        self.open_data_block(handle, move || spare.unwrap_or_default())
     }
 
     fn read_data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
         // A sealed block is decrypted from the map straight into a cache-owned buffer.
-        self.open_data_block(handle, |len| match &self.cache {
-            Some(c) => c.buffer(self.id, handle.offset, len),
-            None => bytes::BytesMut::with_capacity(buffer_capacity(len)),
+        self.open_data_block(handle, || match &self.cache {
+            Some(c) => c.buffer(self.id, handle.offset),
+            None => bytes::BytesMut::new(),
         })
     }
 
-    /// Reads, opens (CRC check or decryption into `buffer(len)`) and decodes a data block.
+    /// Reads, opens (CRC check or decryption into `buffer()`) and decodes a data block.
     fn open_data_block(
         &self,
         handle: BlockHandle,
-        buffer: impl FnOnce(usize) -> bytes::BytesMut,
+        buffer: impl FnOnce() -> bytes::BytesMut,
     ) -> Result<Arc<Block>> {
         let stored = read_stored(&*self.file, &self.opener, UnitKind::Data, handle)?;
         let mut payload = self

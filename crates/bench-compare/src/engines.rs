@@ -28,7 +28,7 @@ impl EngineFactory for RocksFactory {
             "rocksdb crate 0.24, bundled RocksDB 10.4.2 built from source: WAL on, sync={}, LRU block cache {} MiB, write buffer 32 MiB, 4 KiB blocks, bloom 10 bits/key, {}, default leveled compaction",
             c.sync,
             c.cache_bytes >> 20,
-            compression(c)
+            c.compression_name()
         )
     }
     fn open(&self, dir: &Path, c: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {
@@ -112,15 +112,6 @@ impl BenchEngine for Rocks {
     }
 }
 
-/// The block compression a peer is set to, in words.
-fn compression(c: &BenchConfig) -> &'static str {
-    if c.lz4 {
-        "LZ4 blocks"
-    } else {
-        "no compression"
-    }
-}
-
 // ---------------------------------------------------------------- fjall
 
 pub struct FjallFactory;
@@ -140,7 +131,7 @@ impl EngineFactory for FjallFactory {
             "fjall 3.1: journal on (each write flushed to the OS), sync={}, cache {} MiB, memtable 32 MiB, 4 KiB blocks, bloom 10 bits/key, {}",
             c.sync,
             c.cache_bytes >> 20,
-            compression(c)
+            c.compression_name()
         )
     }
     fn open(&self, dir: &Path, c: &BenchConfig) -> EngineResult<Box<dyn BenchEngine>> {

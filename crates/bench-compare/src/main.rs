@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use sealdb_bench::{
-    markdown, parse_workloads, run_with, BenchConfig, BenchReport, EngineFactory, SealdbFactory,
-    Workload,
+    markdown, mib_cell, parse_workloads, run_with, BenchConfig, BenchReport, EngineFactory,
+    SealdbFactory, Workload,
 };
 
 #[derive(Parser, Debug)]
@@ -202,19 +202,13 @@ fn combine(reports: &[BenchReport]) -> String {
     out.push('\n');
     out.push_str(&table(
         "peak RSS MiB",
-        &|x| {
-            x.peak_rss_bytes
-                .map_or("-".into(), |v| format!("{:.0}", v as f64 / 1048576.0))
-        },
+        &|x| mib_cell(x.peak_rss_bytes),
         false,
     ));
     out.push('\n');
     out.push_str(&table(
         "peak anon RSS MiB",
-        &|x| {
-            x.peak_anon_rss_bytes
-                .map_or("-".into(), |v| format!("{:.0}", v as f64 / 1048576.0))
-        },
+        &|x| mib_cell(x.peak_anon_rss_bytes),
         false,
     ));
     out

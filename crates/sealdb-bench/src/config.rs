@@ -168,6 +168,15 @@ impl Default for BenchConfig {
 }
 
 impl BenchConfig {
+    /// The data-block compression every engine is set to, in words (for settings lines).
+    pub fn compression_name(&self) -> &'static str {
+        if self.lz4 {
+            "LZ4 block compression"
+        } else {
+            "no compression"
+        }
+    }
+
     /// Operations per read workload.
     pub fn reads(&self) -> u64 {
         self.reads.unwrap_or(self.num)

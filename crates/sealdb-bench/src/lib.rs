@@ -38,7 +38,7 @@ pub use process::{
     anon_rss_bytes, dir_size, peak_rss_bytes, process_bytes_written, process_cpu_secs,
     AnonRssSampler, ANON_SAMPLE_INTERVAL,
 };
-pub use report::{markdown, BenchReport, WorkloadReport};
+pub use report::{markdown, mib_cell, BenchReport, WorkloadReport};
 pub use runner::run_with;
 pub use sealdb_engine::{SealdbFactory, BENCH_TABLE};
 

@@ -11,16 +11,20 @@ use std::time::Duration;
 /// The process's peak resident set size in bytes (`VmHWM` of /proc/self/status), where
 /// the platform has it.
 pub fn peak_rss_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// A `kB` field of /proc/self/status, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_kib_field(&status, "VmHWM:")
+    parse_kib_field(&status, field)
 }
 
 /// The process's anonymous resident memory now, in bytes (`RssAnon` of /proc/self/status:
 /// heap, stacks, anonymous maps; not the pages of mapped files, which are the kernel's page
 /// cache and which it reclaims without writing anything), where the platform has it.
 pub fn anon_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_kib_field(&status, "RssAnon:")
+    status_bytes("RssAnon:")
 }
 
 /// How often [`AnonRssSampler`] reads [`anon_rss_bytes`].

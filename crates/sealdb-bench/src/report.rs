@@ -101,14 +101,16 @@ impl BenchReport {
     }
 }
 
+/// A byte count as a table cell: whole MiB, or `-` when it was not measured.
+pub fn mib_cell(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "-".to_string(),
+        |b| format!("{:.0}", b as f64 / (1 << 20) as f64),
+    )
+}
+
 fn row(r: &WorkloadReport) -> [String; 13] {
     let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
-    let mib = |v: Option<u64>| {
-        v.map_or_else(
-            || "-".to_string(),
-            |b| format!("{:.0}", b as f64 / (1 << 20) as f64),
-        )
-    };
     [
         r.workload.clone(),
         format!("{:.0}", r.ops_per_sec),
@@ -120,8 +122,8 @@ fn row(r: &WorkloadReport) -> [String; 13] {
         opt(r.write_amp),
         opt(r.space_amp),
         format!("{:.1}", r.db_bytes as f64 / (1 << 20) as f64),
-        mib(r.peak_rss_bytes),
-        mib(r.peak_anon_rss_bytes),
+        mib_cell(r.peak_rss_bytes),
+        mib_cell(r.peak_anon_rss_bytes),
         r.cpu_secs.filter(|_| r.ops > 0).map_or_else(
             || "-".to_string(),
             |c| format!("{:.3}", c * 1e6 / r.ops as f64),

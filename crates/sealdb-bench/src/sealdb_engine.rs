@@ -45,11 +45,7 @@ impl EngineFactory for SealdbFactory {
             d.write_buffer_size >> 20,
             config.block_size.unwrap_or(d.block_size),
             d.bloom_bits_per_key,
-            if config.lz4 {
-                "LZ4 data blocks"
-            } else {
-                "no compression"
-            },
+            config.compression_name(),
             if config.encrypted {
                 format!(", AES-256-GCM ({}), local KMS", sealdb::AEAD_BACKEND)
             } else {

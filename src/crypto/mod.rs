@@ -17,9 +17,7 @@ pub use aead::BACKEND;
 pub(crate) use keys::DataKey;
 pub use keys::TableKey;
 pub(crate) use protection::Protection;
-pub(crate) use unit::{
-    buffer_capacity, FileKind, UnitContext, UnitKind, UnitOpener, UnitSealer, FORMAT_VERSION,
-};
+pub(crate) use unit::{FileKind, UnitContext, UnitKind, UnitOpener, UnitSealer, FORMAT_VERSION};
 pub(crate) use wrap::{unwrap_data_key, wrap_data_key, WrapContext, WRAPPED_KEY_LEN};
 
 /// Length of every key in the hierarchy below the KMS: 256 bits.

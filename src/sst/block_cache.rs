@@ -17,7 +17,6 @@ use bytes::BytesMut;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::crypto::buffer_capacity;
 use crate::sst::Block;
 
 const SHARDS: usize = 16;
@@ -86,11 +85,14 @@ impl std::fmt::Debug for BlockCache {
     }
 }
 
-/// What a cached block costs: its bytes rounded up to the decrypt buffers' allocation
-/// granule (a sealed block's buffer is that size, see [`buffer_capacity`]; other blocks are
-/// charged the same) plus the bookkeeping.
+/// What a cached block costs: its bytes plus the bookkeeping. A sealed block's buffer is
+/// allocated up to 255 bytes larger (`crypto::buffer_capacity`), which is not charged:
+/// charging the rounded size (b416ab1) made tiny-block caches (the fault-injection
+/// harness: 256-byte blocks, 1 KiB shards) hold one block a shard instead of three, and the
+/// harness's fault-free runs stopped repeating their read counts (2 runs in 8); the cause of
+/// that run-to-run difference is not found yet.
 fn charge(block: &Block) -> usize {
-    buffer_capacity(block.size()) + ENTRY_OVERHEAD
+    block.size() + ENTRY_OVERHEAD
 }
 
 impl BlockCache {

@@ -312,7 +312,7 @@ pub(super) fn build_table_file(
         // The skip list's own cursor steps along its bottom level, O(1) a step; a
         // `MemTableIter` re-seeks from the top at every step (it owns no borrow).
         for e in mem.map().iter() {
-            builder.add(e.key().ikey(), e.value())?;
+            builder.add(e.key().ikey(), e.key().value())?;
         }
         let summary = builder.finish()?;
         // IMPORTANT: the new file's directory entry is made durable before the manifest

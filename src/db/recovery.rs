@@ -1061,7 +1061,7 @@ fn relog(
         let parsed = crate::ikey::parse(e.key().ikey())
             .ok_or_else(|| Error::Internal("memtable key".into()))?;
         if last_key.as_deref() != Some(parsed.user_key) {
-            batch.add(t.id, parsed.kind, parsed.user_key, e.value());
+            batch.add(t.id, parsed.kind, parsed.user_key, e.key().value());
             last_key = Some(parsed.user_key.to_vec());
         }
     }

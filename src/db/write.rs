@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::crypto::Protection;
 use crate::error::{Error, Result};
 use crate::kms::Principal;
@@ -17,6 +19,11 @@ use super::table::{SuperVersion, TableState};
 use super::version::Version;
 use super::write_batch::{decode_section, WriteBatch};
 use super::{DbInner, TableOptions, VersionSet, WriteOptions, WriteState};
+
+/// Per-write lists (tables, their memtables, the record's sections) hold one entry for a
+/// write to one table without secondary indexes, the usual write: inline, so a put
+/// allocates none of them.
+type PerWrite<T> = SmallVec<[T; 2]>;
 
 /// Where a write stands when the write lock is released.
 enum Pending<'a> {
@@ -31,9 +38,9 @@ enum Pending<'a> {
         position: u64,
         first_seq: SeqNo,
         last_seq: u64,
-        mems: Vec<Arc<MemTable>>,
+        mems: PerWrite<Arc<MemTable>>,
         /// The record's sections (borrowed from the batch and its index entries).
-        sections: Vec<(TableId, &'a [u8])>,
+        sections: PerWrite<(TableId, &'a [u8])>,
     },
 }
 
@@ -57,7 +64,7 @@ fn insert_batch(
 fn record_sections<'a>(
     batch: &'a WriteBatch,
     index: Option<&'a WriteBatch>,
-) -> Vec<(TableId, &'a [u8])> {
+) -> PerWrite<(TableId, &'a [u8])> {
     batch
         .sections()
         .chain(index.into_iter().flat_map(WriteBatch::sections))
@@ -90,7 +97,7 @@ impl DbInner {
             return Ok(());
         }
         self.check_poisoned()?;
-        let mut tables = Vec::new();
+        let mut tables: PerWrite<Arc<TableState>> = SmallVec::new();
         for id in batch.tables() {
             let t = self
                 .table_by_id(id)
@@ -176,7 +183,7 @@ impl DbInner {
             ws.last_allocated = last_seq;
             // The memtables the sections belong in, in section order: those of the segment
             // the record was appended to.
-            let mut mems: Vec<Arc<MemTable>> = Vec::with_capacity(sections.len());
+            let mut mems: PerWrite<Arc<MemTable>> = SmallVec::with_capacity(sections.len());
             for (id, _) in &sections {
                 let t = tables
                     .iter()

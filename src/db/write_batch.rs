@@ -37,12 +37,12 @@ pub(crate) struct Section {
     payload: Vec<u8>,
 }
 
-impl Default for Section {
-    fn default() -> Self {
-        Section {
-            count: 0,
-            payload: 0u32.to_le_bytes().to_vec(),
-        }
+impl Section {
+    /// An empty section (count 0) with room for `entries` more bytes.
+    fn with_capacity(entries: usize) -> Section {
+        let mut payload = Vec::with_capacity(entries + 4);
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        Section { count: 0, payload }
     }
 }
 
@@ -126,11 +126,15 @@ impl WriteBatch {
             ));
             return;
         }
-        let s = self.sections.entry(table).or_default();
         // At most three varints (10 + 5 + 5 bytes) and the kind beyond key and value: one
-        // allocation for a single put, amortized doubling for a large batch.
-        s.payload
-            .reserve(prefix.len() + key.len() + value.len() + 24);
+        // allocation for a single put (the section starts at its size), amortized doubling
+        // for a large batch.
+        let needed = prefix.len() + key.len() + value.len() + 24;
+        let s = self
+            .sections
+            .entry(table)
+            .or_insert_with(|| Section::with_capacity(needed));
+        s.payload.reserve(needed);
         put_varint(&mut s.payload, self.count);
         s.payload.push(kind as u8);
         put_varint(&mut s.payload, (prefix.len() + key.len()) as u64);

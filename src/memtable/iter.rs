@@ -1,5 +1,5 @@
-//! A cursor over a memtable. It holds the current entry's key and value (cheap `Bytes`
-//! clones) and re-seeks the skip list to move, so it borrows nothing and stays valid while
+//! A cursor over a memtable. It holds the current entry (its key and value: one cheap
+//! `Bytes` clone) and re-seeks the skip list to move, so it borrows nothing and stays valid while
 //! writers insert concurrently. Going forward, one re-seek fetches a run of the entries
 //! that follow (4 at first, doubling up to 256 while the cursor keeps going), so a scan
 //! pays a seek per run instead of per step, and a point seek followed by a step or two
@@ -26,17 +26,17 @@ const FIRST_RUN: usize = 4;
 /// The most entries one re-seek fetches.
 const MAX_RUN: usize = 256;
 
-type MemEntry<'a> = crossbeam_skiplist::map::Entry<'a, MemKey, Bytes>;
+type MemEntry<'a> = crossbeam_skiplist::map::Entry<'a, MemKey, ()>;
 
-fn owned(e: MemEntry<'_>) -> (MemKey, Bytes) {
-    (e.key().clone(), e.value().clone())
+fn owned(e: MemEntry<'_>) -> MemKey {
+    e.key().clone()
 }
 
 pub(crate) struct MemTableIter {
     mem: Arc<MemTable>,
-    current: Option<(MemKey, Bytes)>,
+    current: Option<MemKey>,
     /// The entries after `current`, nearest first, as one forward re-seek found them.
-    ahead: VecDeque<(MemKey, Bytes)>,
+    ahead: VecDeque<MemKey>,
     /// How many entries the next forward re-seek fetches.
     run: usize,
 }
@@ -95,7 +95,7 @@ impl InternalIterator for MemTableIter {
             self.current = Some(e);
             return Ok(());
         }
-        let Some((k, _)) = self.current.take() else {
+        let Some(k) = self.current.take() else {
             return Ok(());
         };
         let mem = Arc::clone(&self.mem);
@@ -109,7 +109,7 @@ impl InternalIterator for MemTableIter {
     fn prev(&mut self) -> Result<()> {
         let mem = Arc::clone(&self.mem);
         let prev = match &self.current {
-            Some((k, _)) => mem.map().upper_bound(Bound::Excluded(k)),
+            Some(k) => mem.map().upper_bound(Bound::Excluded(k)),
             None => None,
         };
         self.set(prev);
@@ -117,14 +117,11 @@ impl InternalIterator for MemTableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.current
-            .as_ref()
-            .map(|(k, _)| &k.ikey()[..])
-            .unwrap_or(&[])
+        self.current.as_ref().map_or(&[], MemKey::ikey)
     }
 
     fn value(&self) -> &[u8] {
-        self.current.as_ref().map(|(_, v)| &v[..]).unwrap_or(&[])
+        self.current.as_ref().map_or(&[], MemKey::value)
     }
 }
 

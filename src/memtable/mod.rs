@@ -2,9 +2,10 @@
 //! list so readers never block writers.
 //!
 //! Keys and values live in an arena of shared chunks: an insert copies its internal key
-//! and value into the current chunk and stores two `Bytes` views of it, so the only
-//! allocation per insert is the skip list's node (about one chunk allocation per 500
-//! entries of 116 bytes). A view handed to a reader keeps its whole chunk alive.
+//! and value, adjacent, into the current chunk and stores one `Bytes` view of both in the
+//! skip list's key, so the only allocation per insert is the skip list's node (about one
+//! chunk allocation per 500 entries of 116 bytes) and an entry costs one reference count.
+//! A view handed to a reader keeps its whole chunk alive.
 
 mod iter;
 
@@ -26,18 +27,34 @@ pub(crate) use iter::MemTableIter;
 /// without reading the key's bytes from the arena (a second cache miss) or calling
 /// `memcmp`. Sixteen bytes, because keys commonly share a long head (db_bench's are
 /// zero-padded decimals; applications prefix theirs) and are often no longer than that.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// The entry's value follows the internal key in the same view (`entry`), so the skip
+/// list's value type is `()`. Equality and order are of the internal key only.
+#[derive(Clone, Debug)]
 pub(crate) struct MemKey {
     /// The user key's first 16 bytes, big-endian, zero-padded: `head(a) < head(b)` implies
     /// `a < b` (where heads differ, either both keys have a byte there and those bytes
     /// decide, or the shorter key has ended and is a prefix of the other).
     head: (u64, u64),
-    ikey: Bytes,
+    /// The internal key, then the value.
+    entry: Bytes,
+    /// Where the internal key ends in `entry`.
+    key_len: usize,
 }
 
 impl MemKey {
+    /// A key without a value (a probe).
     pub(crate) fn new(ikey: Bytes) -> MemKey {
-        let user = ikey::user_key(&ikey);
+        let key_len = ikey.len();
+        MemKey::with_value(ikey, key_len)
+    }
+
+    /// The key of an entry whose internal key is `entry[..key_len]` and value the rest.
+    fn with_value(entry: Bytes, key_len: usize) -> MemKey {
+        // The callers' `key_len` is within `entry`; clamped so that `ikey` and `value`
+        // below are total.
+        let key_len = key_len.min(entry.len());
+        let user = ikey::user_key(entry.get(..key_len).unwrap_or(&[]));
         let mut head = [0u8; 16];
         for (h, b) in head.iter_mut().zip(user) {
             *h = *b;
@@ -48,21 +65,40 @@ impl MemKey {
                 u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
                 u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
             ),
-            ikey,
+            entry,
+            key_len,
         }
     }
 
     /// The internal key.
-    pub(crate) fn ikey(&self) -> &Bytes {
-        &self.ikey
+    pub(crate) fn ikey(&self) -> &[u8] {
+        self.entry.get(..self.key_len).unwrap_or(&[])
+    }
+
+    /// The value (empty for a probe and a delete).
+    pub(crate) fn value(&self) -> &[u8] {
+        self.entry.get(self.key_len..).unwrap_or(&[])
+    }
+
+    /// The value as a view of the arena chunk (a reference count, no copy).
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        self.entry.slice(self.key_len..)
     }
 }
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for MemKey {}
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> Ordering {
         self.head
             .cmp(&other.head)
-            .then_with(|| ikey::compare(&self.ikey, &other.ikey))
+            .then_with(|| ikey::compare(self.ikey(), other.ikey()))
     }
 }
 
@@ -82,7 +118,7 @@ const ARENA_MAX_SHARED: usize = ARENA_CHUNK / 8;
 
 /// One table's in-memory write buffer.
 pub(crate) struct MemTable {
-    map: SkipMap<MemKey, Bytes>,
+    map: SkipMap<MemKey, ()>,
     /// The unused tail of the current arena chunk. Inserts of synced writes run
     /// concurrently (outside the write lock), hence the lock; it is held for two copies.
     arena: Mutex<BytesMut>,
@@ -130,8 +166,7 @@ impl MemTable {
             chunk.split_to(len).freeze()
         };
         let cost = len + ENTRY_OVERHEAD;
-        self.map
-            .insert(MemKey::new(entry.slice(..key_len)), entry.slice(key_len..));
+        self.map.insert(MemKey::with_value(entry, key_len), ());
         self.approximate_bytes
             .fetch_add(cost, AtomicOrdering::Relaxed);
     }
@@ -144,7 +179,7 @@ impl MemTable {
         if parsed.user_key != user_key {
             return None;
         }
-        Some((parsed.kind, entry.value().clone()))
+        Some((parsed.kind, entry.key().value_bytes()))
     }
 
     /// Bytes this memtable costs, approximately.
@@ -169,7 +204,7 @@ impl MemTable {
         FileNumber(self.next_log.load(AtomicOrdering::Acquire))
     }
 
-    pub(crate) fn map(&self) -> &SkipMap<MemKey, Bytes> {
+    pub(crate) fn map(&self) -> &SkipMap<MemKey, ()> {
         &self.map
     }
 }

@@ -4,17 +4,25 @@
 //! id never reused in the process, so a deleted file's blocks can never be served for a
 //! new one; they simply age out. Sharded so concurrent readers rarely share a lock.
 //!
+//! Each shard evicts by CLOCK (second chance), not by a linked LRU list: a hit sets its
+//! slot's referenced flag and moves nothing, where an LRU list relinks the entry and its
+//! two neighbours, cold cache lines all three, on every hit; an insertion past the
+//! capacity sweeps the slots in order, clearing flags, and evicts the first slot whose
+//! flag is already clear. Slots live in one vector indexed by a hash map, and a freed slot
+//! is reused by the next insertion, so a steady load allocates no bookkeeping either.
+//!
 //! The cache also owns the buffers sealed blocks are decrypted into: an evicted block
 //! nobody else holds gives its buffer back to its shard, and the next miss decrypts into
 //! it, so a steady read load allocates and frees no block-sized memory. The spare buffers
 //! are few and small (at most `SPARE_BUFFERS` per shard, each at most `MAX_SPARE_BYTES`)
 //! and are not charged to the capacity: with 4 KiB blocks they add at most 256 KiB.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::sst::Block;
@@ -29,8 +37,45 @@ const MAX_SPARE_BYTES: usize = 64 << 10;
 
 type Key = (u64, u64);
 
+/// Hashes a key by a multiplicative mix of its two numbers. The keys are the engine's own
+/// (file ids and offsets), not an adversary's, so nothing needs SipHash's flood
+/// resistance, and this is a few instructions per lookup.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// One cached block.
+struct Slot {
+    key: Key,
+    block: Arc<Block>,
+    /// Set by a hit (and by the insertion), cleared by the clock hand's sweep: a block is
+    /// evicted when the hand finds it clear, i.e. unused for a whole sweep.
+    referenced: bool,
+}
+
 struct Shard {
-    lru: LruCache<Key, Arc<Block>>,
+    /// Key -> index in `slots`.
+    index: HashMap<Key, usize, BuildHasherDefault<KeyHasher>>,
+    /// The cached blocks; `None` is a free slot (listed in `free`).
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    /// The clock hand: the next slot the eviction sweep looks at.
+    hand: usize,
     /// Bytes charged for the cached blocks.
     usage: usize,
     capacity: usize,
@@ -38,12 +83,72 @@ struct Shard {
 }
 
 impl Shard {
-    /// Evicts least recently used blocks until the usage fits the capacity.
+    fn new(capacity: usize) -> Shard {
+        Shard {
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hand: 0,
+            usage: 0,
+            capacity,
+            spare: Vec::new(),
+        }
+    }
+
+    fn get(&mut self, key: &Key) -> Option<Arc<Block>> {
+        let i = *self.index.get(key)?;
+        let slot = self.slots.get_mut(i)?.as_mut()?;
+        slot.referenced = true;
+        Some(Arc::clone(&slot.block))
+    }
+
+    fn insert(&mut self, key: Key, block: Arc<Block>) {
+        self.usage += charge(&block);
+        let slot = Slot {
+            key,
+            block,
+            referenced: true,
+        };
+        if let Some(&i) = self.index.get(&key) {
+            if let Some(old) = self.slots[i].replace(slot) {
+                self.retire(old.block);
+            }
+        } else {
+            let i = match self.free.pop() {
+                Some(i) => {
+                    self.slots[i] = Some(slot);
+                    i
+                }
+                None => {
+                    self.slots.push(Some(slot));
+                    self.slots.len() - 1
+                }
+            };
+            self.index.insert(key, i);
+        }
+        self.shrink();
+    }
+
+    /// Evicts blocks by the clock until the usage fits the capacity. Each pass of the hand
+    /// clears every flag it passes, so a victim is found within two passes.
     fn shrink(&mut self) {
-        while self.usage > self.capacity {
-            match self.lru.pop_lru() {
-                Some((_, old)) => self.retire(old),
-                None => break,
+        while self.usage > self.capacity && !self.index.is_empty() {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let i = self.hand;
+            self.hand += 1;
+            let Some(slot) = self.slots[i].as_mut() else {
+                continue;
+            };
+            if slot.referenced {
+                slot.referenced = false;
+                continue;
+            }
+            if let Some(old) = self.slots[i].take() {
+                self.index.remove(&old.key);
+                self.free.push(i);
+                self.retire(old.block);
             }
         }
     }
@@ -63,7 +168,7 @@ impl Shard {
     }
 }
 
-/// A sharded LRU of blocks with a byte capacity and hit/miss counters.
+/// A sharded CLOCK cache of blocks with a byte capacity and hit/miss counters.
 pub(crate) struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     hits: AtomicU64,
@@ -101,14 +206,7 @@ impl BlockCache {
         let per_shard = capacity_bytes / SHARDS;
         BlockCache {
             shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        lru: LruCache::unbounded(),
-                        usage: 0,
-                        capacity: per_shard,
-                        spare: Vec::new(),
-                    })
-                })
+                .map(|_| Mutex::new(Shard::new(per_shard)))
                 .collect(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -146,7 +244,7 @@ impl BlockCache {
     /// The cached block of table `id` at `offset`, counting a hit or a miss.
     pub(crate) fn get(&self, id: u64, offset: u64) -> Option<Arc<Block>> {
         let key = (id, offset);
-        let found = self.shard(&key).lock().lru.get(&key).cloned();
+        let found = self.shard(&key).lock().get(&key);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -156,20 +254,15 @@ impl BlockCache {
         found
     }
 
-    /// Caches a block, evicting the least recently used ones past the capacity. A block
-    /// larger than a whole shard is not cached.
+    /// Caches a block, evicting blocks unused for a sweep of the clock past the capacity.
+    /// A block larger than a whole shard is not cached.
     pub(crate) fn insert(&self, id: u64, offset: u64, block: Arc<Block>) {
         let key = (id, offset);
-        let c = charge(&block);
         let mut s = self.shard(&key).lock();
-        if c > s.capacity {
+        if charge(&block) > s.capacity {
             return;
         }
-        if let Some(old) = s.lru.put(key, block) {
-            s.retire(old);
-        }
-        s.usage += c;
-        s.shrink();
+        s.insert(key, block);
     }
 
     pub(crate) fn hits(&self) -> u64 {
@@ -224,6 +317,33 @@ mod tests {
         // Too large for a shard: not cached.
         cache.insert(3, 0, block(5000)?);
         assert!(cache.get(3, 0).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_hit_gives_a_block_a_second_chance_and_slots_are_reused() -> Result<()> {
+        let b = block(100)?;
+        let mut shard = Shard::new(3 * charge(&b));
+        for off in 0..3 {
+            shard.insert((1, off), block(100)?);
+        }
+        // A fourth block: the hand clears every flag once, then evicts the oldest.
+        shard.insert((1, 3), block(100)?);
+        assert!(shard.get(&(1, 0)).is_none());
+        assert_eq!(shard.usage, 3 * charge(&b));
+        // A hit on 1 since the sweep: the next insertion passes over it and evicts 2.
+        assert!(shard.get(&(1, 1)).is_some());
+        shard.insert((1, 4), block(100)?);
+        assert!(shard.get(&(1, 2)).is_none());
+        for off in [1, 3, 4] {
+            assert!(shard.get(&(1, off)).is_some(), "block {off}");
+        }
+        // The evicted blocks' slots were reused: no more slots than blocks ever held.
+        assert_eq!(shard.slots.len(), 4);
+        assert_eq!(shard.index.len(), 3);
+        // Replacing a cached block charges the new one and uncharges the old.
+        shard.insert((1, 4), block(100)?);
+        assert_eq!(shard.usage, 3 * charge(&b));
         Ok(())
     }
 

@@ -6,7 +6,7 @@ mod level_iter;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::ikey;
 use crate::manifest::{Edit, FileMeta};
@@ -120,10 +120,15 @@ impl FileHandle {
 }
 
 /// The levels of one table. Level 0 is ordered newest first and may overlap; levels 1 and
-/// up are sorted by key and do not overlap.
+/// up are sorted by key and do not overlap. Changed only through `add` and `remove` (which
+/// keep `level_sizes` true), and only before it is installed.
 #[derive(Clone, Default)]
 pub(crate) struct Version {
     pub(crate) levels: Vec<Vec<Arc<FileHandle>>>,
+    /// Bytes per level, summed once per version: every write's stall check reads them
+    /// (`DbInner::l0_stall_check`), and summing the files' sizes there cost each write a
+    /// walk over every file of the table.
+    level_sizes: OnceLock<[u64; NUM_LEVELS]>,
     /// Per level, the largest internal key of the last file compacted out of it: the next
     /// pick starts after it (round robin over the key space). In memory only.
     pub(crate) compact_pointer: [Option<Vec<u8>>; NUM_LEVELS],
@@ -133,6 +138,7 @@ impl Version {
     pub(crate) fn empty() -> Version {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
+            level_sizes: OnceLock::new(),
             compact_pointer: Default::default(),
         }
     }
@@ -142,14 +148,19 @@ impl Version {
     }
 
     pub(crate) fn level_bytes(&self, level: usize) -> u64 {
-        self.levels
-            .get(level)
-            .map(|l| l.iter().map(|f| f.meta.size).sum())
-            .unwrap_or(0)
+        let sizes = self.level_sizes.get_or_init(|| {
+            let mut sizes = [0u64; NUM_LEVELS];
+            for (size, files) in sizes.iter_mut().zip(&self.levels) {
+                *size = files.iter().map(|f| f.meta.size).sum();
+            }
+            sizes
+        });
+        sizes.get(level).copied().unwrap_or(0)
     }
 
     /// Adds a file, keeping each level's order.
     pub(crate) fn add(&mut self, f: Arc<FileHandle>) {
+        self.level_sizes = OnceLock::new();
         let level = usize::from(f.meta.level.0).min(NUM_LEVELS - 1);
         let files = &mut self.levels[level];
         if level == 0 {
@@ -189,8 +200,63 @@ impl Version {
 
     /// Removes a file; returns it if it was present.
     pub(crate) fn remove(&mut self, level: Level, number: FileNumber) -> Option<Arc<FileHandle>> {
+        self.level_sizes = OnceLock::new();
         let files = self.levels.get_mut(usize::from(level.0))?;
         let pos = files.iter().position(|f| f.meta.number == number)?;
         Some(files.remove(pos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Boundary;
+    use crate::storage::StdEnv;
+    use crate::types::SeqNo;
+
+    fn file(number: u64, level: u8, size: u64) -> Arc<FileHandle> {
+        let key = ikey::encode(
+            format!("k{number:04}").as_bytes(),
+            SeqNo(number),
+            crate::types::ValueKind::Put,
+        );
+        let meta = FileMeta {
+            number: FileNumber(number),
+            level: Level(level),
+            size,
+            entries: 1,
+            min_seq: SeqNo(number),
+            max_seq: SeqNo(number),
+            smallest: Boundary::Plain(key.clone()),
+            largest: Boundary::Plain(key.clone()),
+        };
+        let env: Arc<dyn Env> = Arc::new(StdEnv);
+        Arc::new(FileHandle::new(
+            TableId(1),
+            meta,
+            (key.clone(), key),
+            PathBuf::from(format!("/nonexistent/{number}.sst")),
+            env,
+        ))
+    }
+
+    #[test]
+    fn level_bytes_follow_adds_and_removes_of_a_copy() {
+        let mut v = Version::empty();
+        v.add(file(1, 0, 100));
+        v.add(file(2, 1, 1000));
+        v.add(file(3, 1, 500));
+        assert_eq!(
+            (v.level_bytes(0), v.level_bytes(1), v.level_bytes(2)),
+            (100, 1500, 0)
+        );
+        // A copy of a version whose sizes are summed already, changed as a flush or a
+        // compaction changes its copy: the copy's sizes are its own, the original's stay.
+        let mut next = v.clone();
+        next.remove(Level(1), FileNumber(2));
+        next.add(file(4, 2, 7));
+        assert_eq!((next.level_bytes(1), next.level_bytes(2)), (500, 7));
+        assert_eq!((v.level_bytes(1), v.level_bytes(2)), (1500, 0));
+        assert_eq!(v.level_bytes(NUM_LEVELS), 0);
     }
 }

@@ -30,7 +30,7 @@ pub(crate) use iter::MemTableIter;
 ///
 /// The entry's value follows the internal key in the same view (`entry`), so the skip
 /// list's value type is `()`. Equality and order are of the internal key only.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct MemKey {
     /// The user key's first 16 bytes, big-endian, zero-padded: `head(a) < head(b)` implies
     /// `a < b` (where heads differ, either both keys have a byte there and those bytes
@@ -83,6 +83,17 @@ impl MemKey {
     /// The value as a view of the arena chunk (a reference count, no copy).
     pub(crate) fn value_bytes(&self) -> Bytes {
         self.entry.slice(self.key_len..)
+    }
+}
+
+/// Lengths only: an encrypted table's keys and values are plaintext here, and a debug print
+/// must not carry them into a log.
+impl std::fmt::Debug for MemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemKey")
+            .field("key_len", &self.key_len)
+            .field("value_len", &(self.entry.len() - self.key_len))
+            .finish()
     }
 }
 
@@ -234,6 +245,16 @@ mod tests {
             let kl = ikey::encode(&longer, SeqNo(sa), ValueKind::Put);
             prop_assert_eq!(ma.cmp(&MemKey::new(Bytes::from(kl.clone()))), ikey::compare(&ka, &kl));
         }
+    }
+
+    #[test]
+    fn a_debug_print_of_an_entry_shows_no_key_or_value_bytes() {
+        let m = MemTable::new();
+        m.insert(b"user-key", SeqNo(1), ValueKind::Put, b"card 4111");
+        let e = m.map().front().expect("one entry");
+        let printed = format!("{:?}", e.key());
+        assert!(!printed.contains("user-key") && !printed.contains("4111"), "{printed}");
+        assert!(printed.contains("value_len: 9"), "{printed}");
     }
 
     #[test]

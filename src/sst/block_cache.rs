@@ -17,8 +17,9 @@
 //! are few and small (at most `SPARE_BUFFERS` per shard, each at most `MAX_SPARE_BYTES`)
 //! and are not charged to the capacity: with 4 KiB blocks they add at most 256 KiB.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -37,9 +38,10 @@ const MAX_SPARE_BYTES: usize = 64 << 10;
 
 type Key = (u64, u64);
 
-/// Hashes a key by a multiplicative mix of its two numbers. The keys are the engine's own
-/// (file ids and offsets), not an adversary's, so nothing needs SipHash's flood
-/// resistance, and this is a few instructions per lookup.
+/// Hashes a key by a multiplicative mix of its two numbers, for the shard's map and for
+/// choosing the shard. The keys are the engine's own (file ids and offsets), not an
+/// adversary's, so nothing needs SipHash's flood resistance, and this is a few
+/// instructions per lookup.
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -68,9 +70,11 @@ struct Slot {
     referenced: bool,
 }
 
+type KeyHash = BuildHasherDefault<KeyHasher>;
+
 struct Shard {
     /// Key -> index in `slots`.
-    index: HashMap<Key, usize, BuildHasherDefault<KeyHasher>>,
+    index: HashMap<Key, usize, KeyHash>,
     /// The cached blocks; `None` is a free slot (listed in `free`).
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
@@ -109,22 +113,26 @@ impl Shard {
             block,
             referenced: true,
         };
-        if let Some(&i) = self.index.get(&key) {
-            if let Some(old) = self.slots[i].replace(slot) {
-                self.retire(old.block);
+        // One lookup of the key, whether it is cached already (replaced) or not.
+        let replaced = match self.index.entry(key) {
+            Entry::Occupied(e) => self.slots[*e.get()].replace(slot),
+            Entry::Vacant(e) => {
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i] = Some(slot);
+                        i
+                    }
+                    None => {
+                        self.slots.push(Some(slot));
+                        self.slots.len() - 1
+                    }
+                };
+                e.insert(i);
+                None
             }
-        } else {
-            let i = match self.free.pop() {
-                Some(i) => {
-                    self.slots[i] = Some(slot);
-                    i
-                }
-                None => {
-                    self.slots.push(Some(slot));
-                    self.slots.len() - 1
-                }
-            };
-            self.index.insert(key, i);
+        };
+        if let Some(old) = replaced {
+            self.retire(old.block);
         }
         self.shrink();
     }
@@ -216,9 +224,8 @@ impl BlockCache {
     }
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        // Keys are the engine's own numbers, not an adversary's: a multiplicative mix is
-        // enough to spread them (and far cheaper than SipHash on every lookup).
-        let h = (key.0 ^ key.1.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The high half picks the shard; the shard's map places entries by the low bits.
+        let h = KeyHash::default().hash_one(key);
         // `SHARDS` is non-zero and the index is reduced modulo it.
         &self.shards[((h >> 32) as usize) % SHARDS]
     }

@@ -253,7 +253,10 @@ mod tests {
         m.insert(b"user-key", SeqNo(1), ValueKind::Put, b"card 4111");
         let e = m.map().front().expect("one entry");
         let printed = format!("{:?}", e.key());
-        assert!(!printed.contains("user-key") && !printed.contains("4111"), "{printed}");
+        assert!(
+            !printed.contains("user-key") && !printed.contains("4111"),
+            "{printed}"
+        );
         assert!(printed.contains("value_len: 9"), "{printed}");
     }
 

@@ -48,8 +48,10 @@ fn worker_loop(inner: &Arc<DbInner>) {
             bg.work_pending = false;
         }
         inner.expire_keys();
+        inner.bg.lock().flushing = true;
         let progressed = inner.flush_pending();
         let mut bg = inner.bg.lock();
+        bg.flushing = false;
         if progressed {
             bg.flushes_done += 1;
         }
@@ -249,13 +251,20 @@ impl DbInner {
         self.check_poisoned()?;
         {
             let mut ws = self.write.lock();
+            let mut frozen = Ok(());
             for t in self.all_tables() {
                 // A failure from before this call is retried, not reported again.
                 *t.maintenance_error.lock() = None;
                 if !t.super_version().mem.is_empty() {
-                    self.switch_memtable(&mut ws, &t)?;
+                    frozen = self.freeze_memtable(&mut ws, &t);
+                    if frozen.is_err() {
+                        break;
+                    }
                 }
             }
+            // One wake after every switch (the ones that succeeded are flushed either way).
+            self.wake_worker();
+            frozen?;
         }
         loop {
             let pending: Vec<Arc<TableState>> = self
@@ -264,6 +273,10 @@ impl DbInner {
                 .filter(|t| !t.super_version().imm.is_empty())
                 .collect();
             if pending.is_empty() {
+                // The worker deletes the WAL segments a flush made obsolete after installing
+                // its file: wait for that too, so no deletion of this flush's is still to
+                // come when it returns.
+                self.wait_for_flush_pass();
                 return Ok(());
             }
             for t in &pending {

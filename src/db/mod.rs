@@ -101,6 +101,9 @@ pub(crate) struct BgState {
     pub(crate) work_pending: bool,
     /// Flushes completed since open; waiters compare against it.
     pub(crate) flushes_done: u64,
+    /// The worker is in `flush_pending`: flushing, and deleting the WAL segments its
+    /// flushes made obsolete (after installing them); `flush_all` waits for the end.
+    pub(crate) flushing: bool,
     /// Compaction coordination and counters.
     pub(crate) compaction: crate::compaction::CompactionState,
 }
@@ -597,10 +600,15 @@ impl DbInner {
         keyring.retire_grant(&old)?;
         keyring.forget_maintenance(name);
         *t.maintenance_error.lock() = None;
+        self.wake_worker();
+        Ok(grant_id)
+    }
+
+    /// Wakes the background worker to look for work.
+    pub(crate) fn wake_worker(&self) {
         let mut bg = self.bg.lock();
         bg.work_pending = true;
         self.bg_cv.notify_all();
-        Ok(grant_id)
     }
 
     /// Wakes the background worker and waits briefly for it to make progress.
@@ -610,6 +618,15 @@ impl DbInner {
         self.bg_cv.notify_all();
         self.bg_cv
             .wait_for(&mut bg, std::time::Duration::from_millis(50));
+    }
+
+    /// Waits until the worker is out of `flush_pending` (see `BgState::flushing`).
+    pub(crate) fn wait_for_flush_pass(&self) {
+        let mut bg = self.bg.lock();
+        while bg.flushing && !bg.shutdown {
+            self.bg_cv
+                .wait_for(&mut bg, std::time::Duration::from_millis(50));
+        }
     }
 
     /// Zeroizes what expired: cached table keys past their maximum age, and the engine's

@@ -562,9 +562,7 @@ impl DbInner {
     }
 
     fn nudge_compactor(&self) {
-        let mut bg = self.bg.lock();
-        bg.work_pending = true;
-        self.bg_cv.notify_all();
+        self.wake_worker();
     }
 
     /// The compaction thread's turn when no compaction is needed: one rewrite of a file

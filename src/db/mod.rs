@@ -492,7 +492,8 @@ impl DbInner {
         self.check_unlocked(principal, t)?;
         let keyring = self.keyring_for(t)?;
         // The usual read: the engine holds the key and this thread's memo vouches for the
-        // principal; no metadata lock, no reference-count traffic.
+        // principal; no metadata lock, no reference-count traffic. (`DbInner::get` and
+        // `range` count on this check: they do not ask again.)
         if t.key.read().is_some() && keyring.has_recent_key(principal, &t.name) {
             return Ok(());
         }
@@ -502,6 +503,10 @@ impl DbInner {
         // has them too (the fast path above relies on it).
         self.load_old_keys(t)?;
         t.remember_key(meta.key_version, &key);
+        // Still none (a rotation replaced the version in between): the read cannot go on.
+        if t.key.read().is_none() {
+            t.require_key()?;
+        }
         Ok(())
     }
 

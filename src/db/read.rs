@@ -47,7 +47,7 @@ impl DbInner {
             if level == 0 {
                 for f in files {
                     if f.covers(key) && f.meta.min_seq <= seq {
-                        if let Some((kind, v)) = self.reader(t, f)?.get(key, seq)? {
+                        if let Some((kind, v)) = self.get_in_file(t, f, key, seq)? {
                             return Ok(live(kind, v));
                         }
                     }
@@ -56,7 +56,7 @@ impl DbInner {
                 let idx = files.partition_point(|f| crate::ikey::user_key(&f.largest) < key);
                 if let Some(f) = files.get(idx) {
                     if f.covers(key) {
-                        if let Some((kind, v)) = self.reader(t, f)?.get(key, seq)? {
+                        if let Some((kind, v)) = self.get_in_file(t, f, key, seq)? {
                             return Ok(live(kind, v));
                         }
                     }
@@ -64,6 +64,23 @@ impl DbInner {
             }
         }
         Ok(None)
+    }
+
+    /// `key`'s newest entry at or below `seq` in file `f`. The file's kept filter answers
+    /// first; only a key it may hold costs a reader (opened and its filter kept, if new).
+    fn get_in_file(
+        &self,
+        t: &TableState,
+        f: &FileHandle,
+        key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<(ValueKind, Bytes)>> {
+        if f.filter_excludes(key) {
+            return Ok(None);
+        }
+        let reader = self.reader(t, f)?;
+        f.keep_filter(&reader);
+        reader.get(key, seq)
     }
 
     pub(crate) fn range(
@@ -119,11 +136,8 @@ impl DbInner {
         if t.dropped.load(Ordering::Acquire) {
             return Err(Error::TableNotFound(t.name.clone()));
         }
-        // Only whether the key is there: no reference-count update of the shared key per
-        // read (two atomic writes to a line every reading thread shares).
-        if t.is_encrypted() && t.key.read().is_none() {
-            t.require_key()?;
-        }
+        // Whether the key is there is `Db::authorize`'s question, asked just before (every
+        // read and range of a `Db` goes through it first): not asked twice per read.
         Ok(())
     }
 

@@ -33,6 +33,10 @@ pub(crate) struct SuperVersion {
 pub(crate) struct TableState {
     pub(crate) id: TableId,
     pub(crate) name: String,
+    /// `meta.encrypted`, which never changes: a table's protection is fixed when it is
+    /// created (every later `meta` is a key rotation's, of the same table). Kept apart so
+    /// every read can ask without taking the `meta` lock.
+    encrypted: bool,
     pub(crate) meta: RwLock<TableMeta>,
     pub(crate) sv: RwLock<Arc<SuperVersion>>,
     /// WAL segments below this hold nothing of this table that is not in its files.
@@ -69,6 +73,7 @@ impl TableState {
         TableState {
             id,
             name,
+            encrypted: meta.encrypted,
             meta: RwLock::new(meta),
             sv: RwLock::new(Arc::new(SuperVersion {
                 mem: Arc::new(MemTable::new()),
@@ -140,7 +145,7 @@ impl TableState {
     }
 
     pub(crate) fn is_encrypted(&self) -> bool {
-        self.meta.read().encrypted
+        self.encrypted
     }
 
     pub(crate) fn log_number(&self) -> FileNumber {

@@ -229,3 +229,55 @@ fn a_flush_numbers_its_segments_before_its_tables_and_returns_after_their_deleti
     }
     Ok(())
 }
+
+/// A point read keeps each file's filter with the file: a later read of a key the filter
+/// rejects opens no reader, even after the table cache closed the file; a key the filter
+/// may hold still reads the file and finds its value.
+#[test]
+fn a_kept_filter_answers_for_a_closed_file_and_a_present_key_still_reads_it() -> Result<()> {
+    use crate::storage::fault::{FaultEnv, FaultOp};
+    let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tempdir", e))?;
+    let env = FaultEnv::new();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            max_open_files: 1,
+            disable_auto_compactions: true,
+            env: Arc::new(env.clone()),
+            ..Options::default()
+        },
+    )?;
+    let t = db.create_table("t", TableOptions::plaintext())?;
+    // Two level-0 files, both covering every key from "k000" to "k998".
+    for parity in 0..2u32 {
+        for i in (parity..1000).step_by(2) {
+            t.put(format!("k{i:03}"), format!("v{i}"))?;
+        }
+        db.flush()?;
+    }
+    // One read in each file keeps both filters; the cache (one file) closed the first.
+    assert_eq!(t.get("k000")?.as_deref(), Some(&b"v0"[..]));
+    assert_eq!(t.get("k001")?.as_deref(), Some(&b"v1"[..]));
+    let opens = env.calls(FaultOp::OpenRead);
+    let mut absent_found = 0;
+    for i in 0..200u32 {
+        // Inside both files' ranges, in neither.
+        if t.get(format!("k{i:03}x"))?.is_some() {
+            absent_found += 1;
+        }
+    }
+    assert_eq!(absent_found, 0);
+    let reopened = env.calls(FaultOp::OpenRead) - opens;
+    // A false positive (about 1 in 100 at 10 bits a key) may open a file; 200 keys
+    // through both filters with no kept filter would open one at nearly every read.
+    assert!(
+        reopened <= 12,
+        "{reopened} files opened for 200 absent keys"
+    );
+    // Present keys of both files still read (the files reopen).
+    for i in [0u32, 1, 500, 501, 998, 999] {
+        let want = format!("v{i}");
+        assert_eq!(t.get(format!("k{i:03}"))?.as_deref(), Some(want.as_bytes()));
+    }
+    Ok(())
+}

@@ -105,6 +105,15 @@ impl BloomFilter {
         Some(BloomFilter { bits, probes })
     }
 
+    /// The same filter in a buffer of its own: a plaintext file's filter is a slice of
+    /// its memory map, which a copy kept past its reader must not hold mapped.
+    pub(crate) fn detached(&self) -> BloomFilter {
+        BloomFilter {
+            bits: Bytes::copy_from_slice(&self.bits),
+            probes: self.probes,
+        }
+    }
+
     /// False only when `user_key` was certainly never added.
     pub(crate) fn may_contain(&self, user_key: &[u8]) -> bool {
         let nbits = self.bits.len() * 8;

@@ -18,6 +18,7 @@ mod tests;
 
 pub(crate) use block::Block;
 pub(crate) use block_cache::BlockCache;
+pub(crate) use bloom::BloomFilter;
 pub(crate) use builder::{SstBuildOptions, SstBuilder, SstSummary};
 pub use compression::Compression;
 pub(crate) use footer::FooterKey;
@@ -114,5 +115,6 @@ pub mod fuzz_api {
 #[cfg(feature = "bench-internals")]
 pub(crate) mod bench_hooks {
     pub(crate) use super::block_builder::BlockBuilder;
-    pub(crate) use super::bloom::{BloomBuilder, BloomFilter};
+    pub(crate) use super::bloom::BloomBuilder;
+    pub(crate) use super::bloom::BloomFilter;
 }

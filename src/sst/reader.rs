@@ -110,6 +110,11 @@ impl SstReader {
         }))
     }
 
+    /// The file's bloom filter over user keys.
+    pub(crate) fn filter(&self) -> &BloomFilter {
+        &self.filter
+    }
+
     pub(crate) fn properties(&self) -> &SstProperties {
         &self.props
     }

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::ikey;
 use crate::manifest::{Edit, FileMeta};
+use crate::sst::{BloomFilter, SstReader};
 use crate::storage::Env;
 use crate::types::{FileNumber, Level, TableId};
 
@@ -37,6 +38,10 @@ struct FileLife {
     path: PathBuf,
     obsolete: AtomicBool,
     env: Arc<dyn Env>,
+    /// A copy of the file's bloom filter, taken the first time a point read opens it:
+    /// from then on a read the filter rejects needs no reader (no table-cache lookup:
+    /// its lock, its recency update, its reference count). Lives as long as the file.
+    filter: OnceLock<BloomFilter>,
 }
 
 impl Drop for FileLife {
@@ -66,6 +71,7 @@ impl FileHandle {
                 path: path.clone(),
                 obsolete: AtomicBool::new(false),
                 env,
+                filter: OnceLock::new(),
             }),
             path,
         }
@@ -95,6 +101,20 @@ impl FileHandle {
             table: self.table,
             file: self.meta.clone(),
         }
+    }
+
+    /// True when the file's filter, if a read has kept it (`keep_filter`), says `user_key`
+    /// is certainly not in the file.
+    pub(crate) fn filter_excludes(&self, user_key: &[u8]) -> bool {
+        self.life
+            .filter
+            .get()
+            .is_some_and(|f| !f.may_contain(user_key))
+    }
+
+    /// Keeps a copy of `reader`'s filter (this file's) for `filter_excludes`, once.
+    pub(crate) fn keep_filter(&self, reader: &SstReader) {
+        self.life.filter.get_or_init(|| reader.filter().detached());
     }
 
     /// True when `user_key` falls inside the file's key range.

@@ -145,7 +145,10 @@ pub(crate) struct DbInner {
     pub(crate) env: Arc<dyn Env>,
     _lock: Box<dyn FileLock>,
     pub(crate) write: Mutex<WriteState>,
-    pub(crate) sync_lock: Mutex<()>,
+    /// True while a group commit's leader syncs the WAL (`DbInner::sync_wal_to`); never
+    /// held across the fsync. Other synced writers wait on `sync_cv`.
+    pub(crate) sync_leader: Mutex<bool>,
+    pub(crate) sync_cv: Condvar,
     pub(crate) synced: AtomicU64,
     /// The newest visible sequence number (reads and snapshots see up to it).
     pub(crate) last_seq: AtomicU64,

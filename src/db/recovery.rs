@@ -428,7 +428,8 @@ fn start(
             appended: 0,
             last_allocated: max_seq,
         }),
-        sync_lock: Mutex::new(()),
+        sync_leader: Mutex::new(false),
+        sync_cv: Condvar::new(),
         synced: AtomicU64::new(0),
         last_seq: AtomicU64::new(max_seq),
         seqs: Mutex::new(super::SeqState {

@@ -12,13 +12,20 @@ use sealdb::{Db, Error, Options, TableOptions, WriteOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-#[test]
-fn a_synced_write_whose_fsync_fails_is_never_visible() -> TestResult {
+/// A new database in a temporary directory on a fault-injecting env.
+fn open_on_fault_env() -> Result<(tempfile::TempDir, Arc<FaultEnv>, Db), Box<dyn std::error::Error>>
+{
     let dir = tempfile::tempdir()?;
     let env = Arc::new(FaultEnv::new());
     let mut opts = Options::default();
     opts.env = env.clone();
     let db = Db::open(dir.path(), opts)?;
+    Ok((dir, env, db))
+}
+
+#[test]
+fn a_synced_write_whose_fsync_fails_is_never_visible() -> TestResult {
+    let (dir, env, db) = open_on_fault_env()?;
     let t = db.create_table("t", TableOptions::plaintext())?;
     t.put_opt("a", "1", WriteOptions::synced())?;
     env.arm(FaultOp::Sync, Trigger::Always, FaultKind::Eio);
@@ -269,11 +276,7 @@ fn a_flush_or_compaction_whose_output_the_storage_dropped_is_not_installed() -> 
 /// acknowledged.
 #[test]
 fn concurrent_synced_writes_survive_a_failed_fsync_and_a_power_loss() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let env = Arc::new(FaultEnv::new());
-    let mut opts = Options::default();
-    opts.env = env.clone();
-    let db = Db::open(dir.path(), opts)?;
+    let (dir, env, db) = open_on_fault_env()?;
     let t = db.create_table("t", TableOptions::plaintext())?;
     env.arm(FaultOp::Sync, Trigger::Nth(40), FaultKind::Eio);
     let acked: Vec<Vec<String>> = std::thread::scope(|s| {

@@ -104,7 +104,14 @@ impl DbInner {
         // A synced write appended to the frozen memtable's segment goes into it only after
         // its fsync: wait for those, so the file misses none of them.
         self.wait_for_inflight_writes();
-        let number = self.new_file_number();
+        // Numbered under the write lock: `flush_all` switches every table's memtable in one
+        // hold of it, so no SSTable's number falls between the new segments' (a pass of
+        // this thread started before the switches could otherwise reach a switched table
+        // mid-way), and a deterministic workload numbers its files the same every run.
+        let number = {
+            let _write = self.write.lock();
+            self.new_file_number()
+        };
         self.versions.begin_output(number);
         let result = self.write_level0(t, mem, number);
         self.versions.end_output(number);

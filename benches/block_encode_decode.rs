@@ -1,5 +1,5 @@
-//! Data block encode (prefix compression, restarts) and decode (walk, seek) of a 4 KiB
-//! block of 16-byte keys and 100-byte values.
+//! Data block encode (prefix compression, restarts) and decode (walk forward and back, seek)
+//! of a 4 KiB block of 16-byte keys and 100-byte values.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sealdb::bench_internals::{internal_key, BlockCodec};
@@ -19,6 +19,9 @@ fn block(c: &mut Criterion) {
     });
     g.bench_function("decode-walk", |b| {
         b.iter(|| BlockCodec::decode_all(payload.clone()).unwrap_or_else(|e| panic!("{e}")))
+    });
+    g.bench_function("decode-walk-reverse", |b| {
+        b.iter(|| BlockCodec::decode_all_reverse(payload.clone()).unwrap_or_else(|e| panic!("{e}")))
     });
     let target = internal_key(&key(20 * 7), u64::MAX >> 8);
     g.bench_function("decode-seek", |b| {

@@ -60,6 +60,20 @@ impl BlockCodec {
         Ok(n)
     }
 
+    /// Decodes a block payload and walks every entry from the last to the first; returns
+    /// how many.
+    pub fn decode_all_reverse(payload: Bytes) -> Result<usize> {
+        let block = Arc::new(Block::new(payload, Arc::from("bench"), 0)?);
+        let mut it = block.iter();
+        it.seek_to_last()?;
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.prev()?;
+        }
+        Ok(n)
+    }
+
     /// Decodes a block payload and seeks to `ikey`; returns whether it landed on an entry.
     pub fn decode_seek(payload: Bytes, ikey: &[u8]) -> Result<bool> {
         let block = Arc::new(Block::new(payload, Arc::from("bench"), 0)?);

@@ -112,6 +112,8 @@ impl Block {
             key_in_block: None,
             value: (0, 0),
             valid: false,
+            behind: Vec::new(),
+            behind_keys: Vec::new(),
         }
     }
 
@@ -193,6 +195,24 @@ pub(crate) struct BlockIter {
     key_in_block: Option<(usize, usize)>,
     value: (usize, usize),
     valid: bool,
+    /// The entries before `current` in its restart interval, decoded by the forward scan
+    /// the last `prev` made, nearest last: the next `prev` pops one instead of scanning the
+    /// interval again (a backward walk decoded each interval's entries about 8 times).
+    /// An entry is used only if it ends where the cursor stands (`next == current`): the
+    /// block never changes, so such an entry is exactly the one before.
+    behind: Vec<Behind>,
+    /// The keys of `behind` that were reconstructed (shared a prefix), end to end.
+    behind_keys: Vec<u8>,
+}
+
+/// One decoded entry of `BlockIter::behind`.
+struct Behind {
+    current: usize,
+    next: usize,
+    restart_index: usize,
+    /// Where the key is: in the block (stored whole), or in `behind_keys`.
+    key: (bool, usize, usize),
+    value: (usize, usize),
 }
 
 impl BlockIter {
@@ -272,6 +292,43 @@ impl BlockIter {
         Ok(())
     }
 
+    /// Keeps the current entry in `behind` (a backward scan passing it).
+    fn remember_behind(&mut self) {
+        let key = match self.key_in_block {
+            Some((s, e)) => (true, s, e),
+            None => {
+                let s = self.behind_keys.len();
+                self.behind_keys.extend_from_slice(&self.key);
+                (false, s, self.behind_keys.len())
+            }
+        };
+        self.behind.push(Behind {
+            current: self.current,
+            next: self.next,
+            restart_index: self.restart_index,
+            key,
+            value: self.value,
+        });
+    }
+
+    /// Moves to `b`, the entry just before the current one, as `parse_next` left it.
+    fn step_back_to(&mut self, b: &Behind) {
+        self.current = b.current;
+        self.next = b.next;
+        self.restart_index = b.restart_index;
+        self.value = b.value;
+        match b.key {
+            (true, s, e) => self.key_in_block = Some((s, e)),
+            (false, s, e) => {
+                self.key_in_block = None;
+                self.key.clear();
+                self.key
+                    .extend_from_slice(self.behind_keys.get(s..e).unwrap_or_default());
+            }
+        }
+        self.valid = true;
+    }
+
     /// The last restart point whose key is < `target`, or 0.
     fn find_restart(&self, target: &[u8]) -> Result<usize> {
         let (mut left, mut right) = (0, self.block.num_restarts - 1);
@@ -347,6 +404,12 @@ impl InternalIterator for BlockIter {
             return Ok(());
         }
         let original = self.current;
+        if let Some(b) = self.behind.pop() {
+            if b.next == original {
+                self.step_back_to(&b);
+                return Ok(());
+            }
+        }
         while self.block.restart_point(self.restart_index) >= original {
             if self.restart_index == 0 {
                 self.invalidate();
@@ -355,6 +418,8 @@ impl InternalIterator for BlockIter {
             self.restart_index -= 1;
         }
         self.seek_to_restart(self.restart_index);
+        self.behind.clear();
+        self.behind_keys.clear();
         loop {
             self.parse_next()?;
             if !self.valid {
@@ -363,6 +428,7 @@ impl InternalIterator for BlockIter {
             if self.next >= original {
                 break;
             }
+            self.remember_behind();
         }
         if !self.valid || self.next != original {
             let e = self.block.corrupt(original, "entries do not chain");

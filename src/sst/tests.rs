@@ -690,3 +690,69 @@ fn a_data_key_wrapped_for_a_wal_segment_is_refused() -> Result<()> {
     )?;
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// A block cursor walked by any mix of `next`, `prev`, seeks and both ends stands where
+    /// an index into the sorted entries does, key and value: `prev` answers from the
+    /// entries its last backward scan decoded only when they are the ones before it.
+    #[test]
+    fn a_block_cursor_walks_like_an_index_into_its_entries(
+        n in 1usize..90,
+        restart_interval in 1usize..10,
+        ops in proptest::collection::vec((0u8..5, any::<u16>()), 1..200),
+    ) {
+        let entries = sample_entries(n);
+        let mut b = BlockBuilder::new(restart_interval);
+        for (k, v) in &entries {
+            b.add(k, v).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let data = Bytes::copy_from_slice(
+            b.finish().map_err(|e| TestCaseError::fail(e.to_string()))?,
+        );
+        let block = Arc::new(
+            Block::new(data, Arc::from("walk"), 0).map_err(|e| TestCaseError::fail(e.to_string()))?,
+        );
+        let mut it = block.iter();
+        // The model: the index of the current entry, None when invalid.
+        let mut at: Option<usize> = None;
+        for (op, arg) in ops {
+            let step = match op {
+                0 => {
+                    at = at.and_then(|i| (i + 1 < n).then_some(i + 1));
+                    it.next()
+                }
+                1 => {
+                    at = at.and_then(|i| i.checked_sub(1));
+                    it.prev()
+                }
+                2 => {
+                    let i = usize::from(arg) % n;
+                    at = Some(i);
+                    it.seek(&entries[i].0)
+                }
+                3 => {
+                    at = Some(0);
+                    it.seek_to_first()
+                }
+                _ => {
+                    at = Some(n - 1);
+                    it.seek_to_last()
+                }
+            };
+            step.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            match at {
+                Some(i) => {
+                    prop_assert!(it.valid(), "op {op}: invalid, expected entry {i}");
+                    prop_assert_eq!(it.key(), &entries[i].0[..], "op {}: key of {}", op, i);
+                    prop_assert_eq!(it.value(), &entries[i].1[..], "op {}: value of {}", op, i);
+                }
+                None => {
+                    prop_assert!(!it.valid(), "op {op}: valid, expected none");
+                    // The model, like the cursor, stays invalid until a seek.
+                }
+            }
+        }
+    }
+}

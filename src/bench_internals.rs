@@ -49,29 +49,13 @@ impl BlockCodec {
 
     /// Decodes a block payload and walks every entry; returns how many.
     pub fn decode_all(payload: Bytes) -> Result<usize> {
-        let block = Arc::new(Block::new(payload, Arc::from("bench"), 0)?);
-        let mut it = block.iter();
-        it.seek_to_first()?;
-        let mut n = 0;
-        while it.valid() {
-            n += 1;
-            it.next()?;
-        }
-        Ok(n)
+        walk(payload, false)
     }
 
     /// Decodes a block payload and walks every entry from the last to the first; returns
     /// how many.
     pub fn decode_all_reverse(payload: Bytes) -> Result<usize> {
-        let block = Arc::new(Block::new(payload, Arc::from("bench"), 0)?);
-        let mut it = block.iter();
-        it.seek_to_last()?;
-        let mut n = 0;
-        while it.valid() {
-            n += 1;
-            it.prev()?;
-        }
-        Ok(n)
+        walk(payload, true)
     }
 
     /// Decodes a block payload and seeks to `ikey`; returns whether it landed on an entry.
@@ -81,6 +65,27 @@ impl BlockCodec {
         it.seek(ikey)?;
         Ok(it.valid())
     }
+}
+
+/// Walks every entry of a block payload, forward or backward; returns how many.
+fn walk(payload: Bytes, backward: bool) -> Result<usize> {
+    let block = Arc::new(Block::new(payload, Arc::from("bench"), 0)?);
+    let mut it = block.iter();
+    if backward {
+        it.seek_to_last()?;
+    } else {
+        it.seek_to_first()?;
+    }
+    let mut n = 0;
+    while it.valid() {
+        n += 1;
+        if backward {
+            it.prev()?;
+        } else {
+            it.next()?;
+        }
+    }
+    Ok(n)
 }
 
 fn unit_ctx() -> UnitContext {

@@ -258,20 +258,15 @@ impl DbInner {
         self.check_poisoned()?;
         {
             let mut ws = self.write.lock();
-            let mut frozen = Ok(());
+            // Under one hold of the write lock: the flush thread takes its SSTables'
+            // numbers under it too, so they all follow the new segments'.
             for t in self.all_tables() {
                 // A failure from before this call is retried, not reported again.
                 *t.maintenance_error.lock() = None;
                 if !t.super_version().mem.is_empty() {
-                    frozen = self.freeze_memtable(&mut ws, &t);
-                    if frozen.is_err() {
-                        break;
-                    }
+                    self.switch_memtable(&mut ws, &t)?;
                 }
             }
-            // One wake after every switch (the ones that succeeded are flushed either way).
-            self.wake_worker();
-            frozen?;
         }
         loop {
             let pending: Vec<Arc<TableState>> = self

@@ -507,9 +507,7 @@ impl DbInner {
         self.load_old_keys(t)?;
         t.remember_key(meta.key_version, &key);
         // Still none (a rotation replaced the version in between): the read cannot go on.
-        if t.key.read().is_none() {
-            t.require_key()?;
-        }
+        t.require_key()?;
         Ok(())
     }
 

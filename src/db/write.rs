@@ -392,15 +392,6 @@ impl DbInner {
     /// Freezes `t`'s memtable and starts a new WAL segment, then wakes the worker to flush
     /// it. Called with the write lock held.
     pub(crate) fn switch_memtable(&self, ws: &mut WriteState, t: &Arc<TableState>) -> Result<()> {
-        self.freeze_memtable(ws, t)?;
-        self.wake_worker();
-        Ok(())
-    }
-
-    /// `switch_memtable` without the wake: the caller wakes the worker when it has frozen
-    /// all it means to (`flush_all`), so the worker's file numbers never interleave with
-    /// the new segments' and a deterministic workload numbers its files the same every run.
-    pub(crate) fn freeze_memtable(&self, ws: &mut WriteState, t: &Arc<TableState>) -> Result<()> {
         let segment = self.new_file_number();
         // IMPORTANT: the old segment is synced before the switch, so everything appended so
         // far is durable and group-commit waiters on the old segment are satisfied.
@@ -429,6 +420,7 @@ impl DbInner {
             version: Arc::clone(&old_sv.version),
         });
         drop(guard);
+        self.wake_worker();
         Ok(())
     }
 

@@ -210,9 +210,17 @@ struct Behind {
     current: usize,
     next: usize,
     restart_index: usize,
-    /// Where the key is: in the block (stored whole), or in `behind_keys`.
-    key: (bool, usize, usize),
+    key: KeptKey,
     value: (usize, usize),
+}
+
+/// Where a `Behind` entry's key is (byte ranges).
+#[derive(Clone, Copy)]
+enum KeptKey {
+    /// In the block: stored whole.
+    InBlock(usize, usize),
+    /// In `BlockIter::behind_keys`: reconstructed.
+    Kept(usize, usize),
 }
 
 impl BlockIter {
@@ -295,11 +303,11 @@ impl BlockIter {
     /// Keeps the current entry in `behind` (a backward scan passing it).
     fn remember_behind(&mut self) {
         let key = match self.key_in_block {
-            Some((s, e)) => (true, s, e),
+            Some((s, e)) => KeptKey::InBlock(s, e),
             None => {
                 let s = self.behind_keys.len();
                 self.behind_keys.extend_from_slice(&self.key);
-                (false, s, self.behind_keys.len())
+                KeptKey::Kept(s, self.behind_keys.len())
             }
         };
         self.behind.push(Behind {
@@ -318,8 +326,8 @@ impl BlockIter {
         self.restart_index = b.restart_index;
         self.value = b.value;
         match b.key {
-            (true, s, e) => self.key_in_block = Some((s, e)),
-            (false, s, e) => {
+            KeptKey::InBlock(s, e) => self.key_in_block = Some((s, e)),
+            KeptKey::Kept(s, e) => {
                 self.key_in_block = None;
                 self.key.clear();
                 self.key

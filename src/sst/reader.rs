@@ -368,6 +368,6 @@ fn read_stored(
             format!("{kind:?} block smaller than its protection"),
         ));
     }
-    file.read_at(h.offset, len)
+    file.read_whole_at(h.offset, len)
         .map_err(|e| Error::io(format!("reading a block of {}", opener.label()), e))
 }

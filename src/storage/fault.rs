@@ -714,9 +714,11 @@ fn flip_a_bit(data: &[u8]) -> Vec<u8> {
     v
 }
 
-impl RandomAccessFile for FaultReader {
-    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+impl FaultReader {
+    /// A read through the fault schedule; `whole`: by `read_whole_at`.
+    fn read(&self, offset: u64, len: usize, whole: bool) -> io::Result<Bytes> {
         match self.env.check(FaultOp::Read, Some(&self.path))? {
+            None if whole => self.inner.read_whole_at(offset, len),
             None => self.inner.read_at(offset, len),
             Some(FaultKind::BitFlip) => {
                 let data = self.inner.read_at(offset, len)?;
@@ -724,6 +726,16 @@ impl RandomAccessFile for FaultReader {
             }
             Some(kind) => Err(kind.error(FaultOp::Read)),
         }
+    }
+}
+
+impl RandomAccessFile for FaultReader {
+    fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        self.read(offset, len, false)
+    }
+
+    fn read_whole_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        self.read(offset, len, true)
     }
 
     fn len(&self) -> u64 {
@@ -1166,6 +1178,10 @@ mod tests {
         assert_eq!(&r.read_at(0, 10)?[..], b"0123456789");
         env.arm(FaultOp::Read, Trigger::Nth(0), FaultKind::BitFlip);
         assert_ne!(env.read_all(&p)?, b"0123456789");
+        // A whole read (the SSTable reader's) meets the same faults.
+        env.arm(FaultOp::Read, Trigger::Nth(0), FaultKind::BitFlip);
+        assert_ne!(&r.read_whole_at(0, 10)?[..], b"0123456789");
+        assert_eq!(&r.read_whole_at(0, 10)?[..], b"0123456789");
         Ok(())
     }
 

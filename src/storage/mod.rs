@@ -45,6 +45,12 @@ pub trait FileSyncer: Send + Sync {
 pub trait RandomAccessFile: Send + Sync {
     /// Reads exactly `len` bytes at `offset`; fails with `UnexpectedEof` past the end.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Bytes>;
+    /// `read_at` for a range the caller consumes whole and at once (a block it decrypts or
+    /// checksums). A mapped file also asks the CPU to start loading every cache line of it,
+    /// so the loads overlap instead of arriving one after another behind the decryption.
+    fn read_whole_at(&self, offset: u64, len: usize) -> io::Result<Bytes> {
+        self.read_at(offset, len)
+    }
     /// The file's length when it was opened.
     fn len(&self) -> u64;
     /// True for an empty file.
